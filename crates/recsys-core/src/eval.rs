@@ -1,0 +1,462 @@
+//! Ranking metrics with LightFM's exact definitions, computed fast.
+//!
+//! For each test pair `(u, i)` the **rank** is the number of other items `j` that are not
+//! training positives of `u` and score at least as high: `score(u, j) >= score(u, i)`
+//! (LightFM's `predict_rank`). Then, per user with at least one test item:
+//! - precision@k = |{test items with rank < k}| / k
+//! - recall@k = |{test items with rank < k}| / |test items|
+//! - AUC: test ranks sorted ascending, `1 - max(0, rank_i - i) / n_negatives` averaged, where
+//!   `n_negatives = n_items - |test| - |train|` (LightFM's `auc_score`)
+//! - reciprocal rank = 1 / (1 + best rank)
+//! - NDCG@k = Σ_{rank<k} 1/log2(rank + 2) divided by the ideal DCG for min(k, |test|) items.
+//!
+//! The metrics are averaged over users. LightFM recomputes every item representation for
+//! every user and compares each item with each test item; we score all items once per user
+//! from cached representations and count with one binary search per item, so a full
+//! evaluation costs `O(n_users · n_items · (k + log |test|))`.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::interactions::Interactions;
+use crate::scorer::{Scorer, UserQuery};
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Cut-off for precision, recall and NDCG.
+    pub k: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// If set, only items whose flag is true are ranked (e.g. the new items of an item
+    /// cold-start test); other items are ignored like training positives.
+    pub candidates: Option<Vec<bool>>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            k: 10,
+            threads: 1,
+            candidates: None,
+        }
+    }
+}
+
+/// Mean metrics over the users that have test interactions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// The cut-off `k`.
+    pub k: usize,
+    /// Number of users evaluated.
+    pub n_users: usize,
+    /// Mean precision@k.
+    pub precision_at_k: f64,
+    /// Mean recall@k.
+    pub recall_at_k: f64,
+    /// Mean AUC.
+    pub auc: f64,
+    /// Mean reciprocal rank.
+    pub reciprocal_rank: f64,
+    /// Mean NDCG@k.
+    pub ndcg_at_k: f64,
+}
+
+/// Per-user metric values (LightFM's per-user arrays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct UserMetrics {
+    precision: f64,
+    recall: f64,
+    auc: f64,
+    rr: f64,
+    ndcg: f64,
+}
+
+fn check_shapes(
+    n_items: usize,
+    test: &Interactions,
+    train: Option<&Interactions>,
+    opts: &EvalOptions,
+) -> Result<()> {
+    if test.n_items() != n_items {
+        return Err(CoreError::ShapeMismatch {
+            what: "test interactions items vs scorer items",
+            expected: n_items,
+            found: test.n_items(),
+        });
+    }
+    if let Some(tr) = train {
+        if tr.n_items() != n_items || tr.n_users() != test.n_users() {
+            return Err(CoreError::ShapeMismatch {
+                what: "train interactions shape vs test interactions",
+                expected: test.n_users(),
+                found: tr.n_users(),
+            });
+        }
+    }
+    if let Some(c) = &opts.candidates {
+        if c.len() != n_items {
+            return Err(CoreError::ShapeMismatch {
+                what: "candidate mask length vs items",
+                expected: n_items,
+                found: c.len(),
+            });
+        }
+    }
+    if opts.threads == 0 {
+        return Err(CoreError::InvalidHyperparameter {
+            name: "threads",
+            value: "0".into(),
+            reason: "must be >= 1",
+        });
+    }
+    Ok(())
+}
+
+/// Scratch space reused across users by one thread.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    order: Vec<usize>,
+    sorted: Vec<f32>,
+    counts: Vec<u32>,
+}
+
+/// Ranks of `test_items` among the candidates of one user, written to `ranks`.
+fn user_ranks(
+    scores: &[f32],
+    test_items: &[u32],
+    train_items: &[u32],
+    candidates: Option<&[bool]>,
+    s: &mut Scratch,
+    ranks: &mut [f32],
+) {
+    let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
+    let m = test_items.len();
+    s.order.clear();
+    s.order.extend(0..m);
+    s.order.sort_by(|&a, &b| {
+        key(scores[test_items[a] as usize]).total_cmp(&key(scores[test_items[b] as usize]))
+    });
+    s.sorted.clear();
+    s.sorted
+        .extend(s.order.iter().map(|&t| key(scores[test_items[t] as usize])));
+    s.counts.clear();
+    s.counts.resize(m + 1, 0);
+    let mut tp = 0usize;
+    for (j, &score) in scores.iter().enumerate() {
+        while tp < train_items.len() && (train_items[tp] as usize) < j {
+            tp += 1;
+        }
+        if tp < train_items.len() && train_items[tp] as usize == j {
+            continue;
+        }
+        if let Some(c) = candidates {
+            if !c[j] {
+                continue;
+            }
+        }
+        let v = key(score);
+        let c = s.sorted.partition_point(|&x| x <= v);
+        s.counts[c] += 1;
+    }
+    // rank of the t-th smallest test score = number of counted items with c > t.
+    let mut suffix = 0u32;
+    let mut by_sorted = vec![0u32; m];
+    for t in (0..m).rev() {
+        suffix += s.counts[t + 1];
+        by_sorted[t] = suffix;
+    }
+    for (t, &orig) in s.order.iter().enumerate() {
+        let item = test_items[orig];
+        let counted_self = train_items.binary_search(&item).is_err()
+            && candidates.is_none_or(|c| c[item as usize]);
+        ranks[orig] = (by_sorted[t] - u32::from(counted_self)) as f32;
+    }
+}
+
+fn metrics_from_ranks(ranks: &[f32], k: usize, n_negatives: i64) -> UserMetrics {
+    let m = ranks.len();
+    let hits = ranks.iter().filter(|&&r| (r as usize) < k).count();
+    let mut sorted: Vec<f32> = ranks.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let auc = if n_negatives <= 0 {
+        0.5
+    } else {
+        sorted
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| 1.0 - ((r as f64) - i as f64).max(0.0) / n_negatives as f64)
+            .sum::<f64>()
+            / m as f64
+    };
+    let dcg: f64 = ranks
+        .iter()
+        .filter(|&&r| (r as usize) < k)
+        .map(|&r| 1.0 / (r as f64 + 2.0).log2())
+        .sum();
+    let idcg: f64 = (0..m.min(k)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
+    UserMetrics {
+        precision: hits as f64 / k as f64,
+        recall: hits as f64 / m as f64,
+        auc,
+        rr: 1.0 / (sorted[0] as f64 + 1.0),
+        ndcg: if idcg > 0.0 { dcg / idcg } else { 0.0 },
+    }
+}
+
+fn with_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    if threads == 1 {
+        return Ok(f());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| CoreError::ThreadPool {
+            threads,
+            message: e.to_string(),
+        })?;
+    Ok(pool.install(f))
+}
+
+/// Ranks of every test entry (aligned with `test.iter()` order), LightFM's `predict_rank`.
+pub fn rank_test_items<S: Scorer + ?Sized>(
+    scorer: &S,
+    test: &Interactions,
+    train: Option<&Interactions>,
+    opts: &EvalOptions,
+) -> Result<Vec<f32>> {
+    check_shapes(scorer.n_items(), test, train, opts)?;
+    let users: Vec<usize> = (0..test.n_users())
+        .filter(|&u| !test.user_items(u).is_empty())
+        .collect();
+    let per_user: Vec<Result<(usize, Vec<f32>)>> = with_pool(opts.threads, || {
+        users
+            .par_iter()
+            .map_init(Scratch::default, |s, &u| {
+                let mut scores = std::mem::take(&mut s.scores);
+                scorer.score_all(UserQuery::Known(u), &mut scores)?;
+                let items = test.user_items(u);
+                let mut ranks = vec![0.0; items.len()];
+                let train_items = train.map_or(&[][..], |t| t.user_items(u));
+                user_ranks(
+                    &scores,
+                    items,
+                    train_items,
+                    opts.candidates.as_deref(),
+                    s,
+                    &mut ranks,
+                );
+                s.scores = scores;
+                Ok((u, ranks))
+            })
+            .collect()
+    })?;
+    let mut out = vec![0.0; test.len()];
+    let mut offset_of_user = vec![0usize; test.n_users() + 1];
+    for u in 0..test.n_users() {
+        offset_of_user[u + 1] = offset_of_user[u] + test.user_items(u).len();
+    }
+    for r in per_user {
+        let (u, ranks) = r?;
+        out[offset_of_user[u]..offset_of_user[u] + ranks.len()].copy_from_slice(&ranks);
+    }
+    Ok(out)
+}
+
+/// Evaluates `scorer` on `test`, excluding `train` positives from the ranking.
+///
+/// Returns the mean of each metric over users with at least one test interaction.
+pub fn evaluate<S: Scorer + ?Sized>(
+    scorer: &S,
+    test: &Interactions,
+    train: Option<&Interactions>,
+    opts: &EvalOptions,
+) -> Result<Metrics> {
+    if opts.k == 0 {
+        return Err(CoreError::InvalidHyperparameter {
+            name: "k",
+            value: "0".into(),
+            reason: "must be >= 1",
+        });
+    }
+    check_shapes(scorer.n_items(), test, train, opts)?;
+    let users: Vec<usize> = (0..test.n_users())
+        .filter(|&u| !test.user_items(u).is_empty())
+        .collect();
+    if users.is_empty() {
+        return Err(CoreError::Empty("the test set has no interactions"));
+    }
+    let n_candidates = opts
+        .candidates
+        .as_ref()
+        .map_or(scorer.n_items(), |c| c.iter().filter(|&&b| b).count());
+    let per_user: Vec<Result<UserMetrics>> = with_pool(opts.threads, || {
+        users
+            .par_iter()
+            .map_init(
+                || (Scratch::default(), Vec::new()),
+                |(s, ranks), &u| {
+                    let mut scores = std::mem::take(&mut s.scores);
+                    scorer.score_all(UserQuery::Known(u), &mut scores)?;
+                    let items = test.user_items(u);
+                    ranks.clear();
+                    ranks.resize(items.len(), 0.0);
+                    let train_items = train.map_or(&[][..], |t| t.user_items(u));
+                    let cands = opts.candidates.as_deref();
+                    user_ranks(&scores, items, train_items, cands, s, ranks);
+                    s.scores = scores;
+                    let n_train = match cands {
+                        None => train_items.len(),
+                        Some(c) => train_items.iter().filter(|&&i| c[i as usize]).count(),
+                    };
+                    let n_neg = n_candidates as i64 - items.len() as i64 - n_train as i64;
+                    Ok(metrics_from_ranks(ranks, opts.k, n_neg))
+                },
+            )
+            .collect()
+    })?;
+    let n = users.len() as f64;
+    let mut m = Metrics {
+        k: opts.k,
+        n_users: users.len(),
+        precision_at_k: 0.0,
+        recall_at_k: 0.0,
+        auc: 0.0,
+        reciprocal_rank: 0.0,
+        ndcg_at_k: 0.0,
+    };
+    for r in per_user {
+        let u = r?;
+        m.precision_at_k += u.precision / n;
+        m.recall_at_k += u.recall / n;
+        m.auc += u.auc / n;
+        m.reciprocal_rank += u.rr / n;
+        m.ndcg_at_k += u.ndcg / n;
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scorer::Popularity;
+    use proptest::prelude::*;
+
+    /// LightFM's quadratic definition, for reference.
+    fn slow_ranks(scores: &[f32], test_items: &[u32], train_items: &[u32]) -> Vec<f32> {
+        test_items
+            .iter()
+            .map(|&t| {
+                (0..scores.len())
+                    .filter(|&j| j != t as usize && !train_items.contains(&(j as u32)))
+                    .filter(|&j| scores[j] >= scores[t as usize])
+                    .count() as f32
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn fast_ranks_match_reference(
+            scores in proptest::collection::vec(-4i8..4, 1..60),
+            picks in proptest::collection::vec(0usize..1000, 1..20),
+            train_picks in proptest::collection::vec(0usize..1000, 0..20),
+        ) {
+            let n = scores.len();
+            let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
+            let mut test: Vec<u32> = picks.iter().map(|p| (p % n) as u32).collect();
+            test.sort_unstable();
+            test.dedup();
+            let mut train: Vec<u32> = train_picks.iter().map(|p| (p % n) as u32).filter(|i| !test.contains(i)).collect();
+            train.sort_unstable();
+            train.dedup();
+            let mut ranks = vec![0.0; test.len()];
+            user_ranks(&scores, &test, &train, None, &mut Scratch::default(), &mut ranks);
+            prop_assert_eq!(ranks, slow_ranks(&scores, &test, &train));
+        }
+
+        #[test]
+        fn metrics_stay_in_unit_interval(ranks in proptest::collection::vec(0u16..500, 1..30), k in 1usize..20) {
+            let ranks: Vec<f32> = ranks.into_iter().map(f32::from).collect();
+            let m = metrics_from_ranks(&ranks, k, 600);
+            for v in [m.precision, m.recall, m.auc, m.rr, m.ndcg] {
+                prop_assert!((0.0..=1.0).contains(&v), "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn perfect_ranking_scores_one() {
+        // Item scores equal to -index: items 0..3 are the test items and rank first.
+        let test = Interactions::from_pairs(1, 10, (0..3).map(|i| (0, i))).unwrap();
+        let scorer = Popularity::from_counts((0..10).map(|i| 10.0 - i as f32).collect());
+        let m = evaluate(
+            &scorer,
+            &test,
+            None,
+            &EvalOptions {
+                k: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(m.auc, 1.0);
+        assert_eq!(m.precision_at_k, 1.0);
+        assert_eq!(m.recall_at_k, 1.0);
+        assert_eq!(m.reciprocal_rank, 1.0);
+        assert!((m.ndcg_at_k - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn worst_ranking_scores_zero_auc() {
+        let test = Interactions::from_pairs(1, 10, (7..10).map(|i| (0, i))).unwrap();
+        let scorer = Popularity::from_counts((0..10).map(|i| 10.0 - i as f32).collect());
+        let m = evaluate(&scorer, &test, None, &EvalOptions::default()).unwrap();
+        assert_eq!(m.auc, 0.0);
+        assert_eq!(m.precision_at_k, 0.3); // all 10 items are in the top 10
+    }
+
+    #[test]
+    fn train_items_are_excluded_and_threads_agree() {
+        let train = Interactions::from_pairs(2, 6, [(0, 0), (1, 1)]).unwrap();
+        let test = Interactions::from_pairs(2, 6, [(0, 1), (1, 2), (1, 0)]).unwrap();
+        let scorer = Popularity::from_counts(vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+        let ranks = rank_test_items(&scorer, &test, Some(&train), &EvalOptions::default()).unwrap();
+        assert_eq!(ranks, vec![0.0, 0.0, 1.0]);
+        let one = evaluate(&scorer, &test, Some(&train), &EvalOptions::default()).unwrap();
+        let two = evaluate(
+            &scorer,
+            &test,
+            Some(&train),
+            &EvalOptions {
+                threads: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(one, two);
+        assert_eq!(one.auc, 1.0);
+    }
+
+    #[test]
+    fn candidate_mask_restricts_ranking() {
+        let test = Interactions::from_pairs(1, 6, [(0, 5)]).unwrap();
+        let scorer = Popularity::from_counts(vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+        let mask = vec![false, false, false, false, true, true];
+        let m = evaluate(
+            &scorer,
+            &test,
+            None,
+            &EvalOptions {
+                k: 1,
+                candidates: Some(mask),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(m.reciprocal_rank, 0.5);
+        assert_eq!(m.auc, 0.0);
+    }
+}

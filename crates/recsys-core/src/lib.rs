@@ -1,0 +1,50 @@
+//! Core of recsys: LightFM's hybrid matrix-factorisation model in Rust.
+//!
+//! A user (item) is represented by the sum of the embeddings of its features plus their
+//! biases; the score of a pair is the dot product of the two representations plus both
+//! biases. Losses: logistic, BPR, WARP and WARP-kOS; learning schedules: adagrad and
+//! adadelta; multi-threaded Hogwild training; evaluation (precision/recall@k, AUC,
+//! reciprocal rank, NDCG@k); fold-in of new users by regularised least squares.
+//!
+//! This crate does no IO. Building feature matrices from records is `recsys-features`' job.
+//!
+//! ```
+//! use recsys_core::{evaluate, EvalOptions, FitOptions, HybridModel, Hyperparameters, Interactions, Loss};
+//!
+//! // 40 users in two taste groups, 20 items in two groups.
+//! let pairs: Vec<(usize, usize)> = (0..40)
+//!     .flat_map(|u| (0..20).filter(move |i| (i % 2 == u % 2) && (i + u) % 3 != 0).map(move |i| (u, i)))
+//!     .collect();
+//! let all = Interactions::from_pairs(40, 20, pairs)?;
+//! let (train, test) = all.split_random(0.2, 1)?;
+//! let params = Hyperparameters::builder().loss(Loss::Warp).no_components(8).seed(1).build()?;
+//! let mut model = HybridModel::collaborative(params, 40, 20)?;
+//! model.fit(&train, FitOptions::epochs(20))?;
+//! let m = evaluate(&model, &test, Some(&train), &EvalOptions::default())?;
+//! assert!(m.auc > 0.8, "{m:?}");
+//! # Ok::<(), recsys_core::CoreError>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod eval;
+pub mod foldin;
+pub mod interactions;
+pub mod matrix;
+pub mod model;
+pub mod params;
+pub mod rng;
+pub mod scorer;
+pub mod topk;
+mod train;
+
+pub use error::{CoreError, Result};
+pub use eval::{evaluate, rank_test_items, EvalOptions, Metrics};
+pub use foldin::{FoldIn, FoldInOptions};
+pub use interactions::{Interaction, Interactions};
+pub use matrix::FeatureMatrix;
+pub use model::{EpochReport, FitOptions, HybridModel, ItemRepresentations, Representation};
+pub use params::{Hyperparameters, HyperparametersBuilder, Loss, Schedule};
+pub use rng::Rng;
+pub use scorer::{Popularity, Scorer, UserQuery};
+pub use topk::top_k;

@@ -1,0 +1,558 @@
+//! The hybrid factorisation model.
+
+// Index loops over latent components read more clearly than zipped iterators here.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::ControlFlow;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::interactions::Interactions;
+use crate::matrix::FeatureMatrix;
+use crate::params::{Hyperparameters, Loss};
+use crate::rng::Rng;
+use crate::train::{dot_product, run_epoch, LossTally, Side, Trainer};
+
+/// A user's (or item's) latent vector and bias: its score with an item is
+/// `vector · item.vector + bias + item.bias`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Representation {
+    /// Latent vector (`no_components` values).
+    pub vector: Array1<f32>,
+    /// Bias term.
+    pub bias: f32,
+}
+
+/// Representations of all items, computed once and cached by the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRepresentations {
+    /// `n_items × no_components`.
+    pub vectors: Array2<f32>,
+    /// `n_items`.
+    pub biases: Array1<f32>,
+}
+
+impl ItemRepresentations {
+    /// Scores every item for a user representation, writing into `out` (resized to `n_items`).
+    pub fn score_all(&self, user: &Representation, out: &mut Vec<f32>) {
+        let n = self.biases.len();
+        out.clear();
+        out.reserve(n);
+        let u = user.vector.as_slice().expect("owned vector is contiguous");
+        let flat = self.vectors.as_slice().expect("standard layout");
+        let k = u.len();
+        let biases = self.biases.as_slice().expect("contiguous");
+        if k == 0 {
+            out.extend(biases.iter().map(|b| b + user.bias));
+            return;
+        }
+        out.extend(
+            flat.chunks_exact(k)
+                .zip(biases)
+                .map(|(row, b)| dot_product(row, u) + b + user.bias),
+        );
+    }
+
+    /// Scores the given items for a user representation.
+    pub fn score_items(
+        &self,
+        user: &Representation,
+        items: &[usize],
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let n = self.biases.len();
+        out.clear();
+        let u = user.vector.as_slice().expect("contiguous");
+        for &i in items {
+            if i >= n {
+                return Err(CoreError::IndexOutOfRange {
+                    what: "item",
+                    index: i,
+                    len: n,
+                });
+            }
+            let row = self.vectors.row(i);
+            out.push(
+                dot_product(row.as_slice().expect("row-major"), u) + self.biases[i] + user.bias,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What [`HybridModel::fit_partial`] reports after each epoch.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    /// 0-based index of the epoch within this call.
+    pub epoch: usize,
+    /// Number of epochs requested in this call.
+    pub epochs: usize,
+    /// Epochs trained in total by this model, including this one.
+    pub total_epochs: usize,
+    /// Mean loss estimate over the epoch's examples (logistic: log-loss; BPR: `-ln σ`;
+    /// WARP: mean rank-weighted loss, 0 for positives no sampled negative violated).
+    pub loss: f64,
+    /// Wall time of this epoch.
+    pub elapsed: Duration,
+}
+
+/// Options of a training call.
+pub struct FitOptions<'a> {
+    epochs: usize,
+    threads: usize,
+    #[allow(clippy::type_complexity)]
+    callback: Option<Box<dyn FnMut(&EpochReport, &HybridModel) -> ControlFlow<()> + 'a>>,
+}
+
+impl std::fmt::Debug for FitOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitOptions")
+            .field("epochs", &self.epochs)
+            .field("threads", &self.threads)
+            .field("callback", &self.callback.is_some())
+            .finish()
+    }
+}
+
+impl<'a> FitOptions<'a> {
+    /// Train for `epochs` epochs on one thread.
+    pub fn epochs(epochs: usize) -> Self {
+        FitOptions {
+            epochs,
+            threads: 1,
+            callback: None,
+        }
+    }
+
+    /// Number of Hogwild threads (1 = bit-reproducible for a seed).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Called after each epoch with the report and the model; return
+    /// `ControlFlow::Break(())` to stop early (e.g. when a validation metric stops improving).
+    pub fn on_epoch(
+        mut self,
+        f: impl FnMut(&EpochReport, &HybridModel) -> ControlFlow<()> + 'a,
+    ) -> Self {
+        self.callback = Some(Box::new(f));
+        self
+    }
+}
+
+/// LightFM's hybrid matrix factorisation model.
+///
+/// A user's representation is the weighted sum of its features' embeddings (plus the sum of
+/// their biases); likewise for items. The score of `(user, item)` is the dot product of the
+/// two latent vectors plus both biases. With identity feature matrices this is plain
+/// collaborative filtering.
+///
+/// The model owns the feature matrices it was trained with, so predictions can never be made
+/// with the wrong features (a failure of the seed system).
+///
+/// ```
+/// use recsys_core::{FitOptions, HybridModel, Hyperparameters, Interactions, Loss};
+///
+/// // Users 0-1 like items 0-1, users 2-3 like items 2-3.
+/// let train = Interactions::from_pairs(4, 4, [(0, 0), (1, 1), (0, 1), (2, 2), (3, 3), (3, 2)])?;
+/// let params = Hyperparameters::builder()
+///     .loss(Loss::Warp)
+///     .no_components(4)
+///     .seed(7)
+///     .build()?;
+/// let mut model = HybridModel::collaborative(params, 4, 4)?;
+/// model.fit(&train, FitOptions::epochs(30))?;
+/// let scores = model.predict(1, &[0, 3])?;
+/// assert!(scores[0] > scores[1]);
+/// # Ok::<(), recsys_core::CoreError>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HybridModel {
+    params: Hyperparameters,
+    user_features: FeatureMatrix,
+    item_features: FeatureMatrix,
+    users: Side,
+    items: Side,
+    rng: Rng,
+    epochs_trained: usize,
+    #[serde(skip)]
+    item_cache: OnceLock<ItemRepresentations>,
+}
+
+impl PartialEq for HybridModel {
+    fn eq(&self, o: &Self) -> bool {
+        self.params == o.params
+            && self.user_features == o.user_features
+            && self.item_features == o.item_features
+            && self.users == o.users
+            && self.items == o.items
+            && self.rng == o.rng
+            && self.epochs_trained == o.epochs_trained
+    }
+}
+
+impl HybridModel {
+    /// A new, initialised model for the given user and item feature matrices
+    /// (`n_users × n_user_features`, `n_items × n_item_features`).
+    pub fn new(
+        params: Hyperparameters,
+        user_features: FeatureMatrix,
+        item_features: FeatureMatrix,
+    ) -> Result<Self> {
+        if item_features.n_rows() == 0 {
+            return Err(CoreError::Empty("the model needs at least one item"));
+        }
+        let mut rng = Rng::new(params.seed);
+        let k = params.no_components;
+        // Items first, as LightFM does.
+        let items = Side::new(item_features.n_features(), k, params.schedule, &mut rng);
+        let users = Side::new(user_features.n_features(), k, params.schedule, &mut rng);
+        Ok(HybridModel {
+            params,
+            user_features,
+            item_features,
+            users,
+            items,
+            rng,
+            epochs_trained: 0,
+            item_cache: OnceLock::new(),
+        })
+    }
+
+    /// A pure collaborative-filtering model (identity features).
+    pub fn collaborative(params: Hyperparameters, n_users: usize, n_items: usize) -> Result<Self> {
+        Self::new(
+            params,
+            FeatureMatrix::identity(n_users),
+            FeatureMatrix::identity(n_items),
+        )
+    }
+
+    /// The hyper-parameters.
+    pub fn params(&self) -> &Hyperparameters {
+        &self.params
+    }
+    /// Number of users (rows of the user feature matrix).
+    pub fn n_users(&self) -> usize {
+        self.user_features.n_rows()
+    }
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.item_features.n_rows()
+    }
+    /// The user feature matrix the model trains and predicts with.
+    pub fn user_features(&self) -> &FeatureMatrix {
+        &self.user_features
+    }
+    /// The item feature matrix the model trains and predicts with.
+    pub fn item_features(&self) -> &FeatureMatrix {
+        &self.item_features
+    }
+    /// Epochs trained so far.
+    pub fn epochs_trained(&self) -> usize {
+        self.epochs_trained
+    }
+    /// Latent dimensionality.
+    pub fn no_components(&self) -> usize {
+        self.params.no_components
+    }
+
+    /// Embeddings of the user features (`n_user_features × k`).
+    pub fn user_feature_embeddings(&self) -> ArrayView2<'_, f32> {
+        let k = self.no_components();
+        ArrayView2::from_shape((self.users.n_features(), k), &self.users.embeddings)
+            .expect("consistent shape")
+    }
+    /// Biases of the user features.
+    pub fn user_feature_biases(&self) -> ArrayView1<'_, f32> {
+        ArrayView1::from(&self.users.biases[..])
+    }
+    /// Embeddings of the item features (`n_item_features × k`).
+    pub fn item_feature_embeddings(&self) -> ArrayView2<'_, f32> {
+        let k = self.no_components();
+        ArrayView2::from_shape((self.items.n_features(), k), &self.items.embeddings)
+            .expect("consistent shape")
+    }
+    /// Biases of the item features.
+    pub fn item_feature_biases(&self) -> ArrayView1<'_, f32> {
+        ArrayView1::from(&self.items.biases[..])
+    }
+
+    fn check_shape(&self, x: &Interactions) -> Result<()> {
+        if x.n_users() != self.n_users() {
+            return Err(CoreError::ShapeMismatch {
+                what: "interactions users vs user feature rows",
+                expected: self.n_users(),
+                found: x.n_users(),
+            });
+        }
+        if x.n_items() != self.n_items() {
+            return Err(CoreError::ShapeMismatch {
+                what: "interactions items vs item feature rows",
+                expected: self.n_items(),
+                found: x.n_items(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Re-initialises all parameters from the seed, then trains (LightFM's `fit`).
+    pub fn fit(&mut self, interactions: &Interactions, options: FitOptions<'_>) -> Result<()> {
+        let fresh = Self::new(
+            self.params.clone(),
+            self.user_features.clone(),
+            self.item_features.clone(),
+        )?;
+        *self = fresh;
+        self.fit_partial(interactions, options)
+    }
+
+    /// Continues training from the current parameters (LightFM's `fit_partial`).
+    ///
+    /// After [`Self::extend`] added users, items or features, pass interactions of the new
+    /// shape. Stops with [`CoreError::Diverged`] if parameters become NaN or infinite.
+    pub fn fit_partial(
+        &mut self,
+        interactions: &Interactions,
+        mut options: FitOptions<'_>,
+    ) -> Result<()> {
+        self.check_shape(interactions)?;
+        if options.threads == 0 {
+            return Err(CoreError::InvalidHyperparameter {
+                name: "threads",
+                value: "0".into(),
+                reason: "must be >= 1",
+            });
+        }
+        if interactions.is_empty() {
+            return Err(CoreError::Empty("cannot train on an empty interaction set"));
+        }
+        let threads = options.threads;
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| CoreError::ThreadPool {
+                        threads,
+                        message: e.to_string(),
+                    })?,
+            )
+        } else {
+            None
+        };
+        let mut order: Vec<u32> = match self.params.loss {
+            Loss::WarpKos { .. } => (0..interactions.n_users() as u32).collect(),
+            _ => (0..interactions.len() as u32).collect(),
+        };
+        self.item_cache = OnceLock::new();
+        for epoch in 0..options.epochs {
+            let started = Instant::now();
+            self.rng.shuffle(&mut order);
+            let seeds: Vec<u64> = (0..threads).map(|_| self.rng.next_u64()).collect();
+            let trainer = Trainer {
+                k: self.params.no_components,
+                loss: self.params.loss,
+                schedule: self.params.schedule,
+                learning_rate: self.params.learning_rate,
+                user_alpha: self.params.user_alpha,
+                item_alpha: self.params.item_alpha,
+                max_sampled: self.params.max_sampled,
+                user_features: &self.user_features,
+                item_features: &self.item_features,
+                interactions,
+            };
+            let tally: LossTally = run_epoch(
+                &trainer,
+                &mut self.users,
+                &mut self.items,
+                &order,
+                &seeds,
+                pool.as_ref(),
+            );
+            self.epochs_trained += 1;
+            if !(self.users.all_finite() && self.items.all_finite()) {
+                return Err(CoreError::Diverged {
+                    epoch,
+                    learning_rate: self.params.learning_rate,
+                });
+            }
+            let report = EpochReport {
+                epoch,
+                epochs: options.epochs,
+                total_epochs: self.epochs_trained,
+                loss: if tally.count > 0 {
+                    tally.sum / tally.count as f64
+                } else {
+                    0.0
+                },
+                elapsed: started.elapsed(),
+            };
+            if let Some(cb) = options.callback.as_mut() {
+                if cb(&report, self).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the feature matrices with larger ones (new users, items or feature values
+    /// appended; existing rows and columns keep their meaning) and initialises parameters for
+    /// the new features. Follow with [`Self::fit_partial`].
+    pub fn extend(
+        &mut self,
+        user_features: FeatureMatrix,
+        item_features: FeatureMatrix,
+    ) -> Result<()> {
+        if user_features.n_rows() < self.n_users()
+            || user_features.n_features() < self.users.n_features()
+        {
+            return Err(CoreError::ShapeMismatch {
+                what: "extended user features (may only grow)",
+                expected: self.users.n_features(),
+                found: user_features.n_features(),
+            });
+        }
+        if item_features.n_rows() < self.n_items()
+            || item_features.n_features() < self.items.n_features()
+        {
+            return Err(CoreError::ShapeMismatch {
+                what: "extended item features (may only grow)",
+                expected: self.items.n_features(),
+                found: item_features.n_features(),
+            });
+        }
+        let (k, s) = (self.params.no_components, self.params.schedule);
+        self.items
+            .grow(item_features.n_features(), k, s, &mut self.rng);
+        self.users
+            .grow(user_features.n_features(), k, s, &mut self.rng);
+        self.user_features = user_features;
+        self.item_features = item_features;
+        self.item_cache = OnceLock::new();
+        Ok(())
+    }
+
+    fn side_repr(side: &Side, k: usize, feats: &[usize], weights: &[f32]) -> Representation {
+        let mut vector = Array1::<f32>::zeros(k);
+        let mut bias = 0.0;
+        let v = vector.as_slice_mut().expect("contiguous");
+        for (&f, &w) in feats.iter().zip(weights) {
+            let row = &side.embeddings[f * k..(f + 1) * k];
+            for c in 0..k {
+                v[c] += w * row[c];
+            }
+            bias += w * side.biases[f];
+        }
+        Representation { vector, bias }
+    }
+
+    /// The representation of a known user.
+    pub fn user_representation(&self, user: usize) -> Result<Representation> {
+        if user >= self.n_users() {
+            return Err(CoreError::IndexOutOfRange {
+                what: "user",
+                index: user,
+                len: self.n_users(),
+            });
+        }
+        let (f, w) = self.user_features.row(user);
+        Ok(Self::side_repr(&self.users, self.no_components(), f, w))
+    }
+
+    /// The representation of a user not seen in training, from a feature row built with the
+    /// training vocabulary (`(feature index, weight)` pairs). Cold start.
+    pub fn user_representation_from_features(
+        &self,
+        row: &[(usize, f32)],
+    ) -> Result<Representation> {
+        let n = self.users.n_features();
+        if let Some(&(f, _)) = row.iter().find(|(f, _)| *f >= n) {
+            return Err(CoreError::IndexOutOfRange {
+                what: "user feature",
+                index: f,
+                len: n,
+            });
+        }
+        let (f, w): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
+        Ok(Self::side_repr(&self.users, self.no_components(), &f, &w))
+    }
+
+    /// The representation of an item not seen in training, from a feature row. Cold start.
+    pub fn item_representation_from_features(
+        &self,
+        row: &[(usize, f32)],
+    ) -> Result<Representation> {
+        let n = self.items.n_features();
+        if let Some(&(f, _)) = row.iter().find(|(f, _)| *f >= n) {
+            return Err(CoreError::IndexOutOfRange {
+                what: "item feature",
+                index: f,
+                len: n,
+            });
+        }
+        let (f, w): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
+        Ok(Self::side_repr(&self.items, self.no_components(), &f, &w))
+    }
+
+    /// All user representations: (`n_users × k` vectors, biases).
+    pub fn user_representations(&self) -> (Array2<f32>, Array1<f32>) {
+        Self::all_reprs(&self.users, &self.user_features, self.no_components())
+    }
+
+    fn all_reprs(side: &Side, fm: &FeatureMatrix, k: usize) -> (Array2<f32>, Array1<f32>) {
+        let n = fm.n_rows();
+        let mut vectors = Array2::<f32>::zeros((n, k));
+        let mut biases = Array1::<f32>::zeros(n);
+        for (i, mut row) in vectors.outer_iter_mut().enumerate() {
+            let (f, w) = fm.row(i);
+            let r = Self::side_repr(side, k, f, w);
+            row.assign(&r.vector);
+            biases[i] = r.bias;
+        }
+        (vectors, biases)
+    }
+
+    /// All item representations, computed once after training and cached.
+    pub fn item_representations(&self) -> &ItemRepresentations {
+        self.item_cache.get_or_init(|| {
+            let (vectors, biases) =
+                Self::all_reprs(&self.items, &self.item_features, self.no_components());
+            ItemRepresentations { vectors, biases }
+        })
+    }
+
+    /// Scores of `items` for a known `user`.
+    pub fn predict(&self, user: usize, items: &[usize]) -> Result<Vec<f32>> {
+        let u = self.user_representation(user)?;
+        let mut out = Vec::with_capacity(items.len());
+        self.item_representations()
+            .score_items(&u, items, &mut out)?;
+        Ok(out)
+    }
+
+    /// Scores of every item for a known `user`.
+    pub fn predict_all(&self, user: usize) -> Result<Vec<f32>> {
+        let u = self.user_representation(user)?;
+        let mut out = Vec::new();
+        self.item_representations().score_all(&u, &mut out);
+        Ok(out)
+    }
+
+    /// The `n` best items for `user`, best first, skipping items for which `exclude` is true.
+    pub fn recommend(
+        &self,
+        user: usize,
+        n: usize,
+        exclude: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        let scores = self.predict_all(user)?;
+        Ok(crate::topk::top_k(&scores, n, exclude))
+    }
+}

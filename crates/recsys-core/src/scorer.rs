@@ -1,0 +1,165 @@
+//! The [`Scorer`] trait: anything that can score items for a user.
+//!
+//! The hybrid model and the popularity baseline implement it; the blending policy of the
+//! `recsys` crate wraps one scorer in another.
+
+use std::sync::Arc;
+
+use crate::error::{CoreError, Result};
+use crate::model::{HybridModel, Representation};
+
+/// Who the scores are for.
+#[derive(Debug, Clone, Copy)]
+pub enum UserQuery<'a> {
+    /// A user known to the model, by dense index.
+    Known(usize),
+    /// A user not seen in training, described by a feature row (`(feature, weight)` pairs
+    /// from the training vocabulary): cold start.
+    Features(&'a [(usize, f32)]),
+    /// A ready-made representation (e.g. from fold-in).
+    Representation(&'a Representation),
+    /// Nobody in particular: scorers that do not personalise answer; others fail.
+    Anonymous,
+}
+
+/// Scores items for a user. `Send + Sync` so one scorer can serve many threads.
+pub trait Scorer: Send + Sync {
+    /// Number of items this scorer knows.
+    fn n_items(&self) -> usize;
+
+    /// Writes a score for every item into `out` (resized to [`Scorer::n_items`]).
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()>;
+
+    /// Scores of the given items (default: via [`Scorer::score_all`]).
+    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        let mut all = Vec::new();
+        self.score_all(user, &mut all)?;
+        out.clear();
+        for &i in items {
+            out.push(*all.get(i).ok_or(CoreError::IndexOutOfRange {
+                what: "item",
+                index: i,
+                len: all.len(),
+            })?);
+        }
+        Ok(())
+    }
+}
+
+impl<S: Scorer + ?Sized> Scorer for &S {
+    fn n_items(&self) -> usize {
+        (**self).n_items()
+    }
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_all(user, out)
+    }
+    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_items(user, items, out)
+    }
+}
+
+impl<S: Scorer + ?Sized> Scorer for Box<S> {
+    fn n_items(&self) -> usize {
+        (**self).n_items()
+    }
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_all(user, out)
+    }
+    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_items(user, items, out)
+    }
+}
+
+impl<S: Scorer + ?Sized> Scorer for Arc<S> {
+    fn n_items(&self) -> usize {
+        (**self).n_items()
+    }
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_all(user, out)
+    }
+    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        (**self).score_items(user, items, out)
+    }
+}
+
+impl HybridModel {
+    fn query_repr<'a>(
+        &'a self,
+        user: UserQuery<'a>,
+    ) -> Result<std::borrow::Cow<'a, Representation>> {
+        use std::borrow::Cow;
+        Ok(match user {
+            UserQuery::Known(u) => Cow::Owned(self.user_representation(u)?),
+            UserQuery::Features(row) => Cow::Owned(self.user_representation_from_features(row)?),
+            UserQuery::Representation(r) => {
+                if r.vector.len() != self.no_components() {
+                    return Err(CoreError::ShapeMismatch {
+                        what: "user representation length",
+                        expected: self.no_components(),
+                        found: r.vector.len(),
+                    });
+                }
+                Cow::Borrowed(r)
+            }
+            UserQuery::Anonymous => {
+                return Err(CoreError::Empty(
+                    "the hybrid model needs a user (id, features or representation)",
+                ))
+            }
+        })
+    }
+}
+
+impl Scorer for HybridModel {
+    fn n_items(&self) -> usize {
+        HybridModel::n_items(self)
+    }
+
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+        let r = self.query_repr(user)?;
+        self.item_representations().score_all(&r, out);
+        Ok(())
+    }
+
+    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+        let r = self.query_repr(user)?;
+        self.item_representations().score_items(&r, items, out)
+    }
+}
+
+/// The non-personalised baseline: an item's score is its number of interactions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Popularity {
+    counts: Vec<f32>,
+}
+
+impl Popularity {
+    /// Popularity from training interactions.
+    pub fn from_interactions(x: &crate::Interactions) -> Self {
+        Popularity {
+            counts: x.item_counts().into_iter().map(|c| c as f32).collect(),
+        }
+    }
+
+    /// Popularity from explicit per-item counts.
+    pub fn from_counts(counts: Vec<f32>) -> Self {
+        Popularity { counts }
+    }
+
+    /// The per-item counts.
+    pub fn counts(&self) -> &[f32] {
+        &self.counts
+    }
+}
+
+impl Scorer for Popularity {
+    fn n_items(&self) -> usize {
+        self.counts.len()
+    }
+
+    fn score_all(&self, _user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+        out.clear();
+        out.extend_from_slice(&self.counts);
+        Ok(())
+    }
+}

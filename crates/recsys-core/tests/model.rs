@@ -1,0 +1,320 @@
+//! Behavioural tests of the hybrid model: learning, determinism, incremental fit, errors.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use recsys_core::{
+    evaluate, CoreError, EvalOptions, FeatureMatrix, FitOptions, FoldIn, FoldInOptions,
+    HybridModel, Hyperparameters, Interaction, Interactions, Loss, Popularity, Schedule, Scorer,
+    UserQuery,
+};
+
+fn params(loss: Loss) -> Hyperparameters {
+    Hyperparameters::builder()
+        .loss(loss)
+        .no_components(16)
+        .learning_rate(0.05)
+        .seed(42)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_loss_beats_popularity_on_planted_structure() {
+    let all = common::planted(300, 120, 4, 12, 1, 7);
+    let (train, test) = all.split_random(0.2, 3).unwrap();
+    let pop = evaluate(
+        &Popularity::from_interactions(&train),
+        &test,
+        Some(&train),
+        &EvalOptions::default(),
+    )
+    .unwrap();
+    println!("popularity: {pop:?}");
+    for loss in [
+        Loss::Warp,
+        Loss::Bpr,
+        Loss::Logistic,
+        Loss::WarpKos { k: 5, n: 10 },
+    ] {
+        for schedule in [
+            Schedule::Adagrad,
+            Schedule::Adadelta {
+                rho: 0.95,
+                epsilon: 1e-6,
+            },
+        ] {
+            let p = params(loss)
+                .to_builder()
+                .schedule(schedule)
+                .build()
+                .unwrap();
+            let mut model = HybridModel::collaborative(p, 300, 120).unwrap();
+            model.fit(&train, FitOptions::epochs(30)).unwrap();
+            let m = evaluate(&model, &test, Some(&train), &EvalOptions::default()).unwrap();
+            println!("{loss:?} {schedule:?}: {m:?}");
+            // Logistic without negatives only learns popularity-like biases plus structure
+            // from co-occurrence; the ranking losses must clearly beat popularity.
+            assert!(
+                m.auc > pop.auc + 0.1,
+                "{loss:?}/{schedule:?} auc {} vs popularity {}",
+                m.auc,
+                pop.auc
+            );
+            if loss != Loss::Logistic {
+                assert!(
+                    m.precision_at_k > 1.5 * pop.precision_at_k,
+                    "{loss:?}/{schedule:?} p@10 {} vs popularity {}",
+                    m.precision_at_k,
+                    pop.precision_at_k
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn one_thread_and_a_seed_are_bit_identical() {
+    let train = common::planted(100, 50, 3, 8, 1, 1);
+    for loss in [
+        Loss::Warp,
+        Loss::Bpr,
+        Loss::Logistic,
+        Loss::WarpKos { k: 2, n: 5 },
+    ] {
+        let mut a = HybridModel::collaborative(params(loss), 100, 50).unwrap();
+        let mut b = HybridModel::collaborative(params(loss), 100, 50).unwrap();
+        a.fit(&train, FitOptions::epochs(3)).unwrap();
+        b.fit(&train, FitOptions::epochs(3)).unwrap();
+        assert_eq!(a, b, "{loss:?}");
+        let mut c = HybridModel::collaborative(
+            params(loss).to_builder().seed(43).build().unwrap(),
+            100,
+            50,
+        )
+        .unwrap();
+        c.fit(&train, FitOptions::epochs(3)).unwrap();
+        assert_ne!(a, c, "{loss:?}: another seed must give another model");
+    }
+}
+
+#[test]
+fn two_threads_learn_as_well_as_one() {
+    let all = common::planted(300, 120, 4, 12, 1, 11);
+    let (train, test) = all.split_random(0.2, 5).unwrap();
+    let mut one = HybridModel::collaborative(params(Loss::Warp), 300, 120).unwrap();
+    one.fit(&train, FitOptions::epochs(20)).unwrap();
+    let mut two = HybridModel::collaborative(params(Loss::Warp), 300, 120).unwrap();
+    two.fit(&train, FitOptions::epochs(20).threads(2)).unwrap();
+    let m1 = evaluate(&one, &test, Some(&train), &EvalOptions::default()).unwrap();
+    let m2 = evaluate(
+        &two,
+        &test,
+        Some(&train),
+        &EvalOptions {
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!((m1.auc - m2.auc).abs() < 0.03, "{m1:?} vs {m2:?}");
+}
+
+#[test]
+fn callback_sees_every_epoch_and_can_stop() {
+    let train = common::planted(50, 30, 2, 5, 0, 2);
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 50, 30).unwrap();
+    let mut seen = Vec::new();
+    model
+        .fit(
+            &train,
+            FitOptions::epochs(10).on_epoch(|r, m| {
+                seen.push((r.epoch, r.total_epochs, r.loss));
+                assert_eq!(m.epochs_trained(), r.total_epochs);
+                if r.epoch == 3 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }),
+        )
+        .unwrap();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(model.epochs_trained(), 4);
+    assert!(seen.iter().all(|s| s.2.is_finite() && s.2 >= 0.0));
+    // WARP's loss estimate falls as the model learns.
+    assert!(seen[3].2 < seen[0].2, "{seen:?}");
+}
+
+#[test]
+fn divergence_is_a_typed_error_naming_the_learning_rate() {
+    let train = common::planted(50, 30, 2, 5, 0, 2);
+    let p = Hyperparameters::builder()
+        .loss(Loss::Logistic)
+        .schedule(Schedule::Adagrad)
+        .learning_rate(1e30)
+        .build()
+        .unwrap();
+    let mut model = HybridModel::collaborative(p, 50, 30).unwrap();
+    let err = model.fit(&train, FitOptions::epochs(5)).unwrap_err();
+    assert!(matches!(err, CoreError::Diverged { .. }), "{err:?}");
+    assert!(err.to_string().contains("learning_rate"), "{err}");
+}
+
+#[test]
+fn shape_errors_are_reported() {
+    let train = Interactions::from_pairs(3, 4, [(0, 0)]).unwrap();
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 3, 5).unwrap();
+    let err = model.fit(&train, FitOptions::epochs(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::ShapeMismatch {
+                expected: 5,
+                found: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        model.predict(9, &[0]),
+        Err(CoreError::IndexOutOfRange { what: "user", .. })
+    ));
+    assert!(matches!(
+        model.predict(0, &[7]),
+        Err(CoreError::IndexOutOfRange { what: "item", .. })
+    ));
+    assert!(matches!(
+        model.fit(
+            &Interactions::from_pairs(3, 5, []).unwrap(),
+            FitOptions::epochs(1)
+        ),
+        Err(CoreError::Empty(_))
+    ));
+}
+
+#[test]
+fn fit_partial_after_new_users_items_and_features() {
+    let train = common::planted(60, 40, 2, 8, 0, 3);
+    let uf = FeatureMatrix::identity(60);
+    let itf = FeatureMatrix::identity(40);
+    let mut model = HybridModel::new(params(Loss::Warp), uf, itf).unwrap();
+    model.fit(&train, FitOptions::epochs(10)).unwrap();
+    let before = model.predict_all(0).unwrap();
+
+    // Two new users, one new item and one new item feature shared by items 0 and 40.
+    let uf2 = FeatureMatrix::identity(62);
+    let mut rows: Vec<Vec<(usize, f32)>> = (0..41).map(|i| vec![(i, 1.0)]).collect();
+    rows[0].push((41, 1.0));
+    rows[40].push((41, 1.0));
+    let itf2 = FeatureMatrix::from_rows(42, rows).unwrap();
+    model.extend(uf2, itf2).unwrap();
+    assert_eq!((model.n_users(), model.n_items()), (62, 41));
+    let mut entries: Vec<Interaction> = train.iter().collect();
+    entries.extend([
+        Interaction::positive(60, 40),
+        Interaction::positive(61, 0),
+        Interaction::positive(61, 2),
+    ]);
+    let train2 = Interactions::from_entries(62, 41, entries).unwrap();
+    model.fit_partial(&train2, FitOptions::epochs(5)).unwrap();
+    assert_eq!(model.epochs_trained(), 15);
+    let after = model.predict_all(0).unwrap();
+    assert_eq!(after.len(), 41);
+    assert_ne!(before[..], after[..40]);
+    assert!(model
+        .predict(61, &[0, 40])
+        .unwrap()
+        .iter()
+        .all(|s| s.is_finite()));
+    // Shrinking is refused.
+    assert!(model
+        .extend(FeatureMatrix::identity(10), FeatureMatrix::identity(41))
+        .is_err());
+}
+
+#[test]
+fn cold_start_scores_from_features() {
+    // Users carry a group feature (60 + group) besides identity; a new user with only the
+    // group feature must prefer that group's items.
+    let all = common::planted(200, 60, 2, 10, 0, 5);
+    let rows: Vec<Vec<(usize, f32)>> = (0..200)
+        .map(|u| vec![(u, 1.0), (200 + u % 2, 1.0)])
+        .collect();
+    let uf = FeatureMatrix::from_rows(202, rows).unwrap();
+    let mut model = HybridModel::new(params(Loss::Warp), uf, FeatureMatrix::identity(60)).unwrap();
+    model.fit(&all, FitOptions::epochs(20)).unwrap();
+    for g in 0..2 {
+        let mut scores = Vec::new();
+        model
+            .score_all(UserQuery::Features(&[(200 + g, 1.0)]), &mut scores)
+            .unwrap();
+        let top = recsys_core::top_k(&scores, 10, |_| false);
+        let in_group = top.iter().filter(|(i, _)| i % 2 == g).count();
+        assert!(in_group >= 8, "group {g}: {top:?}");
+    }
+    assert!(model
+        .user_representation_from_features(&[(999, 1.0)])
+        .is_err());
+}
+
+#[test]
+fn folded_in_user_agrees_with_retrained_model() {
+    let all = common::planted(201, 80, 4, 15, 0, 9);
+    // User 200 is new: train without it, then fold it in.
+    let without = all.filter(|e| e.user != 200);
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 201, 80).unwrap();
+    model.fit(&without, FitOptions::epochs(25)).unwrap();
+    let mut retrained = HybridModel::collaborative(params(Loss::Warp), 201, 80).unwrap();
+    retrained.fit(&all, FitOptions::epochs(25)).unwrap();
+
+    let items: Vec<usize> = all.user_items(200).iter().map(|&i| i as usize).collect();
+    let fold = FoldIn::new(&model, &without, FoldInOptions::default()).unwrap();
+    let rep = fold.fold_in(&items).unwrap();
+    let mut folded_scores = Vec::new();
+    model
+        .score_all(UserQuery::Representation(&rep), &mut folded_scores)
+        .unwrap();
+    let seen = |i: usize| items.contains(&i);
+    let folded_top: Vec<usize> = recsys_core::top_k(&folded_scores, 10, seen)
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    let retrained_top: Vec<usize> = retrained
+        .recommend(200, 10, seen)
+        .unwrap()
+        .into_iter()
+        .map(|x| x.0)
+        .collect();
+    let overlap = folded_top
+        .iter()
+        .filter(|i| retrained_top.contains(i))
+        .count();
+    let group = 200 % 4;
+    let folded_in_group = folded_top.iter().filter(|&&i| i % 4 == group).count();
+    println!("folded {folded_top:?}\nretrained {retrained_top:?}\noverlap {overlap}");
+    // A random top-10 among the 80 - |items| candidates would overlap ~1.5 items.
+    assert!(overlap >= 5, "overlap {overlap}");
+    assert!(
+        folded_in_group >= 9,
+        "folded-in top-10 has {folded_in_group} items of the user's group"
+    );
+    assert!(fold.fold_in(&[]).is_err());
+    assert!(fold.fold_in(&[1000]).is_err());
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<HybridModel>();
+    check::<Interactions>();
+    check::<FeatureMatrix>();
+    check::<Hyperparameters>();
+    check::<FoldIn>();
+    check::<Popularity>();
+    check::<CoreError>();
+    check::<recsys_core::Metrics>();
+    check::<Box<dyn Scorer>>();
+}
