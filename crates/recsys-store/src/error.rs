@@ -1,0 +1,74 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use recsys_features::SourceError;
+
+/// Everything that can go wrong in `recsys-store`.
+///
+/// Errors found while streaming rows come out of the record iterators as [`SourceError`]s
+/// (with a location such as `products.csv:17 column price`); this enum covers opening files,
+/// writing files and the helpers that return whole results (for example [`crate::read_pairs`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file could not be opened, created, read or written.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Neither `<stem>.csv` nor `<stem>.csv.gz` exists in a folder.
+    #[error("neither {stem}.csv nor {stem}.csv.gz found in {}", dir.display())]
+    FileNotFound {
+        /// The folder searched.
+        dir: PathBuf,
+        /// The file name without extension, e.g. `users`.
+        stem: String,
+    },
+    /// A timestamp is neither ISO 8601 nor integer Unix seconds.
+    #[error("timestamp {value:?} is not ISO 8601 or integer Unix seconds: {reason}")]
+    InvalidTimestamp {
+        /// The offending text.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An attribute name cannot be written as a column (it is empty or clashes with a schema
+    /// column such as `price`).
+    #[error("{}: attribute {name:?} cannot be a column: {reason}", path.display())]
+    BadAttributeName {
+        /// The file being written.
+        path: PathBuf,
+        /// The attribute name.
+        name: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// Invalid data in a file (the location names file, line and column).
+    #[error(transparent)]
+    Invalid(#[from] SourceError),
+}
+
+impl From<StoreError> for SourceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(inner) => inner,
+            StoreError::Io { path, source } => SourceError::new(
+                path.display().to_string(),
+                format!("cannot access file: {source}"),
+            )
+            .with_source(source),
+            other => {
+                let location = match &other {
+                    StoreError::FileNotFound { dir, .. } => dir.display().to_string(),
+                    StoreError::BadAttributeName { path, .. } => path.display().to_string(),
+                    _ => "recsys-store".to_string(),
+                };
+                SourceError::new(location, other.to_string())
+            }
+        }
+    }
+}

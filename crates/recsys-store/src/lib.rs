@@ -1,0 +1,51 @@
+//! Data sources for recsys: the CSV schema, read and validated as a stream (plain or gzip),
+//! and written back.
+//!
+//! * [`CsvSource`] implements [`RecordSource`](recsys_features::RecordSource) over a folder
+//!   with `users.csv`, `products.csv` and `user_product_interactions.csv` (each possibly
+//!   `.csv.gz`); bad rows come out as errors naming file, line, column and value.
+//! * [`read_pairs`] reads a `user_id,product_id` file such as a fixed held-out test split.
+//! * [`write_csv_dir`] writes any record source in the same schema.
+//! * [`parse_timestamp`] / [`format_timestamp`]: ISO 8601 or Unix seconds, no date library.
+//!
+//! ```
+//! use recsys_features::RecordSource;
+//! use recsys_store::CsvSource;
+//!
+//! let dir = std::env::temp_dir().join(format!("recsys-store-crate-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("users.csv"), "user_id\n1\n").unwrap();
+//! std::fs::write(dir.join("products.csv"), "product_id,price\n10,NaN\n").unwrap();
+//! std::fs::write(dir.join("user_product_interactions.csv"), "user_id,product_id\n1,10\n").unwrap();
+//!
+//! let mut source = CsvSource::open(&dir).unwrap();
+//! let err = source.products().unwrap().next().unwrap().unwrap_err();
+//! assert!(err.location.ends_with("products.csv:2 column price"), "{err}");
+//! assert!(err.message.contains("\"NaN\""), "{err}");
+//! std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod reader;
+mod table;
+mod timestamp;
+mod writer;
+
+pub use error::StoreError;
+pub use reader::{find_csv, read_pairs, CsvSource, INTERACTIONS_STEM, PRODUCTS_STEM, USERS_STEM};
+pub use timestamp::{format_timestamp, parse_timestamp};
+pub use writer::write_csv_dir;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<CsvSource>();
+        assert_send_sync::<StoreError>();
+    }
+}

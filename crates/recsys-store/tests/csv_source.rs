@@ -1,0 +1,490 @@
+//! CsvSource, read_pairs and write_csv_dir against small fixture files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use recsys_features::{
+    ExternalId, InMemorySource, InteractionRecord, ProductRecord, RecordSource, SourceError,
+    UserRecord,
+};
+use recsys_store::{read_pairs, write_csv_dir, CsvSource, StoreError};
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "recsys-store-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn write_gz(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const USERS: &str = "user_id,city,age_group\n1,Paris,25-34\n2,,55+\nu-3, Berlin ,\n";
+const PRODUCTS: &str = "product_id,name,price,image,category\n\
+    10,\"Blue Shirt, linen\",19.99,10.jpg,shirts\n\
+    11,Red Dress,,11.jpg,\n";
+const INTERACTIONS: &str = "user_id,product_id,interaction_type,weight,timestamp\n\
+    1,10,view,1,2017-09-09T22:30:46Z\n\
+    2,11,purchase,5.5,1504996246\n\
+    u-3,10,,,\n";
+
+fn fixture() -> TempDir {
+    let dir = TempDir::new();
+    dir.write("users.csv", USERS);
+    dir.write("products.csv", PRODUCTS);
+    dir.write("user_product_interactions.csv", INTERACTIONS);
+    dir
+}
+
+fn expected() -> InMemorySource {
+    let attrs = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    InMemorySource {
+        users: vec![
+            UserRecord {
+                user_id: 1.into(),
+                attributes: attrs(&[("city", "Paris"), ("age_group", "25-34")]),
+            },
+            UserRecord {
+                user_id: 2.into(),
+                attributes: attrs(&[("age_group", "55+")]),
+            },
+            UserRecord {
+                user_id: "u-3".into(),
+                attributes: attrs(&[("city", "Berlin")]),
+            },
+        ],
+        products: vec![
+            ProductRecord {
+                product_id: 10.into(),
+                name: Some("Blue Shirt, linen".into()),
+                price: Some(19.99),
+                image: Some("10.jpg".into()),
+                attributes: attrs(&[("category", "shirts")]),
+            },
+            ProductRecord {
+                product_id: 11.into(),
+                name: Some("Red Dress".into()),
+                price: None,
+                image: Some("11.jpg".into()),
+                attributes: attrs(&[]),
+            },
+        ],
+        interactions: vec![
+            InteractionRecord {
+                user_id: 1.into(),
+                product_id: 10.into(),
+                interaction_type: Some("view".into()),
+                weight: Some(1.0),
+                timestamp: Some(1_504_996_246),
+            },
+            InteractionRecord {
+                user_id: 2.into(),
+                product_id: 11.into(),
+                interaction_type: Some("purchase".into()),
+                weight: Some(5.5),
+                timestamp: Some(1_504_996_246),
+            },
+            InteractionRecord {
+                user_id: "u-3".into(),
+                product_id: 10.into(),
+                interaction_type: None,
+                weight: None,
+                timestamp: None,
+            },
+        ],
+    }
+}
+
+#[test]
+fn reads_plain_files() {
+    let dir = fixture();
+    let data = InMemorySource::collect_from(CsvSource::open(&dir.0).unwrap()).unwrap();
+    assert_eq!(data, expected());
+}
+
+#[test]
+fn reads_gzip_files_and_explicit_paths() {
+    let dir = TempDir::new();
+    let users = dir.write_gz("users.csv.gz", USERS);
+    let products = dir.write_gz("products.csv.gz", PRODUCTS);
+    let interactions = dir.write_gz("user_product_interactions.csv.gz", INTERACTIONS);
+    let data = InMemorySource::collect_from(CsvSource::open(&dir.0).unwrap()).unwrap();
+    assert_eq!(data, expected());
+
+    // Explicit paths, any names; gzip is recognised by content.
+    let renamed = dir.0.join("people.data");
+    std::fs::rename(&users, &renamed).unwrap();
+    let source = CsvSource::from_paths(&renamed, &products, &interactions).unwrap();
+    assert_eq!(source.users_path(), renamed);
+    let data = InMemorySource::collect_from(source).unwrap();
+    assert_eq!(data, expected());
+}
+
+#[test]
+fn sources_can_be_read_again() {
+    let dir = fixture();
+    let mut source = CsvSource::open(&dir.0).unwrap();
+    let first: Vec<_> = source.users().unwrap().collect::<Result<_, _>>().unwrap();
+    let second: Vec<_> = source.users().unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn missing_files_are_reported() {
+    let dir = TempDir::new();
+    dir.write("users.csv", USERS);
+    let err = CsvSource::open(&dir.0).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::FileNotFound { stem, .. } if stem == "products"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("products.csv.gz"), "{err}");
+
+    let err = CsvSource::from_paths(dir.0.join("users.csv"), "nope.csv", "nope2.csv").unwrap_err();
+    assert!(matches!(&err, StoreError::Io { path, .. } if path == Path::new("nope.csv")));
+}
+
+/// Everything the named stream yields, errors as text.
+fn stream(dir: &TempDir, which: &str) -> Result<Vec<Result<(), String>>, SourceError> {
+    let mut source = CsvSource::open(&dir.0).unwrap();
+    let map = |r: Result<(), SourceError>| r.map_err(|e| e.to_string());
+    Ok(match which {
+        "users" => source.users()?.map(|r| map(r.map(drop))).collect(),
+        "products" => source.products()?.map(|r| map(r.map(drop))).collect(),
+        _ => source.interactions()?.map(|r| map(r.map(drop))).collect(),
+    })
+}
+
+/// Writes `text` as `file` in an otherwise valid folder and returns the single error of its
+/// stream, checking its location and that the message names `value`.
+fn row_error(file: &str, text: &str, location: &str, value: &str) -> String {
+    let dir = fixture();
+    dir.write(file, text);
+    let which = file.split(['.', '_']).next().unwrap();
+    let which = if which == "user" {
+        "interactions"
+    } else {
+        which
+    };
+    let rows = stream(&dir, which).unwrap();
+    let errors: Vec<_> = rows.into_iter().filter_map(Result::err).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let err = errors.into_iter().next().unwrap();
+    assert!(err.contains(location), "expected {location:?} in {err:?}");
+    assert!(err.contains(value), "expected {value:?} in {err:?}");
+    err
+}
+
+fn header_error(file: &str, text: &str, needle: &str) -> String {
+    let dir = fixture();
+    dir.write(file, text);
+    let which = file.split(['.', '_']).next().unwrap();
+    let which = if which == "user" {
+        "interactions"
+    } else {
+        which
+    };
+    let err = stream(&dir, which).unwrap_err().to_string();
+    assert!(err.contains(&format!("{file}:1")), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    err
+}
+
+#[test]
+fn missing_or_empty_ids() {
+    row_error(
+        "users.csv",
+        "user_id,city\n1,Paris\n ,Rome\n",
+        "users.csv:3 column user_id",
+        "missing user_id",
+    );
+    row_error(
+        "products.csv",
+        "product_id,name\n,Shirt\n",
+        "products.csv:2 column product_id",
+        "missing product_id",
+    );
+    row_error(
+        "user_product_interactions.csv",
+        "user_id,product_id\n1,10\n2,\n",
+        "user_product_interactions.csv:3 column product_id",
+        "missing product_id",
+    );
+}
+
+#[test]
+fn duplicate_ids() {
+    row_error(
+        "users.csv",
+        "user_id\n1\n2\n01\n1\n",
+        "users.csv:5 column user_id",
+        "duplicate user_id 1 (first on line 2)",
+    );
+    row_error(
+        "products.csv",
+        "product_id\n10\n10\n",
+        "products.csv:3 column product_id",
+        "duplicate product_id 10",
+    );
+}
+
+#[test]
+fn bad_prices() {
+    for (value, reason) in [
+        ("abc", "not a number"),
+        ("NaN", "finite"),
+        ("inf", "finite"),
+        ("-infinity", "finite"),
+        ("1e999", "finite"),
+        ("12,5", "not a number"),
+    ] {
+        let text = format!("product_id,price\n10,1.5\n11,\"{value}\"\n");
+        let err = row_error(
+            "products.csv",
+            &text,
+            "products.csv:3 column price",
+            &format!("{value:?}"),
+        );
+        assert!(err.contains(reason), "{err}");
+    }
+}
+
+#[test]
+fn bad_weights() {
+    for (value, reason) in [
+        ("heavy", "not a number"),
+        ("NaN", "finite"),
+        ("inf", "finite"),
+        ("-1", ">= 0"),
+    ] {
+        let text = format!("user_id,product_id,weight\n1,10,{value}\n");
+        let err = row_error(
+            "user_product_interactions.csv",
+            &text,
+            "user_product_interactions.csv:2 column weight",
+            value,
+        );
+        assert!(err.contains(reason), "{err}");
+    }
+}
+
+#[test]
+fn bad_timestamps() {
+    for value in ["yesterday", "2017-02-30", "2017-09-09T25:00:00Z", "1.5e9"] {
+        let text = format!("user_id,product_id,timestamp\n1,10,{value}\n");
+        let err = row_error(
+            "user_product_interactions.csv",
+            &text,
+            "user_product_interactions.csv:2 column timestamp",
+            &format!("{value:?}"),
+        );
+        assert!(err.contains("ISO 8601"), "{err}");
+    }
+}
+
+#[test]
+fn header_problems() {
+    header_error(
+        "users.csv",
+        "user_id,city,city\n1,a,b\n",
+        "duplicate column name \"city\" (columns 2 and 3)",
+    );
+    header_error(
+        "users.csv",
+        "id,city\n1,a\n",
+        "missing required column \"user_id\"",
+    );
+    header_error(
+        "products.csv",
+        "name,price\nx,1\n",
+        "missing required column \"product_id\"",
+    );
+    header_error(
+        "users.csv",
+        "user_id,,city\n1,,a\n",
+        "column 2 of the header has an empty name",
+    );
+    header_error(
+        "user_product_interactions.csv",
+        "user_id,product_id,timestmap\n1,10,0\n",
+        "unexpected column \"timestmap\"",
+    );
+    header_error("users.csv", "", "missing required column \"user_id\"");
+}
+
+#[test]
+fn wrong_field_count_reports_the_row_and_goes_on() {
+    let dir = fixture();
+    dir.write(
+        "users.csv",
+        "user_id,city\n1,Paris\n2,Rome,extra\n3\n4,Oslo\n",
+    );
+    let rows = stream(&dir, "users").unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[0].is_ok() && rows[3].is_ok());
+    let e1 = rows[1].as_ref().unwrap_err();
+    assert!(
+        e1.contains("users.csv:3") && e1.contains("row has 3 fields but the header has 2"),
+        "{e1}"
+    );
+    let e2 = rows[2].as_ref().unwrap_err();
+    assert!(
+        e2.contains("users.csv:4") && e2.contains("row has 1 fields"),
+        "{e2}"
+    );
+}
+
+#[test]
+fn invalid_utf8_names_the_cell() {
+    let dir = fixture();
+    std::fs::write(
+        dir.0.join("users.csv"),
+        b"user_id,city\n1,Par\xffis\n2,Rome\n",
+    )
+    .unwrap();
+    let rows = stream(&dir, "users").unwrap();
+    assert_eq!(rows.len(), 2);
+    let err = rows[0].as_ref().unwrap_err();
+    assert!(
+        err.contains("users.csv:2 column city") && err.contains("UTF-8"),
+        "{err}"
+    );
+    assert!(rows[1].is_ok());
+}
+
+#[test]
+fn bad_gzip() {
+    // Named .gz but not gzip at all.
+    let dir = fixture();
+    std::fs::remove_file(dir.0.join("users.csv")).unwrap();
+    dir.write("users.csv.gz", USERS);
+    let err = stream(&dir, "users").unwrap_err().to_string();
+    assert!(
+        err.contains("users.csv.gz") && err.contains("bad gzip"),
+        "{err}"
+    );
+
+    // Corrupt stream after a valid start: the error ends the stream.
+    let dir = fixture();
+    std::fs::remove_file(dir.0.join("user_product_interactions.csv")).unwrap();
+    let mut body = String::from("user_id,product_id\n");
+    for i in 0..20_000 {
+        body.push_str(&format!("{i},{}\n", i * 7919 % 10_007));
+    }
+    let path = dir.write_gz("user_product_interactions.csv.gz", &body);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let half = bytes.len() / 2;
+    bytes.truncate(half);
+    std::fs::write(&path, &bytes).unwrap();
+    let rows = stream(&dir, "interactions").unwrap();
+    let last = rows.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        last.contains("user_product_interactions.csv.gz") && last.contains("bad gzip"),
+        "{last}"
+    );
+    assert!(rows[..rows.len() - 1].iter().all(Result::is_ok));
+    assert!(rows.len() > 10 && rows.len() < 20_000, "{}", rows.len());
+
+    // Garbage after the gzip magic bytes.
+    let dir = fixture();
+    std::fs::write(dir.0.join("products.csv"), b"\x1f\x8b\x08garbage").unwrap();
+    let err = stream(&dir, "products").unwrap_err().to_string();
+    assert!(
+        err.contains("products.csv") && err.contains("bad gzip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pairs_plain_and_gzip() {
+    let dir = TempDir::new();
+    let text = "user_id,product_id\n1,823721\n2,P-9\n";
+    for path in [
+        dir.write("pairs.csv", text),
+        dir.write_gz("pairs.csv.gz", text),
+    ] {
+        let pairs = read_pairs(&path).unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                (ExternalId::Int(1), ExternalId::Int(823_721)),
+                (ExternalId::Int(2), ExternalId::Str("P-9".into())),
+            ]
+        );
+    }
+    let path = dir.write("bad.csv", "user_id,product_id\n1,2\n3,\n");
+    let err = read_pairs(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)));
+    assert!(
+        err.to_string().contains("bad.csv:3 column product_id"),
+        "{err}"
+    );
+    let path = dir.write("bad2.csv", "user,product_id\n1,2\n");
+    assert!(read_pairs(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("missing required column"));
+    let err = read_pairs(dir.0.join("absent.csv")).unwrap_err();
+    assert!(err.to_string().contains("absent.csv"), "{err}");
+}
+
+#[test]
+fn write_then_read_round_trips() {
+    let dir = TempDir::new();
+    let mut data = expected();
+    data.products[0].price = Some(0.1 + 0.2); // shortest round-trip formatting
+    data.interactions[0].weight = Some(1.0 / 3.0);
+    data.interactions[1].timestamp = Some(-1);
+    write_csv_dir(&mut data, &dir.0).unwrap();
+    let back = InMemorySource::collect_from(CsvSource::open(&dir.0).unwrap()).unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn write_refuses_attribute_names_that_clash() {
+    let dir = TempDir::new();
+    let mut data = expected();
+    data.products[0]
+        .attributes
+        .insert("price".into(), "cheap".into());
+    let err = write_csv_dir(&mut data, &dir.0).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::BadAttributeName { name, .. } if name == "price"),
+        "{err}"
+    );
+}
