@@ -234,14 +234,17 @@ impl RecordSource for CsvSource {
             let read = || {
                 let user_id = table.id(user)?;
                 let product_id = table.id(product)?;
-                let weight = match table.number::<f32>(weight)? {
-                    Some(w) if w < 0.0 => {
+                let weight = match (weight, table.number::<f32>(weight)?) {
+                    (Some(column), Some(w)) if w < 0.0 => {
                         return Err(table.cell_error(
-                            weight.unwrap_or_default(),
-                            format!("invalid weight \"{w}\": must be >= 0"),
+                            column,
+                            format!(
+                                "invalid weight {:?}: must be >= 0",
+                                table.cell(column).unwrap_or("")
+                            ),
                         ))
                     }
-                    w => w,
+                    (_, w) => w,
                 };
                 let timestamp = match timestamp.and_then(|c| table.cell(c).map(|t| (c, t))) {
                     None => None,

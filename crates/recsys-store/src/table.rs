@@ -198,28 +198,27 @@ impl Table {
         }
     }
 
-    /// An optional finite number cell.
+    /// An optional finite number cell (`None` when the column is absent or the cell empty).
     pub(crate) fn number<T>(&self, column: Option<usize>) -> Result<Option<T>, SourceError>
     where
         T: std::str::FromStr + Copy + Into<f64>,
     {
-        let Some(text) = column.and_then(|c| self.cell(c)) else {
+        let Some(column) = column else {
             return Ok(None);
         };
-        let column = column.unwrap_or_default();
+        let Some(text) = self.cell(column) else {
+            return Ok(None);
+        };
+        let name = &self.headers[column];
         match text.parse::<T>() {
             Ok(v) if v.into().is_finite() => Ok(Some(v)),
             Ok(_) => Err(self.cell_error(
                 column,
-                format!(
-                    "invalid {} {text:?}: must be a finite number",
-                    self.headers[column]
-                ),
+                format!("invalid {name} {text:?}: must be a finite number"),
             )),
-            Err(_) => Err(self.cell_error(
-                column,
-                format!("invalid {} {text:?}: not a number", self.headers[column]),
-            )),
+            Err(_) => {
+                Err(self.cell_error(column, format!("invalid {name} {text:?}: not a number")))
+            }
         }
     }
 

@@ -156,6 +156,21 @@ fn reads_gzip_files_and_explicit_paths() {
 }
 
 #[test]
+fn byte_order_mark_and_crlf_are_accepted() {
+    let dir = fixture();
+    dir.write("users.csv", "\u{feff}user_id,city\r\n1,Paris\r\n");
+    let users: Vec<_> = CsvSource::open(&dir.0)
+        .unwrap()
+        .users()
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].user_id, ExternalId::Int(1));
+    assert_eq!(users[0].attributes["city"], "Paris");
+}
+
+#[test]
 fn sources_can_be_read_again() {
     let dir = fixture();
     let mut source = CsvSource::open(&dir.0).unwrap();
@@ -291,6 +306,7 @@ fn bad_weights() {
         ("NaN", "finite"),
         ("inf", "finite"),
         ("-1", ">= 0"),
+        ("-0.5", ">= 0"),
     ] {
         let text = format!("user_id,product_id,weight\n1,10,{value}\n");
         let err = row_error(
