@@ -80,8 +80,8 @@ impl FoldIn {
             return Err(CoreError::Empty("fold-in needs the training interactions"));
         }
         let reps = model.item_representations();
-        let q = reps.vectors.mapv(f64::from);
-        let b = reps.biases.mapv(f64::from);
+        let q = reps.vectors().mapv(f64::from);
+        let b = reps.biases().mapv(f64::from);
         let gram = q.t().dot(&q);
         let sum_q = q.sum_axis(ndarray::Axis(0));
         let sum_bq = q.t().dot(&b);
@@ -119,8 +119,8 @@ impl FoldIn {
             sum_bq,
             s_pos: pos_sum / pos_n as f64,
             s_neg: all_sum / all_n as f64,
-            item_vectors: reps.vectors.clone(),
-            item_biases: reps.biases.clone(),
+            item_vectors: reps.vectors().to_owned(),
+            item_biases: reps.biases().to_owned(),
         })
     }
 

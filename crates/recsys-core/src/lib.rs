@@ -30,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod foldin;
 pub mod interactions;
+mod kernels;
 pub mod matrix;
 pub mod model;
 pub mod params;

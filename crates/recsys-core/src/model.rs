@@ -15,7 +15,7 @@ use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::params::{Hyperparameters, Loss};
 use crate::rng::Rng;
-use crate::train::{dot_product, run_epoch, LossTally, Side, Trainer};
+use crate::train::{run_epoch, FeatureRows, LossTally, PairSet, Side, Trainer};
 
 /// A user's (or item's) latent vector and bias: its score with an item is
 /// `vector · item.vector + bias + item.bias`.
@@ -30,31 +30,93 @@ pub struct Representation {
 /// Representations of all items, computed once and cached by the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRepresentations {
-    /// `n_items × no_components`.
-    pub vectors: Array2<f32>,
-    /// `n_items`.
-    pub biases: Array1<f32>,
+    vectors: Array2<f32>,
+    biases: Array1<f32>,
+    /// Row `i`: the item's vector, its bias, zero padding to a multiple of 8 floats, so one
+    /// padded dot product with `[user vector, 1, 0…]` gives vector·vector + item bias.
+    packed: Vec<f32>,
+    stride: usize,
 }
 
 impl ItemRepresentations {
+    /// Builds the cache from `n_items × k` vectors and `n_items` biases.
+    pub fn new(vectors: Array2<f32>, biases: Array1<f32>) -> Result<Self> {
+        if vectors.nrows() != biases.len() {
+            return Err(CoreError::ShapeMismatch {
+                what: "item representation biases vs vectors",
+                expected: vectors.nrows(),
+                found: biases.len(),
+            });
+        }
+        let k = vectors.ncols();
+        let stride = (k + 1).div_ceil(8) * 8;
+        let mut packed = vec![0.0; vectors.nrows() * stride];
+        for (i, row) in vectors.outer_iter().enumerate() {
+            let dst = &mut packed[i * stride..(i + 1) * stride];
+            for (d, v) in dst.iter_mut().zip(row.iter()) {
+                *d = *v;
+            }
+            dst[k] = biases[i];
+        }
+        Ok(ItemRepresentations {
+            vectors,
+            biases,
+            packed,
+            stride,
+        })
+    }
+
+    /// `n_items × k` latent vectors.
+    pub fn vectors(&self) -> ArrayView2<'_, f32> {
+        self.vectors.view()
+    }
+
+    /// Item biases.
+    pub fn biases(&self) -> ArrayView1<'_, f32> {
+        self.biases.view()
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.biases.len()
+    }
+
+    /// True when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.biases.is_empty()
+    }
+
+    fn padded_user(&self, user: &Representation) -> Vec<f32> {
+        let mut u = vec![0.0; self.stride];
+        for (d, v) in u.iter_mut().zip(user.vector.iter()) {
+            *d = *v;
+        }
+        u[self.vectors.ncols()] = 1.0;
+        u
+    }
+
     /// Scores every item for a user representation, writing into `out` (resized to `n_items`).
     pub fn score_all(&self, user: &Representation, out: &mut Vec<f32>) {
-        let n = self.biases.len();
+        let u = self.padded_user(user);
         out.clear();
-        out.reserve(n);
-        let u = user.vector.as_slice().expect("owned vector is contiguous");
-        let flat = self.vectors.as_slice().expect("standard layout");
-        let k = u.len();
-        let biases = self.biases.as_slice().expect("contiguous");
-        if k == 0 {
-            out.extend(biases.iter().map(|b| b + user.bias));
-            return;
-        }
-        out.extend(
-            flat.chunks_exact(k)
-                .zip(biases)
-                .map(|(row, b)| dot_product(row, u) + b + user.bias),
-        );
+        out.resize(self.len(), 0.0);
+        crate::kernels::score_rows(&self.packed, self.stride, &u, user.bias, out);
+    }
+
+    /// Scores items `range` for a user representation into `out` (`range.len()` values).
+    ///
+    /// # Panics
+    /// If `range` is out of bounds or `out` has the wrong length.
+    pub fn score_range(
+        &self,
+        user: &Representation,
+        range: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        assert_eq!(out.len(), range.len(), "output length must match the range");
+        let u = self.padded_user(user);
+        let rows = &self.packed[range.start * self.stride..range.end * self.stride];
+        crate::kernels::score_rows(rows, self.stride, &u, user.bias, out);
     }
 
     /// Scores the given items for a user representation.
@@ -64,9 +126,9 @@ impl ItemRepresentations {
         items: &[usize],
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        let n = self.biases.len();
+        let n = self.len();
+        let u = self.padded_user(user);
         out.clear();
-        let u = user.vector.as_slice().expect("contiguous");
         for &i in items {
             if i >= n {
                 return Err(CoreError::IndexOutOfRange {
@@ -75,10 +137,11 @@ impl ItemRepresentations {
                     len: n,
                 });
             }
-            let row = self.vectors.row(i);
-            out.push(
-                dot_product(row.as_slice().expect("row-major"), u) + self.biases[i] + user.bias,
-            );
+            // The same kernel as `score_all`, so a score never depends on how it was asked for.
+            let row = &self.packed[i * self.stride..(i + 1) * self.stride];
+            let mut one = [0.0f32];
+            crate::kernels::score_rows(row, self.stride, &u, user.bias, &mut one);
+            out.push(one[0]);
         }
         Ok(())
     }
@@ -265,22 +328,22 @@ impl HybridModel {
     /// Embeddings of the user features (`n_user_features × k`).
     pub fn user_feature_embeddings(&self) -> ArrayView2<'_, f32> {
         let k = self.no_components();
-        ArrayView2::from_shape((self.users.n_features(), k), &self.users.embeddings)
-            .expect("consistent shape")
+        debug_assert_eq!(k, self.users.embeddings().ncols());
+        self.users.embeddings()
     }
     /// Biases of the user features.
     pub fn user_feature_biases(&self) -> ArrayView1<'_, f32> {
-        ArrayView1::from(&self.users.biases[..])
+        self.users.biases()
     }
     /// Embeddings of the item features (`n_item_features × k`).
     pub fn item_feature_embeddings(&self) -> ArrayView2<'_, f32> {
         let k = self.no_components();
-        ArrayView2::from_shape((self.items.n_features(), k), &self.items.embeddings)
-            .expect("consistent shape")
+        debug_assert_eq!(k, self.items.embeddings().ncols());
+        self.items.embeddings()
     }
     /// Biases of the item features.
     pub fn item_feature_biases(&self) -> ArrayView1<'_, f32> {
-        ArrayView1::from(&self.items.biases[..])
+        self.items.biases()
     }
 
     fn check_shape(&self, x: &Interactions) -> Result<()> {
@@ -351,6 +414,7 @@ impl HybridModel {
             _ => (0..interactions.len() as u32).collect(),
         };
         self.item_cache = OnceLock::new();
+        let positives = PairSet::new(interactions);
         for epoch in 0..options.epochs {
             let started = Instant::now();
             self.rng.shuffle(&mut order);
@@ -363,9 +427,10 @@ impl HybridModel {
                 user_alpha: self.params.user_alpha,
                 item_alpha: self.params.item_alpha,
                 max_sampled: self.params.max_sampled,
-                user_features: &self.user_features,
-                item_features: &self.item_features,
+                user_rows: FeatureRows::of(&self.user_features),
+                item_rows: FeatureRows::of(&self.item_features),
                 interactions,
+                positives: &positives,
             };
             let tally: LossTally = run_epoch(
                 &trainer,
@@ -428,11 +493,11 @@ impl HybridModel {
                 found: item_features.n_features(),
             });
         }
-        let (k, s) = (self.params.no_components, self.params.schedule);
+        let s = self.params.schedule;
         self.items
-            .grow(item_features.n_features(), k, s, &mut self.rng);
+            .grow(item_features.n_features(), s, &mut self.rng);
         self.users
-            .grow(user_features.n_features(), k, s, &mut self.rng);
+            .grow(user_features.n_features(), s, &mut self.rng);
         self.user_features = user_features;
         self.item_features = item_features;
         self.item_cache = OnceLock::new();
@@ -444,11 +509,11 @@ impl HybridModel {
         let mut bias = 0.0;
         let v = vector.as_slice_mut().expect("contiguous");
         for (&f, &w) in feats.iter().zip(weights) {
-            let row = &side.embeddings[f * k..(f + 1) * k];
+            let row = side.row(f);
             for c in 0..k {
                 v[c] += w * row[c];
             }
-            bias += w * side.biases[f];
+            bias += w * row[k];
         }
         Representation { vector, bias }
     }
@@ -524,7 +589,7 @@ impl HybridModel {
         self.item_cache.get_or_init(|| {
             let (vectors, biases) =
                 Self::all_reprs(&self.items, &self.item_features, self.no_components());
-            ItemRepresentations { vectors, biases }
+            ItemRepresentations::new(vectors, biases).expect("consistent shapes")
         })
     }
 

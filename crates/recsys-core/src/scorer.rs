@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::error::{CoreError, Result};
-use crate::model::{HybridModel, Representation};
+use crate::model::{HybridModel, ItemRepresentations, Representation};
 
 /// Who the scores are for.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,19 @@ pub trait Scorer: Send + Sync {
     /// Writes a score for every item into `out` (resized to [`Scorer::n_items`]).
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()>;
 
+    /// For factorisation models: the item representations, so callers (evaluation, top-k)
+    /// can use blocked, cache-friendly kernels. Default: `None`.
+    fn item_representations(&self) -> Option<&ItemRepresentations> {
+        None
+    }
+
+    /// For factorisation models: the user's representation (scores are then
+    /// `user · item + biases`). Default: `None`.
+    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+        let _ = user;
+        Ok(None)
+    }
+
     /// Scores of the given items (default: via [`Scorer::score_all`]).
     fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
         let mut all = Vec::new();
@@ -50,6 +63,12 @@ impl<S: Scorer + ?Sized> Scorer for &S {
     fn n_items(&self) -> usize {
         (**self).n_items()
     }
+    fn item_representations(&self) -> Option<&ItemRepresentations> {
+        (**self).item_representations()
+    }
+    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+        (**self).representation(user)
+    }
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
         (**self).score_all(user, out)
     }
@@ -62,6 +81,12 @@ impl<S: Scorer + ?Sized> Scorer for Box<S> {
     fn n_items(&self) -> usize {
         (**self).n_items()
     }
+    fn item_representations(&self) -> Option<&ItemRepresentations> {
+        (**self).item_representations()
+    }
+    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+        (**self).representation(user)
+    }
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
         (**self).score_all(user, out)
     }
@@ -73,6 +98,12 @@ impl<S: Scorer + ?Sized> Scorer for Box<S> {
 impl<S: Scorer + ?Sized> Scorer for Arc<S> {
     fn n_items(&self) -> usize {
         (**self).n_items()
+    }
+    fn item_representations(&self) -> Option<&ItemRepresentations> {
+        (**self).item_representations()
+    }
+    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+        (**self).representation(user)
     }
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
         (**self).score_all(user, out)
@@ -113,6 +144,14 @@ impl HybridModel {
 impl Scorer for HybridModel {
     fn n_items(&self) -> usize {
         HybridModel::n_items(self)
+    }
+
+    fn item_representations(&self) -> Option<&ItemRepresentations> {
+        Some(HybridModel::item_representations(self))
+    }
+
+    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+        Ok(Some(self.query_repr(user)?.into_owned()))
     }
 
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {

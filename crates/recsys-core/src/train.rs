@@ -19,21 +19,79 @@ use crate::matrix::FeatureMatrix;
 use crate::params::{Loss, Schedule};
 use crate::rng::Rng;
 
+/// How many negative candidates are drawn ahead of use.
+const RING: usize = 8;
+
 /// WARP's gradient clip (LightFM's `MAX_LOSS`).
 const MAX_LOSS: f32 = 10.0;
 
+/// A 64-byte aligned block of 16 floats: parameter rows are padded to whole blocks so a row
+/// never straddles more cache lines than it must.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C, align(64))]
+struct Block([f32; 16]);
+
+/// A growable, cache-line aligned `f32` buffer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn resize(&mut self, len: usize, value: f32) {
+        let old = self.len;
+        self.blocks.resize(len.div_ceil(16), Block([0.0; 16]));
+        self.len = len;
+        let s = self.as_mut_slice();
+        for v in &mut s[old.min(len)..] {
+            *v = value;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Block` is `repr(C)` over `[f32; 16]` with size 64 = 16 × 4, so the blocks
+        // are a contiguous run of initialised `f32`s; `len <= 16 × blocks.len()`.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<f32>(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, and we hold `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+impl serde::Serialize for AlignedBuf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AlignedBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<f32>::deserialize(d)?;
+        let mut b = AlignedBuf::default();
+        b.resize(v.len(), 0.0);
+        b.as_mut_slice().copy_from_slice(&v);
+        Ok(b)
+    }
+}
+
 /// Parameters of one side of the model (users or items), with optimiser state.
+///
+/// Row `f` (one feature) holds its `k` embedding values, then its bias, padded to a multiple
+/// of 16 floats (`stride`), so fetching a feature's parameters touches the fewest cache lines.
+/// The optimiser accumulators use the same layout.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Side {
-    /// `n_features × k`, row-major.
-    pub embeddings: Vec<f32>,
-    pub biases: Vec<f32>,
+    k: usize,
+    stride: usize,
+    n: usize,
+    params: AlignedBuf,
     /// Adagrad: running sum of squared gradients (starts at 1). Adadelta: E[g²].
-    pub emb_acc: Vec<f32>,
+    acc: AlignedBuf,
     /// Adadelta only: E[Δx²] (empty for adagrad).
-    pub emb_delta: Vec<f32>,
-    pub bias_acc: Vec<f32>,
-    pub bias_delta: Vec<f32>,
+    delta: AlignedBuf,
 }
 
 impl Side {
@@ -41,56 +99,91 @@ impl Side {
     /// adagrad accumulators at 1 (adadelta's at 0).
     pub fn new(n_features: usize, k: usize, schedule: Schedule, rng: &mut Rng) -> Side {
         let mut s = Side {
-            embeddings: Vec::new(),
-            biases: Vec::new(),
-            emb_acc: Vec::new(),
-            emb_delta: Vec::new(),
-            bias_acc: Vec::new(),
-            bias_delta: Vec::new(),
+            k,
+            stride: (k + 1).div_ceil(16) * 16,
+            n: 0,
+            params: AlignedBuf::default(),
+            acc: AlignedBuf::default(),
+            delta: AlignedBuf::default(),
         };
-        s.grow(n_features, k, schedule, rng);
+        s.grow(n_features, schedule, rng);
         s
     }
 
-    /// Appends freshly initialised parameters for features `len..n_features`.
-    pub fn grow(&mut self, n_features: usize, k: usize, schedule: Schedule, rng: &mut Rng) {
-        let old = self.biases.len();
+    /// Appends freshly initialised parameters for features `n..n_features`.
+    pub fn grow(&mut self, n_features: usize, schedule: Schedule, rng: &mut Rng) {
+        let old = self.n;
         if n_features <= old {
             return;
         }
-        for _ in old * k..n_features * k {
-            self.embeddings
-                .push(((rng.next_f64() - 0.5) / k as f64) as f32);
+        let (k, stride) = (self.k, self.stride);
+        self.params.resize(n_features * stride, 0.0);
+        let p = self.params.as_mut_slice();
+        for f in old..n_features {
+            for c in 0..k {
+                p[f * stride + c] = ((rng.next_f64() - 0.5) / k as f64) as f32;
+            }
         }
-        self.biases.resize(n_features, 0.0);
         let (acc0, adadelta) = match schedule {
             Schedule::Adagrad => (1.0, false),
             Schedule::Adadelta { .. } => (0.0, true),
         };
-        self.emb_acc.resize(n_features * k, acc0);
-        self.bias_acc.resize(n_features, acc0);
+        self.acc.resize(n_features * stride, acc0);
         if adadelta {
-            self.emb_delta.resize(n_features * k, 0.0);
-            self.bias_delta.resize(n_features, 0.0);
+            self.delta.resize(n_features * stride, 0.0);
         }
+        self.n = n_features;
     }
 
     pub fn n_features(&self) -> usize {
-        self.biases.len()
+        self.n
+    }
+
+    /// Embedding (k values) followed by the bias of feature `f`.
+    #[inline]
+    pub fn row(&self, f: usize) -> &[f32] {
+        &self.params.as_slice()[f * self.stride..f * self.stride + self.k + 1]
+    }
+
+    /// `n_features × k` view of the embeddings.
+    pub fn embeddings(&self) -> ndarray::ArrayView2<'_, f32> {
+        use ndarray::ShapeBuilder;
+        let len = if self.n == 0 {
+            0
+        } else {
+            (self.n - 1) * self.stride + self.k
+        };
+        ndarray::ArrayView2::from_shape(
+            (self.n, self.k).strides((self.stride, 1)),
+            &self.params.as_slice()[..len],
+        )
+        .expect("consistent strided layout")
+    }
+
+    /// The biases (strided view).
+    pub fn biases(&self) -> ndarray::ArrayView1<'_, f32> {
+        use ndarray::ShapeBuilder;
+        let p = self.params.as_slice();
+        let len = if self.n == 0 {
+            0
+        } else {
+            (self.n - 1) * self.stride + 1
+        };
+        let start = self.k.min(p.len());
+        ndarray::ArrayView1::from_shape((self.n,).strides((self.stride,)), &p[start..start + len])
+            .expect("consistent strided layout")
     }
 
     pub fn all_finite(&self) -> bool {
-        self.embeddings.iter().all(|v| v.is_finite()) && self.biases.iter().all(|v| v.is_finite())
+        (0..self.n).all(|f| self.row(f).iter().all(|v| v.is_finite()))
     }
 
     fn view(&mut self) -> SideView {
         SideView {
-            emb: Shared::new(&mut self.embeddings),
-            bias: Shared::new(&mut self.biases),
-            emb_acc: Shared::new(&mut self.emb_acc),
-            emb_delta: Shared::new(&mut self.emb_delta),
-            bias_acc: Shared::new(&mut self.bias_acc),
-            bias_delta: Shared::new(&mut self.bias_delta),
+            params: Shared::new(self.params.as_mut_slice()),
+            acc: Shared::new(self.acc.as_mut_slice()),
+            delta: Shared::new(self.delta.as_mut_slice()),
+            stride: self.stride,
         }
     }
 }
@@ -140,40 +233,86 @@ impl Shared {
 
 #[derive(Clone, Copy)]
 struct SideView {
-    emb: Shared,
-    bias: Shared,
-    emb_acc: Shared,
-    emb_delta: Shared,
-    bias_acc: Shared,
-    bias_delta: Shared,
+    params: Shared,
+    acc: Shared,
+    delta: Shared,
+    stride: usize,
 }
 
-/// One adaptive SGD step on a single parameter; returns nothing (the local learning rate is
-/// folded into the L2 decay).
+/// Scratch rows for [`update_row`].
+#[derive(Default)]
+struct RowBuf {
+    p: Vec<f32>,
+    a: Vec<f32>,
+    d: Vec<f32>,
+}
+
+/// One adaptive SGD step on the first `grads.len()` parameters of a row (embedding, then
+/// optionally the bias), each gradient scaled by the feature weight `w`.
+///
+/// The row is read with atomic loads into local buffers, updated there with vectorisable
+/// arithmetic (the square roots and divisions dominate), and written back with atomic
+/// stores.
 #[inline(always)]
-fn step(param: Shared, acc: Shared, delta: Shared, i: usize, grad: f32, opt: &Opt, alpha: f32) {
-    let lr = match opt.schedule {
+fn update_row(
+    side: &SideView,
+    base: usize,
+    grads: &[f32],
+    w: f32,
+    opt: &Opt,
+    alpha: f32,
+    buf: &mut RowBuf,
+) {
+    let n = grads.len();
+    let (p, a) = (&mut buf.p[..n], &mut buf.a[..n]);
+    for c in 0..n {
+        p[c] = side.params.get(base + c);
+        a[c] = side.acc.get(base + c);
+    }
+    match opt.schedule {
         Schedule::Adagrad => {
-            let a = acc.get(i);
-            let lr = opt.learning_rate / a.sqrt();
-            param.set(i, param.get(i) - lr * grad);
-            acc.set(i, a + grad * grad);
-            lr
+            let lr0 = opt.learning_rate;
+            if alpha > 0.0 {
+                for c in 0..n {
+                    let g = grads[c] * w;
+                    let lr = lr0 / a[c].sqrt();
+                    p[c] = (p[c] - lr * g) * (1.0 - alpha * lr).max(0.0);
+                    a[c] += g * g;
+                }
+            } else {
+                for c in 0..n {
+                    let g = grads[c] * w;
+                    p[c] -= lr0 / a[c].sqrt() * g;
+                    a[c] += g * g;
+                }
+            }
         }
         Schedule::Adadelta { rho, epsilon } => {
-            let a = rho * acc.get(i) + (1.0 - rho) * grad * grad;
-            acc.set(i, a);
-            let d = delta.get(i);
-            let lr = (d + epsilon).sqrt() / (a + epsilon).sqrt();
-            let update = lr * grad;
-            delta.set(i, rho * d + (1.0 - rho) * update * update);
-            param.set(i, param.get(i) - update);
-            lr
+            let d = &mut buf.d[..n];
+            for c in 0..n {
+                d[c] = side.delta.get(base + c);
+            }
+            for c in 0..n {
+                let g = grads[c] * w;
+                a[c] = rho * a[c] + (1.0 - rho) * g * g;
+                let lr = (d[c] + epsilon).sqrt() / (a[c] + epsilon).sqrt();
+                let update = lr * g;
+                d[c] = rho * d[c] + (1.0 - rho) * update * update;
+                p[c] = (p[c] - update)
+                    * if alpha > 0.0 {
+                        (1.0 - alpha * lr).max(0.0)
+                    } else {
+                        1.0
+                    };
+            }
+            for c in 0..n {
+                side.delta.set(base + c, d[c]);
+            }
         }
-    };
-    if alpha > 0.0 {
-        let decay = (1.0 - alpha * lr).max(0.0);
-        param.set(i, param.get(i) * decay);
+    }
+    for c in 0..n {
+        side.params.set(base + c, p[c]);
+        side.acc.set(base + c, a[c]);
     }
 }
 
@@ -181,6 +320,82 @@ fn step(param: Shared, acc: Shared, delta: Shared, i: usize, grad: f32, opt: &Op
 struct Opt {
     schedule: Schedule,
     learning_rate: f32,
+}
+
+/// A hash set of the training `(user, item)` pairs (open addressing, linear probing).
+///
+/// WARP and BPR ask "is this random item one of the user's positives?" once per sampled
+/// negative. A binary search in the user's item list costs a chain of dependent cache misses
+/// (heavy users have thousands of items); one probe here costs one, and the slot can be
+/// prefetched together with the candidate's parameters.
+pub(crate) struct PairSet {
+    slots: Vec<u64>,
+    shift: u32,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl PairSet {
+    pub fn new(x: &Interactions) -> PairSet {
+        let cap = (x.len() * 2).next_power_of_two().max(16);
+        let mut set = PairSet {
+            slots: vec![EMPTY; cap],
+            shift: 64 - cap.trailing_zeros(),
+        };
+        for (&u, &i) in x.users_raw().iter().zip(x.items_raw()) {
+            let key = Self::key(u as usize, i as usize);
+            let mut s = set.slot(key);
+            while set.slots[s] != EMPTY && set.slots[s] != key {
+                s = (s + 1) & (cap - 1);
+            }
+            set.slots[s] = key;
+        }
+        set
+    }
+
+    #[inline(always)]
+    fn key(user: usize, item: usize) -> u64 {
+        ((user as u64) << 32) | item as u64
+    }
+
+    #[inline(always)]
+    fn slot(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    #[inline(always)]
+    pub fn contains(&self, user: usize, item: usize) -> bool {
+        let key = Self::key(user, item);
+        let mask = self.slots.len() - 1;
+        let mut s = self.slot(key);
+        loop {
+            let v = self.slots[s];
+            if v == key {
+                return true;
+            }
+            if v == EMPTY {
+                return false;
+            }
+            s = (s + 1) & mask;
+        }
+    }
+
+    #[inline(always)]
+    pub fn prefetch(&self, user: usize, item: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let s = self.slot(Self::key(user, item));
+            // SAFETY: `s` is a valid slot index; prefetching has no semantic effect.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(s).cast::<i8>());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (user, item);
+        }
+    }
 }
 
 /// Everything a worker thread needs.
@@ -192,9 +407,21 @@ pub(crate) struct Trainer<'a> {
     pub user_alpha: f32,
     pub item_alpha: f32,
     pub max_sampled: usize,
-    pub user_features: &'a FeatureMatrix,
-    pub item_features: &'a FeatureMatrix,
+    pub user_rows: FeatureRows<'a>,
+    pub item_rows: FeatureRows<'a>,
     pub interactions: &'a Interactions,
+    /// The training pairs, for the ranking losses' negative sampling.
+    pub positives: &'a PairSet,
+}
+
+/// One training example, materialised in shuffled order so the hot loop reads memory
+/// sequentially.
+#[derive(Debug, Clone, Copy)]
+struct Example {
+    user: u32,
+    item: u32,
+    value: f32,
+    weight: f32,
 }
 
 /// Per-thread running totals of the loss estimate.
@@ -222,7 +449,10 @@ struct Worker<'a> {
     pos_repr: Vec<f32>,
     neg_repr: Vec<f32>,
     grad: Vec<f32>,
+    rowbuf: RowBuf,
     rng: Rng,
+    ring: [usize; RING],
+    ring_pos: usize,
     tally: LossTally,
 }
 
@@ -244,28 +474,112 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-pub(crate) fn dot_product(a: &[f32], b: &[f32]) -> f32 {
-    dot(a, b)
-}
-
 #[inline(always)]
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
 
+/// How a worker walks the features of a row: identity matrices skip the CSR lookups.
+#[derive(Clone, Copy)]
+pub(crate) enum FeatureRows<'a> {
+    /// Row `i` is feature `i` with weight 1.
+    Identity,
+    /// A general sparse matrix.
+    Csr(&'a FeatureMatrix),
+}
+
+impl<'a> FeatureRows<'a> {
+    pub fn of(fm: &'a FeatureMatrix) -> Self {
+        if fm.is_identity() {
+            FeatureRows::Identity
+        } else {
+            FeatureRows::Csr(fm)
+        }
+    }
+}
+
+#[inline(always)]
+fn prefetch(buf: Shared, start: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if start < buf.len {
+            // SAFETY: `start` is in bounds; prefetching never faults and has no effect on
+            // program semantics.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                let p = buf.ptr.add(start).cast::<i8>();
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (buf, start);
+    }
+}
+
 impl<'a> Worker<'a> {
     /// Writes the representation (k latent values, then the bias) of `row` into `out`.
     #[inline]
-    fn repr(side: &SideView, fm: &FeatureMatrix, row: usize, k: usize, out: &mut [f32]) {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        let (feats, weights) = fm.row(row);
-        for (&f, &w) in feats.iter().zip(weights) {
-            let base = f * k;
-            for c in 0..k {
-                out[c] += w * side.emb.get(base + c);
+    fn repr(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
+        match rows {
+            FeatureRows::Identity => {
+                let base = row * side.stride;
+                for (c, o) in out[..=k].iter_mut().enumerate() {
+                    *o = side.params.get(base + c);
+                }
             }
-            out[k] += w * side.bias.get(f);
+            FeatureRows::Csr(fm) => {
+                out.iter_mut().for_each(|v| *v = 0.0);
+                let (feats, weights) = fm.row(row);
+                for (&f, &w) in feats.iter().zip(weights) {
+                    let base = f * side.stride;
+                    for (c, o) in out[..=k].iter_mut().enumerate() {
+                        *o += w * side.params.get(base + c);
+                    }
+                }
+            }
         }
+    }
+
+    /// Asks the CPU to start loading the parameters (and, with `acc`, the optimiser state) of
+    /// `row`'s features.
+    #[inline(always)]
+    fn prefetch_row(side: &SideView, rows: FeatureRows<'_>, row: usize, acc: bool) {
+        let one = |f: usize| {
+            prefetch(side.params, f * side.stride);
+            if acc {
+                prefetch(side.acc, f * side.stride);
+            }
+        };
+        match rows {
+            FeatureRows::Identity => one(row),
+            FeatureRows::Csr(fm) => fm.row(row).0.iter().for_each(|&f| one(f)),
+        }
+    }
+
+    /// Prefetches what example `e` (an interaction index) will touch first.
+    #[inline(always)]
+    fn prefetch_example(&self, ex: &Example) {
+        Self::prefetch_row(&self.users, self.t.user_rows, ex.user as usize, true);
+        Self::prefetch_row(&self.items, self.t.item_rows, ex.item as usize, true);
+    }
+
+    /// The next uniformly random negative candidate. Candidates are drawn [`RING`] steps
+    /// ahead (across examples: they do not depend on the example) and their parameters
+    /// prefetched when drawn, so they are in cache when scored.
+    #[inline(always)]
+    fn next_candidate(&mut self, user: usize) -> usize {
+        let n_items = self.t.interactions.n_items();
+        let fresh = self.rng.below(n_items);
+        // Only the parameters: the optimiser state is needed for the one candidate per
+        // example that is updated, and too many outstanding prefetches stall the CPU.
+        Self::prefetch_row(&self.items, self.t.item_rows, fresh, false);
+        self.t.positives.prefetch(user, fresh);
+        let c = std::mem::replace(&mut self.ring[self.ring_pos], fresh);
+        self.ring_pos = (self.ring_pos + 1) % RING;
+        c
     }
 
     #[inline]
@@ -274,42 +588,28 @@ impl<'a> Worker<'a> {
         dot(&a[..k], &b[..k]) + a[k] + b[k]
     }
 
-    /// Applies `grad` (k latent components; bias gradient `bias_grad`) to every feature of `row`.
+    /// Applies `grad` to every feature of `row`: `k` latent components, then (when
+    /// `grad.len() == k + 1`) the bias.
     #[inline]
     fn apply(
-        &self,
+        &mut self,
         side: SideView,
-        fm: &FeatureMatrix,
+        rows: FeatureRows<'_>,
         row: usize,
         grad: &[f32],
-        bias_grad: Option<f32>,
         alpha: f32,
     ) {
-        let k = self.t.k;
-        let (feats, weights) = fm.row(row);
-        for (&f, &w) in feats.iter().zip(weights) {
-            let base = f * k;
-            for (c, &g) in grad.iter().enumerate() {
-                step(
-                    side.emb,
-                    side.emb_acc,
-                    side.emb_delta,
-                    base + c,
-                    g * w,
-                    &self.opt,
-                    alpha,
-                );
+        let opt = self.opt;
+        let buf = &mut self.rowbuf;
+        match rows {
+            FeatureRows::Identity => {
+                update_row(&side, row * side.stride, grad, 1.0, &opt, alpha, buf)
             }
-            if let Some(bg) = bias_grad {
-                step(
-                    side.bias,
-                    side.bias_acc,
-                    side.bias_delta,
-                    f,
-                    bg * w,
-                    &self.opt,
-                    alpha,
-                );
+            FeatureRows::Csr(fm) => {
+                let (feats, weights) = fm.row(row);
+                for (&f, &w) in feats.iter().zip(weights) {
+                    update_row(&side, f * side.stride, grad, w, &opt, alpha, buf);
+                }
             }
         }
     }
@@ -317,59 +617,34 @@ impl<'a> Worker<'a> {
     /// Pairwise update: raise the positive's score, lower the negative's, by `loss`.
     fn pairwise_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
         let k = self.t.k;
-        let (uf, itf) = (self.t.user_features, self.t.item_features);
+        let (uf, itf) = (self.t.user_rows, self.t.item_rows);
         let mut grad = std::mem::take(&mut self.grad);
         // Positive item: d(-score_pos)/d(item) = -user.
         for c in 0..k {
             grad[c] = -loss * self.user_repr[c];
         }
-        self.apply(
-            self.items,
-            itf,
-            pos,
-            &grad[..k],
-            Some(-loss),
-            self.t.item_alpha,
-        );
+        grad[k] = -loss;
+        self.apply(self.items, itf, pos, &grad[..=k], self.t.item_alpha);
         for c in 0..k {
             grad[c] = loss * self.user_repr[c];
         }
-        self.apply(
-            self.items,
-            itf,
-            neg,
-            &grad[..k],
-            Some(loss),
-            self.t.item_alpha,
-        );
+        grad[k] = loss;
+        self.apply(self.items, itf, neg, &grad[..=k], self.t.item_alpha);
         // User: d(score_neg - score_pos)/d(user) = neg - pos; the user bias cancels out.
         for c in 0..k {
             grad[c] = loss * (self.neg_repr[c] - self.pos_repr[c]);
         }
-        self.apply(self.users, uf, user, &grad[..k], None, self.t.user_alpha);
+        self.apply(self.users, uf, user, &grad[..k], self.t.user_alpha);
         self.grad = grad;
     }
 
-    fn logistic(&mut self, e: usize) {
-        let x = self.t.interactions;
-        let (user, item) = (x.users_raw()[e] as usize, x.items_raw()[e] as usize);
-        let weight = x.weights_raw()[e];
-        let y = if x.values_raw()[e] > 0.0 { 1.0 } else { 0.0 };
+    fn logistic(&mut self, ex: &Example) {
+        let (user, item) = (ex.user as usize, ex.item as usize);
+        let weight = ex.weight;
+        let y = if ex.value > 0.0 { 1.0 } else { 0.0 };
         let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.t.user_features,
-            user,
-            k,
-            &mut self.user_repr,
-        );
-        Self::repr(
-            &self.items,
-            self.t.item_features,
-            item,
-            k,
-            &mut self.pos_repr,
-        );
+        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.t.item_rows, item, k, &mut self.pos_repr);
         let p = sigmoid(self.predict(&self.user_repr, &self.pos_repr));
         let loss = weight * (p - y);
         let ll = -(if y > 0.0 { p } else { 1.0 - p }).max(1e-12).ln();
@@ -379,51 +654,35 @@ impl<'a> Worker<'a> {
         for c in 0..k {
             grad[c] = loss * self.user_repr[c];
         }
+        grad[k] = loss;
         self.apply(
             self.items,
-            self.t.item_features,
+            self.t.item_rows,
             item,
-            &grad[..k],
-            Some(loss),
+            &grad[..=k],
             self.t.item_alpha,
         );
         for c in 0..k {
             grad[c] = loss * self.pos_repr[c];
         }
+        grad[k] = loss;
         self.apply(
             self.users,
-            self.t.user_features,
+            self.t.user_rows,
             user,
-            &grad[..k],
-            Some(loss),
+            &grad[..=k],
             self.t.user_alpha,
         );
         self.grad = grad;
     }
 
-    /// Draws a uniformly random item that `user` has not interacted with; `None` if the user
-    /// has interacted with (nearly) everything.
-    #[inline]
-    fn draw_negative(&mut self, user: usize) -> Option<usize> {
-        let x = self.t.interactions;
-        let n_items = x.n_items();
-        if x.user_items(user).len() >= n_items {
-            return None;
-        }
-        // LightFM redraws forever; we bound the redraws so a user with almost every item
-        // cannot stall training.
-        for _ in 0..1000 {
-            let cand = self.rng.below(n_items);
-            if !x.contains(user, cand) {
-                return Some(cand);
-            }
-        }
-        None
-    }
-
     /// WARP's negative search and update for a positive whose representation is in
     /// `pos_repr`. `n_negatives` is the rank denominator (LightFM: n_items - 1 for WARP,
     /// the number of the user's negatives for WARP-kOS).
+    ///
+    /// Negatives are drawn uniformly; a draw that hits one of the user's positives is redrawn
+    /// and not counted (as in LightFM). Each candidate is drawn one step ahead so its
+    /// parameters can be prefetched while the current one is scored.
     fn warp_search(
         &mut self,
         user: usize,
@@ -432,100 +691,80 @@ impl<'a> Worker<'a> {
         weight: f32,
         n_negatives: usize,
     ) {
+        let x = self.t.interactions;
+        let n_items = x.n_items();
         let k = self.t.k;
+        self.tally.count += 1;
+        if x.user_items(user).len() >= n_items {
+            return;
+        }
+        // The pair-set slots of the queued candidates depend on the user: ask for them now,
+        // all at once, so their cache misses overlap.
+        for &c in &self.ring {
+            self.t.positives.prefetch(user, c);
+        }
         let mut sampled = 0usize;
-        while sampled < self.t.max_sampled {
-            let Some(neg) = self.draw_negative(user) else {
-                break;
-            };
+        // LightFM redraws positives forever; we bound the total number of draws so a user
+        // who has interacted with almost every item cannot stall training.
+        let mut budget = 1000 + self.t.max_sampled;
+        while sampled < self.t.max_sampled && budget > 0 {
+            budget -= 1;
+            let cand = self.next_candidate(user);
+            // A draw that hits one of the user's positives is redrawn and not counted, as in
+            // LightFM (the pair-set slot was prefetched with the candidate).
+            if self.t.positives.contains(user, cand) {
+                continue;
+            }
             sampled += 1;
-            Self::repr(
-                &self.items,
-                self.t.item_features,
-                neg,
-                k,
-                &mut self.neg_repr,
-            );
+            Self::repr(&self.items, self.t.item_rows, cand, k, &mut self.neg_repr);
             let neg_pred = self.predict(&self.user_repr, &self.neg_repr);
             if neg_pred > pos_pred - 1.0 {
                 let rank_estimate = ((n_negatives / sampled) as f32).max(1.0);
                 let loss = (weight * rank_estimate.ln()).min(MAX_LOSS);
                 self.tally.sum += loss as f64;
-                self.tally.count += 1;
-                self.pairwise_update(loss, user, pos, neg);
+                self.pairwise_update(loss, user, pos, cand);
                 return;
             }
         }
-        self.tally.count += 1;
     }
 
-    fn warp(&mut self, e: usize) {
+    fn warp(&mut self, ex: &Example) {
         let x = self.t.interactions;
-        if x.values_raw()[e] <= 0.0 {
+        if ex.value <= 0.0 {
             return;
         }
-        let (user, pos) = (x.users_raw()[e] as usize, x.items_raw()[e] as usize);
+        let (user, pos) = (ex.user as usize, ex.item as usize);
         let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.t.user_features,
-            user,
-            k,
-            &mut self.user_repr,
-        );
-        Self::repr(
-            &self.items,
-            self.t.item_features,
-            pos,
-            k,
-            &mut self.pos_repr,
-        );
+        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
-        self.warp_search(user, pos, pos_pred, x.weights_raw()[e], n_neg);
+        self.warp_search(user, pos, pos_pred, ex.weight, n_neg);
     }
 
-    fn bpr(&mut self, e: usize) {
+    fn bpr(&mut self, ex: &Example) {
         let x = self.t.interactions;
-        if x.values_raw()[e] <= 0.0 {
+        if ex.value <= 0.0 {
             return;
         }
-        let (user, pos) = (x.users_raw()[e] as usize, x.items_raw()[e] as usize);
-        let weight = x.weights_raw()[e];
+        let (user, pos) = (ex.user as usize, ex.item as usize);
+        let weight = ex.weight;
         // LightFM draws the negative from the item column of the interaction list, so
         // negatives follow popularity. Bounded redraws as in `draw_negative`.
         let n = x.len();
         let mut neg = None;
         for _ in 0..1000 {
             let cand = x.items_raw()[self.rng.below(n)] as usize;
-            if !x.contains(user, cand) {
+            if !self.t.positives.contains(user, cand) {
                 neg = Some(cand);
                 break;
             }
         }
         let Some(neg) = neg else { return };
         let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.t.user_features,
-            user,
-            k,
-            &mut self.user_repr,
-        );
-        Self::repr(
-            &self.items,
-            self.t.item_features,
-            pos,
-            k,
-            &mut self.pos_repr,
-        );
-        Self::repr(
-            &self.items,
-            self.t.item_features,
-            neg,
-            k,
-            &mut self.neg_repr,
-        );
+        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(&self.items, self.t.item_rows, neg, k, &mut self.neg_repr);
         let diff = self.predict(&self.user_repr, &self.pos_repr)
             - self.predict(&self.user_repr, &self.neg_repr);
         let s = sigmoid(diff);
@@ -541,36 +780,18 @@ impl<'a> Worker<'a> {
             return;
         }
         let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.t.user_features,
-            user,
-            k,
-            &mut self.user_repr,
-        );
+        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
             let item = positives[self.rng.below(positives.len())] as usize;
-            Self::repr(
-                &self.items,
-                self.t.item_features,
-                item,
-                k,
-                &mut self.pos_repr,
-            );
+            Self::repr(&self.items, self.t.item_rows, item, k, &mut self.pos_repr);
             pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
         }
         // Descending by score; stable for equal scores so runs are reproducible.
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
-        Self::repr(
-            &self.items,
-            self.t.item_features,
-            pos,
-            k,
-            &mut self.pos_repr,
-        );
+        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
         self.warp_search(user, pos, pos_pred, 1.0, n_neg);
     }
@@ -601,18 +822,56 @@ pub(crate) fn run_epoch(
         user_repr: vec![0.0; k + 1],
         pos_repr: vec![0.0; k + 1],
         neg_repr: vec![0.0; k + 1],
-        grad: vec![0.0; k],
+        grad: vec![0.0; k + 1],
+        rowbuf: RowBuf {
+            p: vec![0.0; k + 1],
+            a: vec![0.0; k + 1],
+            d: vec![0.0; k + 1],
+        },
         rng: Rng::new(seed),
+        ring: [0; RING],
+        ring_pos: 0,
         tally: LossTally::default(),
     };
+    let make_worker = |seed: u64| {
+        let mut w = make_worker(seed);
+        let n_items = t.interactions.n_items();
+        for r in 0..RING {
+            w.ring[r] = w.rng.below(n_items);
+        }
+        w
+    };
+    /// How many examples ahead the parameters are prefetched.
+    const AHEAD: usize = 4;
+    let x = t.interactions;
     let run = |chunk: &[u32], seed: u64| -> LossTally {
         let mut w = make_worker(seed);
-        match t.loss {
-            Loss::Logistic => chunk.iter().for_each(|&e| w.logistic(e as usize)),
-            Loss::Bpr => chunk.iter().for_each(|&e| w.bpr(e as usize)),
-            Loss::Warp => chunk.iter().for_each(|&e| w.warp(e as usize)),
-            Loss::WarpKos { k: kth, n } => {
-                chunk.iter().for_each(|&u| w.warp_kos(u as usize, kth, n))
+        if let Loss::WarpKos { k: kth, n } = t.loss {
+            chunk.iter().for_each(|&u| w.warp_kos(u as usize, kth, n));
+            return w.tally;
+        }
+        // Gather the examples in shuffled order first: independent loads the CPU overlaps,
+        // instead of a cache miss inside every training step.
+        let examples: Vec<Example> = chunk
+            .iter()
+            .map(|&e| {
+                let e = e as usize;
+                Example {
+                    user: x.users_raw()[e],
+                    item: x.items_raw()[e],
+                    value: x.values_raw()[e],
+                    weight: x.weights_raw()[e],
+                }
+            })
+            .collect();
+        for (j, ex) in examples.iter().enumerate() {
+            if let Some(next) = examples.get(j + AHEAD) {
+                w.prefetch_example(next);
+            }
+            match t.loss {
+                Loss::Logistic => w.logistic(ex),
+                Loss::Bpr => w.bpr(ex),
+                _ => w.warp(ex),
             }
         }
         w.tally

@@ -318,3 +318,39 @@ fn public_types_are_send_and_sync() {
     check::<recsys_core::Metrics>();
     check::<Box<dyn Scorer>>();
 }
+
+/// A scorer that hides the model's factors, forcing evaluation onto the generic path.
+struct Opaque<'a>(&'a HybridModel);
+
+impl Scorer for Opaque<'_> {
+    fn n_items(&self) -> usize {
+        self.0.n_items()
+    }
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> recsys_core::Result<()> {
+        self.0.score_all(user, out)
+    }
+}
+
+#[test]
+fn blocked_evaluation_equals_the_generic_path() {
+    // More users than one block and more items than one chunk.
+    let all = common::planted(150, 5000, 5, 30, 3, 21);
+    let (train, test) = all.split_random(0.3, 2).unwrap();
+    let mut model = HybridModel::collaborative(params(Loss::Bpr), 150, 5000).unwrap();
+    model.fit(&train, FitOptions::epochs(3)).unwrap();
+    let mask: Vec<bool> = (0..5000).map(|i| i % 3 != 0).collect();
+    for candidates in [None, Some(mask)] {
+        let opts = EvalOptions {
+            candidates,
+            threads: 2,
+            ..Default::default()
+        };
+        let fast = recsys_core::rank_test_items(&model, &test, Some(&train), &opts).unwrap();
+        let slow =
+            recsys_core::rank_test_items(&Opaque(&model), &test, Some(&train), &opts).unwrap();
+        assert_eq!(fast, slow);
+        let a = evaluate(&model, &test, Some(&train), &opts).unwrap();
+        let b = evaluate(&Opaque(&model), &test, Some(&train), &opts).unwrap();
+        assert_eq!(a, b);
+    }
+}
