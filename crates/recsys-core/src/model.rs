@@ -159,14 +159,24 @@ pub struct EpochReport {
     /// Mean loss estimate over the epoch's examples (logistic: log-loss; BPR: `-ln σ`;
     /// WARP: mean rank-weighted loss, 0 for positives no sampled negative violated).
     pub loss: f64,
-    /// Wall time of this epoch.
+    /// Wall time of this epoch (training only, without validation).
     pub elapsed: Duration,
+    /// Metrics on the validation set, when [`FitOptions::validate_on`] was given.
+    pub validation: Option<crate::eval::Metrics>,
+}
+
+/// A validation set evaluated after every epoch.
+struct Validation<'a> {
+    test: &'a Interactions,
+    train: Option<&'a Interactions>,
+    options: crate::eval::EvalOptions,
 }
 
 /// Options of a training call.
 pub struct FitOptions<'a> {
     epochs: usize,
     threads: usize,
+    validation: Option<Validation<'a>>,
     #[allow(clippy::type_complexity)]
     callback: Option<Box<dyn FnMut(&EpochReport, &HybridModel) -> ControlFlow<()> + 'a>>,
 }
@@ -176,6 +186,7 @@ impl std::fmt::Debug for FitOptions<'_> {
         f.debug_struct("FitOptions")
             .field("epochs", &self.epochs)
             .field("threads", &self.threads)
+            .field("validation", &self.validation.is_some())
             .field("callback", &self.callback.is_some())
             .finish()
     }
@@ -187,8 +198,26 @@ impl<'a> FitOptions<'a> {
         FitOptions {
             epochs,
             threads: 1,
+            validation: None,
             callback: None,
         }
+    }
+
+    /// Evaluates the model on `test` (excluding `train` pairs from the ranking) after every
+    /// epoch; the metrics arrive in [`EpochReport::validation`], so a callback can stop
+    /// training when they stop improving.
+    pub fn validate_on(
+        mut self,
+        test: &'a Interactions,
+        train: Option<&'a Interactions>,
+        options: crate::eval::EvalOptions,
+    ) -> Self {
+        self.validation = Some(Validation {
+            test,
+            train,
+            options,
+        });
+        self
     }
 
     /// Number of Hogwild threads (1 = bit-reproducible for a seed).
@@ -447,6 +476,12 @@ impl HybridModel {
                     learning_rate: self.params.learning_rate,
                 });
             }
+            let elapsed = started.elapsed();
+            self.item_cache = OnceLock::new();
+            let validation = match &options.validation {
+                Some(v) => Some(crate::eval::evaluate(&*self, v.test, v.train, &v.options)?),
+                None => None,
+            };
             let report = EpochReport {
                 epoch,
                 epochs: options.epochs,
@@ -456,7 +491,8 @@ impl HybridModel {
                 } else {
                     0.0
                 },
-                elapsed: started.elapsed(),
+                elapsed,
+                validation,
             };
             if let Some(cb) = options.callback.as_mut() {
                 if cb(&report, self).is_break() {

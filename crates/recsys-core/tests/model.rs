@@ -148,6 +148,30 @@ fn callback_sees_every_epoch_and_can_stop() {
 }
 
 #[test]
+fn validation_metrics_arrive_every_epoch_and_improve() {
+    let all = common::planted(200, 60, 3, 10, 1, 4);
+    let (train, test) = all.split_random(0.2, 8).unwrap();
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 200, 60).unwrap();
+    let mut aucs = Vec::new();
+    model
+        .fit(
+            &train,
+            FitOptions::epochs(8)
+                .validate_on(&test, Some(&train), EvalOptions::default())
+                .on_epoch(|r, _| {
+                    aucs.push(r.validation.expect("validation requested").auc);
+                    ControlFlow::Continue(())
+                }),
+        )
+        .unwrap();
+    assert_eq!(aucs.len(), 8);
+    assert!(aucs[7] > aucs[0] + 0.05, "{aucs:?}");
+    // The last validation is exactly what evaluating the final model gives.
+    let last = evaluate(&model, &test, Some(&train), &EvalOptions::default()).unwrap();
+    assert_eq!(last.auc, aucs[7]);
+}
+
+#[test]
 fn divergence_is_a_typed_error_naming_the_learning_rate() {
     let train = common::planted(50, 30, 2, 5, 0, 2);
     let p = Hyperparameters::builder()
