@@ -50,6 +50,46 @@ pub enum StoreError {
     /// Invalid data in a file (the location names file, line and column).
     #[error(transparent)]
     Invalid(#[from] SourceError),
+    /// An import found invalid rows and, in the default all-or-nothing mode, wrote nothing.
+    /// `errors` holds the first few (each naming file, line, column and value).
+    #[error("{total} invalid row(s), nothing was written; first: {}{}", errors.first().map_or_else(String::new, ToString::to_string), if *total > 1 { " (see the other errors, or import with skipping of bad rows to write them to a rejects file)" } else { "" })]
+    InvalidInput {
+        /// The first invalid rows (at most 20).
+        errors: Vec<SourceError>,
+        /// How many invalid rows there are in all.
+        total: usize,
+    },
+    /// No MongoDB URI was given.
+    #[error("no MongoDB URI: pass --uri or set MONGODB_URI (scripts/db.sh start prints one)")]
+    MissingUri,
+    /// A MongoDB operation failed. `uri` has any password redacted.
+    #[error("MongoDB at {uri}: {context}: {message}")]
+    Database {
+        /// The server's URI, password redacted.
+        uri: String,
+        /// What was being done, e.g. `upsert into products`.
+        context: String,
+        /// The driver's message.
+        message: String,
+        /// The driver's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A document in the database does not fit the schema (names collection, id and field).
+    #[error("{location}: {message}")]
+    BadDocument {
+        /// E.g. `mongodb recsys.products _id=42 field price`.
+        location: String,
+        /// What is wrong, naming the value.
+        message: String,
+    },
+    /// No stored artifact has this name.
+    #[error("no artifact named {name:?} in {bucket}")]
+    ArtifactNotFound {
+        /// The artifact name.
+        name: String,
+        /// The GridFS bucket searched.
+        bucket: String,
+    },
 }
 
 impl From<StoreError> for SourceError {
@@ -65,6 +105,10 @@ impl From<StoreError> for SourceError {
                 let location = match &other {
                     StoreError::FileNotFound { dir, .. } => dir.display().to_string(),
                     StoreError::BadAttributeName { path, .. } => path.display().to_string(),
+                    StoreError::BadDocument { location, message } => {
+                        return SourceError::new(location.clone(), message.clone())
+                    }
+                    StoreError::Database { uri, .. } => format!("mongodb {uri}"),
                     _ => "recsys-store".to_string(),
                 };
                 SourceError::new(location, other.to_string())

@@ -1,5 +1,5 @@
 //! Data sources for recsys: the CSV schema, read and validated as a stream (plain or gzip),
-//! and written back.
+//! written back, and MongoDB as the real data store.
 //!
 //! * [`CsvSource`] implements [`RecordSource`](recsys_features::RecordSource) over a folder
 //!   with `users.csv`, `products.csv` and `user_product_interactions.csv` (each possibly
@@ -7,6 +7,16 @@
 //! * [`read_pairs`] reads a `user_id,product_id` file such as a fixed held-out test split.
 //! * [`write_csv_dir`] writes any record source in the same schema.
 //! * [`parse_timestamp`] / [`format_timestamp`]: ISO 8601 or Unix seconds, no date library.
+//! * `mongo` (cargo feature `mongodb`, on by default): [`mongo::MongoStore`] connects (fast
+//!   timeouts, password redacted in errors), [`mongo::import_csv`] validates and upserts the
+//!   CSV files idempotently, [`mongo::MongoSource`] streams the collections into the dataset
+//!   builder, [`mongo::MongoStore::popularity`] counts in the database, and artifacts go to
+//!   GridFS. The driver's sync API is used, so no caller needs async. Turn the feature off
+//!   (`default-features = false`) to keep only the CSV layer, without tokio and TLS.
+//!
+//! Tests that need a server read `MONGODB_URI` (`scripts/db.sh start` brings one up; the
+//! README's `scripts/test.sh` does it for you) and skip with a message when it is unset,
+//! unless `RECSYS_REQUIRE_DB=1`.
 //!
 //! ```
 //! use recsys_features::RecordSource;
@@ -27,6 +37,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 mod reader;
 mod table;
 mod timestamp;
@@ -47,5 +59,11 @@ mod tests {
     fn public_types_are_send_and_sync() {
         assert_send_sync::<CsvSource>();
         assert_send_sync::<StoreError>();
+        #[cfg(feature = "mongodb")]
+        {
+            assert_send_sync::<mongo::MongoStore>();
+            assert_send_sync::<mongo::MongoSource>();
+            assert_send_sync::<mongo::ImportSummary>();
+        }
     }
 }

@@ -168,29 +168,58 @@ fn attributes(table: &Table, columns: &[(usize, String)]) -> Attributes {
         .collect()
 }
 
-impl RecordSource for CsvSource {
-    fn users(&mut self) -> Result<RecordIter<'_, UserRecord>, SourceError> {
+/// One row read by the located iterators: its line, the record or the error, and (on error)
+/// the raw row as CSV text for a rejects file.
+#[cfg_attr(not(feature = "mongodb"), allow(dead_code))] // line and raw feed the importer
+pub(crate) struct Located<T> {
+    pub(crate) line: u64,
+    pub(crate) record: Result<T, SourceError>,
+    pub(crate) raw: Option<String>,
+}
+
+/// Runs `read` on the table's next row, wrapping the outcome with its line (and the raw row
+/// on error).
+fn next_located<T>(
+    table: &mut Table,
+    read: impl FnOnce(&Table) -> Result<T, SourceError>,
+) -> Option<Located<T>> {
+    let record = match table.advance()? {
+        Ok(()) => read(table),
+        Err(e) => Err(e),
+    };
+    let raw = record.is_err().then(|| table.raw_row());
+    Some(Located {
+        line: table.line(),
+        record,
+        raw,
+    })
+}
+
+impl CsvSource {
+    /// Users with their lines (see [`Located`]).
+    pub(crate) fn users_located(
+        &self,
+    ) -> Result<impl Iterator<Item = Located<UserRecord>>, SourceError> {
         let mut table = Table::open(&self.users)?;
         let id = table.require("user_id")?;
         let attribute_columns = table.other_columns(&[Some(id)]);
         let mut seen = HashMap::new();
-        Ok(Box::new(std::iter::from_fn(move || {
-            if let Err(e) = table.advance()? {
-                return Some(Err(e));
-            }
-            let mut read = || {
+        Ok(std::iter::from_fn(move || {
+            next_located(&mut table, |table| {
                 let user_id = table.id(id)?;
-                check_unique(&table, id, &user_id, &mut seen)?;
+                check_unique(table, id, &user_id, &mut seen)?;
                 Ok(UserRecord {
                     user_id,
-                    attributes: attributes(&table, &attribute_columns),
+                    attributes: attributes(table, &attribute_columns),
                 })
-            };
-            Some(read())
-        })))
+            })
+        }))
     }
 
-    fn products(&mut self) -> Result<RecordIter<'_, ProductRecord>, SourceError> {
+    /// Products with their lines (see [`Located`]).
+    pub(crate) fn products_located(
+        &self,
+    ) -> Result<impl Iterator<Item = Located<ProductRecord>>, SourceError> {
         let mut table = Table::open(&self.products)?;
         let id = table.require("product_id")?;
         let name = table.column("name");
@@ -198,28 +227,27 @@ impl RecordSource for CsvSource {
         let image = table.column("image");
         let attribute_columns = table.other_columns(&[Some(id), name, price, image]);
         let mut seen = HashMap::new();
-        Ok(Box::new(std::iter::from_fn(move || {
-            if let Err(e) = table.advance()? {
-                return Some(Err(e));
-            }
-            let mut read = || {
+        Ok(std::iter::from_fn(move || {
+            next_located(&mut table, |table| {
                 let product_id = table.id(id)?;
                 let price = table.number::<f64>(price)?;
-                check_unique(&table, id, &product_id, &mut seen)?;
+                check_unique(table, id, &product_id, &mut seen)?;
                 let text = |c: Option<usize>| c.and_then(|c| table.cell(c)).map(str::to_string);
                 Ok(ProductRecord {
                     product_id,
                     name: text(name),
                     price,
                     image: text(image),
-                    attributes: attributes(&table, &attribute_columns),
+                    attributes: attributes(table, &attribute_columns),
                 })
-            };
-            Some(read())
-        })))
+            })
+        }))
     }
 
-    fn interactions(&mut self) -> Result<RecordIter<'_, InteractionRecord>, SourceError> {
+    /// Interactions with their lines (see [`Located`]).
+    pub(crate) fn interactions_located(
+        &self,
+    ) -> Result<impl Iterator<Item = Located<InteractionRecord>>, SourceError> {
         let mut table = Table::open(&self.interactions)?;
         let user = table.require("user_id")?;
         let product = table.require("product_id")?;
@@ -227,11 +255,8 @@ impl RecordSource for CsvSource {
         let kind = table.column("interaction_type");
         let weight = table.column("weight");
         let timestamp = table.column("timestamp");
-        Ok(Box::new(std::iter::from_fn(move || {
-            if let Err(e) = table.advance()? {
-                return Some(Err(e));
-            }
-            let read = || {
+        Ok(std::iter::from_fn(move || {
+            next_located(&mut table, |table| {
                 let user_id = table.id(user)?;
                 let product_id = table.id(product)?;
                 let weight = match (weight, table.number::<f32>(weight)?) {
@@ -265,9 +290,22 @@ impl RecordSource for CsvSource {
                     weight,
                     timestamp,
                 })
-            };
-            Some(read())
-        })))
+            })
+        }))
+    }
+}
+
+impl RecordSource for CsvSource {
+    fn users(&mut self) -> Result<RecordIter<'_, UserRecord>, SourceError> {
+        Ok(Box::new(self.users_located()?.map(|row| row.record)))
+    }
+
+    fn products(&mut self) -> Result<RecordIter<'_, ProductRecord>, SourceError> {
+        Ok(Box::new(self.products_located()?.map(|row| row.record)))
+    }
+
+    fn interactions(&mut self) -> Result<RecordIter<'_, InteractionRecord>, SourceError> {
+        Ok(Box::new(self.interactions_located()?.map(|row| row.record)))
     }
 }
 

@@ -169,6 +169,26 @@ impl Table {
         self.record.position().map_or(0, |p| p.line())
     }
 
+    /// The current row as one line of CSV text (fields quoted where needed), for rejects
+    /// files.
+    #[cfg_attr(not(feature = "mongodb"), allow(dead_code))]
+    pub(crate) fn raw_row(&self) -> String {
+        let mut line = String::new();
+        for (i, field) in self.record.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            if field.contains([',', '"', '\n', '\r']) {
+                line.push('"');
+                line.push_str(&field.replace('"', "\"\""));
+                line.push('"');
+            } else {
+                line.push_str(field);
+            }
+        }
+        line
+    }
+
     /// The trimmed text of a cell of the current row; `None` when empty.
     pub(crate) fn cell(&self, column: usize) -> Option<&str> {
         self.record

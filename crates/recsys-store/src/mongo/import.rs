@@ -1,0 +1,498 @@
+//! Validated, idempotent, batched import of the CSV schema into MongoDB.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mongodb::bson::Document;
+use recsys_features::{Attributes, ExternalId, SourceError};
+
+use super::schema::{
+    check_attribute_name, interaction_document, interaction_key, product_document, user_document,
+    INTERACTIONS, PRODUCTS, USERS,
+};
+use super::{MongoStore, WriteCounts};
+use crate::{CsvSource, StoreError};
+
+/// How many invalid rows [`StoreError::InvalidInput`] lists.
+pub const MAX_REPORTED_ERRORS: usize = 20;
+
+/// What to do with invalid rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum BadRows {
+    /// Refuse the whole import before writing anything (the default).
+    #[default]
+    Reject,
+    /// Import the valid rows; write each bad row to this CSV file
+    /// (`file,line,error,row`) and count it as rejected.
+    Skip {
+        /// The rejects file (created or replaced).
+        rejects: PathBuf,
+    },
+}
+
+/// Options of [`import_csv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Documents per `update` command (default 1,000).
+    pub batch_size: usize,
+    /// What to do with invalid rows (default: reject the import).
+    pub bad_rows: BadRows,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            batch_size: 1_000,
+            bad_rows: BadRows::Reject,
+        }
+    }
+}
+
+/// The two passes of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportPhase {
+    /// Reading every file and checking every row; nothing is written.
+    Validate,
+    /// Upserting the valid rows.
+    Write,
+}
+
+/// Reported to the progress callback after every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// The pass.
+    pub phase: ImportPhase,
+    /// `users`, `products` or `user_product_interactions`.
+    pub collection: &'static str,
+    /// Rows handled so far in this collection and pass.
+    pub rows: u64,
+    /// Rows in this collection's file (known in the write pass).
+    pub total: Option<u64>,
+}
+
+/// What an import did to one collection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CollectionSummary {
+    /// Data rows read from the file.
+    pub read: u64,
+    /// Documents that did not exist before.
+    pub inserted: u64,
+    /// Existing documents whose content changed.
+    pub updated: u64,
+    /// Existing documents that already had this content.
+    pub unchanged: u64,
+    /// Invalid rows skipped (written to the rejects file).
+    pub rejected: u64,
+    /// Seconds spent writing this collection.
+    pub write_seconds: f64,
+}
+
+impl CollectionSummary {
+    /// Rows written (upserted) per second.
+    pub fn rows_per_second(&self) -> f64 {
+        let written = (self.inserted + self.updated + self.unchanged) as f64;
+        if self.write_seconds > 0.0 {
+            written / self.write_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The result of [`import_csv`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImportSummary {
+    /// The users collection.
+    pub users: CollectionSummary,
+    /// The products collection.
+    pub products: CollectionSummary,
+    /// The interactions collection.
+    pub interactions: CollectionSummary,
+    /// The rejects file, when bad rows were skipped.
+    pub rejects: Option<PathBuf>,
+    /// Seconds for the validation pass.
+    pub validate_seconds: f64,
+    /// Seconds for the whole import.
+    pub total_seconds: f64,
+}
+
+impl ImportSummary {
+    /// The three collections with their names.
+    pub fn collections(&self) -> [(&'static str, &CollectionSummary); 3] {
+        [
+            (USERS, &self.users),
+            (PRODUCTS, &self.products),
+            (INTERACTIONS, &self.interactions),
+        ]
+    }
+}
+
+/// Imports the three CSV files of `source` into `store`: users, then products, then
+/// interactions.
+///
+/// 1. **Validate** every row of every file (nothing is written): ids present, numbers
+///    finite, timestamps parsable, column counts right, user and product ids unique, and
+///    every interaction's user and product present in the files or already in the
+///    database. With [`BadRows::Reject`] (default) any invalid row fails the import with
+///    [`StoreError::InvalidInput`], listing the first [`MAX_REPORTED_ERRORS`] rows by file,
+///    line, column and value. With [`BadRows::Skip`] the bad rows go to the rejects file.
+///    Header problems, unreadable files and attribute columns MongoDB cannot store
+///    (`_id`, `$x`, `a.b`) always fail the import.
+/// 2. **Write**: create the indexes, then upsert the valid rows in batches keyed on `_id`
+///    (user id, product id, interaction key). Running the same import twice changes
+///    nothing; an import killed half-way and run again ends with every row present once.
+///
+/// `progress` is called after every batch of each pass.
+pub fn import_csv(
+    store: &MongoStore,
+    source: &CsvSource,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(&ImportProgress),
+) -> Result<ImportSummary, StoreError> {
+    let start = Instant::now();
+    let batch_size = options.batch_size.max(1);
+    let mut rejects = match &options.bad_rows {
+        BadRows::Reject => None,
+        BadRows::Skip { rejects } => Some(Rejects::create(rejects.clone())?),
+    };
+    let mut bad = BadRowLog::default();
+
+    // Pass 1: validate.
+    let mut summary = ImportSummary::default();
+    let mut user_ids = HashSet::new();
+    let mut report = |collection, rows| {
+        if rows % batch_size as u64 == 0 {
+            progress(&ImportProgress {
+                phase: ImportPhase::Validate,
+                collection,
+                rows,
+                total: None,
+            });
+        }
+    };
+    for row in source.users_located()? {
+        summary.users.read += 1;
+        report(USERS, summary.users.read);
+        match row.record {
+            Ok(user) => {
+                check_attributes(source.users_path(), &user.attributes)?;
+                user_ids.insert(user.user_id);
+            }
+            Err(e) => bad.add(&mut rejects, e, row.line, row.raw, source.users_path())?,
+        }
+    }
+    let mut product_ids = HashSet::new();
+    for row in source.products_located()? {
+        summary.products.read += 1;
+        report(PRODUCTS, summary.products.read);
+        match row.record {
+            Ok(product) => {
+                check_attributes(source.products_path(), &product.attributes)?;
+                product_ids.insert(product.product_id);
+            }
+            Err(e) => bad.add(&mut rejects, e, row.line, row.raw, source.products_path())?,
+        }
+    }
+    user_ids.extend(store.ids(USERS)?);
+    product_ids.extend(store.ids(PRODUCTS)?);
+    let known = KnownIds {
+        users: &user_ids,
+        products: &product_ids,
+        file: source.interactions_path().display().to_string(),
+    };
+    for row in source.interactions_located()? {
+        summary.interactions.read += 1;
+        report(INTERACTIONS, summary.interactions.read);
+        let line = row.line;
+        match row.record.and_then(|i| known.check(line, i)) {
+            Ok(_) => {}
+            Err(e) => {
+                let raw = row.raw.or_else(|| Some(String::new()));
+                bad.add(&mut rejects, e, line, raw, source.interactions_path())?;
+            }
+        }
+    }
+    if let Some(rejects) = rejects.as_mut() {
+        rejects.flush()?;
+    }
+    if bad.total > 0 && rejects.is_none() {
+        return Err(StoreError::InvalidInput {
+            errors: bad.first,
+            total: bad.total,
+        });
+    }
+    summary.validate_seconds = start.elapsed().as_secs_f64();
+
+    // Pass 2: write.
+    store.ensure_indexes()?;
+    let mut writer = BatchWriter {
+        store,
+        batch_size,
+        progress,
+        batch: Vec::with_capacity(batch_size),
+        collection: USERS,
+        rows: 0,
+        total: 0,
+    };
+
+    let total = summary.users.read;
+    let t = Instant::now();
+    writer.begin(USERS, total);
+    for row in source.users_located()? {
+        match row.record {
+            Ok(user) => writer.push(&mut summary.users, user_document(&user))?,
+            Err(_) => summary.users.rejected += 1,
+        }
+    }
+    writer.finish(&mut summary.users)?;
+    summary.users.write_seconds = t.elapsed().as_secs_f64();
+
+    let total = summary.products.read;
+    let t = Instant::now();
+    writer.begin(PRODUCTS, total);
+    for row in source.products_located()? {
+        match row.record {
+            Ok(product) => writer.push(&mut summary.products, product_document(&product))?,
+            Err(_) => summary.products.rejected += 1,
+        }
+    }
+    writer.finish(&mut summary.products)?;
+    summary.products.write_seconds = t.elapsed().as_secs_f64();
+
+    // The validation pass's id sets still hold exactly the ids interactions may use (the
+    // valid rows just written plus what was in the database), so the same rows are skipped.
+    let total = summary.interactions.read;
+    let t = Instant::now();
+    writer.begin(INTERACTIONS, total);
+    // Repeated interaction keys in one file get an occurrence number; keys are remembered
+    // by a 64-bit hash, which only has to be deterministic for the same file.
+    let hasher = RandomState::new();
+    let mut occurrences: HashMap<u64, u32> = HashMap::new();
+    for row in source.interactions_located()? {
+        let line = row.line;
+        match row.record.and_then(|i| known.check(line, i)) {
+            Ok(interaction) => {
+                let key = interaction_key(&interaction, 1);
+                let seen = occurrences.entry(hasher.hash_one(&key)).or_insert(0);
+                *seen += 1;
+                let key = if *seen > 1 {
+                    interaction_key(&interaction, *seen)
+                } else {
+                    key
+                };
+                writer.push(
+                    &mut summary.interactions,
+                    interaction_document(&interaction, key),
+                )?;
+            }
+            Err(_) => summary.interactions.rejected += 1,
+        }
+    }
+    writer.finish(&mut summary.interactions)?;
+    summary.interactions.write_seconds = t.elapsed().as_secs_f64();
+
+    summary.rejects = rejects.map(|r| r.path);
+    summary.total_seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn check_attributes(path: &std::path::Path, attributes: &Attributes) -> Result<(), StoreError> {
+    for name in attributes.keys() {
+        if let Err(reason) = check_attribute_name(name) {
+            return Err(SourceError::new(
+                format!("{}:1", path.display()),
+                format!("column {name:?} cannot be stored in MongoDB: {reason}"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The user and product ids interactions may refer to.
+struct KnownIds<'a> {
+    users: &'a HashSet<ExternalId>,
+    products: &'a HashSet<ExternalId>,
+    file: String,
+}
+
+impl KnownIds<'_> {
+    fn check(
+        &self,
+        line: u64,
+        interaction: recsys_features::InteractionRecord,
+    ) -> Result<recsys_features::InteractionRecord, SourceError> {
+        if !self.users.contains(&interaction.user_id) {
+            return Err(SourceError::new(
+                format!("{}:{line} column user_id", self.file),
+                format!(
+                    "unknown user_id {}: not in the users file nor in the database",
+                    interaction.user_id
+                ),
+            ));
+        }
+        if !self.products.contains(&interaction.product_id) {
+            return Err(SourceError::new(
+                format!("{}:{line} column product_id", self.file),
+                format!(
+                    "unknown product_id {}: not in the products file nor in the database",
+                    interaction.product_id
+                ),
+            ));
+        }
+        Ok(interaction)
+    }
+}
+
+/// Invalid rows seen in the validation pass.
+#[derive(Default)]
+struct BadRowLog {
+    first: Vec<SourceError>,
+    total: usize,
+}
+
+impl BadRowLog {
+    fn add(
+        &mut self,
+        rejects: &mut Option<Rejects>,
+        error: SourceError,
+        line: u64,
+        raw: Option<String>,
+        file: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        // An error with an underlying cause (I/O, gzip) means the file cannot be read on:
+        // skipping it would silently drop the rest of the file.
+        if error.source.is_some() || raw.is_none() {
+            return Err(error.into());
+        }
+        self.total += 1;
+        if let Some(rejects) = rejects.as_mut() {
+            rejects.write(file, line, &error, raw.as_deref().unwrap_or(""))?;
+        }
+        if self.first.len() < MAX_REPORTED_ERRORS {
+            self.first.push(error);
+        }
+        Ok(())
+    }
+}
+
+/// The rejects CSV file.
+struct Rejects {
+    path: PathBuf,
+    writer: csv::Writer<BufWriter<File>>,
+}
+
+impl Rejects {
+    fn create(path: PathBuf) -> Result<Rejects, StoreError> {
+        let io = |e: std::io::Error, path: &PathBuf| StoreError::Io {
+            path: path.clone(),
+            source: e,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| io(e, &path))?;
+        }
+        let file = File::create(&path).map_err(|e| io(e, &path))?;
+        let mut rejects = Rejects {
+            writer: csv::Writer::from_writer(BufWriter::new(file)),
+            path,
+        };
+        rejects.write_fields(["file", "line", "error", "row"])?;
+        Ok(rejects)
+    }
+
+    fn write(
+        &mut self,
+        file: &std::path::Path,
+        line: u64,
+        error: &SourceError,
+        raw: &str,
+    ) -> Result<(), StoreError> {
+        let file = file.display().to_string();
+        let line = line.to_string();
+        let error = error.to_string();
+        self.write_fields([file.as_str(), line.as_str(), error.as_str(), raw])
+    }
+
+    fn write_fields(&mut self, fields: [&str; 4]) -> Result<(), StoreError> {
+        self.writer
+            .write_record(fields)
+            .map_err(|e| self.error(std::io::Error::other(e)))
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.writer.flush().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Collects documents into batches and upserts them.
+struct BatchWriter<'a, 'p> {
+    store: &'a MongoStore,
+    batch_size: usize,
+    progress: &'p mut dyn FnMut(&ImportProgress),
+    batch: Vec<Document>,
+    collection: &'static str,
+    rows: u64,
+    total: u64,
+}
+
+impl BatchWriter<'_, '_> {
+    fn begin(&mut self, collection: &'static str, total: u64) {
+        self.collection = collection;
+        self.rows = 0;
+        self.total = total;
+        self.batch.clear();
+        self.report();
+    }
+
+    fn report(&mut self) {
+        (self.progress)(&ImportProgress {
+            phase: ImportPhase::Write,
+            collection: self.collection,
+            rows: self.rows,
+            total: Some(self.total),
+        });
+    }
+
+    fn push(&mut self, summary: &mut CollectionSummary, doc: Document) -> Result<(), StoreError> {
+        self.batch.push(doc);
+        if self.batch.len() >= self.batch_size {
+            self.flush(summary)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, summary: &mut CollectionSummary) -> Result<(), StoreError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
+        let n = batch.len() as u64;
+        let WriteCounts {
+            inserted,
+            updated,
+            unchanged,
+        } = self.store.upsert_batch(self.collection, batch)?;
+        summary.inserted += inserted;
+        summary.updated += updated;
+        summary.unchanged += unchanged;
+        self.rows += n;
+        self.report();
+        Ok(())
+    }
+
+    fn finish(&mut self, summary: &mut CollectionSummary) -> Result<(), StoreError> {
+        // Rejected rows count as handled for the progress total.
+        self.flush(summary)?;
+        self.rows += summary.rejected;
+        self.report();
+        Ok(())
+    }
+}
