@@ -17,7 +17,7 @@ use crate::records::{
 };
 use crate::spec::{ColumnKind, FeatureSpec};
 use crate::vocab::{
-    canonical_row, extract_columns, normalize_l1, ColumnContent, FeatureRow, FeatureVocabulary,
+    canonical_row, extract_columns, weight_row, ColumnContent, FeatureRow, FeatureVocabulary,
 };
 
 fn check_id(kind: RecordKind, id: &ExternalId, context: impl FnOnce() -> String) -> Result<()> {
@@ -164,12 +164,10 @@ impl FeatureTable {
     }
 
     fn matrix(&self) -> FeatureMatrix {
-        let normalize = self.vocabulary.spec().normalize;
-        let rows = self.rows.iter().map(|row| {
+        let spec = self.vocabulary.spec();
+        let rows = self.rows.iter().enumerate().map(|(r, row)| {
             let mut row = row.clone();
-            if normalize {
-                normalize_l1(&mut row);
-            }
+            weight_row(spec, &mut row, self.vocabulary.identity_index(r));
             row
         });
         FeatureMatrix::from_rows(self.vocabulary.len(), rows)

@@ -372,6 +372,20 @@ pub struct FeatureSpec {
     pub columns: Vec<ColumnSpec>,
     /// L1-normalise every row.
     pub normalize: bool,
+    /// Identity-anchored weighting, recsys' remedy for features that make a hybrid model
+    /// worse than pure collaborative filtering: when set to `w`, a row's identity feature
+    /// keeps weight 1 and its other features are rescaled to sum to `w` (their relative
+    /// weights kept). Rows without an identity feature (cold start) get their features
+    /// summing to `w` too. Takes precedence over [`normalize`](Self::normalize).
+    ///
+    /// Why: L1 normalisation divides the identity feature by `1 + n_features`, so every
+    /// extra column slows down learning what is specific to a user or item, while features
+    /// shared by thousands of rows (a department, an age group) collect most updates and
+    /// pull every representation towards its group average. Anchoring keeps the
+    /// collaborative signal at full strength and lets metadata act as a prior of bounded
+    /// weight (docs/benchmarks.md shows both effects on Complete Journey).
+    #[serde(default)]
+    pub metadata_weight: Option<f32>,
 }
 
 impl Default for FeatureSpec {
@@ -388,6 +402,7 @@ impl FeatureSpec {
             identity: true,
             columns: Vec::new(),
             normalize: false,
+            metadata_weight: None,
         }
     }
 
@@ -399,6 +414,7 @@ impl FeatureSpec {
             identity: false,
             columns: Vec::new(),
             normalize: true,
+            metadata_weight: None,
         }
     }
 
@@ -420,6 +436,12 @@ impl FeatureSpec {
         self
     }
 
+    /// Sets [`metadata_weight`](Self::metadata_weight) (identity-anchored weighting).
+    pub fn with_metadata_weight(mut self, weight: Option<f32>) -> Self {
+        self.metadata_weight = weight;
+        self
+    }
+
     /// The column called `name` with its position.
     pub fn column(&self, name: &str) -> Option<(usize, &ColumnSpec)> {
         self.columns
@@ -430,6 +452,14 @@ impl FeatureSpec {
 
     /// Checks every column and that no column name repeats.
     pub fn validate(&self) -> Result<()> {
+        if let Some(w) = self.metadata_weight {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(FeaturesError::InvalidColumn {
+                    column: "metadata_weight".into(),
+                    reason: format!("{w} must be finite and >= 0"),
+                });
+            }
+        }
         let mut seen = HashSet::new();
         for column in &self.columns {
             column.validate()?;
@@ -490,6 +520,7 @@ impl FeatureSpec {
             identity,
             columns,
             normalize,
+            metadata_weight: None,
         };
         spec.validate()?;
         Ok(spec)
@@ -529,6 +560,7 @@ impl FeatureSpec {
             identity,
             columns,
             normalize,
+            metadata_weight: None,
         };
         spec.validate()?;
         Ok(spec)

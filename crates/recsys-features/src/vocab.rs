@@ -198,6 +198,28 @@ pub(crate) fn canonical_row(mut row: FeatureRow) -> FeatureRow {
     row
 }
 
+/// Applies the spec's row weighting: identity-anchored when
+/// [`FeatureSpec::metadata_weight`] is set, else L1 when [`FeatureSpec::normalize`] is.
+/// `identity` is the row's identity feature, if it has one.
+pub(crate) fn weight_row(spec: &FeatureSpec, row: &mut [(usize, f32)], identity: Option<usize>) {
+    if let Some(w) = spec.metadata_weight {
+        let sum: f64 = row
+            .iter()
+            .filter(|(f, _)| Some(*f) != identity)
+            .map(|&(_, v)| f64::from(v.abs()))
+            .sum();
+        for (f, v) in row.iter_mut() {
+            if Some(*f) == identity {
+                *v = 1.0;
+            } else if sum > 0.0 && sum.is_finite() {
+                *v = (f64::from(*v) / sum * f64::from(w)) as f32;
+            }
+        }
+    } else if spec.normalize {
+        normalize_l1(row);
+    }
+}
+
 /// Divides a row by the sum of its absolute weights (computed in `f64`); empty rows stay
 /// empty.
 pub(crate) fn normalize_l1(row: &mut [(usize, f32)]) {
@@ -321,9 +343,7 @@ impl FeatureVocabulary {
     pub fn feature_row(&self, record: &impl RecordColumns) -> FeatureRow {
         let contents = extract_columns(&self.spec, record);
         let mut row = canonical_row(self.lookup_values(&contents));
-        if self.spec.normalize {
-            normalize_l1(&mut row);
-        }
+        weight_row(&self.spec, &mut row, None);
         row
     }
 

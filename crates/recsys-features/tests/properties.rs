@@ -55,6 +55,7 @@ fn spec(identity: bool, normalize: bool, quantiles: usize) -> FeatureSpec {
     FeatureSpec {
         identity,
         normalize,
+        metadata_weight: None,
         columns: vec![
             ColumnSpec::categorical("brand").with_weight(2.0),
             ColumnSpec::multi_valued("tags", '|'),
