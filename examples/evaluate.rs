@@ -1,1 +1,358 @@
-fn main() {}
+//! Train on a dataset folder in the recsys CSV schema and evaluate on held-out pairs.
+//!
+//! ```text
+//! cargo run --release -p recsys-examples --example evaluate -- \
+//!     --data ../shared/data/completejourney-seed --epochs 10 --threads 2 \
+//!     --user-features age_group,income --item-features category,brand,price --json
+//! ```
+//!
+//! Train = every interaction that is not a test pair; test = `--test-pairs` (default
+//! `<data>/test_pairs.csv.gz`), or, when that file does not exist or `--test-fraction` is
+//! given, a seeded random split. The feature rules and the flags mirror
+//! `scripts/lightfm_bench.py` (see `recsys::experiment`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use recsys::experiment::{Experiment, ExperimentConfig, Split};
+use recsys::{
+    CsvSource, HybridModel, Hyperparameters, InteractionMode, InteractionWeights, Loss, Schedule,
+};
+use recsys_examples::{epoch_progress, metrics_line, on_epoch};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LossArg {
+    Warp,
+    Bpr,
+    Logistic,
+    #[value(name = "warp-kos")]
+    WarpKos,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    Adagrad,
+    Adadelta,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Train a hybrid recommender on a CSV dataset folder and evaluate it")]
+struct Args {
+    /// Folder with users.csv, products.csv and user_product_interactions.csv(.gz)
+    /// [default: ../shared/data/completejourney-seed, relative to the repository root].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Held-out `user_id,product_id` pairs [default: <data>/test_pairs.csv.gz].
+    #[arg(long, value_name = "FILE")]
+    test_pairs: Option<PathBuf>,
+    /// Use a seeded random split with this test fraction instead of a test-pairs file
+    /// (also the fallback, with 0.2, when the default test-pairs file does not exist).
+    #[arg(long, value_name = "F")]
+    test_fraction: Option<f64>,
+    /// Loss function.
+    #[arg(long, value_enum, default_value_t = LossArg::Warp)]
+    loss: LossArg,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Threads for training and evaluation (1 = bit-reproducible).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Latent dimensions.
+    #[arg(long, default_value_t = 30)]
+    components: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    learning_rate: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Adagrad)]
+    schedule: ScheduleArg,
+    /// L2 penalty on item features.
+    #[arg(long, default_value_t = 0.0)]
+    item_alpha: f32,
+    /// L2 penalty on user features.
+    #[arg(long, default_value_t = 0.0)]
+    user_alpha: f32,
+    /// Maximum negatives sampled per positive (WARP).
+    #[arg(long, default_value_t = 10)]
+    max_sampled: usize,
+    /// Seed of the model (and of the random split and the cold-start choice).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Comma-separated users.csv columns to use as user features.
+    #[arg(long, value_name = "COLS", default_value = "")]
+    user_features: String,
+    /// Comma-separated products.csv columns to use as item features.
+    #[arg(long, value_name = "COLS", default_value = "")]
+    item_features: String,
+    /// Columns bucketed by quantile; every other column is categorical.
+    #[arg(long, value_name = "COLS", alias = "numeric-columns")]
+    numeric_features: Option<String>,
+    /// Quantile buckets per numeric column.
+    #[arg(long, default_value_t = 5)]
+    quantiles: usize,
+    /// No item identity features (items are described by their metadata only).
+    #[arg(long)]
+    no_identity: bool,
+    /// No user identity features.
+    #[arg(long)]
+    no_user_identity: bool,
+    /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
+    #[arg(long)]
+    weighted: bool,
+    /// Cut-off of precision, recall and NDCG.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Item cold start: hold out this fraction of the products (all their training pairs
+    /// removed) and evaluate on them only.
+    #[arg(long, value_name = "FRACTION")]
+    cold_start_items: Option<f64>,
+    /// Print one JSON object on stdout (no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the examples crate has a parent directory")?;
+    let dir = root.join("../shared/data/completejourney-seed");
+    if !dir.is_dir() {
+        bail!(
+            "no --data given and the default dataset {} does not exist; pass --data DIR \
+             (a folder with users.csv, products.csv and user_product_interactions.csv.gz)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let data = match &args.data {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+
+    let mut config = ExperimentConfig::collaborative()
+        .with_user_columns(split_list(&args.user_features))
+        .with_item_columns(split_list(&args.item_features));
+    if let Some(numeric) = &args.numeric_features {
+        config = config.with_numeric_columns(split_list(numeric));
+        let (_, unused) = config.numeric_columns_used();
+        if !unused.is_empty() {
+            bail!(
+                "--numeric-features names {} which is not among --user-features/--item-features",
+                unused.join(", ")
+            );
+        }
+    }
+    config.quantiles = args.quantiles;
+    config.item_identity = !args.no_identity;
+    config.user_identity = !args.no_user_identity;
+    if args.weighted {
+        config.interactions = InteractionMode::Weighted(InteractionWeights::new());
+    }
+
+    // ---- load
+    let load_started = Instant::now();
+    let mut source =
+        CsvSource::open(&data).with_context(|| format!("opening dataset {}", data.display()))?;
+    let default_pairs = data.join("test_pairs.csv.gz");
+    let split = match (args.test_fraction, &args.test_pairs) {
+        (Some(f), _) => Split::Random {
+            test_fraction: f,
+            seed: args.seed,
+        },
+        (None, Some(path)) => Split::HeldOutPairs(
+            recsys::read_pairs(path)
+                .with_context(|| format!("reading test pairs {}", path.display()))?,
+        ),
+        (None, None) if default_pairs.is_file() => Split::HeldOutPairs(
+            recsys::read_pairs(&default_pairs)
+                .with_context(|| format!("reading test pairs {}", default_pairs.display()))?,
+        ),
+        (None, None) => {
+            eprintln!(
+                "note: {} not found; using a random 20 % test split (seed {})",
+                default_pairs.display(),
+                args.seed
+            );
+            Split::Random {
+                test_fraction: 0.2,
+                seed: args.seed,
+            }
+        }
+    };
+    let mut experiment = Experiment::load(&mut source, &config, split)
+        .with_context(|| format!("loading dataset {}", data.display()))?;
+    if let Some(fraction) = args.cold_start_items {
+        experiment
+            .hold_out_items(fraction, args.seed)
+            .context("--cold-start-items")?;
+    }
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let test = experiment.test().context("the split has a test set")?;
+    if test.is_empty() {
+        bail!("the test set is empty");
+    }
+    if !args.json {
+        let d = experiment.dataset();
+        eprintln!(
+            "loaded {} in {load_seconds:.1}s: {} users, {} items, {} train, {} test pairs; \
+             {} user / {} item features",
+            data.display(),
+            d.n_users(),
+            d.n_items(),
+            experiment.train().len(),
+            test.len(),
+            d.user_vocabulary().len(),
+            d.item_vocabulary().len()
+        );
+        if let Some(cold) = experiment.cold_items() {
+            eprintln!(
+                "cold start: {} items held out ({} training pairs removed)",
+                cold.items.len(),
+                cold.removed_train
+            );
+        }
+    }
+
+    // ---- train
+    let loss = match args.loss {
+        LossArg::Warp => Loss::Warp,
+        LossArg::Bpr => Loss::Bpr,
+        LossArg::Logistic => Loss::Logistic,
+        LossArg::WarpKos => Loss::parse("warp-kos").context("warp-kos is a known loss")?,
+    };
+    let schedule = match args.schedule {
+        ScheduleArg::Adagrad => Schedule::Adagrad,
+        ScheduleArg::Adadelta => Schedule::Adadelta {
+            rho: 0.95,
+            epsilon: 1e-6,
+        },
+    };
+    let params = Hyperparameters::builder()
+        .loss(loss)
+        .schedule(schedule)
+        .no_components(args.components)
+        .learning_rate(args.learning_rate as f32)
+        .item_alpha(args.item_alpha)
+        .user_alpha(args.user_alpha)
+        .max_sampled(args.max_sampled)
+        .seed(args.seed)
+        .build()?;
+    let bar = epoch_progress(args.epochs, args.json);
+    let (model, training) = experiment
+        .fit(params, args.epochs, args.threads, |r| on_epoch(&bar, r))
+        .context("training")?;
+    bar.finish_and_clear();
+
+    // ---- evaluate
+    let eval_started = Instant::now();
+    let metrics = experiment
+        .evaluate(&model, args.k, args.threads)
+        .context("evaluating")?;
+    let eval_seconds = eval_started.elapsed().as_secs_f64();
+    let score_one_user_ms = score_one_user_ms(&model)?;
+
+    let k = args.k;
+    let mut out = json!({
+        "impl": "recsys",
+        "loss": loss.name(),
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "components": args.components,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "user_features": config.user_columns,
+        "item_features": config.item_columns,
+        "item_identity": config.item_identity,
+        "user_identity": config.user_identity,
+        "k": k,
+        format!("precision_at_{k}"): metrics.precision_at_k,
+        format!("recall_at_{k}"): metrics.recall_at_k,
+        "auc": metrics.auc,
+        "reciprocal_rank": metrics.reciprocal_rank,
+        format!("ndcg_at_{k}"): metrics.ndcg_at_k,
+        "seconds_per_epoch": training.seconds_per_epoch(),
+        "epoch_seconds": training.epochs.iter().map(|e| (e.elapsed.as_secs_f64() * 1e4).round() / 1e4).collect::<Vec<_>>(),
+        "final_loss": training.final_loss(),
+        "load_seconds": load_seconds,
+        "eval_seconds": eval_seconds,
+        "score_one_user_ms": score_one_user_ms,
+        "n_users": experiment.n_users(),
+        "n_items": experiment.n_items(),
+        "n_train": experiment.train().len(),
+        "n_test": test.len(),
+        "n_eval_users": metrics.n_users,
+    });
+    if let Some(cold) = experiment.cold_items() {
+        out["cold_items"] = json!(cold.items.len());
+        out["cold_start_items"] = json!(args.cold_start_items);
+    }
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{} on {} ({} epochs, {} components, {} thread(s))",
+            loss.name(),
+            data.display(),
+            args.epochs,
+            args.components,
+            args.threads
+        );
+        println!("  {}", metrics_line(&metrics));
+        println!(
+            "  load {load_seconds:.2}s · {:.3}s/epoch · evaluation {eval_seconds:.2}s · \
+             scoring one user {score_one_user_ms:.3} ms",
+            training.seconds_per_epoch()
+        );
+    }
+    Ok(())
+}
+
+/// Median time of `predict_all` over 50 users spread over the user range, after 5 warm-up
+/// calls, in milliseconds.
+fn score_one_user_ms(model: &HybridModel) -> Result<f64> {
+    let n = model.n_users();
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let users: Vec<usize> = (0..50).map(|i| i * n / 50).collect();
+    for &u in users.iter().take(5) {
+        std::hint::black_box(model.predict_all(u)?);
+    }
+    let mut times: Vec<f64> = users
+        .iter()
+        .map(|&u| {
+            let t = Instant::now();
+            let scores = model.predict_all(u);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            std::hint::black_box(scores).map(|_| ms)
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}

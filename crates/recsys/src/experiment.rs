@@ -1,0 +1,746 @@
+//! Everything an offline experiment needs between "records" and "metrics": which columns
+//! become features ([`ExperimentConfig`]), loading any [`RecordSource`] with a held-out or
+//! random split ([`Experiment::load`]), an item cold-start split
+//! ([`Experiment::hold_out_items`]), training with per-epoch reports ([`Experiment::fit`])
+//! and evaluation that honours the split ([`Experiment::evaluate`]).
+//!
+//! The `evaluate` and `quickstart` examples are thin layers over this module; so are future
+//! `train`/`serve` binaries.
+//!
+//! # Feature rules
+//!
+//! They match the LightFM comparison script (`scripts/lightfm_bench.py`), so both
+//! implementations train on identical inputs:
+//!
+//! * A feature is named `column:value` and has weight 1; empty values give no feature.
+//! * Identity features come first (feature index = row index), then the column values.
+//! * Only the columns named in [`ExperimentConfig::numeric_columns`] (default `price`) are
+//!   numeric: they are cut into [`ExperimentConfig::quantiles`] quantile buckets
+//!   ([`Bucketing::Quantiles`](recsys_features::Bucketing::Quantiles), numpy's edges,
+//!   features `price:q0` … `price:q4`). **Every other column is categorical**, even when its
+//!   values look like numbers (`manufacturer_id`, `household_size` are categories).
+//! * Rows are L1-normalised ([`ExperimentConfig::normalize`], on by default). A row that
+//!   holds only its identity feature is unchanged by this, so for a pure collaborative model
+//!   it is the same as LightFM without feature matrices.
+//!
+//! # Split rules
+//!
+//! * [`Split::HeldOutPairs`]: test = the given `(user id, product id)` pairs (binary, a
+//!   repeated pair counts once); train = every logged interaction whose pair is **not** a
+//!   test pair. Ids that appear only in the test pairs are registered (appended, like
+//!   LightFM's `Dataset.fit`), so they are ranked but never trained on.
+//! * [`Split::Random`]: each (merged) interaction goes to the test set with probability
+//!   `test_fraction`, drawn with [`Rng::new(seed)`](Rng)
+//!   ([`Interactions::split_random`]).
+//! * [`Split::None`]: everything is training data.
+//!
+//! ```
+//! use recsys::demo::{generate, DemoConfig};
+//! use recsys::experiment::{Experiment, ExperimentConfig, Split};
+//! use recsys::{Hyperparameters, Loss};
+//!
+//! let mut data = generate(&DemoConfig { users: 150, products: 80, interactions: 3_000, seed: 3 });
+//! let config = ExperimentConfig::collaborative()
+//!     .with_user_columns(["age_group", "city"])
+//!     .with_item_columns(["category", "price"]);
+//! let experiment = Experiment::load(&mut data, &config, Split::Random { test_fraction: 0.2, seed: 1 })?;
+//! // `price` is bucketed, the rest is categorical.
+//! assert_eq!(experiment.dataset().item_vocabulary().bucket_edges("price").map(<[f64]>::len), Some(4));
+//!
+//! let params = Hyperparameters::builder().loss(Loss::Warp).no_components(8).seed(1).build()?;
+//! let (model, training) = experiment.fit(params, 5, 1, |_report| {})?;
+//! assert_eq!(training.epochs.len(), 5);
+//! let metrics = experiment.evaluate(&model, 10, 1)?;
+//! assert!(metrics.auc > 0.5, "{metrics:?}");
+//! # Ok::<(), recsys::experiment::ExperimentError>(())
+//! ```
+
+use std::ops::ControlFlow;
+
+use recsys_core::{
+    top_k, CoreError, EpochReport, EvalOptions, FitOptions, HybridModel, Hyperparameters,
+    Interaction, Interactions, Metrics, Popularity, Rng, Scorer, UserQuery,
+};
+use recsys_features::{
+    Attributes, Dataset, ExternalId, Feature, FeatureSpec, FeatureVocabulary, FeaturesError,
+    InteractionMode, InteractionOptions, InteractionReport, RecordKind, RecordSource,
+    UnknownIdPolicy,
+};
+use thiserror::Error;
+
+/// Everything that can go wrong in an experiment.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ExperimentError {
+    /// A setting is out of range.
+    #[error("invalid {name} {value}: {reason}")]
+    InvalidSetting {
+        /// The setting (as named on the command line).
+        name: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// What a valid value looks like.
+        reason: &'static str,
+    },
+    /// One side would have no features at all.
+    #[error("the {kind}s would have no features: without the {kind} identity feature, give at least one {kind} feature column")]
+    NoFeatures {
+        /// Users or products.
+        kind: RecordKind,
+    },
+    /// A feature column gave no feature value for any record (usually a misspelt name).
+    #[error("{kind} feature column `{column}` has no non-empty value in any {kind} record (is the name misspelt?)")]
+    EmptyColumn {
+        /// Users or products.
+        kind: RecordKind,
+        /// The column name.
+        column: String,
+    },
+    /// The item cold-start split was asked for twice.
+    #[error("the item cold-start split has already been applied to this experiment")]
+    ColdStartTwice,
+    /// Building the dataset, the features or the interactions failed.
+    #[error(transparent)]
+    Features(#[from] FeaturesError),
+    /// Training or evaluation failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// Result alias of this module.
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
+
+/// Which columns become features, and how interactions become training entries.
+///
+/// Column entries use the command-line syntax of
+/// [`FeatureSpec::from_columns`] (`brand`, `tags:multi`, `price:q4`, …; each entry may hold
+/// several comma-separated columns). See the [module docs](self) for the rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentConfig {
+    /// User attribute columns (`users.csv` columns other than `user_id`).
+    pub user_columns: Vec<String>,
+    /// Product columns (`products.csv` columns, including `price` and `name`).
+    pub item_columns: Vec<String>,
+    /// Columns bucketed by quantile. A name that is not among a side's columns is ignored
+    /// on that side. Every other column is categorical.
+    pub numeric_columns: Vec<String>,
+    /// Number of quantile buckets of a numeric column.
+    pub quantiles: usize,
+    /// Give every user its own identity feature.
+    pub user_identity: bool,
+    /// Give every item its own identity feature.
+    pub item_identity: bool,
+    /// L1-normalise feature rows (identity feature included).
+    pub normalize: bool,
+    /// Binary (weight 1 per distinct pair) or weighted interactions.
+    pub interactions: InteractionMode,
+}
+
+impl Default for ExperimentConfig {
+    /// Same as [`ExperimentConfig::collaborative`].
+    fn default() -> Self {
+        Self::collaborative()
+    }
+}
+
+impl ExperimentConfig {
+    /// Identity features only (pure collaborative filtering), numeric column `price` in 5
+    /// quantile buckets once columns are added, rows normalised, binary interactions.
+    pub fn collaborative() -> Self {
+        ExperimentConfig {
+            user_columns: Vec::new(),
+            item_columns: Vec::new(),
+            numeric_columns: vec!["price".to_string()],
+            quantiles: 5,
+            user_identity: true,
+            item_identity: true,
+            normalize: true,
+            interactions: InteractionMode::Binary,
+        }
+    }
+
+    /// The hybrid set-up of the demo shop ([`crate::demo`]): user identity + `city`,
+    /// `age_group`, `user_type`; item identity + `category`, `brand`, `price_range`,
+    /// `colour`, `season`.
+    pub fn demo_hybrid() -> Self {
+        Self::collaborative()
+            .with_user_columns(["city", "age_group", "user_type"])
+            .with_item_columns(["category", "brand", "price_range", "colour", "season"])
+    }
+
+    /// Replaces the user columns.
+    pub fn with_user_columns<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.user_columns = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the item columns.
+    pub fn with_item_columns<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.item_columns = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the numeric columns.
+    pub fn with_numeric_columns<I, S>(mut self, columns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.numeric_columns = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The user [`FeatureSpec`].
+    pub fn user_spec(&self) -> Result<FeatureSpec> {
+        self.side_spec(RecordKind::User, &self.user_columns, self.user_identity)
+    }
+
+    /// The item [`FeatureSpec`].
+    pub fn item_spec(&self) -> Result<FeatureSpec> {
+        self.side_spec(RecordKind::Product, &self.item_columns, self.item_identity)
+    }
+
+    /// The names of the numeric columns that are among the feature columns of either side,
+    /// and those that are not (probably misspelt when given explicitly).
+    pub fn numeric_columns_used(&self) -> (Vec<String>, Vec<String>) {
+        let names = |list: &[String]| -> Vec<String> {
+            FeatureSpec::from_columns(&refs(list), &[], 1, false, false)
+                .map(|s| s.columns.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default()
+        };
+        let mut all = names(&self.user_columns);
+        all.extend(names(&self.item_columns));
+        split_names(&self.numeric_columns)
+            .into_iter()
+            .partition(|n| all.contains(n))
+    }
+
+    fn side_spec(
+        &self,
+        kind: RecordKind,
+        columns: &[String],
+        identity: bool,
+    ) -> Result<FeatureSpec> {
+        if self.quantiles == 0 {
+            return Err(ExperimentError::InvalidSetting {
+                name: "quantiles",
+                value: "0".into(),
+                reason: "must be >= 1",
+            });
+        }
+        let list = refs(columns);
+        // First the bare column names of this side, so that numeric names of the other side
+        // are not reported as missing here.
+        let plain =
+            FeatureSpec::from_columns(&list, &[], self.quantiles, identity, self.normalize)?;
+        let numeric: Vec<String> = split_names(&self.numeric_columns)
+            .into_iter()
+            .filter(|n| plain.columns.iter().any(|c| &c.name == n))
+            .collect();
+        let spec = FeatureSpec::from_columns(
+            &list,
+            &refs(&numeric),
+            self.quantiles,
+            identity,
+            self.normalize,
+        )?;
+        if !spec.identity && spec.columns.is_empty() {
+            return Err(ExperimentError::NoFeatures { kind });
+        }
+        Ok(spec)
+    }
+}
+
+fn refs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+fn split_names(list: &[String]) -> Vec<String> {
+    list.iter()
+        .flat_map(|e| e.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// How the interactions are divided into training and test data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Split {
+    /// No test set.
+    None,
+    /// A fixed held-out set of `(user id, product id)` pairs (e.g. `test_pairs.csv.gz`).
+    HeldOutPairs(Vec<(ExternalId, ExternalId)>),
+    /// A seeded random split of the interactions.
+    Random {
+        /// Probability that an interaction goes to the test set, in `[0, 1)`.
+        test_fraction: f64,
+        /// Seed of the split.
+        seed: u64,
+    },
+}
+
+/// The items of an item cold-start experiment (see [`Experiment::hold_out_items`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColdStartItems {
+    /// The chosen item indices, in the order drawn.
+    pub items: Vec<usize>,
+    /// `mask[i]` is true for a chosen item (the candidates of the evaluation).
+    pub mask: Vec<bool>,
+    /// Training interactions removed because their item was chosen.
+    pub removed_train: usize,
+    /// Test interactions dropped because their item was not chosen.
+    pub removed_test: usize,
+}
+
+/// What loading reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Building the interactions from the logged records.
+    pub interactions: InteractionReport,
+    /// Building the test set from held-out pairs.
+    pub test_pairs: Option<InteractionReport>,
+    /// Held-out pairs that were not among the logged interactions.
+    pub test_pairs_not_logged: usize,
+}
+
+/// What [`Experiment::fit`] reports.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingReport {
+    /// One report per epoch, in order.
+    pub epochs: Vec<EpochReport>,
+}
+
+impl TrainingReport {
+    /// Mean wall time of an epoch in seconds (0 when no epoch ran).
+    pub fn seconds_per_epoch(&self) -> f64 {
+        if self.epochs.is_empty() {
+            return 0.0;
+        }
+        self.epochs
+            .iter()
+            .map(|e| e.elapsed.as_secs_f64())
+            .sum::<f64>()
+            / self.epochs.len() as f64
+    }
+
+    /// The loss estimate of the last epoch.
+    pub fn final_loss(&self) -> Option<f64> {
+        self.epochs.last().map(|e| e.loss)
+    }
+}
+
+/// A dataset with its training and (optional) test interactions, ready to train and
+/// evaluate. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    dataset: Dataset,
+    train: Interactions,
+    test: Option<Interactions>,
+    cold_items: Option<ColdStartItems>,
+    /// `(test, train)` re-indexed to the cold items (column `j` = `cold_items.items[j]`).
+    cold_eval: Option<(Interactions, Interactions)>,
+    report: LoadReport,
+}
+
+impl Experiment {
+    /// Reads `source` into a [`Dataset`] with the features of `config`, then splits its
+    /// interactions as [`Experiment::from_dataset`] does.
+    pub fn load<S: RecordSource + ?Sized>(
+        source: &mut S,
+        config: &ExperimentConfig,
+        split: Split,
+    ) -> Result<Experiment> {
+        let dataset = Dataset::from_source(source, config.user_spec()?, config.item_spec()?)?;
+        Self::from_dataset(dataset, config.interactions.clone(), split)
+    }
+
+    /// Splits the logged interactions of `dataset` (see the [module docs](self)) and checks
+    /// that every feature column gave at least one feature.
+    pub fn from_dataset(
+        mut dataset: Dataset,
+        interactions: InteractionMode,
+        split: Split,
+    ) -> Result<Experiment> {
+        check_columns(RecordKind::User, dataset.user_vocabulary())?;
+        check_columns(RecordKind::Product, dataset.item_vocabulary())?;
+        let options = InteractionOptions::from(interactions);
+        let mut report = LoadReport::default();
+        let (train, test) = match split {
+            Split::None => {
+                let (all, r) = dataset.logged_interactions(options)?;
+                report.interactions = r;
+                (all, None)
+            }
+            Split::Random {
+                test_fraction,
+                seed,
+            } => {
+                let (all, r) = dataset.logged_interactions(options)?;
+                report.interactions = r;
+                let (train, test) = all.split_random(test_fraction, seed)?;
+                (train, Some(test))
+            }
+            Split::HeldOutPairs(pairs) => {
+                for (user, product) in &pairs {
+                    dataset.add_user_id(user)?;
+                    dataset.add_product_id(product)?;
+                }
+                let (all, r) = dataset.logged_interactions(options)?;
+                report.interactions = r;
+                let (test, r) = dataset.interactions_from_pairs(
+                    pairs.iter().map(|(u, i)| (u, i)),
+                    UnknownIdPolicy::Error,
+                )?;
+                report.test_pairs = Some(r);
+                report.test_pairs_not_logged = test
+                    .iter()
+                    .filter(|e| !all.contains(e.user, e.item))
+                    .count();
+                (all.difference(&test), Some(test))
+            }
+        };
+        Ok(Experiment {
+            dataset,
+            train,
+            test,
+            cold_items: None,
+            cold_eval: None,
+            report,
+        })
+    }
+
+    /// Item cold start: chooses `round(fraction × n_items)` items (rounded half away from
+    /// zero) and removes all their **training** interactions; the test set keeps only the
+    /// interactions with chosen items, and [`evaluate`](Self::evaluate) ranks among the
+    /// chosen items only. Users without a test interaction on a chosen item are not
+    /// evaluated.
+    ///
+    /// The choice: the item index list `0..n_items` is shuffled with
+    /// [`Rng::new(seed)`](Rng)[`.shuffle`](Rng::shuffle) and the first `round(f·n)`
+    /// indices are taken (in that order, see [`ColdStartItems::items`]).
+    ///
+    /// Only item features can describe the chosen items to the model, so this is meant for
+    /// configurations with item columns (and usually without the item identity feature).
+    pub fn hold_out_items(&mut self, fraction: f64, seed: u64) -> Result<&ColdStartItems> {
+        if self.cold_items.is_some() {
+            return Err(ExperimentError::ColdStartTwice);
+        }
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(ExperimentError::InvalidSetting {
+                name: "cold-start-items",
+                value: fraction.to_string(),
+                reason: "must be a fraction in (0, 1)",
+            });
+        }
+        let n_items = self.dataset.n_items();
+        let n_cold = (fraction * n_items as f64).round() as usize;
+        if n_cold == 0 || n_cold >= n_items {
+            return Err(ExperimentError::InvalidSetting {
+                name: "cold-start-items",
+                value: fraction.to_string(),
+                reason: "chooses no item or every item for this catalogue",
+            });
+        }
+        let mut order: Vec<usize> = (0..n_items).collect();
+        Rng::new(seed).shuffle(&mut order);
+        order.truncate(n_cold);
+        let mut mask = vec![false; n_items];
+        for &i in &order {
+            mask[i] = true;
+        }
+        let train = self.train.filter(|e| !mask[e.item]);
+        let removed_train = self.train.len() - train.len();
+        self.train = train;
+        let mut removed_test = 0;
+        if let Some(test) = &self.test {
+            let kept = test.filter(|e| mask[e.item]);
+            removed_test = test.len() - kept.len();
+            let mut column = vec![usize::MAX; n_items];
+            for (j, &i) in order.iter().enumerate() {
+                column[i] = j;
+            }
+            let reindex = |x: &Interactions| {
+                Interactions::from_entries(
+                    x.n_users(),
+                    n_cold,
+                    x.iter().filter(|e| mask[e.item]).map(|e| Interaction {
+                        item: column[e.item],
+                        ..e
+                    }),
+                )
+            };
+            self.cold_eval = Some((reindex(&kept)?, reindex(&self.train)?));
+            self.test = Some(kept);
+        }
+        Ok(self.cold_items.insert(ColdStartItems {
+            items: order,
+            mask,
+            removed_train,
+            removed_test,
+        }))
+    }
+
+    /// The dataset: ids, vocabularies, feature matrices.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// Training interactions.
+    pub fn train(&self) -> &Interactions {
+        &self.train
+    }
+
+    /// Test interactions (restricted to the cold items after
+    /// [`hold_out_items`](Self::hold_out_items)).
+    pub fn test(&self) -> Option<&Interactions> {
+        self.test.as_ref()
+    }
+
+    /// The cold-start items, if [`hold_out_items`](Self::hold_out_items) was applied.
+    pub fn cold_items(&self) -> Option<&ColdStartItems> {
+        self.cold_items.as_ref()
+    }
+
+    /// What loading reported.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.dataset.n_users()
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.dataset.n_items()
+    }
+
+    /// An untrained model over the dataset's feature matrices.
+    pub fn model(&self, params: Hyperparameters) -> Result<HybridModel> {
+        Ok(HybridModel::new(
+            params,
+            self.dataset.user_features(),
+            self.dataset.item_features(),
+        )?)
+    }
+
+    /// Builds a model and trains it for `epochs` epochs on `threads` threads (1 =
+    /// bit-reproducible), calling `on_epoch` after each epoch.
+    pub fn fit(
+        &self,
+        params: Hyperparameters,
+        epochs: usize,
+        threads: usize,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<(HybridModel, TrainingReport)> {
+        let mut model = self.model(params)?;
+        let mut report = TrainingReport::default();
+        let options = FitOptions::epochs(epochs)
+            .threads(threads)
+            .on_epoch(|epoch, _model| {
+                on_epoch(epoch);
+                report.epochs.push(epoch.clone());
+                ControlFlow::Continue(())
+            });
+        model.fit(&self.train, options)?;
+        Ok((model, report))
+    }
+
+    /// The popularity baseline of the training interactions.
+    pub fn popularity(&self) -> Popularity {
+        Popularity::from_interactions(&self.train)
+    }
+
+    /// The `n` best items for known user `user` by `scorer`, best first, skipping the items
+    /// the user interacted with in training.
+    pub fn recommend<S: Scorer + ?Sized>(
+        &self,
+        scorer: &S,
+        user: usize,
+        n: usize,
+    ) -> Result<Vec<(usize, f32)>> {
+        let mut scores = Vec::new();
+        scorer.score_all(UserQuery::Known(user), &mut scores)?;
+        let seen = self.train.user_items(user);
+        Ok(top_k(&scores, n, |i| {
+            seen.binary_search(&(i as u32)).is_ok()
+        }))
+    }
+
+    /// Cold start: the `n` best items for a user who is not in the dataset, described only by
+    /// attributes (values unknown to the training vocabulary are ignored; with no known
+    /// value the scores are the item biases alone, i.e. the model's notion of popularity).
+    pub fn recommend_new_user<S: Scorer + ?Sized>(
+        &self,
+        scorer: &S,
+        attributes: &Attributes,
+        n: usize,
+    ) -> Result<Vec<(usize, f32)>> {
+        let row = self.dataset.user_feature_row(attributes);
+        let mut scores = Vec::new();
+        scorer.score_all(UserQuery::Features(&row), &mut scores)?;
+        Ok(top_k(&scores, n, |_| false))
+    }
+
+    /// Evaluation options for cut-off `k`: after [`hold_out_items`](Self::hold_out_items)
+    /// only the cold items are candidates.
+    pub fn eval_options(&self, k: usize, threads: usize) -> EvalOptions {
+        EvalOptions {
+            k,
+            threads,
+            candidates: self.cold_items.as_ref().map(|c| c.mask.clone()),
+        }
+    }
+
+    /// Evaluates `scorer` on the test set, excluding training pairs from the ranking (and,
+    /// in a cold-start experiment, ranking among the cold items only).
+    ///
+    /// The cold-start evaluation gives the same metrics as `recsys_core::evaluate` with
+    /// [`eval_options`](Self::eval_options)' candidate mask, but ranks a [`Restricted`]
+    /// scorer on interactions re-indexed to the cold items (as LightFM's comparison script
+    /// slices its matrices), which skips the non-candidates instead of un-counting them.
+    pub fn evaluate<S: Scorer + ?Sized>(
+        &self,
+        scorer: &S,
+        k: usize,
+        threads: usize,
+    ) -> Result<Metrics> {
+        let Some(test) = &self.test else {
+            return Err(CoreError::Empty("the experiment has no test set").into());
+        };
+        if let (Some(cold), Some((cold_test, cold_train))) = (&self.cold_items, &self.cold_eval) {
+            let restricted = Restricted::new(scorer, &cold.items)?;
+            let options = EvalOptions {
+                k,
+                threads,
+                candidates: None,
+            };
+            return Ok(recsys_core::evaluate(
+                &restricted,
+                cold_test,
+                Some(cold_train),
+                &options,
+            )?);
+        }
+        Ok(recsys_core::evaluate(
+            scorer,
+            test,
+            Some(&self.train),
+            &self.eval_options(k, threads),
+        )?)
+    }
+}
+
+/// A scorer that scores only some items of another scorer: its item `j` is the inner
+/// scorer's item `items[j]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Restricted<'a, S: ?Sized> {
+    inner: &'a S,
+    items: &'a [usize],
+}
+
+impl<'a, S: Scorer + ?Sized> Restricted<'a, S> {
+    /// Restricts `inner` to `items` (each must be an item of `inner`).
+    pub fn new(inner: &'a S, items: &'a [usize]) -> Result<Self> {
+        let n = inner.n_items();
+        if let Some(&i) = items.iter().find(|&&i| i >= n) {
+            return Err(CoreError::IndexOutOfRange {
+                what: "restricted item",
+                index: i,
+                len: n,
+            }
+            .into());
+        }
+        Ok(Restricted { inner, items })
+    }
+}
+
+impl<S: Scorer + ?Sized> Scorer for Restricted<'_, S> {
+    fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> recsys_core::Result<()> {
+        self.inner.score_items(user, self.items, out)
+    }
+}
+
+/// Fails with [`ExperimentError::EmptyColumn`] for a column without any feature value.
+fn check_columns(kind: RecordKind, vocabulary: &FeatureVocabulary) -> Result<()> {
+    let columns = &vocabulary.spec().columns;
+    let mut used = vec![false; columns.len()];
+    for feature in vocabulary.features() {
+        if let Feature::Value(c, _) = feature {
+            used[*c] = true;
+        }
+    }
+    match used.iter().position(|u| !u) {
+        Some(c) => Err(ExperimentError::EmptyColumn {
+            kind,
+            column: columns[c].name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recsys_features::{Bucketing, ColumnKind};
+
+    #[test]
+    fn numeric_columns_apply_per_side_and_only_when_listed() {
+        let config = ExperimentConfig::collaborative()
+            .with_user_columns(["household_size,income"])
+            .with_item_columns(["manufacturer_id", "price"]);
+        let users = config.user_spec().unwrap();
+        assert!(users
+            .columns
+            .iter()
+            .all(|c| c.kind == ColumnKind::Categorical));
+        let items = config.item_spec().unwrap();
+        assert_eq!(items.columns[0].kind, ColumnKind::Categorical);
+        assert_eq!(
+            items.columns[1].kind,
+            ColumnKind::Numeric(Bucketing::Quantiles(5))
+        );
+        assert_eq!(
+            config.numeric_columns_used(),
+            (vec!["price".to_string()], vec![])
+        );
+        let typo = config.with_numeric_columns(["price,prise"]);
+        assert_eq!(typo.numeric_columns_used().1, vec!["prise".to_string()]);
+    }
+
+    #[test]
+    fn a_side_without_features_is_refused() {
+        let mut config = ExperimentConfig::collaborative();
+        config.item_identity = false;
+        assert!(matches!(
+            config.item_spec(),
+            Err(ExperimentError::NoFeatures {
+                kind: RecordKind::Product
+            })
+        ));
+    }
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Experiment>();
+        assert_send_sync::<ExperimentConfig>();
+        assert_send_sync::<ExperimentError>();
+        assert_send_sync::<ColdStartItems>();
+        assert_send_sync::<TrainingReport>();
+    }
+}
