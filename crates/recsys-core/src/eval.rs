@@ -148,9 +148,9 @@ fn prepare_sorted(test_scores: &[f32], s: &mut Scratch) {
     s.counts.resize(m + 1, 0);
 }
 
-/// Takes back from `s.counts` the items that were counted but are not candidates (training
-/// positives, items outside the mask); `score_of(j)` gives item `j`'s score.
-fn uncount_non_candidates(
+/// Takes back from `s.counts` the training positives that were counted (the hot loop
+/// counts every candidate item); `score_of(j)` gives item `j`'s score.
+fn uncount_train_items(
     train_items: &[u32],
     candidates: Option<&[bool]>,
     s: &mut Scratch,
@@ -158,18 +158,36 @@ fn uncount_non_candidates(
 ) {
     let sorted = &s.sorted;
     let counts = &mut s.counts;
-    let mut uncount =
-        |j: usize| counts[crate::kernels::count_at_most(sorted, key(score_of(j)))] -= 1;
     for &j in train_items {
-        uncount(j as usize);
+        let j = j as usize;
+        if candidates.is_none_or(|c| c[j]) {
+            counts[crate::kernels::count_at_most(sorted, key(score_of(j)))] -= 1;
+        }
     }
-    if let Some(c) = candidates {
-        for (j, _) in c
-            .iter()
-            .enumerate()
-            .filter(|(j, &keep)| !keep && train_items.binary_search(&(*j as u32)).is_err())
-        {
-            uncount(j);
+}
+
+/// Adds the scores of `scores` (items `start..`) to the histogram: all of them, or with a
+/// candidate mask only the candidates (gathered into `buf` first, so the vectorised
+/// search still runs over a dense slice).
+fn count_scores(
+    scores: &[f32],
+    start: usize,
+    candidates: Option<&[bool]>,
+    s: &mut Scratch,
+    buf: &mut Vec<f32>,
+) {
+    match candidates {
+        None => crate::kernels::count_at_most_histogram(&s.sorted, scores, &mut s.counts),
+        Some(mask) => {
+            buf.clear();
+            buf.extend(
+                scores
+                    .iter()
+                    .zip(&mask[start..start + scores.len()])
+                    .filter(|(_, &keep)| keep)
+                    .map(|(&v, _)| v),
+            );
+            crate::kernels::count_at_most_histogram(&s.sorted, buf, &mut s.counts);
         }
     }
 }
@@ -210,10 +228,11 @@ fn user_ranks(
 ) {
     let test_scores: Vec<f32> = test_items.iter().map(|&i| scores[i as usize]).collect();
     prepare_sorted(&test_scores, s);
-    // Count every item, then take back the non-candidates: no per-item branches in the hot
-    // loop.
-    crate::kernels::count_at_most_histogram(&s.sorted, scores, &mut s.counts);
-    uncount_non_candidates(train_items, candidates, s, |j| scores[j]);
+    // Count every candidate, then take back the training positives: no per-item branches
+    // in the hot loop.
+    let mut buf = Vec::new();
+    count_scores(scores, 0, candidates, s, &mut buf);
+    uncount_train_items(train_items, candidates, s, |j| scores[j]);
     finish_ranks(test_items, train_items, candidates, s, ranks);
 }
 
@@ -248,13 +267,14 @@ fn block_ranks(
     }
     let n = items.len();
     let mut chunk_scores = vec![0.0f32; ITEM_CHUNK];
+    let mut gathered = Vec::with_capacity(ITEM_CHUNK);
     let mut start = 0;
     while start < n {
         let end = (start + ITEM_CHUNK).min(n);
         let out = &mut chunk_scores[..end - start];
         for ((_, rep), s) in users.iter().zip(scratch.iter_mut()) {
             items.score_range(rep, start..end, out);
-            crate::kernels::count_at_most_histogram(&s.sorted, out, &mut s.counts);
+            count_scores(out, start, candidates, s, &mut gathered);
         }
         start = end;
     }
@@ -262,7 +282,7 @@ fn block_ranks(
     for ((u, rep), s) in users.iter().zip(scratch.iter_mut()) {
         let train_items = train.map_or(&[][..], |t| t.user_items(*u));
         let mut one = Vec::new();
-        uncount_non_candidates(train_items, candidates, s, |j| {
+        uncount_train_items(train_items, candidates, s, |j| {
             items
                 .score_items(rep, &[j], &mut one)
                 .expect("index in range");
