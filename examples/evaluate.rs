@@ -101,6 +101,10 @@ struct Args {
     /// No user identity features.
     #[arg(long)]
     no_user_identity: bool,
+    /// Identity-anchored feature weighting instead of LightFM's L1 normalisation: identity
+    /// weight 1, a row's other features summing to W.
+    #[arg(long, value_name = "W")]
+    metadata_weight: Option<f32>,
     /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
     #[arg(long)]
     weighted: bool,
@@ -171,6 +175,7 @@ fn run(args: Args) -> Result<()> {
     config.quantiles = args.quantiles;
     config.item_identity = !args.no_identity;
     config.user_identity = !args.no_user_identity;
+    config.metadata_weight = args.metadata_weight;
     if args.weighted {
         config.interactions = InteractionMode::Weighted(InteractionWeights::new());
     }
@@ -290,6 +295,7 @@ fn run(args: Args) -> Result<()> {
         "item_features": config.item_columns,
         "item_identity": config.item_identity,
         "user_identity": config.user_identity,
+        "metadata_weight": config.metadata_weight,
         "k": k,
         format!("precision_at_{k}"): metrics.precision_at_k,
         format!("recall_at_{k}"): metrics.recall_at_k,

@@ -132,6 +132,10 @@ pub struct ExperimentConfig {
     pub item_identity: bool,
     /// L1-normalise feature rows (identity feature included).
     pub normalize: bool,
+    /// Identity-anchored weighting instead of L1 normalisation: identity weight 1, the other
+    /// features of a row summing to this value
+    /// ([`FeatureSpec::metadata_weight`](recsys_features::FeatureSpec::metadata_weight)).
+    pub metadata_weight: Option<f32>,
     /// Binary (weight 1 per distinct pair) or weighted interactions.
     pub interactions: InteractionMode,
 }
@@ -155,6 +159,7 @@ impl ExperimentConfig {
             user_identity: true,
             item_identity: true,
             normalize: true,
+            metadata_weight: None,
             interactions: InteractionMode::Binary,
         }
     }
@@ -255,6 +260,8 @@ impl ExperimentConfig {
         if !spec.identity && spec.columns.is_empty() {
             return Err(ExperimentError::NoFeatures { kind });
         }
+        let spec = spec.with_metadata_weight(self.metadata_weight);
+        spec.validate()?;
         Ok(spec)
     }
 }

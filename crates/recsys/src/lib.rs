@@ -79,3 +79,8 @@ mod tests {
         assert_send_sync::<crate::Split>();
     }
 }
+
+/// The README's code blocks, compiled and run as doc tests so the README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
