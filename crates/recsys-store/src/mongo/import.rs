@@ -197,8 +197,8 @@ pub fn import_csv(
             Err(e) => bad.add(&mut rejects, e, row.line, row.raw, source.products_path())?,
         }
     }
-    user_ids.extend(store.ids(USERS)?);
-    product_ids.extend(store.ids(PRODUCTS)?);
+    user_ids.extend(store.ids(USERS, "user_id")?);
+    product_ids.extend(store.ids(PRODUCTS, "product_id")?);
     let known = KnownIds {
         users: &user_ids,
         products: &product_ids,

@@ -10,12 +10,14 @@
 //!
 //! | collection | `_id` | fields |
 //! |---|---|---|
-//! | `users` | the user id | `user_id`, then each attribute column as a string |
-//! | `products` | the product id | `product_id`, `name`, `price` (double), `image`, attributes |
+//! | `users` | the user id as JSON text (`42`, `"u-1"`) | `user_id`, then each attribute column as a string |
+//! | `products` | the product id as JSON text | `product_id`, `name`, `price` (double), `image`, attributes |
 //! | `user_product_interactions` | `[user,product,type,ts]` as JSON text | `user_id`, `product_id`, `interaction_type`, `weight` (double), `timestamp` (BSON date) |
 //!
 //! Ids have one canonical BSON type ([`id_to_bson`]): integer ids are `Int64`, others
-//! `String`, in every collection and every query. Absent values are absent fields. Unique
+//! `String`, in every `user_id` / `product_id` field and every query. `_id`s are always
+//! strings: MongoDB-compatible servers such as FerretDB only use their primary key for string
+//! `_id`s, and the import upserts by `_id`. Absent values are absent fields. Unique
 //! indexes on `users.user_id` and `products.product_id`, plain indexes on
 //! `user_product_interactions.product_id` and `(user_id, product_id)`; the interaction key
 //! is the `_id`, so re-importing the same rows updates, never duplicates.
@@ -261,7 +263,11 @@ impl MongoStore {
         Ok(counts)
     }
 
-    /// Upserts documents by `_id` in one `update` command (unordered); returns the counts.
+    /// Writes documents keyed by `_id`: one unordered `insert` for the batch, then, for the
+    /// documents that already existed (duplicate-key errors), one `update` command replacing
+    /// them by `_id`. Inserting first keeps fresh imports fast on servers where an upsert of
+    /// a new document costs a collection scan (FerretDB 1.x); updates by string `_id` use the
+    /// primary key everywhere.
     pub(crate) fn upsert_batch(
         &self,
         collection: &str,
@@ -271,58 +277,89 @@ impl MongoStore {
             return Ok(WriteCounts::default());
         }
         let n = documents.len() as u64;
-        let updates: Vec<Document> = documents
-            .into_iter()
-            .map(|d| {
+        let context = format!("insert {n} documents into {collection}");
+        let reply = self
+            .db
+            .run_command(doc! { "insert": collection, "documents": &documents, "ordered": false })
+            .run()
+            .map_err(|e| self.error(context.clone(), e))?;
+        let mut existing = Vec::new();
+        for error in reply
+            .get_array("writeErrors")
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let error = error.as_document();
+            let code = error.and_then(|e| bson_int(e.get("code")));
+            let index = error.and_then(|e| bson_int(e.get("index")));
+            match (code, index) {
+                (Some(DUPLICATE_KEY), Some(index)) if (index as u64) < n => {
+                    existing.push(index as usize)
+                }
+                _ => return Err(self.write_error(context, &reply)),
+            }
+        }
+        let inserted = n - existing.len() as u64;
+        if existing.is_empty() {
+            return Ok(WriteCounts {
+                inserted,
+                ..WriteCounts::default()
+            });
+        }
+        let updates: Vec<Document> = existing
+            .iter()
+            .map(|&i| {
+                let d = &documents[i];
                 let id = d.get("_id").cloned().unwrap_or(Bson::Null);
                 doc! { "q": { "_id": id }, "u": d, "upsert": true }
             })
             .collect();
-        let context = format!("upsert {n} documents into {collection}");
+        let m = updates.len() as u64;
+        let context = format!("replace {m} existing documents in {collection}");
         let reply = self
             .db
             .run_command(doc! { "update": collection, "updates": updates, "ordered": false })
             .run()
             .map_err(|e| self.error(context.clone(), e))?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            if let Some(first) = errors.first() {
-                return Err(StoreError::Database {
-                    uri: self.uri.clone(),
-                    message: format!("{} write error(s), first: {first}", errors.len()),
-                    context,
-                    source: "write errors in update reply".into(),
-                });
-            }
+        if reply.get_array("writeErrors").is_ok_and(|e| !e.is_empty()) {
+            return Err(self.write_error(context, &reply));
         }
-        let int = |key: &str| match reply.get(key) {
-            Some(Bson::Int32(v)) => *v as u64,
-            Some(Bson::Int64(v)) => *v as u64,
-            Some(Bson::Double(v)) => *v as u64,
-            _ => 0,
-        };
-        let inserted = reply.get_array("upserted").map_or(0, |a| a.len() as u64);
-        let updated = int("nModified");
+        // A document deleted between the insert and the update is upserted again.
+        let reinserted = reply.get_array("upserted").map_or(0, |a| a.len() as u64);
+        let updated = bson_int(reply.get("nModified")).unwrap_or(0).max(0) as u64;
         Ok(WriteCounts {
-            inserted,
+            inserted: inserted + reinserted,
             updated,
-            unchanged: n.saturating_sub(inserted + updated),
+            unchanged: m.saturating_sub(reinserted + updated),
         })
     }
 
-    /// Every `_id` in a collection (ids only, streamed in batches).
-    pub(crate) fn ids(&self, collection: &str) -> Result<Vec<ExternalId>, StoreError> {
+    fn write_error(&self, context: String, reply: &Document) -> StoreError {
+        let errors = reply
+            .get_array("writeErrors")
+            .map_or(&[][..], Vec::as_slice);
+        let first = errors.first().map_or_else(String::new, ToString::to_string);
+        StoreError::Database {
+            uri: self.uri.clone(),
+            message: format!("{} write error(s), first: {first}", errors.len()),
+            context,
+            source: "write errors in the server's reply".into(),
+        }
+    }
+
+    /// Every value of the id `field` in a collection (streamed in batches).
+    pub(crate) fn ids(&self, collection: &str, field: &str) -> Result<Vec<ExternalId>, StoreError> {
         let cursor = self
             .db
             .collection::<Document>(collection)
             .find(doc! {})
-            .projection(doc! { "_id": 1 })
+            .projection(doc! { "_id": 0, field: 1 })
             .batch_size(10_000)
             .run()
             .map_err(|e| self.error(format!("read ids of {collection}"), e))?;
         let mut ids = Vec::new();
         for d in cursor {
             let d = d.map_err(|e| self.error(format!("read ids of {collection}"), e))?;
-            if let Some(id) = d.get("_id").and_then(schema::id_from_bson) {
+            if let Some(id) = d.get(field).and_then(schema::id_from_bson) {
                 ids.push(id);
             }
         }
@@ -336,6 +373,19 @@ pub(crate) struct WriteCounts {
     pub(crate) inserted: u64,
     pub(crate) updated: u64,
     pub(crate) unchanged: u64,
+}
+
+/// MongoDB's duplicate key error code.
+const DUPLICATE_KEY: i64 = 11000;
+
+/// An integer of any BSON width (servers differ in which they send).
+fn bson_int(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) if v.fract() == 0.0 => Some(*v as i64),
+        _ => None,
+    }
 }
 
 fn database_error(uri: &str, context: &str, e: mongodb::error::Error) -> StoreError {

@@ -57,16 +57,30 @@ fn push_attributes(doc: &mut Document, attributes: &Attributes) {
     }
 }
 
+/// The `_id` of a user or product document: the id as JSON text (`42`, `"P-1"`).
+///
+/// Always a string, because compatible servers only use their primary key for string (or
+/// ObjectId) `_id`s (FerretDB 1.x scans the whole collection for an integer `_id`); JSON
+/// keeps integer and text ids apart. Queries by id go through the `user_id` /
+/// `product_id` fields, which hold the canonical BSON type ([`id_to_bson`]).
+pub(crate) fn record_key(id: &ExternalId) -> String {
+    match id {
+        ExternalId::Int(v) => v.to_string(),
+        // Serialising a string to JSON cannot fail.
+        ExternalId::Str(s) => serde_json::to_string(s).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn user_document(user: &UserRecord) -> Document {
     let id = id_to_bson(&user.user_id);
-    let mut doc = doc! { "_id": id.clone(), "user_id": id };
+    let mut doc = doc! { "_id": record_key(&user.user_id), "user_id": id };
     push_attributes(&mut doc, &user.attributes);
     doc
 }
 
 pub(crate) fn product_document(product: &ProductRecord) -> Document {
     let id = id_to_bson(&product.product_id);
-    let mut doc = doc! { "_id": id.clone(), "product_id": id };
+    let mut doc = doc! { "_id": record_key(&product.product_id), "product_id": id };
     if let Some(name) = &product.name {
         doc.insert("name", name.clone());
     }
@@ -127,8 +141,8 @@ impl DocReader<'_> {
     fn error(&self, doc: &Document, field: &str, message: String) -> SourceError {
         let id = doc
             .get("_id")
-            .or_else(|| doc.get("user_id"))
             .or_else(|| doc.get("product_id"))
+            .or_else(|| doc.get("user_id"))
             .map_or_else(|| "?".to_string(), |v| v.to_string());
         SourceError::new(
             format!("mongodb {} document {id} field {field}", self.namespace),
@@ -287,6 +301,14 @@ mod tests {
     }
 
     #[test]
+    fn record_keys_keep_integer_and_text_ids_apart() {
+        assert_eq!(record_key(&42.into()), "42");
+        assert_eq!(record_key(&ExternalId::Str("42".into())), "\"42\"");
+        assert_eq!(record_key(&"P-1".into()), "\"P-1\"");
+        assert_eq!(record_key(&"007".into()), "\"007\"");
+    }
+
+    #[test]
     fn records_round_trip_through_documents() {
         let reader = DocReader { namespace: "t.x" };
         let product = ProductRecord {
@@ -319,7 +341,7 @@ mod tests {
         let reader = DocReader {
             namespace: "db.products",
         };
-        let doc = doc! { "_id": 7_i64, "product_id": 7_i64, "price": f64::NAN };
+        let doc = doc! { "product_id": 7_i64, "price": f64::NAN };
         let err = reader.product(&doc).unwrap_err();
         assert_eq!(err.location, "mongodb db.products document 7 field price");
         assert!(err.message.contains("NaN"), "{err}");
