@@ -6,6 +6,8 @@
 //!   `.csv.gz`); bad rows come out as errors naming file, line, column and value.
 //! * [`read_pairs`] reads a `user_id,product_id` file such as a fixed held-out test split.
 //! * [`write_csv_dir`] writes any record source in the same schema.
+//! * [`CountingSource`] wraps any source and counts interactions per product while the
+//!   dataset loads (the popularity fallback without an extra pass).
 //! * [`parse_timestamp`] / [`format_timestamp`]: ISO 8601 or Unix seconds, no date library.
 //! * `mongo` (cargo feature `mongodb`, on by default): [`mongo::MongoStore`] connects (fast
 //!   timeouts, password redacted in errors), [`mongo::import_csv`] validates and upserts the
@@ -39,12 +41,14 @@
 mod error;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
+mod popularity;
 mod reader;
 mod table;
 mod timestamp;
 mod writer;
 
 pub use error::StoreError;
+pub use popularity::CountingSource;
 pub use reader::{find_csv, read_pairs, CsvSource, INTERACTIONS_STEM, PRODUCTS_STEM, USERS_STEM};
 pub use timestamp::{format_timestamp, parse_timestamp};
 pub use writer::write_csv_dir;

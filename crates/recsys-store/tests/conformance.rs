@@ -154,6 +154,23 @@ fn conformance_suite<S: RecordSource>(label: &str, mut source: S) {
         "{label}"
     );
 
+    // Popularity counted while streaming matches the fixture's.
+    let mut counting = recsys_store::CountingSource::new(&mut source);
+    assert_eq!(
+        counting.interactions().unwrap().count(),
+        expected.interactions.len()
+    );
+    assert_eq!(
+        counting.popularity(),
+        vec![
+            (10.into(), 4),
+            (11.into(), 1),
+            (13.into(), 1),
+            ("P-12".into(), 1)
+        ],
+        "{label}: popularity"
+    );
+
     // The dataset builder takes the source directly and sees the same ids and features.
     let item_spec = FeatureSpec::identity_only()
         .with_column(ColumnSpec::categorical("category"))
@@ -209,6 +226,8 @@ fn mongo_source_conforms() {
     let csv = CsvSource::open(&dir.0).unwrap();
     import_csv(&db.store, &csv, &ImportOptions::default(), &mut |_| {}).unwrap();
     conformance_suite("mongodb", db.store.source());
+    // Counted in the database ($group), the same popularity.
+    assert_eq!(db.store.popularity().unwrap()[0], (10.into(), 4));
     // Small cursor batches stream the same records.
     conformance_suite("mongodb batch 2", db.store.source().batch_size(2));
 }

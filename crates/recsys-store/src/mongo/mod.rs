@@ -230,6 +230,10 @@ impl MongoStore {
 
     /// Interactions per product, computed in the database (`$group`), most popular first
     /// (ties by id), for the popularity fallback.
+    ///
+    /// On MongoDB this runs in the server. FerretDB 1.x groups in its own process after
+    /// fetching every document, which is slower than loading; there, wrap the training load
+    /// in [`CountingSource`](crate::CountingSource) to count while loading instead.
     pub fn popularity(&self) -> Result<Vec<(ExternalId, u64)>, StoreError> {
         let pipeline = [doc! { "$group": { "_id": "$product_id", "count": { "$sum": 1 } } }];
         let cursor = self
