@@ -573,16 +573,7 @@ impl HybridModel {
         &self,
         row: &[(usize, f32)],
     ) -> Result<Representation> {
-        let n = self.users.n_features();
-        if let Some(&(f, _)) = row.iter().find(|(f, _)| *f >= n) {
-            return Err(CoreError::IndexOutOfRange {
-                what: "user feature",
-                index: f,
-                len: n,
-            });
-        }
-        let (f, w): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
-        Ok(Self::side_repr(&self.users, self.no_components(), &f, &w))
+        Self::repr_from_row(&self.users, self.no_components(), row, "user feature")
     }
 
     /// The representation of an item not seen in training, from a feature row. Cold start.
@@ -590,16 +581,25 @@ impl HybridModel {
         &self,
         row: &[(usize, f32)],
     ) -> Result<Representation> {
-        let n = self.items.n_features();
+        Self::repr_from_row(&self.items, self.no_components(), row, "item feature")
+    }
+
+    fn repr_from_row(
+        side: &Side,
+        k: usize,
+        row: &[(usize, f32)],
+        what: &'static str,
+    ) -> Result<Representation> {
+        let n = side.n_features();
         if let Some(&(f, _)) = row.iter().find(|(f, _)| *f >= n) {
             return Err(CoreError::IndexOutOfRange {
-                what: "item feature",
+                what,
                 index: f,
                 len: n,
             });
         }
         let (f, w): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
-        Ok(Self::side_repr(&self.items, self.no_components(), &f, &w))
+        Ok(Self::side_repr(side, k, &f, &w))
     }
 
     /// All user representations: (`n_users × k` vectors, biases).

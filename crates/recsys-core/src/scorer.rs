@@ -59,59 +59,30 @@ pub trait Scorer: Send + Sync {
     }
 }
 
-impl<S: Scorer + ?Sized> Scorer for &S {
-    fn n_items(&self) -> usize {
-        (**self).n_items()
-    }
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        (**self).item_representations()
-    }
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        (**self).representation(user)
-    }
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_all(user, out)
-    }
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_items(user, items, out)
-    }
+/// Forwards every `Scorer` method through a pointer type.
+macro_rules! forward_scorer {
+    ($($ptr:ty),*) => {$(
+        impl<S: Scorer + ?Sized> Scorer for $ptr {
+            fn n_items(&self) -> usize {
+                (**self).n_items()
+            }
+            fn item_representations(&self) -> Option<&ItemRepresentations> {
+                (**self).item_representations()
+            }
+            fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
+                (**self).representation(user)
+            }
+            fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
+                (**self).score_all(user, out)
+            }
+            fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
+                (**self).score_items(user, items, out)
+            }
+        }
+    )*};
 }
 
-impl<S: Scorer + ?Sized> Scorer for Box<S> {
-    fn n_items(&self) -> usize {
-        (**self).n_items()
-    }
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        (**self).item_representations()
-    }
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        (**self).representation(user)
-    }
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_all(user, out)
-    }
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_items(user, items, out)
-    }
-}
-
-impl<S: Scorer + ?Sized> Scorer for Arc<S> {
-    fn n_items(&self) -> usize {
-        (**self).n_items()
-    }
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        (**self).item_representations()
-    }
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        (**self).representation(user)
-    }
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_all(user, out)
-    }
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        (**self).score_items(user, items, out)
-    }
-}
+forward_scorer!(&S, Box<S>, Arc<S>);
 
 impl HybridModel {
     fn query_repr<'a>(
