@@ -39,6 +39,8 @@ def main():
     parser.add_argument("dir")
     parser.add_argument("--uri", default=os.environ.get("MONGODB_URI"))
     parser.add_argument("--database", default="seed_bench")
+    parser.add_argument("--keep-nan", action="store_true",
+                        help="store pandas NaN as the seed did (FerretDB rejects it)")
     parser.add_argument("--rust-seconds", type=float, help="the Rust import's total seconds, for the ratio")
     args = parser.parse_args()
     if not args.uri:
@@ -54,6 +56,10 @@ def main():
     for collection, name in FILES:
         t = time.perf_counter()
         frame = pd.read_csv(find(args.dir, name))
+        if not args.keep_nan:
+            # The seed stored pandas' NaN for empty cells; FerretDB refuses NaN outright
+            # ("NaN is not supported"), so by default empty cells become nulls.
+            frame = frame.astype(object).where(frame.notna(), None)
         records = frame.to_dict("records")
         db[collection].insert_many(records)
         total_rows += len(records)
