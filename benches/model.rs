@@ -31,26 +31,37 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group(format!("fit_epoch/{}", data.name));
     g.sample_size(10).measurement_time(Duration::from_secs(8));
-    for loss in [Loss::Warp, Loss::Bpr, Loss::Logistic, Loss::WarpKos { k: 5, n: 10 }] {
+    for loss in [
+        Loss::Warp,
+        Loss::Bpr,
+        Loss::Logistic,
+        Loss::WarpKos { k: 5, n: 10 },
+    ] {
         for threads in [1, 2] {
             // Warm the model up for 2 epochs so the benchmark measures a typical epoch,
             // not the first ones (WARP's epochs get slower as the model improves).
-            let mut model = HybridModel::collaborative(params(loss), n_users, n_items).expect("model");
+            let mut model =
+                HybridModel::collaborative(params(loss), n_users, n_items).expect("model");
             model
                 .fit(&data.train, FitOptions::epochs(2).threads(threads))
                 .expect("training");
-            g.bench_with_input(BenchmarkId::new(loss.name(), threads), &threads, |b, &threads| {
-                b.iter(|| {
-                    model
-                        .fit_partial(&data.train, FitOptions::epochs(1).threads(threads))
-                        .expect("training")
-                })
-            });
+            g.bench_with_input(
+                BenchmarkId::new(loss.name(), threads),
+                &threads,
+                |b, &threads| {
+                    b.iter(|| {
+                        model
+                            .fit_partial(&data.train, FitOptions::epochs(1).threads(threads))
+                            .expect("training")
+                    })
+                },
+            );
         }
     }
     g.finish();
 
-    let mut model = HybridModel::collaborative(params(Loss::Warp), n_users, n_items).expect("model");
+    let mut model =
+        HybridModel::collaborative(params(Loss::Warp), n_users, n_items).expect("model");
     model
         .fit(&data.train, FitOptions::epochs(10).threads(2))
         .expect("training");
@@ -67,7 +78,11 @@ fn benches(c: &mut Criterion) {
     g.bench_function("top10_one_user", |b| {
         b.iter(|| {
             user = (user + 1) % n_users;
-            black_box(model.recommend(user, 10, |i| data.train.contains(user, i)).expect("known user"))
+            black_box(
+                model
+                    .recommend(user, 10, |i| data.train.contains(user, i))
+                    .expect("known user"),
+            )
         })
     });
     g.finish();
@@ -75,14 +90,22 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("evaluate/{}", data.name));
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for threads in [1, 2] {
-        g.bench_with_input(BenchmarkId::new("precision_at_10_auc", threads), &threads, |b, &threads| {
-            let opts = EvalOptions {
-                k: 10,
-                threads,
-                candidates: None,
-            };
-            b.iter(|| black_box(evaluate(&model, &data.test, Some(&data.train), &opts).expect("evaluation")))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("precision_at_10_auc", threads),
+            &threads,
+            |b, &threads| {
+                let opts = EvalOptions {
+                    k: 10,
+                    threads,
+                    candidates: None,
+                };
+                b.iter(|| {
+                    black_box(
+                        evaluate(&model, &data.test, Some(&data.train), &opts).expect("evaluation"),
+                    )
+                })
+            },
+        );
     }
     g.finish();
 }

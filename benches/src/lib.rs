@@ -35,7 +35,11 @@ pub fn complete_journey_dir() -> Option<PathBuf> {
 /// Loads the Complete Journey split (train = all interactions not in `test_pairs.csv.gz`).
 pub fn complete_journey(dir: &Path) -> Result<BenchData, Box<dyn std::error::Error>> {
     let mut source = CsvSource::open(dir)?;
-    let dataset = Dataset::from_source(&mut source, FeatureSpec::identity_only(), FeatureSpec::identity_only())?;
+    let dataset = Dataset::from_source(
+        &mut source,
+        FeatureSpec::identity_only(),
+        FeatureSpec::identity_only(),
+    )?;
     let (all, _) = dataset.logged_interactions(InteractionOptions::binary())?;
     let pairs = read_pairs(dir.join("test_pairs.csv.gz"))?;
     let (test, _) = dataset.interactions_from_pairs(pairs, UnknownIdPolicy::Error)?;
@@ -77,7 +81,9 @@ pub fn synthetic(scale: usize) -> BenchData {
 /// The real data when present, else the synthetic stand-in (with a note on stderr).
 pub fn load() -> BenchData {
     match complete_journey_dir() {
-        Some(dir) => complete_journey(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display())),
+        Some(dir) => {
+            complete_journey(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()))
+        }
         None => {
             eprintln!("note: Complete Journey data not found; benchmarking a synthetic data set");
             synthetic(1)
