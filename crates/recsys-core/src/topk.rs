@@ -82,7 +82,7 @@ mod tests {
         #[test]
         fn matches_sorting(scores in proptest::collection::vec(-5i32..5, 0..200), k in 0usize..20, m in 1usize..5) {
             let scores: Vec<f32> = scores.into_iter().map(|s| s as f32).collect();
-            let ex = |i: usize| i % m == 0 && m > 1;
+            let ex = |i: usize| m > 1 && i.is_multiple_of(m);
             prop_assert_eq!(top_k(&scores, k, ex), reference(&scores, k, &ex));
         }
     }
