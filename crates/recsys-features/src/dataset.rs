@@ -117,6 +117,45 @@ impl PendingTable {
     }
 }
 
+/// Id registration, shared by the tables of [`DatasetBuilder`] and [`Dataset`].
+trait RegisterIds {
+    fn add_id(&mut self, id: &ExternalId, context: impl FnOnce() -> String) -> Result<usize>;
+}
+
+impl RegisterIds for PendingTable {
+    fn add_id(&mut self, id: &ExternalId, context: impl FnOnce() -> String) -> Result<usize> {
+        PendingTable::add_id(self, id, context)
+    }
+}
+
+impl RegisterIds for FeatureTable {
+    fn add_id(&mut self, id: &ExternalId, context: impl FnOnce() -> String) -> Result<usize> {
+        FeatureTable::add_id(self, id, context)
+    }
+}
+
+/// Registers an interaction's user and product ids (if new) and appends it to `log`.
+fn log_interaction<T: RegisterIds>(
+    users: &mut T,
+    items: &mut T,
+    log: &mut InteractionLog,
+    interaction: &InteractionRecord,
+) -> Result<()> {
+    let position = log.len();
+    let user = users.add_id(&interaction.user_id, || format!("interaction #{position}"))?;
+    let item = items.add_id(&interaction.product_id, || {
+        format!("interaction #{position}")
+    })?;
+    log.push(
+        user,
+        item,
+        interaction.interaction_type.as_deref(),
+        interaction.weight,
+        interaction.timestamp,
+    );
+    Ok(())
+}
+
 /// One side (users or items) after the build.
 #[derive(Debug, Clone)]
 struct FeatureTable {
@@ -231,21 +270,7 @@ impl DatasetBuilder {
     /// Registers the interaction's user and product ids (if new) and keeps the interaction
     /// for [`Dataset::logged_interactions`].
     pub fn add_interaction(&mut self, interaction: &InteractionRecord) -> Result<()> {
-        let position = self.log.len();
-        let user = self
-            .users
-            .add_id(&interaction.user_id, || format!("interaction #{position}"))?;
-        let item = self.items.add_id(&interaction.product_id, || {
-            format!("interaction #{position}")
-        })?;
-        self.log.push(
-            user,
-            item,
-            interaction.interaction_type.as_deref(),
-            interaction.weight,
-            interaction.timestamp,
-        );
-        Ok(())
+        log_interaction(&mut self.users, &mut self.items, &mut self.log, interaction)
     }
 
     /// Number of users registered so far.
@@ -403,21 +428,7 @@ impl Dataset {
 
     /// Registers the interaction's ids (if new) and appends it to the log.
     pub fn add_interaction(&mut self, interaction: &InteractionRecord) -> Result<()> {
-        let position = self.log.len();
-        let user = self
-            .users
-            .add_id(&interaction.user_id, || format!("interaction #{position}"))?;
-        let item = self.items.add_id(&interaction.product_id, || {
-            format!("interaction #{position}")
-        })?;
-        self.log.push(
-            user,
-            item,
-            interaction.interaction_type.as_deref(),
-            interaction.weight,
-            interaction.timestamp,
-        );
-        Ok(())
+        log_interaction(&mut self.users, &mut self.items, &mut self.log, interaction)
     }
 
     /// The interactions registered with the dataset, in arrival order.
