@@ -6,7 +6,8 @@
 //! - precision@k = |{test items with rank < k}| / k
 //! - recall@k = |{test items with rank < k}| / |test items|
 //! - AUC: test ranks sorted ascending, `1 - max(0, rank_i - i) / n_negatives` averaged, where
-//!   `n_negatives = n_items - |test| - |train|` (LightFM's `auc_score`)
+//!   `n_negatives = n_items - |test| - |train|` (LightFM's `auc_score`; each term is clamped
+//!   at 0, which only matters when test items tie, where LightFM's can go negative)
 //! - reciprocal rank = 1 / (1 + best rank)
 //! - NDCG@k = Σ_{rank<k} 1/log2(rank + 2) divided by the ideal DCG for min(k, |test|) items.
 //!
@@ -344,6 +345,8 @@ fn ranks_for_users<S: Scorer + ?Sized>(
         .collect()
 }
 
+/// Per-user metrics from the ranks of the user's test items, as [`user_ranks`] computes them
+/// (so at most `k` of them are below `k`).
 fn metrics_from_ranks(ranks: &[f32], k: usize, n_negatives: i64) -> UserMetrics {
     let m = ranks.len();
     let hits = ranks.iter().filter(|&&r| (r as usize) < k).count();
@@ -355,7 +358,9 @@ fn metrics_from_ranks(ranks: &[f32], k: usize, n_negatives: i64) -> UserMetrics 
         sorted
             .iter()
             .enumerate()
-            .map(|(i, &r)| 1.0 - ((r as f64) - i as f64).max(0.0) / n_negatives as f64)
+            // LightFM's term, clamped at 0: when test items tie, each counts the others in
+            // its rank but only `i` are subtracted, and LightFM's AUC can go negative.
+            .map(|(i, &r)| (1.0 - ((r as f64) - i as f64).max(0.0) / n_negatives as f64).max(0.0))
             .sum::<f64>()
             / m as f64
     };
@@ -516,11 +521,28 @@ mod tests {
         }
 
         #[test]
-        fn metrics_stay_in_unit_interval(ranks in proptest::collection::vec(0u16..500, 1..30), k in 1usize..20) {
-            let ranks: Vec<f32> = ranks.into_iter().map(f32::from).collect();
-            let m = metrics_from_ranks(&ranks, k, 600);
+        fn metrics_stay_in_unit_interval(
+            scores in proptest::collection::vec(-4i8..4, 2..80),
+            picks in proptest::collection::vec(0usize..1000, 1..25),
+            train_picks in proptest::collection::vec(0usize..1000, 0..25),
+            k in 1usize..20,
+        ) {
+            // Ranks as the evaluation produces them (many ties among the scores), not
+            // arbitrary numbers: e.g. two test items can never both have rank 0.
+            let n = scores.len();
+            let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
+            let mut test: Vec<u32> = picks.iter().map(|p| (p % n) as u32).collect();
+            test.sort_unstable();
+            test.dedup();
+            let mut train: Vec<u32> = train_picks.iter().map(|p| (p % n) as u32).filter(|i| !test.contains(i)).collect();
+            train.sort_unstable();
+            train.dedup();
+            let mut ranks = vec![0.0; test.len()];
+            user_ranks(&scores, &test, &train, None, &mut Scratch::default(), &mut ranks);
+            let n_negatives = n as i64 - test.len() as i64 - train.len() as i64;
+            let m = metrics_from_ranks(&ranks, k, n_negatives);
             for v in [m.precision, m.recall, m.auc, m.rr, m.ndcg] {
-                prop_assert!((0.0..=1.0).contains(&v), "{m:?}");
+                prop_assert!((0.0..=1.0).contains(&v), "{m:?} from ranks {ranks:?}");
             }
         }
     }
