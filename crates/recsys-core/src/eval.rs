@@ -500,6 +500,37 @@ mod tests {
             .collect()
     }
 
+    /// A generated case: scores, sorted distinct test items, sorted training items disjoint
+    /// from them, and the ranks the fast path computes.
+    fn ranked_case(
+        scores: Vec<i8>,
+        picks: &[usize],
+        train_picks: &[usize],
+    ) -> (Vec<f32>, Vec<u32>, Vec<u32>, Vec<f32>) {
+        let n = scores.len();
+        let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
+        let mut test: Vec<u32> = picks.iter().map(|p| (p % n) as u32).collect();
+        test.sort_unstable();
+        test.dedup();
+        let mut train: Vec<u32> = train_picks
+            .iter()
+            .map(|p| (p % n) as u32)
+            .filter(|i| !test.contains(i))
+            .collect();
+        train.sort_unstable();
+        train.dedup();
+        let mut ranks = vec![0.0; test.len()];
+        user_ranks(
+            &scores,
+            &test,
+            &train,
+            None,
+            &mut Scratch::default(),
+            &mut ranks,
+        );
+        (scores, test, train, ranks)
+    }
+
     proptest! {
         #[test]
         fn fast_ranks_match_reference(
@@ -507,16 +538,7 @@ mod tests {
             picks in proptest::collection::vec(0usize..1000, 1..20),
             train_picks in proptest::collection::vec(0usize..1000, 0..20),
         ) {
-            let n = scores.len();
-            let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
-            let mut test: Vec<u32> = picks.iter().map(|p| (p % n) as u32).collect();
-            test.sort_unstable();
-            test.dedup();
-            let mut train: Vec<u32> = train_picks.iter().map(|p| (p % n) as u32).filter(|i| !test.contains(i)).collect();
-            train.sort_unstable();
-            train.dedup();
-            let mut ranks = vec![0.0; test.len()];
-            user_ranks(&scores, &test, &train, None, &mut Scratch::default(), &mut ranks);
+            let (scores, test, train, ranks) = ranked_case(scores, &picks, &train_picks);
             prop_assert_eq!(ranks, slow_ranks(&scores, &test, &train));
         }
 
@@ -529,17 +551,8 @@ mod tests {
         ) {
             // Ranks as the evaluation produces them (many ties among the scores), not
             // arbitrary numbers: e.g. two test items can never both have rank 0.
-            let n = scores.len();
-            let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
-            let mut test: Vec<u32> = picks.iter().map(|p| (p % n) as u32).collect();
-            test.sort_unstable();
-            test.dedup();
-            let mut train: Vec<u32> = train_picks.iter().map(|p| (p % n) as u32).filter(|i| !test.contains(i)).collect();
-            train.sort_unstable();
-            train.dedup();
-            let mut ranks = vec![0.0; test.len()];
-            user_ranks(&scores, &test, &train, None, &mut Scratch::default(), &mut ranks);
-            let n_negatives = n as i64 - test.len() as i64 - train.len() as i64;
+            let (scores, test, train, ranks) = ranked_case(scores, &picks, &train_picks);
+            let n_negatives = scores.len() as i64 - test.len() as i64 - train.len() as i64;
             let m = metrics_from_ranks(&ranks, k, n_negatives);
             for v in [m.precision, m.recall, m.auc, m.rr, m.ndcg] {
                 prop_assert!((0.0..=1.0).contains(&v), "{m:?} from ranks {ranks:?}");
