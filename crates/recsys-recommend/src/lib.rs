@@ -1,0 +1,1 @@
+//! recommend() and the artifact bundle (work in progress: issue 4).
