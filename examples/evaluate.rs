@@ -16,28 +16,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, ValueEnum};
-use recsys::experiment::{Experiment, ExperimentConfig, Split};
-use recsys::{
-    CsvSource, HybridModel, Hyperparameters, InteractionMode, InteractionWeights, Loss, Schedule,
-};
-use recsys_examples::{epoch_progress, metrics_line, on_epoch};
+use clap::Parser;
+use recsys::experiment::{Experiment, Split};
+use recsys::{CsvSource, HybridModel};
+use recsys_examples::{epoch_progress, metrics_line, on_epoch, FeatureArgs, ModelArgs};
 use serde_json::json;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LossArg {
-    Warp,
-    Bpr,
-    Logistic,
-    #[value(name = "warp-kos")]
-    WarpKos,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ScheduleArg {
-    Adagrad,
-    Adadelta,
-}
 
 #[derive(Parser, Debug)]
 #[command(about = "Train a hybrid recommender on a CSV dataset folder and evaluate it")]
@@ -53,61 +36,10 @@ struct Args {
     /// (also the fallback, with 0.2, when the default test-pairs file does not exist).
     #[arg(long, value_name = "F")]
     test_fraction: Option<f64>,
-    /// Loss function.
-    #[arg(long, value_enum, default_value_t = LossArg::Warp)]
-    loss: LossArg,
-    /// Training epochs.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Threads for training and evaluation (1 = bit-reproducible).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Latent dimensions.
-    #[arg(long, default_value_t = 30)]
-    components: usize,
-    /// Initial learning rate.
-    #[arg(long, default_value_t = 0.05)]
-    learning_rate: f64,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = ScheduleArg::Adagrad)]
-    schedule: ScheduleArg,
-    /// L2 penalty on item features.
-    #[arg(long, default_value_t = 0.0)]
-    item_alpha: f32,
-    /// L2 penalty on user features.
-    #[arg(long, default_value_t = 0.0)]
-    user_alpha: f32,
-    /// Maximum negatives sampled per positive (WARP).
-    #[arg(long, default_value_t = 10)]
-    max_sampled: usize,
-    /// Seed of the model (and of the random split and the cold-start choice).
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Comma-separated users.csv columns to use as user features.
-    #[arg(long, value_name = "COLS", default_value = "")]
-    user_features: String,
-    /// Comma-separated products.csv columns to use as item features.
-    #[arg(long, value_name = "COLS", default_value = "")]
-    item_features: String,
-    /// Columns bucketed by quantile; every other column is categorical.
-    #[arg(long, value_name = "COLS", alias = "numeric-columns")]
-    numeric_features: Option<String>,
-    /// Quantile buckets per numeric column.
-    #[arg(long, default_value_t = 5)]
-    quantiles: usize,
-    /// No item identity features (items are described by their metadata only).
-    #[arg(long)]
-    no_identity: bool,
-    /// No user identity features.
-    #[arg(long)]
-    no_user_identity: bool,
-    /// Identity-anchored feature weighting instead of LightFM's L1 normalisation: identity
-    /// weight 1, a row's other features summing to W.
-    #[arg(long, value_name = "W")]
-    metadata_weight: Option<f32>,
-    /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
-    #[arg(long)]
-    weighted: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    features: FeatureArgs,
     /// Cut-off of precision, recall and NDCG.
     #[arg(long, default_value_t = 10)]
     k: usize,
@@ -135,14 +67,6 @@ fn default_data_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn split_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,26 +83,7 @@ fn run(args: Args) -> Result<()> {
         None => default_data_dir()?,
     };
 
-    let mut config = ExperimentConfig::collaborative()
-        .with_user_columns(split_list(&args.user_features))
-        .with_item_columns(split_list(&args.item_features));
-    if let Some(numeric) = &args.numeric_features {
-        config = config.with_numeric_columns(split_list(numeric));
-        let (_, unused) = config.numeric_columns_used();
-        if !unused.is_empty() {
-            bail!(
-                "--numeric-features names {} which is not among --user-features/--item-features",
-                unused.join(", ")
-            );
-        }
-    }
-    config.quantiles = args.quantiles;
-    config.item_identity = !args.no_identity;
-    config.user_identity = !args.no_user_identity;
-    config.metadata_weight = args.metadata_weight;
-    if args.weighted {
-        config.interactions = InteractionMode::Weighted(InteractionWeights::new());
-    }
+    let config = args.features.config()?;
 
     // ---- load
     let load_started = Instant::now();
@@ -188,7 +93,7 @@ fn run(args: Args) -> Result<()> {
     let split = match (args.test_fraction, &args.test_pairs) {
         (Some(f), _) => Split::Random {
             test_fraction: f,
-            seed: args.seed,
+            seed: args.model.seed,
         },
         (None, Some(path)) => Split::HeldOutPairs(
             recsys::read_pairs(path)
@@ -202,11 +107,11 @@ fn run(args: Args) -> Result<()> {
             eprintln!(
                 "note: {} not found; using a random 20 % test split (seed {})",
                 default_pairs.display(),
-                args.seed
+                args.model.seed
             );
             Split::Random {
                 test_fraction: 0.2,
-                seed: args.seed,
+                seed: args.model.seed,
             }
         }
     };
@@ -214,7 +119,7 @@ fn run(args: Args) -> Result<()> {
         .with_context(|| format!("loading dataset {}", data.display()))?;
     if let Some(fraction) = args.cold_start_items {
         experiment
-            .hold_out_items(fraction, args.seed)
+            .hold_out_items(fraction, args.model.seed)
             .context("--cold-start-items")?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -245,39 +150,20 @@ fn run(args: Args) -> Result<()> {
     }
 
     // ---- train
-    let loss = match args.loss {
-        LossArg::Warp => Loss::Warp,
-        LossArg::Bpr => Loss::Bpr,
-        LossArg::Logistic => Loss::Logistic,
-        LossArg::WarpKos => Loss::parse("warp-kos").context("warp-kos is a known loss")?,
-    };
-    let schedule = match args.schedule {
-        ScheduleArg::Adagrad => Schedule::Adagrad,
-        ScheduleArg::Adadelta => Schedule::Adadelta {
-            rho: 0.95,
-            epsilon: 1e-6,
-        },
-    };
-    let params = Hyperparameters::builder()
-        .loss(loss)
-        .schedule(schedule)
-        .no_components(args.components)
-        .learning_rate(args.learning_rate as f32)
-        .item_alpha(args.item_alpha)
-        .user_alpha(args.user_alpha)
-        .max_sampled(args.max_sampled)
-        .seed(args.seed)
-        .build()?;
-    let bar = epoch_progress(args.epochs, args.json);
+    let loss = args.model.loss();
+    let params = args.model.hyperparameters()?;
+    let bar = epoch_progress(args.model.epochs, args.json);
     let (model, training) = experiment
-        .fit(params, args.epochs, args.threads, |r| on_epoch(&bar, r))
+        .fit(params, args.model.epochs, args.model.threads, |r| {
+            on_epoch(&bar, r)
+        })
         .context("training")?;
     bar.finish_and_clear();
 
     // ---- evaluate
     let eval_started = Instant::now();
     let metrics = experiment
-        .evaluate(&model, args.k, args.threads)
+        .evaluate(&model, args.k, args.model.threads)
         .context("evaluating")?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
     let score_one_user_ms = score_one_user_ms(&model)?;
@@ -286,11 +172,11 @@ fn run(args: Args) -> Result<()> {
     let mut out = json!({
         "impl": "recsys",
         "loss": loss.name(),
-        "epochs": args.epochs,
-        "threads": args.threads,
-        "components": args.components,
-        "learning_rate": args.learning_rate,
-        "seed": args.seed,
+        "epochs": args.model.epochs,
+        "threads": args.model.threads,
+        "components": args.model.components,
+        "learning_rate": args.model.learning_rate,
+        "seed": args.model.seed,
         "user_features": config.user_columns,
         "item_features": config.item_columns,
         "item_identity": config.item_identity,
@@ -325,9 +211,9 @@ fn run(args: Args) -> Result<()> {
             "{} on {} ({} epochs, {} components, {} thread(s))",
             loss.name(),
             data.display(),
-            args.epochs,
-            args.components,
-            args.threads
+            args.model.epochs,
+            args.model.components,
+            args.model.threads
         );
         println!("  {}", metrics_line(&metrics));
         println!(

@@ -87,3 +87,162 @@ pub fn metrics_line(m: &Metrics) -> String {
         k = m.k
     )
 }
+
+/// Loss names accepted on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LossArg {
+    /// Weighted approximate-rank pairwise (LightFM's best for top-k).
+    Warp,
+    /// Bayesian personalised ranking.
+    Bpr,
+    /// Logistic (pointwise).
+    Logistic,
+    /// k-th order statistic WARP.
+    #[value(name = "warp-kos")]
+    WarpKos,
+}
+
+/// Learning-rate schedules accepted on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// Adagrad (LightFM's default).
+    Adagrad,
+    /// Adadelta (rho 0.95, epsilon 1e-6).
+    Adadelta,
+}
+
+/// The model's hyper-parameters and training settings, shared by `evaluate` and `train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Loss function.
+    #[arg(long, value_enum, default_value_t = LossArg::Warp)]
+    pub loss: LossArg,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Threads for training and evaluation (1 = bit-reproducible).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Latent dimensions.
+    #[arg(long, default_value_t = 30)]
+    pub components: usize,
+    /// Initial learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub learning_rate: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Adagrad)]
+    pub schedule: ScheduleArg,
+    /// L2 penalty on item features.
+    #[arg(long, default_value_t = 0.0)]
+    pub item_alpha: f32,
+    /// L2 penalty on user features.
+    #[arg(long, default_value_t = 0.0)]
+    pub user_alpha: f32,
+    /// Maximum negatives sampled per positive (WARP).
+    #[arg(long, default_value_t = 10)]
+    pub max_sampled: usize,
+    /// Seed of the model (and of the random split and the cold-start choice).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl ModelArgs {
+    /// The loss these flags name.
+    pub fn loss(&self) -> recsys::Loss {
+        match self.loss {
+            LossArg::Warp => recsys::Loss::Warp,
+            LossArg::Bpr => recsys::Loss::Bpr,
+            LossArg::Logistic => recsys::Loss::Logistic,
+            LossArg::WarpKos => recsys::Loss::parse("warp-kos").expect("warp-kos is a known loss"),
+        }
+    }
+
+    /// Checked hyper-parameters (the error names the bad flag's value).
+    pub fn hyperparameters(&self) -> Result<recsys::Hyperparameters, recsys::CoreError> {
+        let schedule = match self.schedule {
+            ScheduleArg::Adagrad => recsys::Schedule::Adagrad,
+            ScheduleArg::Adadelta => recsys::Schedule::Adadelta {
+                rho: 0.95,
+                epsilon: 1e-6,
+            },
+        };
+        recsys::Hyperparameters::builder()
+            .loss(self.loss())
+            .schedule(schedule)
+            .no_components(self.components)
+            .learning_rate(self.learning_rate as f32)
+            .item_alpha(self.item_alpha)
+            .user_alpha(self.user_alpha)
+            .max_sampled(self.max_sampled)
+            .seed(self.seed)
+            .build()
+    }
+}
+
+/// Which record columns become features, shared by `evaluate` and `train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FeatureArgs {
+    /// Comma-separated user columns to use as user features.
+    #[arg(long, value_name = "COLS", default_value = "")]
+    pub user_features: String,
+    /// Comma-separated product columns to use as item features.
+    #[arg(long, value_name = "COLS", default_value = "")]
+    pub item_features: String,
+    /// Columns bucketed by quantile; every other column is categorical.
+    #[arg(long, value_name = "COLS", alias = "numeric-columns")]
+    pub numeric_features: Option<String>,
+    /// Quantile buckets per numeric column.
+    #[arg(long, default_value_t = 5)]
+    pub quantiles: usize,
+    /// No item identity features (items are described by their metadata only).
+    #[arg(long)]
+    pub no_identity: bool,
+    /// No user identity features.
+    #[arg(long)]
+    pub no_user_identity: bool,
+    /// Identity-anchored feature weighting instead of LightFM's L1 normalisation: identity
+    /// weight 1, a row's other features summing to W.
+    #[arg(long, value_name = "W")]
+    pub metadata_weight: Option<f32>,
+    /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
+    #[arg(long)]
+    pub weighted: bool,
+}
+
+/// Splits a comma-separated list, dropping empty entries.
+pub fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl FeatureArgs {
+    /// The experiment configuration these flags describe (checked: numeric columns must
+    /// be among the feature columns).
+    pub fn config(&self) -> anyhow::Result<recsys::ExperimentConfig> {
+        let mut config = recsys::ExperimentConfig::collaborative()
+            .with_user_columns(split_list(&self.user_features))
+            .with_item_columns(split_list(&self.item_features));
+        if let Some(numeric) = &self.numeric_features {
+            config = config.with_numeric_columns(split_list(numeric));
+            let (_, unused) = config.numeric_columns_used();
+            if !unused.is_empty() {
+                anyhow::bail!(
+                    "--numeric-features names {} which is not among --user-features/--item-features",
+                    unused.join(", ")
+                );
+            }
+        }
+        config.quantiles = self.quantiles;
+        config.item_identity = !self.no_identity;
+        config.user_identity = !self.no_user_identity;
+        config.metadata_weight = self.metadata_weight;
+        if self.weighted {
+            config.interactions =
+                recsys::InteractionMode::Weighted(recsys::InteractionWeights::new());
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,602 @@
+//! The artifact bundle: everything a server needs to recommend, in one checked file.
+//!
+//! # File format (version 1)
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | magic `\x89RECSYS\n` (the high byte catches 7-bit transfers, the newline text-mode ones) |
+//! | 8..12 | format version, u32 little-endian |
+//! | 12..16 | flags, u32 (0) |
+//! | 16..24 | metadata length `m`, u64 |
+//! | 24..32 | payload length `p`, u64 |
+//! | 32..36 | CRC-32 (IEEE) of bytes 8..32, the metadata and the payload |
+//! | 36..40 | reserved (0) |
+//! | 40..40+m | metadata: UTF-8 JSON ([`BundleMetadata`]), readable without decoding the rest |
+//! | 40+m..40+m+p | payload: [postcard](https://docs.rs/postcard) encoding of the parts |
+//!
+//! Loading checks the magic, the version, the lengths against the file size and the
+//! checksum *before* decoding anything, then checks that the parts agree with each other
+//! (same number of items in the model, id map, catalogue, neighbours, …). Decoding only
+//! builds data: nothing is ever executed (unlike the pickle files of the original system).
+//! The CRC detects corruption, not tampering: treat bundles as trusted input.
+//!
+//! Files are written atomically: to a temporary file in the same folder, synced, then
+//! renamed over the target, so a reader sees the old bundle or the new one, never half.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use recsys_core::{HybridModel, Hyperparameters, Interactions, Popularity};
+use recsys_features::{ExternalId, FeatureVocabulary, IdMap};
+use recsys_similarity::{ExactCosine, NeighbourTable};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ProductCatalog, ProductInfo};
+use crate::error::{RecommendError, Result};
+use crate::policy::Recommender;
+
+/// The format version this library writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MAGIC: [u8; 8] = *b"\x89RECSYS\n";
+const HEADER_LEN: usize = 40;
+
+/// Evaluation results stored with a bundle (from the held-out split of its training run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationSummary {
+    /// The cut-off of the precision/recall metrics.
+    pub k: usize,
+    /// Mean precision@k over test users.
+    pub precision_at_k: f64,
+    /// Mean recall@k over test users.
+    pub recall_at_k: f64,
+    /// Mean AUC over test users.
+    pub auc: f64,
+    /// Number of users evaluated.
+    pub test_users: usize,
+}
+
+/// Sizes of what a bundle holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleCounts {
+    /// Users known to the model.
+    pub users: usize,
+    /// Items (products) known to the model.
+    pub items: usize,
+    /// Training interactions (the "seen" items).
+    pub interactions: usize,
+    /// User features (columns of the user feature matrix).
+    pub user_features: usize,
+    /// Item features.
+    pub item_features: usize,
+    /// Precomputed neighbours per item.
+    pub neighbours_per_item: usize,
+    /// Products with details in the catalogue.
+    pub products_with_details: usize,
+}
+
+/// What a bundle is, readable without decoding it (stored as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleMetadata {
+    /// Format version of the file.
+    pub format_version: u32,
+    /// Version of the recsys library that wrote it.
+    pub library_version: String,
+    /// Seconds since the Unix epoch (UTC) when it was written.
+    pub created_at_unix: i64,
+    /// A short identifier of the model: the CRC-32 of the payload, in hex. Two bundles with
+    /// the same id hold the same parts.
+    pub model_id: String,
+    /// Free text given by the caller (e.g. the data source and feature columns).
+    pub description: Option<String>,
+    /// Sizes.
+    pub counts: BundleCounts,
+    /// The model's hyper-parameters.
+    pub hyperparameters: Hyperparameters,
+    /// Training epochs done.
+    pub epochs: usize,
+    /// Evaluation on a held-out split, if the training run did one.
+    pub metrics: Option<EvaluationSummary>,
+}
+
+/// The parts of a bundle, as produced by a training run.
+#[derive(Debug, Clone)]
+pub struct BundleParts {
+    /// The trained model (embeddings, biases, hyper-parameters, feature matrices).
+    pub model: HybridModel,
+    /// User ids ⇄ model user indices.
+    pub users: IdMap,
+    /// Product ids ⇄ model item indices.
+    pub items: IdMap,
+    /// The user feature vocabulary (cold start from attributes).
+    pub user_vocabulary: FeatureVocabulary,
+    /// The item feature vocabulary.
+    pub item_vocabulary: FeatureVocabulary,
+    /// Product details by item index.
+    pub products: ProductCatalog,
+    /// Precomputed similar items.
+    pub neighbours: NeighbourTable,
+    /// Interaction counts per item (the popular fallback).
+    pub popularity: Popularity,
+    /// Training interactions (to exclude what a user already has).
+    pub seen: Interactions,
+    /// Evaluation results, if any.
+    pub metrics: Option<EvaluationSummary>,
+    /// Free text for the metadata.
+    pub description: Option<String>,
+}
+
+/// A loaded (or freshly assembled) bundle: the parts, checked to agree, plus an exact
+/// similarity index over the model's item representations (rebuilt on load; it is cheap).
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    metadata: BundleMetadata,
+    model: HybridModel,
+    users: IdMap,
+    items: IdMap,
+    user_vocabulary: FeatureVocabulary,
+    item_vocabulary: FeatureVocabulary,
+    products: ProductCatalog,
+    neighbours: NeighbourTable,
+    popularity: Popularity,
+    seen: Interactions,
+    exact: ExactCosine,
+}
+
+/// How an id is stored: postcard needs a tagged enum (the JSON-friendly `ExternalId`
+/// serde form is untagged).
+#[derive(Serialize, Deserialize)]
+enum StoredId {
+    Int(i64),
+    Str(String),
+}
+
+fn store_ids(ids: &IdMap) -> Vec<StoredId> {
+    ids.ids()
+        .iter()
+        .map(|id| match id {
+            ExternalId::Int(v) => StoredId::Int(*v),
+            ExternalId::Str(s) => StoredId::Str(s.clone()),
+        })
+        .collect()
+}
+
+fn restore_ids(what: &'static str, ids: Vec<StoredId>) -> Result<IdMap> {
+    let ids: Vec<ExternalId> = ids
+        .into_iter()
+        .map(|id| match id {
+            StoredId::Int(v) => ExternalId::Int(v),
+            StoredId::Str(s) => ExternalId::Str(s),
+        })
+        .collect();
+    IdMap::try_from(ids).map_err(|e| RecommendError::Invalid {
+        what,
+        message: e.to_string(),
+    })
+}
+
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    model: &'a HybridModel,
+    users: Vec<StoredId>,
+    items: Vec<StoredId>,
+    user_vocabulary: &'a FeatureVocabulary,
+    item_vocabulary: &'a FeatureVocabulary,
+    products: &'a ProductCatalog,
+    neighbours: &'a NeighbourTable,
+    popularity: &'a Popularity,
+    seen: &'a Interactions,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    model: HybridModel,
+    users: Vec<StoredId>,
+    items: Vec<StoredId>,
+    user_vocabulary: FeatureVocabulary,
+    item_vocabulary: FeatureVocabulary,
+    products: ProductCatalog,
+    neighbours: NeighbourTable,
+    popularity: Popularity,
+    seen: Interactions,
+}
+
+fn agree(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(RecommendError::Inconsistent {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// Checks that every part has the model's number of users and items.
+fn check_parts(parts: &BundleParts) -> Result<()> {
+    let (n_users, n_items) = (parts.model.n_users(), parts.model.n_items());
+    agree("user id map vs model users", n_users, parts.users.len())?;
+    agree("item id map vs model items", n_items, parts.items.len())?;
+    agree(
+        "product catalogue vs model items",
+        n_items,
+        parts.products.len(),
+    )?;
+    agree(
+        "neighbour table vs model items",
+        n_items,
+        parts.neighbours.len(),
+    )?;
+    agree(
+        "popularity vs model items",
+        n_items,
+        parts.popularity.counts().len(),
+    )?;
+    agree("seen interactions: users", n_users, parts.seen.n_users())?;
+    agree("seen interactions: items", n_items, parts.seen.n_items())?;
+    agree(
+        "user vocabulary vs model user features",
+        parts.model.user_features().n_features(),
+        parts.user_vocabulary.len(),
+    )?;
+    agree(
+        "item vocabulary vs model item features",
+        parts.model.item_features().n_features(),
+        parts.item_vocabulary.len(),
+    )?;
+    Ok(())
+}
+
+fn exact_index(model: &HybridModel) -> ExactCosine {
+    ExactCosine::new(model.item_representations().vectors())
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecommendError {
+    let path = path.to_path_buf();
+    move |source| RecommendError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+impl Bundle {
+    /// Assembles a bundle from the parts of a training run (checked to agree).
+    pub fn new(parts: BundleParts) -> Result<Bundle> {
+        check_parts(&parts)?;
+        let metadata = BundleMetadata {
+            format_version: FORMAT_VERSION,
+            library_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            model_id: String::new(),
+            description: parts.description.clone(),
+            counts: BundleCounts {
+                users: parts.model.n_users(),
+                items: parts.model.n_items(),
+                interactions: parts.seen.len(),
+                user_features: parts.user_vocabulary.len(),
+                item_features: parts.item_vocabulary.len(),
+                neighbours_per_item: parts.neighbours.k(),
+                products_with_details: parts.products.known(),
+            },
+            hyperparameters: parts.model.params().clone(),
+            epochs: parts.model.epochs_trained(),
+            metrics: parts.metrics.clone(),
+        };
+        let exact = exact_index(&parts.model);
+        let mut bundle = Bundle {
+            metadata,
+            model: parts.model,
+            users: parts.users,
+            items: parts.items,
+            user_vocabulary: parts.user_vocabulary,
+            item_vocabulary: parts.item_vocabulary,
+            products: parts.products,
+            neighbours: parts.neighbours,
+            popularity: parts.popularity,
+            seen: parts.seen,
+            exact,
+        };
+        let payload = bundle.encode_payload(Path::new("<memory>"))?;
+        bundle.metadata.model_id = format!("{:08x}", crc32fast::hash(&payload));
+        Ok(bundle)
+    }
+
+    fn encode_payload(&self, path: &Path) -> Result<Vec<u8>> {
+        let payload = PayloadRef {
+            model: &self.model,
+            users: store_ids(&self.users),
+            items: store_ids(&self.items),
+            user_vocabulary: &self.user_vocabulary,
+            item_vocabulary: &self.item_vocabulary,
+            products: &self.products,
+            neighbours: &self.neighbours,
+            popularity: &self.popularity,
+            seen: &self.seen,
+        };
+        postcard::to_stdvec(&payload).map_err(|e| RecommendError::Decode {
+            path: path.to_path_buf(),
+            section: "payload (encoding)",
+            message: e.to_string(),
+        })
+    }
+
+    /// The whole file as bytes (header, metadata, payload).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let here = Path::new("<memory>");
+        let payload = self.encode_payload(here)?;
+        let metadata =
+            serde_json::to_vec_pretty(&self.metadata).map_err(|e| RecommendError::Decode {
+                path: here.to_path_buf(),
+                section: "metadata (encoding)",
+                message: e.to_string(),
+            })?;
+        let mut out = Vec::with_capacity(HEADER_LEN + metadata.len() + payload.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out[8..32]);
+        crc.update(&metadata);
+        crc.update(&payload);
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&metadata);
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Writes the bundle to `path` atomically (temporary file in the same folder, fsync,
+    /// rename). Returns the number of bytes written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<u64> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes()?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bundle".to_string());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+        let write = || -> Result<()> {
+            let mut file = File::create(&tmp).map_err(io_error("creating", &tmp))?;
+            file.write_all(&bytes).map_err(io_error("writing", &tmp))?;
+            file.sync_all().map_err(io_error("syncing", &tmp))?;
+            std::fs::rename(&tmp, path).map_err(io_error("renaming into", path))?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // Make the rename itself durable (best effort: not every platform can sync a dir).
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(bytes.len() as u64)
+    }
+
+    /// Reads and fully checks a bundle file (see the [module docs](self)).
+    pub fn load(path: impl AsRef<Path>) -> Result<Bundle> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(io_error("reading", path))?;
+        Bundle::from_bytes(&bytes, path)
+    }
+
+    /// Reads only the metadata of a bundle file, after checking its header and checksum.
+    pub fn read_metadata(path: impl AsRef<Path>) -> Result<BundleMetadata> {
+        let path = path.as_ref();
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(io_error("reading", path))?;
+        let (metadata, _) = split_checked(&bytes, path)?;
+        parse_metadata(metadata, path)
+    }
+
+    /// Decodes a bundle from the bytes of a file (`path` is only used in messages).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Bundle> {
+        let (metadata, payload) = split_checked(bytes, path)?;
+        let metadata = parse_metadata(metadata, path)?;
+        let payload: Payload =
+            postcard::from_bytes(payload).map_err(|e| RecommendError::Decode {
+                path: path.to_path_buf(),
+                section: "payload",
+                message: e.to_string(),
+            })?;
+        let parts = BundleParts {
+            model: payload.model,
+            users: restore_ids("user id map", payload.users)?,
+            items: restore_ids("item id map", payload.items)?,
+            user_vocabulary: payload.user_vocabulary,
+            item_vocabulary: payload.item_vocabulary,
+            products: payload.products,
+            neighbours: payload.neighbours,
+            popularity: payload.popularity,
+            seen: payload.seen,
+            metrics: metadata.metrics.clone(),
+            description: metadata.description.clone(),
+        };
+        check_parts(&parts)?;
+        agree(
+            "metadata item count vs model items",
+            parts.model.n_items(),
+            metadata.counts.items,
+        )?;
+        agree(
+            "metadata user count vs model users",
+            parts.model.n_users(),
+            metadata.counts.users,
+        )?;
+        let exact = exact_index(&parts.model);
+        Ok(Bundle {
+            metadata,
+            model: parts.model,
+            users: parts.users,
+            items: parts.items,
+            user_vocabulary: parts.user_vocabulary,
+            item_vocabulary: parts.item_vocabulary,
+            products: parts.products,
+            neighbours: parts.neighbours,
+            popularity: parts.popularity,
+            seen: parts.seen,
+            exact,
+        })
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> &BundleMetadata {
+        &self.metadata
+    }
+
+    /// The model.
+    pub fn model(&self) -> &HybridModel {
+        &self.model
+    }
+
+    /// User ids ⇄ indices.
+    pub fn users(&self) -> &IdMap {
+        &self.users
+    }
+
+    /// Product ids ⇄ indices.
+    pub fn items(&self) -> &IdMap {
+        &self.items
+    }
+
+    /// The user feature vocabulary.
+    pub fn user_vocabulary(&self) -> &FeatureVocabulary {
+        &self.user_vocabulary
+    }
+
+    /// The item feature vocabulary.
+    pub fn item_vocabulary(&self) -> &FeatureVocabulary {
+        &self.item_vocabulary
+    }
+
+    /// Product details by item index.
+    pub fn products(&self) -> &ProductCatalog {
+        &self.products
+    }
+
+    /// Details of a product by id.
+    pub fn product(&self, id: &ExternalId) -> Option<&ProductInfo> {
+        self.products.by_id(&self.items, id)
+    }
+
+    /// The precomputed neighbour lists.
+    pub fn neighbours(&self) -> &NeighbourTable {
+        &self.neighbours
+    }
+
+    /// The exact cosine index over the model's item representations.
+    pub fn similarity(&self) -> &ExactCosine {
+        &self.exact
+    }
+
+    /// Interaction counts per item.
+    pub fn popularity(&self) -> &Popularity {
+        &self.popularity
+    }
+
+    /// The training interactions.
+    pub fn seen(&self) -> &Interactions {
+        &self.seen
+    }
+
+    /// The default policy over this bundle's parts: model + 0.25 × exact similarity,
+    /// precomputed neighbours for unknown users, popularity last, cold start from user
+    /// attributes.
+    pub fn recommender(&self) -> Recommender<'_> {
+        Recommender::new(&self.model, &self.users, &self.items)
+            .and_then(|r| r.with_similarity(&self.exact))
+            .and_then(|r| r.with_neighbours(&self.neighbours))
+            .and_then(|r| r.with_popularity(&self.popularity))
+            .and_then(|r| r.with_seen(&self.seen))
+            .map(|r| r.with_user_vocabulary(&self.user_vocabulary))
+            .expect("invariant: a bundle's parts were checked to agree when it was built")
+    }
+}
+
+/// Checks magic, version, lengths and checksum; returns (metadata, payload) bytes.
+fn split_checked<'b>(bytes: &'b [u8], path: &Path) -> Result<(&'b [u8], &'b [u8])> {
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(RecommendError::NotABundle {
+            path: path.to_path_buf(),
+        });
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(RecommendError::Truncated {
+            path: path.to_path_buf(),
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        });
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let version = u32_at(8);
+    if version != FORMAT_VERSION {
+        return Err(RecommendError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (m, p) = (u64_at(16), u64_at(24));
+    let expected = (HEADER_LEN as u64)
+        .checked_add(m)
+        .and_then(|x| x.checked_add(p))
+        .unwrap_or(u64::MAX);
+    if expected != bytes.len() as u64 {
+        return Err(RecommendError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found: bytes.len() as u64,
+        });
+    }
+    let recorded = u32_at(32);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[8..32]);
+    crc.update(&bytes[HEADER_LEN..]);
+    let found = crc.finalize();
+    if found != recorded {
+        return Err(RecommendError::ChecksumMismatch {
+            path: path.to_path_buf(),
+            expected: recorded,
+            found,
+        });
+    }
+    let body = &bytes[HEADER_LEN..];
+    Ok(body.split_at(m as usize))
+}
+
+fn parse_metadata(bytes: &[u8], path: &Path) -> Result<BundleMetadata> {
+    let metadata: BundleMetadata =
+        serde_json::from_slice(bytes).map_err(|e| RecommendError::Decode {
+            path: path.to_path_buf(),
+            section: "metadata",
+            message: e.to_string(),
+        })?;
+    if metadata.format_version != FORMAT_VERSION {
+        return Err(RecommendError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: metadata.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(metadata)
+}

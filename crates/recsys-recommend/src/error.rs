@@ -1,0 +1,94 @@
+//! Errors of recsys-recommend.
+
+use std::path::PathBuf;
+
+/// What can go wrong when recommending or handling a bundle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecommendError {
+    /// Two parts disagree on a size (e.g. a model for 10 items and an id map of 12).
+    #[error("inconsistent parts: {what}: expected {expected}, found {found}")]
+    Inconsistent {
+        /// Which sizes were compared.
+        what: &'static str,
+        /// The size the other parts imply.
+        expected: usize,
+        /// The size found.
+        found: usize,
+    },
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] recsys_core::CoreError),
+    /// The similarity index failed.
+    #[error(transparent)]
+    Similarity(#[from] recsys_similarity::SimilarityError),
+    /// Reading or writing a bundle file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("reading", "writing", "renaming to", …).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file does not start with the bundle magic bytes.
+    #[error("{path} is not a recsys bundle (its first bytes are not the bundle magic)")]
+    NotABundle {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The bundle was written by an incompatible format version.
+    #[error("{path} has bundle format version {found}; this library reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this library reads.
+        supported: u32,
+    },
+    /// The file is shorter or longer than its header says.
+    #[error(
+        "{path} is truncated or has trailing bytes: header says {expected} bytes, file has {found}"
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Length the header announces.
+        expected: u64,
+        /// Actual length.
+        found: u64,
+    },
+    /// The checksum does not match the content: the file is corrupt.
+    #[error("{path} is corrupt: checksum {found:08x} does not match the recorded {expected:08x}")]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Checksum in the header.
+        expected: u32,
+        /// Checksum of the content.
+        found: u32,
+    },
+    /// The content could not be decoded (or encoded).
+    #[error("{path}: cannot decode the {section}: {message}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// "metadata" or "payload".
+        section: &'static str,
+        /// What the decoder said.
+        message: String,
+    },
+    /// A bundle part is invalid (e.g. a corrupt id map).
+    #[error("invalid {what}: {message}")]
+    Invalid {
+        /// Which part.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, RecommendError>;

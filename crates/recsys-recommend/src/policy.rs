@@ -1,0 +1,578 @@
+//! The recommendation policy: model scores blended with similarity, exclusions, filters and
+//! fallbacks, every item with its reason.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use recsys_core::{top_k, Interactions, Popularity, Scorer, UserQuery};
+use recsys_features::{Attributes, ExternalId, FeatureVocabulary, IdMap};
+use recsys_similarity::SimilarityIndex;
+use serde::Serialize;
+
+use crate::error::{RecommendError, Result};
+
+/// The boost of the original system: `score = model + 0.25 × cosine(item, viewed product)`.
+pub const DEFAULT_BOOST: f32 = 0.25;
+
+/// Why an item was recommended.
+///
+/// Displayed as `model`, `model+similar-to-<id>`, `similar-to-<id>`, `popular`,
+/// `cold-start-features` or `cold-start-features+similar-to-<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The model's score for a known user.
+    Model,
+    /// The model's score plus the similarity boost towards product `to`.
+    ModelAndSimilar {
+        /// The product being viewed.
+        to: ExternalId,
+    },
+    /// Similar to product `to` (the user is unknown).
+    Similar {
+        /// The product being viewed.
+        to: ExternalId,
+    },
+    /// Among the most popular products (nothing else was known).
+    Popular,
+    /// Scored from the attributes of a user the model has not seen (cold start).
+    ColdStartFeatures,
+    /// Cold-start score plus the similarity boost towards product `to`.
+    ColdStartFeaturesAndSimilar {
+        /// The product being viewed.
+        to: ExternalId,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Model => f.write_str("model"),
+            Reason::ModelAndSimilar { to } => write!(f, "model+similar-to-{to}"),
+            Reason::Similar { to } => write!(f, "similar-to-{to}"),
+            Reason::Popular => f.write_str("popular"),
+            Reason::ColdStartFeatures => f.write_str("cold-start-features"),
+            Reason::ColdStartFeaturesAndSimilar { to } => {
+                write!(f, "cold-start-features+similar-to-{to}")
+            }
+        }
+    }
+}
+
+/// Which path produced a response (the first that applied, in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Strategy {
+    /// A known user: model scores (+ boost when a known product is given).
+    Model,
+    /// An unknown user with attributes that match the training vocabulary.
+    ColdStartFeatures,
+    /// No usable user, a known product: its most similar products.
+    SimilarProducts,
+    /// Nothing usable: the most popular products.
+    Popular,
+}
+
+/// Something the caller should know about how a request was answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Note {
+    /// The user id is not known to the model.
+    UnknownUser {
+        /// The id given.
+        id: ExternalId,
+    },
+    /// The product id is not known: the similarity boost was not applied.
+    UnknownProduct {
+        /// The id given.
+        id: ExternalId,
+    },
+    /// User attributes were given but none matches a feature of the model.
+    AttributesNotUsable,
+    /// Some ids to exclude are not known (they could not be recommended anyway).
+    UnknownExcludedIds {
+        /// How many.
+        count: usize,
+    },
+    /// A product was given but this recommender has no similarity index.
+    NoSimilarityIndex,
+    /// Fewer items than requested remained after exclusions and filters.
+    FewerThanRequested {
+        /// `n` of the request.
+        requested: usize,
+        /// Items returned.
+        returned: usize,
+    },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::UnknownUser { id } => write!(f, "user {id} is not known to the model"),
+            Note::UnknownProduct { id } => {
+                write!(f, "product {id} is not known: no similarity boost applied")
+            }
+            Note::AttributesNotUsable => {
+                f.write_str("none of the user attributes matches a feature of the model")
+            }
+            Note::UnknownExcludedIds { count } => {
+                write!(f, "{count} excluded id(s) are not known products")
+            }
+            Note::NoSimilarityIndex => {
+                f.write_str("no similarity index: the viewed product was not used")
+            }
+            Note::FewerThanRequested {
+                requested,
+                returned,
+            } => write!(
+                f,
+                "only {returned} of {requested} items remain after exclusions and filters"
+            ),
+        }
+    }
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    /// Dense item index.
+    pub item: usize,
+    /// The product's external id.
+    pub product_id: ExternalId,
+    /// The score it was ranked by (model score + boost, cosine similarity, or popularity
+    /// count, depending on [`reason`](Self::reason)).
+    pub score: f32,
+    /// Why it was recommended.
+    pub reason: Reason,
+}
+
+/// The answer to a [`Request`]: items best first, how they were chosen, and notes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendations {
+    /// Recommended items, best first, at most `n`.
+    pub items: Vec<Recommendation>,
+    /// The path that produced them.
+    pub strategy: Strategy,
+    /// Things the caller should know (unknown ids, short results, …).
+    pub notes: Vec<Note>,
+}
+
+/// A predicate on dense item indices: `true` keeps the item (e.g. "in stock").
+pub type ItemFilter<'a> = &'a (dyn Fn(usize) -> bool + Sync);
+
+/// What to recommend: built with chained setters, all optional but `n`.
+///
+/// ```
+/// use recsys_features::ExternalId;
+/// use recsys_recommend::Request;
+///
+/// let user = ExternalId::Int(42);
+/// let viewing = ExternalId::Int(7);
+/// let not_these = [ExternalId::Int(8)];
+/// let request = Request::new(10).user(&user).product(&viewing).exclude(&not_these);
+/// assert_eq!(request.n(), 10);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    n: usize,
+    user: Option<&'a ExternalId>,
+    attributes: Option<&'a Attributes>,
+    product: Option<&'a ExternalId>,
+    boost: f32,
+    exclude_seen: bool,
+    exclude: &'a [ExternalId],
+    filter: Option<ItemFilter<'a>>,
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("n", &self.n)
+            .field("user", &self.user)
+            .field("attributes", &self.attributes)
+            .field("product", &self.product)
+            .field("boost", &self.boost)
+            .field("exclude_seen", &self.exclude_seen)
+            .field("exclude", &self.exclude)
+            .field("filter", &self.filter.map(|_| "<fn>"))
+            .finish()
+    }
+}
+
+impl<'a> Request<'a> {
+    /// `n` items for nobody in particular (popular products unless more is set).
+    pub fn new(n: usize) -> Self {
+        Request {
+            n,
+            user: None,
+            attributes: None,
+            product: None,
+            boost: DEFAULT_BOOST,
+            exclude_seen: true,
+            exclude: &[],
+            filter: None,
+        }
+    }
+
+    /// For this user (unknown ids fall back, see [`Recommender::recommend`]).
+    pub fn user(mut self, id: &'a ExternalId) -> Self {
+        self.user = Some(id);
+        self
+    }
+
+    /// Attributes of the user (`column → value`), used when the user is not known to the
+    /// model (cold start).
+    pub fn user_attributes(mut self, attributes: &'a Attributes) -> Self {
+        self.attributes = Some(attributes);
+        self
+    }
+
+    /// The product being viewed: boosts similar items and is never recommended itself.
+    pub fn product(mut self, id: &'a ExternalId) -> Self {
+        self.product = Some(id);
+        self
+    }
+
+    /// The weight of the similarity to the viewed product (default [`DEFAULT_BOOST`]).
+    pub fn boost(mut self, boost: f32) -> Self {
+        self.boost = boost;
+        self
+    }
+
+    /// Also recommend items the user already interacted with (excluded by default).
+    pub fn include_seen(mut self) -> Self {
+        self.exclude_seen = false;
+        self
+    }
+
+    /// Never recommend these products.
+    pub fn exclude(mut self, ids: &'a [ExternalId]) -> Self {
+        self.exclude = ids;
+        self
+    }
+
+    /// Only recommend items for which `keep` is true; applied before the top-`n` is taken,
+    /// so `n` items still come back when enough pass.
+    pub fn filter(mut self, keep: ItemFilter<'a>) -> Self {
+        self.filter = Some(keep);
+        self
+    }
+
+    /// Number of items asked for.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// The recommendation policy over borrowed parts: a [`Scorer`] (the model), the id maps,
+/// and optional similarity indices, popularity, seen items and user vocabulary.
+///
+/// * `similarity` answers the blend (`boost × cosine` for every item): an exact index;
+/// * `neighbours` answers "similar to X" for unknown users: usually precomputed lists,
+///   with `similarity` as fallback when they run short after exclusions.
+///
+/// See the [crate docs](crate) for a complete example.
+#[derive(Clone, Copy)]
+pub struct Recommender<'a> {
+    scorer: &'a dyn Scorer,
+    users: &'a IdMap,
+    items: &'a IdMap,
+    similarity: Option<&'a dyn SimilarityIndex>,
+    neighbours: Option<&'a dyn SimilarityIndex>,
+    popularity: Option<&'a Popularity>,
+    seen: Option<&'a Interactions>,
+    user_vocabulary: Option<&'a FeatureVocabulary>,
+}
+
+impl fmt::Debug for Recommender<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recommender")
+            .field("users", &self.users.len())
+            .field("items", &self.items.len())
+            .field("similarity", &self.similarity.is_some())
+            .field("neighbours", &self.neighbours.is_some())
+            .field("popularity", &self.popularity.is_some())
+            .field("seen", &self.seen.is_some())
+            .field("user_vocabulary", &self.user_vocabulary.is_some())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// Per-thread score buffer: one request allocates nothing of size `n_items`.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(RecommendError::Inconsistent {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+impl<'a> Recommender<'a> {
+    /// A recommender scoring with `scorer`; `users` and `items` map external ids to the
+    /// scorer's indices. Fails when `items` and the scorer disagree on the number of items.
+    pub fn new(scorer: &'a dyn Scorer, users: &'a IdMap, items: &'a IdMap) -> Result<Self> {
+        check_len("scorer items vs item id map", items.len(), scorer.n_items())?;
+        Ok(Recommender {
+            scorer,
+            users,
+            items,
+            similarity: None,
+            neighbours: None,
+            popularity: None,
+            seen: None,
+            user_vocabulary: None,
+        })
+    }
+
+    /// The exact similarity index used for the boost (and for "similar to X" when no
+    /// `neighbours` are set or they run short).
+    pub fn with_similarity(mut self, index: &'a dyn SimilarityIndex) -> Result<Self> {
+        check_len("similarity index items", self.items.len(), index.len())?;
+        self.similarity = Some(index);
+        Ok(self)
+    }
+
+    /// Fast (e.g. precomputed) neighbour lists for "similar to X".
+    pub fn with_neighbours(mut self, index: &'a dyn SimilarityIndex) -> Result<Self> {
+        check_len("neighbour index items", self.items.len(), index.len())?;
+        self.neighbours = Some(index);
+        Ok(self)
+    }
+
+    /// Popularity for the last fallback.
+    pub fn with_popularity(mut self, popularity: &'a Popularity) -> Result<Self> {
+        check_len(
+            "popularity items",
+            self.items.len(),
+            popularity.counts().len(),
+        )?;
+        self.popularity = Some(popularity);
+        Ok(self)
+    }
+
+    /// The interactions each known user already had (excluded unless the request says
+    /// otherwise).
+    pub fn with_seen(mut self, seen: &'a Interactions) -> Result<Self> {
+        check_len("seen-interaction items", self.items.len(), seen.n_items())?;
+        check_len("seen-interaction users", self.users.len(), seen.n_users())?;
+        self.seen = Some(seen);
+        Ok(self)
+    }
+
+    /// The user feature vocabulary, to score users that are unknown but have attributes.
+    pub fn with_user_vocabulary(mut self, vocabulary: &'a FeatureVocabulary) -> Self {
+        self.user_vocabulary = Some(vocabulary);
+        self
+    }
+
+    /// The item id map.
+    pub fn items(&self) -> &'a IdMap {
+        self.items
+    }
+
+    /// The user id map.
+    pub fn users(&self) -> &'a IdMap {
+        self.users
+    }
+
+    /// Recommends `request.n()` items.
+    ///
+    /// The policy (the original system's, extended):
+    /// 1. a **known user**: model scores for every item, plus `boost × cosine(item,
+    ///    product)` when a known product is given (reason `model+similar-to-X`, else
+    ///    `model`);
+    /// 2. an **unknown user with attributes** that match the training vocabulary: the
+    ///    model's cold-start score from those features, boosted the same way;
+    /// 3. otherwise, a **known product**: its most similar items (`similar-to-X`);
+    /// 4. otherwise the **most popular** items (`popular`).
+    ///
+    /// Always excluded: the viewed product, the ids in `exclude`, the user's seen items
+    /// (unless [`Request::include_seen`]) and items the filter rejects — before the top-`n`
+    /// is taken. Unknown ids never fail a request; they become [`Note`]s.
+    ///
+    /// Errors only when the parts disagree (e.g. a model and seen interactions of
+    /// different sizes) or a scorer fails.
+    pub fn recommend(&self, request: &Request<'_>) -> Result<Recommendations> {
+        let mut notes = Vec::new();
+        let n_items = self.items.len();
+
+        let user = request.user.and_then(|id| {
+            let index = self.users.index(id);
+            if index.is_none() {
+                notes.push(Note::UnknownUser { id: id.clone() });
+            }
+            index
+        });
+        let product = request.product.and_then(|id| {
+            let index = self.items.index(id);
+            if index.is_none() {
+                notes.push(Note::UnknownProduct { id: id.clone() });
+            }
+            index.map(|i| (i, id))
+        });
+        let mut excluded_items: Vec<usize> = Vec::with_capacity(request.exclude.len());
+        let mut unknown_excluded = 0;
+        for id in request.exclude {
+            match self.items.index(id) {
+                Some(i) => excluded_items.push(i),
+                None => unknown_excluded += 1,
+            }
+        }
+        if unknown_excluded > 0 {
+            notes.push(Note::UnknownExcludedIds {
+                count: unknown_excluded,
+            });
+        }
+        if product.is_some() && self.similarity.is_none() && self.neighbours.is_none() {
+            notes.push(Note::NoSimilarityIndex);
+        }
+
+        // Cold start: an unknown (or absent) user described by attributes.
+        let mut cold_row = None;
+        if user.is_none() {
+            if let Some(attributes) = request.attributes {
+                let row = self
+                    .user_vocabulary
+                    .map(|v| v.feature_row(attributes))
+                    .unwrap_or_default();
+                if row.is_empty() {
+                    notes.push(Note::AttributesNotUsable);
+                } else {
+                    cold_row = Some(row);
+                }
+            }
+        }
+
+        let keep = |j: usize| request.filter.is_none_or(|f| f(j));
+        let (items, strategy) = if user.is_some() || cold_row.is_some() {
+            let query = match (&user, &cold_row) {
+                (Some(u), _) => UserQuery::Known(*u),
+                (None, Some(row)) => UserQuery::Features(row),
+                (None, None) => unreachable!("checked above"),
+            };
+            let seen: &[u32] = match (user, self.seen) {
+                (Some(u), Some(seen)) if request.exclude_seen => seen.user_items(u),
+                _ => &[],
+            };
+            let boost_from = product.filter(|_| request.boost != 0.0);
+            let ranked = SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
+                let mut scores = cell.borrow_mut();
+                self.scorer.score_all(query, &mut scores)?;
+                check_len("scores returned by the scorer", n_items, scores.len())?;
+                if let (Some((p, _)), Some(index)) = (boost_from, self.similarity) {
+                    index.for_each_similarity(p, &mut |j, s| {
+                        if let Some(x) = scores.get_mut(j) {
+                            *x += request.boost * s;
+                        }
+                    })?;
+                } else if let (Some((p, _)), Some(index)) = (boost_from, self.neighbours) {
+                    index.for_each_similarity(p, &mut |j, s| {
+                        if let Some(x) = scores.get_mut(j) {
+                            *x += request.boost * s;
+                        }
+                    })?;
+                }
+                // Exclusions become NaN, which top-k never returns.
+                let mut drop = |j: usize| {
+                    if let Some(x) = scores.get_mut(j) {
+                        *x = f32::NAN;
+                    }
+                };
+                if let Some((p, _)) = product {
+                    drop(p);
+                }
+                seen.iter().for_each(|&j| drop(j as usize));
+                excluded_items.iter().for_each(|&j| drop(j));
+                Ok(top_k(&scores, request.n, |j| !keep(j)))
+            })?;
+            let boosted = boost_from.is_some() && self.has_similarity();
+            let reason = match (user.is_some(), boosted, product) {
+                (true, true, Some((_, to))) => Reason::ModelAndSimilar { to: to.clone() },
+                (true, _, _) => Reason::Model,
+                (false, true, Some((_, to))) => {
+                    Reason::ColdStartFeaturesAndSimilar { to: to.clone() }
+                }
+                (false, _, _) => Reason::ColdStartFeatures,
+            };
+            let strategy = if user.is_some() {
+                Strategy::Model
+            } else {
+                Strategy::ColdStartFeatures
+            };
+            (self.label(ranked, |_| reason.clone()), strategy)
+        } else if let (Some((p, to)), true) = (product, self.has_similarity()) {
+            let excluded = |j: usize| excluded_items.contains(&j) || !keep(j);
+            let mut found = match self.neighbours.or(self.similarity) {
+                Some(index) => index.similar(p, request.n, &excluded)?,
+                None => Vec::new(),
+            };
+            if found.len() < request.n {
+                if let (Some(exact), Some(_)) = (self.similarity, self.neighbours) {
+                    found = exact.similar(p, request.n, &excluded)?;
+                }
+            }
+            let ranked = found.into_iter().map(|x| (x.item, x.similarity)).collect();
+            let reason = Reason::Similar { to: to.clone() };
+            (
+                self.label(ranked, |_| reason.clone()),
+                Strategy::SimilarProducts,
+            )
+        } else {
+            let ranked = match self.popularity {
+                Some(pop) => {
+                    let mut scores = pop.counts().to_vec();
+                    for &j in &excluded_items {
+                        scores[j] = f32::NAN;
+                    }
+                    top_k(&scores, request.n, |j| !keep(j))
+                }
+                None => Vec::new(),
+            };
+            (self.label(ranked, |_| Reason::Popular), Strategy::Popular)
+        };
+        if items.len() < request.n {
+            notes.push(Note::FewerThanRequested {
+                requested: request.n,
+                returned: items.len(),
+            });
+        }
+        Ok(Recommendations {
+            items,
+            strategy,
+            notes,
+        })
+    }
+
+    fn has_similarity(&self) -> bool {
+        self.similarity.is_some() || self.neighbours.is_some()
+    }
+
+    fn label(
+        &self,
+        ranked: Vec<(usize, f32)>,
+        reason: impl Fn(usize) -> Reason,
+    ) -> Vec<Recommendation> {
+        ranked
+            .into_iter()
+            .filter_map(|(item, score)| {
+                Some(Recommendation {
+                    item,
+                    product_id: self.items.id(item)?.clone(),
+                    score,
+                    reason: reason(item),
+                })
+            })
+            .collect()
+    }
+}

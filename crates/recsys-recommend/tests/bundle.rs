@@ -1,0 +1,201 @@
+//! The artifact bundle: round trips, atomic writes, and refusal of damaged files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{id, user, world};
+use proptest::prelude::*;
+use recsys_recommend::{Bundle, RecommendError, Request, FORMAT_VERSION};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("recsys-bundle-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_saved_bundle_loads_back_identical_and_recommends_the_same() {
+    let w = world();
+    let bundle = w.bundle(5);
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("shop.rsb");
+    let bytes = bundle.save(&path).unwrap();
+    assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+    assert_eq!(files_in(&dir), vec!["shop.rsb"], "no temporary file left");
+
+    let loaded = Bundle::load(&path).unwrap();
+    assert_eq!(loaded.metadata(), bundle.metadata());
+    assert_eq!(loaded.model(), bundle.model());
+    assert_eq!(loaded.users(), bundle.users());
+    assert_eq!(loaded.items(), bundle.items());
+    assert_eq!(loaded.user_vocabulary(), bundle.user_vocabulary());
+    assert_eq!(loaded.item_vocabulary(), bundle.item_vocabulary());
+    assert_eq!(loaded.products(), bundle.products());
+    assert_eq!(loaded.neighbours(), bundle.neighbours());
+    assert_eq!(loaded.popularity(), bundle.popularity());
+    assert_eq!(loaded.seen(), bundle.seen());
+
+    let meta = loaded.metadata();
+    assert_eq!(meta.format_version, FORMAT_VERSION);
+    assert_eq!(meta.counts.items, 18);
+    assert_eq!(meta.counts.users, 12);
+    assert_eq!(meta.counts.interactions, w.train.len());
+    assert_eq!(meta.counts.neighbours_per_item, 5);
+    assert_eq!(meta.counts.products_with_details, 18);
+    assert_eq!(meta.model_id.len(), 8);
+    assert_eq!(meta.metrics.as_ref().unwrap().auc, 0.9);
+    assert_eq!(Bundle::read_metadata(&path).unwrap(), *meta);
+
+    // The product lookup keeps details and never holds a NaN price.
+    let p5 = loaded.product(&id(5)).unwrap();
+    assert_eq!(p5.name.as_deref(), Some("Product 5"));
+    assert_eq!(p5.price, None);
+    assert_eq!(loaded.product(&id(6)).unwrap().price, Some(7.0));
+    assert_eq!(
+        loaded.product(&id(6)).unwrap().image.as_deref(),
+        Some("6.jpg")
+    );
+
+    for request in [
+        Request::new(5).user(&user(3)),
+        Request::new(5).user(&user(3)).product(&id(4)),
+        Request::new(5).product(&id(11)),
+        Request::new(5),
+    ] {
+        let a = bundle.recommender().recommend(&request).unwrap();
+        let b = loaded.recommender().recommend(&request).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.items.len(), 5);
+    }
+
+    // Saving again over the file replaces it atomically; the model id is stable.
+    loaded.save(&path).unwrap();
+    assert_eq!(files_in(&dir), vec!["shop.rsb"]);
+    assert_eq!(
+        Bundle::read_metadata(&path).unwrap().model_id,
+        meta.model_id
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn damaged_files_are_refused_with_a_clear_error() {
+    let w = world();
+    let good = w.bundle(3).to_bytes().unwrap();
+    let p = Path::new("x.rsb");
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 7;
+    flipped[last] ^= 0x40;
+    let e = Bundle::from_bytes(&flipped, p).unwrap_err();
+    assert!(matches!(e, RecommendError::ChecksumMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("corrupt"), "{e}");
+
+    let e = Bundle::from_bytes(&good[..good.len() - 1], p).unwrap_err();
+    assert!(matches!(e, RecommendError::Truncated { .. }), "{e}");
+    let mut longer = good.clone();
+    longer.push(0);
+    assert!(matches!(
+        Bundle::from_bytes(&longer, p).unwrap_err(),
+        RecommendError::Truncated { .. }
+    ));
+
+    let e = Bundle::from_bytes(b"\x80\x04\x95pickle", p).unwrap_err();
+    assert!(matches!(e, RecommendError::NotABundle { .. }), "{e}");
+    assert!(matches!(
+        Bundle::from_bytes(&[], p).unwrap_err(),
+        RecommendError::NotABundle { .. }
+    ));
+    assert!(matches!(
+        Bundle::from_bytes(&good[..20], p).unwrap_err(),
+        RecommendError::Truncated { .. }
+    ));
+
+    let mut future = good.clone();
+    future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let e = Bundle::from_bytes(&future, p).unwrap_err();
+    assert!(
+        matches!(e, RecommendError::UnsupportedVersion { found, .. } if found == FORMAT_VERSION + 1),
+        "{e}"
+    );
+
+    let dir = temp_dir("missing");
+    let e = Bundle::load(dir.join("nope.rsb")).unwrap_err();
+    assert!(matches!(e, RecommendError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("nope.rsb"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checksummed_but_inconsistent_payload_is_refused() {
+    // A bundle whose parts disagree cannot be built in the first place.
+    let w = world();
+    let mut parts = w.parts(3);
+    parts.popularity = recsys_core::Popularity::from_counts(vec![1.0; 4]);
+    assert!(matches!(
+        Bundle::new(parts).unwrap_err(),
+        RecommendError::Inconsistent { .. }
+    ));
+}
+
+#[test]
+fn a_failed_save_leaves_no_temporary_file_and_keeps_the_old_bundle() {
+    let w = world();
+    let bundle = w.bundle(3);
+    let dir = temp_dir("failed-save");
+    let path = dir.join("b.rsb");
+    bundle.save(&path).unwrap();
+    // Renaming a file over a directory fails: the old file is untouched, no temp remains.
+    let target_dir = dir.join("is-a-dir");
+    std::fs::create_dir(&target_dir).unwrap();
+    std::fs::write(target_dir.join("keep"), b"x").unwrap();
+    assert!(bundle.save(&target_dir).is_err());
+    assert_eq!(files_in(&dir), vec!["b.rsb", "is-a-dir"]);
+    assert!(Bundle::load(&path).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any damage — a changed byte anywhere, or a cut — gives an error, never a panic.
+    #[test]
+    fn random_damage_never_panics(at in any::<prop::sample::Index>(), xor in 1u8..=255, cut in any::<bool>()) {
+        let good = bytes_cached();
+        let i = at.index(good.len());
+        let damaged: Vec<u8> = if cut {
+            good[..i].to_vec()
+        } else {
+            let mut d = good.clone();
+            d[i] ^= xor;
+            d
+        };
+        prop_assert!(Bundle::from_bytes(&damaged, Path::new("fuzz.rsb")).is_err());
+    }
+}
+
+fn bytes_cached() -> &'static Vec<u8> {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| world().bundle(3).to_bytes().unwrap())
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Bundle>();
+    assert_send_sync::<recsys_recommend::Recommender<'static>>();
+    assert_send_sync::<recsys_recommend::Recommendations>();
+    assert_send_sync::<RecommendError>();
+}

@@ -1,0 +1,387 @@
+//! The recommendation policy against slow, obvious reference computations.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{id, user, world, World};
+use proptest::prelude::*;
+use recsys_core::{HybridModel, Interactions, Popularity};
+use recsys_features::{Attributes, ExternalId};
+use recsys_recommend::{Note, Reason, RecommendError, Recommender, Request, Strategy};
+use recsys_similarity::{ExactCosine, NeighbourTable, SimilarityIndex};
+
+/// Cosine of the model's item representations, computed the long way.
+fn cosine(model: &HybridModel, a: usize, b: usize) -> f32 {
+    let v = model.item_representations().vectors();
+    let (x, y) = (v.row(a), v.row(b));
+    let d = x.dot(&y) / (x.dot(&x).sqrt() * y.dot(&y).sqrt());
+    if d.is_finite() {
+        d
+    } else {
+        0.0
+    }
+}
+
+/// The blended ranking by brute force: score + boost × cosine, sorted, exclusions removed.
+fn reference(
+    w: &World,
+    u: usize,
+    product: Option<usize>,
+    boost: f32,
+    excluded: &HashSet<usize>,
+    n: usize,
+) -> Vec<(usize, f32)> {
+    let scores = w.model.predict_all(u).unwrap();
+    let mut all: Vec<(usize, f32)> = (0..w.model.n_items())
+        .filter(|j| !excluded.contains(j) && Some(*j) != product)
+        .map(|j| {
+            let s = scores[j] + product.map_or(0.0, |p| boost * cosine(&w.model, p, j));
+            (j, s)
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(n);
+    all
+}
+
+struct Parts {
+    exact: ExactCosine,
+    table: NeighbourTable,
+    popularity: Popularity,
+}
+
+fn parts(w: &World, k: usize) -> Parts {
+    let exact = ExactCosine::new(w.model.item_representations().vectors());
+    let table = NeighbourTable::build(&exact, k).unwrap();
+    Parts {
+        exact,
+        table,
+        popularity: Popularity::from_interactions(&w.train),
+    }
+}
+
+fn recommender<'a>(w: &'a World, p: &'a Parts) -> Recommender<'a> {
+    Recommender::new(&w.model, w.dataset.users(), w.dataset.items())
+        .unwrap()
+        .with_similarity(&p.exact)
+        .unwrap()
+        .with_neighbours(&p.table)
+        .unwrap()
+        .with_popularity(&p.popularity)
+        .unwrap()
+        .with_seen(&w.train)
+        .unwrap()
+        .with_user_vocabulary(w.dataset.user_vocabulary())
+}
+
+fn seen_set(train: &Interactions, u: usize) -> HashSet<usize> {
+    train.user_items(u).iter().map(|&j| j as usize).collect()
+}
+
+fn items_of(answer: &recsys_recommend::Recommendations) -> Vec<usize> {
+    answer.items.iter().map(|r| r.item).collect()
+}
+
+#[test]
+fn known_user_gets_model_scores_without_seen_items() {
+    let w = world();
+    let p = parts(&w, 4);
+    let r = recommender(&w, &p);
+    let u = w.dataset.users().index(&user(3)).unwrap();
+    let answer = r.recommend(&Request::new(5).user(&user(3))).unwrap();
+    assert_eq!(answer.strategy, Strategy::Model);
+    assert!(answer.notes.is_empty(), "{:?}", answer.notes);
+    let expected = reference(&w, u, None, 0.0, &seen_set(&w.train, u), 5);
+    assert_eq!(
+        items_of(&answer),
+        expected.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    for (got, want) in answer.items.iter().zip(&expected) {
+        assert!((got.score - want.1).abs() < 1e-5, "{got:?} vs {want:?}");
+        assert_eq!(got.reason, Reason::Model);
+        assert_eq!(&got.product_id, w.dataset.items().id(got.item).unwrap());
+    }
+}
+
+#[test]
+fn viewed_product_boosts_similar_items_and_is_excluded() {
+    let w = world();
+    let p = parts(&w, 4);
+    let r = recommender(&w, &p);
+    let u = w.dataset.users().index(&user(2)).unwrap();
+    let viewed = id(4);
+    let v = w.dataset.items().index(&viewed).unwrap();
+    for boost in [0.25f32, 3.0] {
+        let answer = r
+            .recommend(&Request::new(6).user(&user(2)).product(&viewed).boost(boost))
+            .unwrap();
+        let expected = reference(&w, u, Some(v), boost, &seen_set(&w.train, u), 6);
+        assert_eq!(
+            items_of(&answer),
+            expected.iter().map(|x| x.0).collect::<Vec<_>>(),
+            "boost {boost}"
+        );
+        for (got, want) in answer.items.iter().zip(&expected) {
+            assert!((got.score - want.1).abs() < 1e-4, "{got:?} vs {want:?}");
+            assert_eq!(got.reason, Reason::ModelAndSimilar { to: viewed.clone() });
+            assert_eq!(got.reason.to_string(), "model+similar-to-4");
+        }
+        assert!(!items_of(&answer).contains(&v));
+    }
+}
+
+#[test]
+fn seen_items_can_be_included_and_ids_excluded() {
+    let w = world();
+    let p = parts(&w, 4);
+    let r = recommender(&w, &p);
+    let u = w.dataset.users().index(&user(0)).unwrap();
+    let all = r
+        .recommend(&Request::new(18).user(&user(0)).include_seen())
+        .unwrap();
+    assert_eq!(all.items.len(), 18, "every item, seen ones included");
+    let excluded = [id(0), id(1), ExternalId::Str("no-such-product".into())];
+    let answer = r
+        .recommend(&Request::new(18).user(&user(0)).exclude(&excluded))
+        .unwrap();
+    let got: HashSet<usize> = items_of(&answer).into_iter().collect();
+    let seen = seen_set(&w.train, u);
+    assert!(got.is_disjoint(&seen));
+    assert!(!got.contains(&w.dataset.items().index(&id(0)).unwrap()));
+    assert!(!got.contains(&w.dataset.items().index(&id(1)).unwrap()));
+    assert!(answer
+        .notes
+        .contains(&Note::UnknownExcludedIds { count: 1 }));
+    let (p0, p1) = (
+        w.dataset.items().index(&id(0)).unwrap(),
+        w.dataset.items().index(&id(1)).unwrap(),
+    );
+    let remaining = (0..18)
+        .filter(|j| !seen.contains(j) && *j != p0 && *j != p1)
+        .count();
+    assert_eq!(answer.items.len(), remaining);
+    assert!(answer
+        .notes
+        .iter()
+        .any(|n| matches!(n, Note::FewerThanRequested { requested: 18, .. })));
+}
+
+#[test]
+fn filters_apply_before_top_k() {
+    let w = world();
+    let p = parts(&w, 4);
+    let r = recommender(&w, &p);
+    let odd = |j: usize| j % 2 == 1;
+    for request in [
+        Request::new(4).user(&user(1)),
+        Request::new(4).product(&id(10)),
+        Request::new(4),
+    ] {
+        let answer = r.recommend(&request.filter(&odd)).unwrap();
+        assert_eq!(answer.items.len(), 4, "{:?}", answer.strategy);
+        assert!(items_of(&answer).into_iter().all(odd));
+    }
+}
+
+#[test]
+fn unknown_user_with_product_gets_similar_items() {
+    let w = world();
+    let p = parts(&w, 3);
+    let r = recommender(&w, &p);
+    let viewed = id(12);
+    let v = w.dataset.items().index(&viewed).unwrap();
+    let stranger = user(99);
+    let answer = r
+        .recommend(&Request::new(6).user(&stranger).product(&viewed))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::SimilarProducts);
+    assert_eq!(answer.notes, vec![Note::UnknownUser { id: stranger }]);
+    // Six asked, three stored per item: the exact index fills the list.
+    let expected = p.exact.similar(v, 6, &|_| false).unwrap();
+    assert_eq!(
+        items_of(&answer),
+        expected.iter().map(|x| x.item).collect::<Vec<_>>()
+    );
+    for (got, want) in answer.items.iter().zip(&expected) {
+        assert!((got.score - cosine(&w.model, v, got.item)).abs() < 1e-4);
+        assert!((got.score - want.similarity).abs() < 1e-6);
+        assert_eq!(got.reason.to_string(), "similar-to-12");
+    }
+    // No user at all: the same path.
+    let answer = r.recommend(&Request::new(2).product(&viewed)).unwrap();
+    assert_eq!(answer.strategy, Strategy::SimilarProducts);
+    assert_eq!(items_of(&answer), items_of(&answer)[..2].to_vec());
+}
+
+#[test]
+fn nothing_known_falls_back_to_popularity() {
+    let w = world();
+    let p = parts(&w, 3);
+    let r = recommender(&w, &p);
+    let (stranger, unknown) = (user(99), id(999));
+    let answer = r
+        .recommend(&Request::new(3).user(&stranger).product(&unknown))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::Popular);
+    assert_eq!(
+        answer.notes,
+        vec![
+            Note::UnknownUser { id: stranger },
+            Note::UnknownProduct { id: unknown }
+        ]
+    );
+    let counts = p.popularity.counts();
+    let mut expected: Vec<usize> = (0..counts.len()).collect();
+    expected.sort_by(|&a, &b| counts[b].total_cmp(&counts[a]).then(a.cmp(&b)));
+    assert_eq!(items_of(&answer), expected[..3].to_vec());
+    assert!(answer.items.iter().all(|r| r.reason == Reason::Popular));
+    assert_eq!(answer.items[0].score, counts[expected[0]]);
+}
+
+#[test]
+fn unknown_product_for_known_user_ignores_the_boost_and_says_so() {
+    let w = world();
+    let p = parts(&w, 3);
+    let r = recommender(&w, &p);
+    let unknown = id(12345);
+    let plain = r.recommend(&Request::new(5).user(&user(4))).unwrap();
+    let answer = r
+        .recommend(&Request::new(5).user(&user(4)).product(&unknown))
+        .unwrap();
+    assert_eq!(items_of(&answer), items_of(&plain));
+    assert_eq!(answer.notes, vec![Note::UnknownProduct { id: unknown }]);
+    assert!(answer.items.iter().all(|r| r.reason == Reason::Model));
+}
+
+#[test]
+fn unknown_user_with_attributes_is_scored_from_features() {
+    let w = world();
+    let p = parts(&w, 3);
+    let r = recommender(&w, &p);
+    let stranger = user(1000);
+    let mut north = Attributes::new();
+    north.insert("city".into(), "north".into());
+    let answer = r
+        .recommend(&Request::new(5).user(&stranger).user_attributes(&north))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::ColdStartFeatures);
+    assert!(answer
+        .items
+        .iter()
+        .all(|r| r.reason == Reason::ColdStartFeatures));
+    // Same scores as the model's own cold-start path.
+    let row = w.dataset.user_feature_row(&north);
+    let scores = {
+        use recsys_core::{Scorer, UserQuery};
+        let mut out = Vec::new();
+        w.model
+            .score_all(UserQuery::Features(&row), &mut out)
+            .unwrap();
+        out
+    };
+    for r in &answer.items {
+        assert!((r.score - scores[r.item]).abs() < 1e-6);
+    }
+    // North users buy p0..p8: the cold-start list should be mostly from there.
+    let north_items = answer.items.iter().filter(|r| r.item < 9).count();
+    assert!(north_items >= 4, "{:?}", items_of(&answer));
+
+    // Attributes that match nothing: noted, then the next fallback.
+    let mut mars = Attributes::new();
+    mars.insert("city".into(), "mars".into());
+    let answer = r
+        .recommend(&Request::new(2).user_attributes(&mars))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::Popular);
+    assert_eq!(answer.notes, vec![Note::AttributesNotUsable]);
+}
+
+#[test]
+fn edge_sizes_never_panic() {
+    let w = world();
+    let p = parts(&w, 3);
+    let r = recommender(&w, &p);
+    let answer = r.recommend(&Request::new(0).user(&user(0))).unwrap();
+    assert!(answer.items.is_empty());
+    let answer = r.recommend(&Request::new(1000).product(&id(3))).unwrap();
+    assert_eq!(answer.items.len(), 17);
+    let answer = r.recommend(&Request::new(1000)).unwrap();
+    assert_eq!(answer.items.len(), 18);
+}
+
+#[test]
+fn parts_that_disagree_are_refused() {
+    let w = world();
+    let p = parts(&w, 3);
+    let mut fewer = w.dataset.items().clone();
+    fewer = recsys_features::IdMap::try_from(fewer.ids()[..10].to_vec()).unwrap();
+    assert!(matches!(
+        Recommender::new(&w.model, w.dataset.users(), &fewer),
+        Err(RecommendError::Inconsistent { .. })
+    ));
+    let small = Popularity::from_counts(vec![1.0; 3]);
+    let r = Recommender::new(&w.model, w.dataset.users(), w.dataset.items()).unwrap();
+    assert!(r.with_popularity(&small).is_err());
+    let _ = p;
+}
+
+#[test]
+fn without_any_fallback_an_empty_answer_is_noted() {
+    let w = world();
+    let r = Recommender::new(&w.model, w.dataset.users(), w.dataset.items()).unwrap();
+    let answer = r.recommend(&Request::new(3).product(&id(1))).unwrap();
+    assert_eq!(answer.strategy, Strategy::Popular);
+    assert!(answer.items.is_empty());
+    assert!(answer.notes.contains(&Note::NoSimilarityIndex));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the request, no excluded, filtered, viewed or seen item comes back, there
+    /// are no repeats, scores are sorted, and the list is as long as it can be.
+    #[test]
+    fn requests_respect_every_exclusion(
+        user_ix in prop::option::of(0usize..14),
+        product_ix in prop::option::of(0i64..20),
+        n in 0usize..25,
+        excluded in prop::collection::vec(0i64..20, 0..6),
+        modulus in 1usize..4,
+        include_seen in any::<bool>(),
+    ) {
+        let w = world_cached();
+        let p = parts(w, 3);
+        let r = recommender(w, &p);
+        let u_id = user_ix.map(user);
+        let p_id = product_ix.map(id);
+        let excluded: Vec<ExternalId> = excluded.into_iter().map(id).collect();
+        let keep = move |j: usize| j.is_multiple_of(modulus);
+        let mut request = Request::new(n).exclude(&excluded).filter(&keep);
+        if let Some(u) = &u_id { request = request.user(u); }
+        if let Some(pr) = &p_id { request = request.product(pr); }
+        if include_seen { request = request.include_seen(); }
+        let answer = r.recommend(&request).unwrap();
+
+        let items = w.dataset.items();
+        let mut banned: HashSet<usize> = excluded.iter().filter_map(|e| items.index(e)).collect();
+        let viewed = p_id.as_ref().and_then(|x| items.index(x));
+        banned.extend(viewed);
+        let known_user = u_id.as_ref().and_then(|x| w.dataset.users().index(x));
+        if let (Some(u), false) = (known_user, include_seen) {
+            banned.extend(seen_set(&w.train, u));
+        }
+        let allowed = (0..items.len()).filter(|j| !banned.contains(j) && keep(*j)).count();
+        let got = items_of(&answer);
+        let unique: HashSet<usize> = got.iter().copied().collect();
+        prop_assert_eq!(unique.len(), got.len());
+        prop_assert!(got.iter().all(|j| !banned.contains(j) && keep(*j)), "{:?}", got);
+        prop_assert_eq!(got.len(), n.min(allowed), "{:?}", answer);
+        prop_assert!(answer.items.windows(2).all(|x| x[0].score >= x[1].score));
+    }
+}
+
+fn world_cached() -> &'static World {
+    static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
+    WORLD.get_or_init(world)
+}
