@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
-use recsys::{Attributes, CosineIndex, ExternalId, Hyperparameters, Loss};
+use recsys::{Attributes, ExactCosine, ExternalId, Hyperparameters, Loss, SimilarityIndex};
 use recsys_examples::{epoch_progress, metrics_line, on_epoch, Catalogue};
 
 #[derive(Parser, Debug)]
@@ -180,7 +180,7 @@ fn run(args: Args) -> Result<()> {
     }
 
     // Similar products by cosine similarity of the learned item representations.
-    let index = CosineIndex::new(model.item_representations().vectors());
+    let index = ExactCosine::new(model.item_representations().vectors());
     let popular_item = experiment
         .train()
         .item_counts()
@@ -194,9 +194,13 @@ fn run(args: Args) -> Result<()> {
         "products most similar to the best seller {}:",
         catalogue.describe(pid).trim_end()
     );
-    for (item, sim) in index.similar(popular_item, 5, |_| false) {
-        let other = dataset.items().id(item).context("item index")?;
-        println!("    · {}  cosine {sim:.3}", catalogue.describe(other));
+    for similar in index.similar(popular_item, 5, &|_| false)? {
+        let other = dataset.items().id(similar.item).context("item index")?;
+        println!(
+            "    · {}  cosine {:.3}",
+            catalogue.describe(other),
+            similar.similarity
+        );
     }
     println!();
 

@@ -7,7 +7,10 @@
 //! * [`store`] (`recsys-store`): the CSV schema ([`CsvSource`], [`read_pairs`]).
 //! * [`experiment`]: load a [`RecordSource`] with a split, train with progress reports,
 //!   evaluate (also item cold start).
-//! * [`similar`]: exact cosine top-k over item representations.
+//! * [`similarity`] (`recsys-similarity`): the [`SimilarityIndex`] trait, exact cosine top-k
+//!   ([`ExactCosine`]) and precomputed neighbours ([`NeighbourTable`]).
+//! * [`recommend`] (`recsys-recommend`): the [`Recommender`] policy (model + similarity
+//!   boost, fallbacks with reasons) and the artifact [`Bundle`].
 //! * [`demo`]: a seeded synthetic fashion shop with a planted taste structure.
 //!
 //! The most used types are re-exported at the top level.
@@ -49,10 +52,11 @@
 
 pub mod demo;
 pub mod experiment;
-pub mod similar;
 
 pub use recsys_core as core;
 pub use recsys_features as features;
+pub use recsys_recommend as recommend;
+pub use recsys_similarity as similarity;
 pub use recsys_store as store;
 
 pub use recsys_core::{
@@ -68,14 +72,19 @@ pub use recsys_features::{
 pub use recsys_store::{read_pairs, CsvSource, StoreError};
 
 pub use experiment::{Experiment, ExperimentConfig, ExperimentError, Split};
-pub use similar::CosineIndex;
+pub use recsys_recommend::{
+    Bundle, BundleParts, ProductCatalog, ProductInfo, Reason, RecommendError, Recommendation,
+    Recommendations, Recommender, Request, Strategy,
+};
+pub use recsys_similarity::{ExactCosine, Neighbour, NeighbourTable, SimilarityIndex};
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn public_types_are_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<crate::CosineIndex>();
+        assert_send_sync::<crate::ExactCosine>();
+        assert_send_sync::<crate::Bundle>();
         assert_send_sync::<crate::Split>();
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
-use recsys::{Attributes, CosineIndex, ExternalId, HybridModel, Hyperparameters, Loss};
+use recsys::{
+    Attributes, ExactCosine, ExternalId, HybridModel, Hyperparameters, Loss, SimilarityIndex,
+};
 
 const SEED: u64 = 42;
 
@@ -102,15 +104,15 @@ fn quickstart_story_holds() {
     assert!(taste_share > 0.5, "{taste_share}");
 
     // Similar products share the category far more often than the 1 in 8 of chance.
-    let index = CosineIndex::new(model.item_representations().vectors());
+    let index = ExactCosine::new(model.item_representations().vectors());
     let n_items = experiment.n_items();
     let same: usize = (0..n_items)
         .map(|item| {
-            let similar = index.similar(item, 5, |_| false);
+            let similar = index.similar(item, 5, &|_| false).expect("item in range");
             assert_eq!(similar.len(), 5);
             similar
                 .iter()
-                .filter(|(i, _)| category[*i] == category[item])
+                .filter(|s| category[s.item] == category[item])
                 .count()
         })
         .sum();

@@ -1,0 +1,409 @@
+//! Train a model, evaluate it on a held-out split and save everything a server needs as one
+//! artifact bundle.
+//!
+//! ```text
+//! # the built-in demo shop (no files, no database):
+//! cargo run --release -p recsys-examples --example train -- --out target/demo.rsb
+//! # a CSV folder in the recsys schema, with features:
+//! cargo run --release -p recsys-examples --example train -- \
+//!     --data ../shared/data/completejourney-seed --out target/cj.rsb --threads 2 \
+//!     --user-features age_group,income,household_size \
+//!     --item-features category,department,brand,price --numeric-features price
+//! # MongoDB (collections users, products, user_product_interactions):
+//! cargo run --release -p recsys-examples --example train -- --uri "$MONGODB_URI" --out cj.rsb
+//! ```
+//!
+//! Features can also come from a small JSON file (`--config FILE`), e.g.
+//! `{"user_features": ["age_group"], "item_features": ["category", "price"],
+//!   "numeric_features": ["price"], "quantiles": 5}`; flags given on the command line win.
+//!
+//! The model in the bundle is the one evaluated: trained on the training part of the
+//! split (`--test-pairs FILE`, `<data>/test_pairs.csv.gz` when present, else a seeded
+//! random `--test-fraction`, 0.2 by default).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use recsys::demo::{generate, DemoConfig};
+use recsys::experiment::{Experiment, ExperimentConfig, Split};
+use recsys::recommend::EvaluationSummary;
+use recsys::store::mongo::MongoStore;
+use recsys::{
+    Bundle, BundleParts, CsvSource, ExactCosine, InMemorySource, NeighbourTable, Popularity,
+    ProductCatalog, ProductRecord, RecordSource,
+};
+use recsys_examples::{epoch_progress, metrics_line, on_epoch, FeatureArgs, ModelArgs};
+use serde::Deserialize;
+
+#[derive(Parser, Debug)]
+#[command(about = "Train, evaluate and save a recommendation bundle")]
+struct Args {
+    /// CSV folder (users.csv, products.csv, user_product_interactions.csv[.gz]).
+    #[arg(long, value_name = "DIR", conflicts_with = "uri")]
+    data: Option<PathBuf>,
+    /// MongoDB URI to read the three collections from.
+    #[arg(long, value_name = "URI")]
+    uri: Option<String>,
+    /// Database name with --uri (default: the URI's, else "recsys").
+    #[arg(long, requires = "uri")]
+    database: Option<String>,
+    /// Held-out `user_id,product_id` pairs [default: <data>/test_pairs.csv.gz if present].
+    #[arg(long, value_name = "FILE")]
+    test_pairs: Option<PathBuf>,
+    /// Fraction of interactions held out at random (seeded) when no test-pairs file is used.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    test_fraction: f64,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    features: FeatureArgs,
+    /// Feature configuration as JSON (see the example's docs); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Precomputed similar products per product.
+    #[arg(long, default_value_t = 20)]
+    neighbours: usize,
+    /// Cut-off of precision and recall in the evaluation.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Free text stored in the bundle's metadata.
+    #[arg(long)]
+    description: Option<String>,
+    /// Where to write the bundle.
+    #[arg(long, value_name = "FILE", default_value = "target/recsys/bundle.rsb")]
+    out: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The JSON feature configuration (all fields optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeatureFile {
+    user_features: Option<Vec<String>>,
+    item_features: Option<Vec<String>>,
+    numeric_features: Option<Vec<String>>,
+    quantiles: Option<usize>,
+    item_identity: Option<bool>,
+    user_identity: Option<bool>,
+    metadata_weight: Option<f32>,
+}
+
+/// Where the records come from.
+enum Input {
+    Demo(InMemorySource),
+    Csv(PathBuf, CsvSource),
+    Mongo(String, recsys::store::mongo::MongoSource),
+}
+
+impl Input {
+    fn source(&mut self) -> &mut dyn RecordSource {
+        match self {
+            Input::Demo(s) => s,
+            Input::Csv(_, s) => s,
+            Input::Mongo(_, s) => s,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Input::Demo(_) => "the demo shop".to_string(),
+            Input::Csv(dir, _) => dir.display().to_string(),
+            Input::Mongo(uri, _) => recsys::store::mongo::redact_uri(uri),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The experiment configuration: the JSON file first, then the flags that were given.
+fn feature_config(args: &Args, demo: bool) -> Result<ExperimentConfig> {
+    let flags_given = !args.features.user_features.is_empty()
+        || !args.features.item_features.is_empty()
+        || args.features.numeric_features.is_some();
+    let mut config = if demo && !flags_given && args.config.is_none() {
+        ExperimentConfig::demo_hybrid()
+    } else {
+        args.features.config()?
+    };
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --config {}", path.display()))?;
+        let file: FeatureFile = serde_json::from_str(&text)
+            .with_context(|| format!("parsing --config {}", path.display()))?;
+        if args.features.user_features.is_empty() {
+            if let Some(c) = file.user_features {
+                config = config.with_user_columns(c);
+            }
+        }
+        if args.features.item_features.is_empty() {
+            if let Some(c) = file.item_features {
+                config = config.with_item_columns(c);
+            }
+        }
+        if args.features.numeric_features.is_none() {
+            if let Some(c) = file.numeric_features {
+                config = config.with_numeric_columns(c);
+            }
+        }
+        if let Some(q) = file.quantiles {
+            config.quantiles = q;
+        }
+        if let Some(v) = file.item_identity {
+            config.item_identity = v && !args.features.no_identity;
+        }
+        if let Some(v) = file.user_identity {
+            config.user_identity = v && !args.features.no_user_identity;
+        }
+        if args.features.metadata_weight.is_none() {
+            config.metadata_weight = file.metadata_weight;
+        }
+        let (_, unused) = config.numeric_columns_used();
+        if !unused.is_empty() {
+            bail!(
+                "numeric features {} are not among the user/item feature columns",
+                unused.join(", ")
+            );
+        }
+    }
+    Ok(config)
+}
+
+fn open_input(args: &Args) -> Result<Input> {
+    if let Some(uri) = &args.uri {
+        let mut store = MongoStore::connect(uri)
+            .with_context(|| format!("connecting to {}", recsys::store::mongo::redact_uri(uri)))?;
+        if let Some(db) = &args.database {
+            store = store.with_database(db);
+        }
+        return Ok(Input::Mongo(uri.clone(), store.source()));
+    }
+    if let Some(dir) = &args.data {
+        let source =
+            CsvSource::open(dir).with_context(|| format!("opening dataset {}", dir.display()))?;
+        return Ok(Input::Csv(dir.clone(), source));
+    }
+    eprintln!("note: no --data or --uri given: training on the built-in demo shop");
+    Ok(Input::Demo(generate(&DemoConfig::default())))
+}
+
+fn spinner(message: &str, hidden: bool) -> ProgressBar {
+    if hidden || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("template"));
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn run(args: Args) -> Result<()> {
+    let mut input = open_input(&args)?;
+    let config = feature_config(&args, matches!(input, Input::Demo(_)))?;
+
+    // ---- load + split
+    let started = Instant::now();
+    let split = match (&args.test_pairs, &input) {
+        (Some(path), _) => Split::HeldOutPairs(
+            recsys::read_pairs(path)
+                .with_context(|| format!("reading test pairs {}", path.display()))?,
+        ),
+        (None, Input::Csv(dir, _)) if dir.join("test_pairs.csv.gz").is_file() => {
+            let path = dir.join("test_pairs.csv.gz");
+            Split::HeldOutPairs(
+                recsys::read_pairs(&path)
+                    .with_context(|| format!("reading test pairs {}", path.display()))?,
+            )
+        }
+        _ => Split::Random {
+            test_fraction: args.test_fraction,
+            seed: args.model.seed,
+        },
+    };
+    let bar = spinner(&format!("loading {}", input.describe()), args.quiet);
+    let experiment = Experiment::load(input.source(), &config, split)
+        .with_context(|| format!("loading {}", input.describe()))?;
+    bar.set_message("reading product details");
+    let products: Vec<ProductRecord> = input
+        .source()
+        .products()
+        .context("reading products")?
+        .collect::<Result<_, _>>()
+        .context("reading products")?;
+    bar.finish_and_clear();
+    let dataset = experiment.dataset();
+    eprintln!(
+        "loaded {} in {:.1}s: {} users, {} products, {} training interactions, {} test pairs; \
+         {} user / {} item features",
+        input.describe(),
+        started.elapsed().as_secs_f64(),
+        dataset.n_users(),
+        dataset.n_items(),
+        experiment.train().len(),
+        experiment.test().map_or(0, |t| t.len()),
+        dataset.user_vocabulary().len(),
+        dataset.item_vocabulary().len(),
+    );
+
+    // ---- train
+    let params = args.model.hyperparameters()?;
+    let bar = epoch_progress(args.model.epochs, args.quiet);
+    let (model, training) = experiment
+        .fit(params, args.model.epochs, args.model.threads, |r| {
+            on_epoch(&bar, r)
+        })
+        .context("training")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "trained {} epochs ({:.2}s/epoch, {} thread(s))",
+        args.model.epochs,
+        training.seconds_per_epoch(),
+        args.model.threads
+    );
+
+    // ---- evaluate
+    let metrics = match experiment.test() {
+        Some(test) if !test.is_empty() => {
+            let bar = spinner("evaluating", args.quiet);
+            let m = experiment
+                .evaluate(&model, args.k, args.model.threads)
+                .context("evaluating")?;
+            bar.finish_and_clear();
+            eprintln!("held-out evaluation: {}", metrics_line(&m));
+            Some(EvaluationSummary {
+                k: m.k,
+                precision_at_k: m.precision_at_k,
+                recall_at_k: m.recall_at_k,
+                auc: m.auc,
+                test_users: m.n_users,
+            })
+        }
+        _ => {
+            eprintln!("no test interactions: the bundle carries no evaluation");
+            None
+        }
+    };
+
+    // ---- similarity
+    let started = Instant::now();
+    let exact = ExactCosine::new(model.item_representations().vectors());
+    let bar = item_progress(exact.len(), args.quiet);
+    let neighbours = NeighbourTable::build_with_progress(&exact, args.neighbours, &|done, _| {
+        bar.set_position(done as u64)
+    })
+    .context("building the neighbour table")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{} neighbours per product in {:.2}s ({:.1} MiB)",
+        neighbours.k(),
+        started.elapsed().as_secs_f64(),
+        neighbours.size_in_bytes() as f64 / (1024.0 * 1024.0)
+    );
+
+    // ---- bundle
+    let description = args.description.clone().unwrap_or_else(|| {
+        format!(
+            "{}; user features [{}]; item features [{}]",
+            input.describe(),
+            config.user_columns.join(","),
+            config.item_columns.join(",")
+        )
+    });
+    let items = dataset.items().clone();
+    let parts = BundleParts {
+        products: ProductCatalog::from_records(&items, products),
+        model,
+        users: dataset.users().clone(),
+        items,
+        user_vocabulary: dataset.user_vocabulary().clone(),
+        item_vocabulary: dataset.item_vocabulary().clone(),
+        neighbours,
+        popularity: Popularity::from_interactions(experiment.train()),
+        seen: experiment.train().clone(),
+        metrics,
+        description: Some(description),
+    };
+    let bundle = Bundle::new(parts).context("assembling the bundle")?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let bytes = bundle
+        .save(&args.out)
+        .with_context(|| format!("saving {}", args.out.display()))?;
+    let save_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let reloaded = Bundle::load(&args.out).context("loading the bundle back")?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    summary(&args.out, bytes, save_seconds, load_seconds, &reloaded);
+    Ok(())
+}
+
+fn item_progress(items: usize, hidden: bool) -> ProgressBar {
+    if hidden || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(items as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("similar products [{bar:30.cyan/blue}] {pos}/{len} {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn summary(path: &Path, bytes: u64, save_seconds: f64, load_seconds: f64, bundle: &Bundle) {
+    let m = bundle.metadata();
+    println!("bundle {} (model {})", path.display(), m.model_id);
+    println!(
+        "  {:.1} MiB, saved in {save_seconds:.2}s, loaded and checked in {load_seconds:.3}s",
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "  {} users, {} products ({} with details), {} interactions, {} user / {} item features",
+        m.counts.users,
+        m.counts.items,
+        m.counts.products_with_details,
+        m.counts.interactions,
+        m.counts.user_features,
+        m.counts.item_features
+    );
+    println!(
+        "  {} loss, {} components, {} epochs",
+        m.hyperparameters.loss().name(),
+        m.hyperparameters.no_components(),
+        m.epochs
+    );
+    if let Some(e) = &m.metrics {
+        println!(
+            "  held out: P@{k} {:.4}  R@{k} {:.4}  AUC {:.4} ({} users)",
+            e.precision_at_k,
+            e.recall_at_k,
+            e.auc,
+            e.test_users,
+            k = e.k
+        );
+    }
+    println!(
+        "try: cargo run --release -p recsys-examples --example recommend -- --bundle {} --user {}",
+        path.display(),
+        bundle
+            .users()
+            .id(0)
+            .map_or_else(|| "ID".to_string(), ToString::to_string)
+    );
+}
