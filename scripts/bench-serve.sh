@@ -113,12 +113,21 @@ export OPENBLAS_NUM_THREADS=1
 # ------------------------------------------------------------------ cleanup of what we start
 STARTED_PIDS=()
 DB_STARTED=0
-# stops one process we started (TERM, then KILL after 10 s) and forgets it
+# children of a pid (from /proc, no extra tools)
+children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr '\n' ' '; }
+# stops one process we started and its children (gunicorn: SIGINT = quick shutdown, the
+# workers stop even in the middle of a request; then SIGKILL after 10 s), and forgets it
 stop_pid() {
-  local pid="$1" keep=() p
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+  local pid="$1" keep=() p kids
+  kids="$(children "$pid")"
+  kill -INT "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    local alive=0
+    for p in $pid $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for p in $pid $kids; do kill -9 "$p" 2>/dev/null || true; done
   wait "$pid" 2>/dev/null || true
   for p in "${STARTED_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
   STARTED_PIDS=("${keep[@]}")
@@ -313,7 +322,7 @@ run_wrk() { # label workers url connections duration
   log="$OUT/logs/wrk-$label-w$workers-c$c-d$d.txt"
   local la
   la="$(load1)"
-  wrk -t"$t" -c"$c" -d"${d}s" --timeout 10s --latency -s "$ROOT/scripts/loadtest.lua" "$url" -- "$REQUESTS" >"$log" 2>&1 ||
+  wrk -t"$t" -c"$c" -d"${d}s" --timeout 60s --latency -s "$ROOT/scripts/loadtest.lua" "$url" -- "$REQUESTS" >"$log" 2>&1 ||
     { cat "$log" >&2; die "wrk failed against $url"; }
   local json
   json="$(sed -n 's/^WRK_JSON //p' "$log")"
@@ -395,7 +404,8 @@ if [ -n "$RUST_URL" ]; then
 fi
 if [ "$RUN_FLASK" = 1 ]; then
   FLASK_URL="http://127.0.0.1:$FLASK_PORT"
-  curl -s -o /dev/null "$FLASK_URL/" 2>/dev/null && die "port $FLASK_PORT is in use; pass --flask-port"
+  port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$FLASK_PORT") 2>/dev/null; }
+  port_busy && die "port $FLASK_PORT is in use; pass --flask-port"
   for details in $FLASK_DETAILS; do
     case "$details" in mongo) label=flask ;; memory) label=flask-memdetails ;; *) die "--flask-details: mongo or memory, not $details" ;; esac
     first=1
@@ -403,6 +413,8 @@ if [ "$RUN_FLASK" = 1 ]; then
       for c in $LEVELS; do
         # A fresh gunicorn per connection count: sync workers finish every queued request,
         # even of a client that is gone, so a slow run would spill into the next one.
+        for _ in $(seq 1 300); do port_busy || break; sleep 0.1; done
+        port_busy && die "port $FLASK_PORT is still in use after stopping the previous Flask"
         flog="$OUT/logs/$label-w$w-c$c.log"
         say "starting $label (gunicorn, $w sync worker(s), details: $details) on $FLASK_URL"
         SERVE_BENCH_DETAILS="$details" "$VENV/bin/gunicorn" --workers "$w" --worker-class sync \
@@ -434,8 +446,8 @@ print("| " + " | ".join(hdr) + " |")
 print("|---|---:|" + "---:|" * (len(hdr) - 2))
 for r in rows:
     sock = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
-    cells = [r["server"], r["workers"], str(r["connections"]), f"{r['rps']:.1f}", ms(r["p50_us"]),
-             ms(r["p99_us"]), ms(r["max_us"]), str(r["requests"]), str(r["status_errors"]), str(sock),
+    lat = [ms(r[k]) if r["requests"] else "— (no response)" for k in ("p50_us", "p99_us", "max_us")]
+    cells = [r["server"], r["workers"], str(r["connections"]), f"{r['rps']:.1f}" if r["rps"] >= 10 else f"{r['rps']:.3f}", *lat, str(r["requests"]), str(r["status_errors"]), str(sock),
              f"{r['load1']:.2f}"]
     if soak:
         cells += [f"{r['duration_s']:.0f}"] + [f"{r[k]:.1f}" for k in ("rss_first_mb", "rss_min_mb", "rss_max_mb", "rss_last_mb")]
