@@ -128,18 +128,26 @@ fn micro<const Q: usize, const P: usize, const FUSED: bool>(
     stride: usize,
 ) {
     let panel_len = dim * LANES;
-    let queries = &queries[..Q * dim];
+    // Slices whose lengths are checked once, so the inner loop has no bounds checks.
+    let query_rows: [&[f32]; Q] = std::array::from_fn(|q| &queries[q * dim..(q + 1) * dim]);
     let mut p = from;
     while p + P <= to {
+        let panel_rows: [&[[f32; LANES]]; P] = std::array::from_fn(|pp| {
+            let panel = &panels[(p + pp) * panel_len..(p + pp + 1) * panel_len];
+            panel.as_chunks::<LANES>().0
+        });
+        for rows in &panel_rows {
+            assert_eq!(rows.len(), dim);
+        }
+        for q in &query_rows {
+            assert_eq!(q.len(), dim);
+        }
         let mut acc = [[[0.0f32; LANES]; P]; Q];
-        let block = &panels[p * panel_len..(p + P) * panel_len];
         for d in 0..dim {
             for pp in 0..P {
-                let row: &[f32; LANES] = block[pp * panel_len + d * LANES..][..LANES]
-                    .try_into()
-                    .expect("a panel row has LANES floats");
+                let row = &panel_rows[pp][d];
                 for q in 0..Q {
-                    let a = queries[q * dim + d];
+                    let a = query_rows[q][d];
                     for l in 0..LANES {
                         acc[q][pp][l] = if FUSED {
                             a.mul_add(row[l], acc[q][pp][l])
