@@ -9,6 +9,8 @@
 //! * [`Bundle`] — model, id maps, product catalogue, feature vocabularies and matrices,
 //!   similarity neighbours, popularity and metadata in one checked file (magic bytes,
 //!   format version, CRC-32, atomic writes; nothing is executed on load).
+//! * [`evaluate_policy`] — precision/recall@k of the whole policy (e.g. with the similarity
+//!   boost towards a viewed product) rather than of the bare model.
 //!
 //! ```
 //! use recsys_core::{FitOptions, HybridModel, Hyperparameters, Interactions, Loss, Popularity};
@@ -53,6 +55,7 @@
 mod bundle;
 mod catalog;
 mod error;
+mod evaluate;
 mod policy;
 
 pub use bundle::{
@@ -60,6 +63,7 @@ pub use bundle::{
 };
 pub use catalog::{ProductCatalog, ProductInfo};
 pub use error::{RecommendError, Result};
+pub use evaluate::{evaluate_policy, PolicyMetrics, Viewing};
 pub use policy::{
     ItemFilter, Note, Reason, Recommendation, Recommendations, Recommender, Request, Strategy,
     DEFAULT_BOOST,

@@ -385,3 +385,56 @@ fn world_cached() -> &'static World {
     static WORLD: std::sync::OnceLock<World> = std::sync::OnceLock::new();
     WORLD.get_or_init(world)
 }
+
+#[test]
+fn policy_evaluation_of_the_plain_model_matches_the_core_evaluation() {
+    use recsys_core::{evaluate, EvalOptions, FitOptions};
+    use recsys_recommend::{evaluate_policy, Viewing};
+
+    let w = world();
+    let all = w.train.clone();
+    let (train, test) = all.split_random(0.3, 9).unwrap();
+    let mut model = HybridModel::new(
+        w.model.params().clone(),
+        w.model.user_features().clone(),
+        w.model.item_features().clone(),
+    )
+    .unwrap();
+    model.fit(&train, FitOptions::epochs(20)).unwrap();
+    let exact = ExactCosine::new(model.item_representations().vectors());
+    let r = Recommender::new(&model, w.dataset.users(), w.dataset.items())
+        .unwrap()
+        .with_similarity(&exact)
+        .unwrap()
+        .with_seen(&train)
+        .unwrap();
+    let core = evaluate(
+        &model,
+        &test,
+        Some(&train),
+        &EvalOptions {
+            k: 3,
+            ..EvalOptions::default()
+        },
+    )
+    .unwrap();
+    let plain = evaluate_policy(&r, &test, 3, Viewing::Nothing, &|_, _| 0).unwrap();
+    assert_eq!(plain.users, core.n_users);
+    assert!(
+        (plain.precision_at_k - core.precision_at_k).abs() < 1e-9,
+        "{plain:?} vs {core:?}"
+    );
+    assert!((plain.recall_at_k - core.recall_at_k).abs() < 1e-9);
+
+    // Viewing a test item: that item never counts; boost 0 is the plain model on the
+    // same relevant sets, and a huge boost ranks by similarity alone.
+    let pick = |u: usize, n: usize| u % n;
+    let zero = evaluate_policy(&r, &test, 3, Viewing::TestItem { boost: 0.0 }, &pick).unwrap();
+    let blended = evaluate_policy(&r, &test, 3, Viewing::TestItem { boost: 0.25 }, &pick).unwrap();
+    assert_eq!(zero.users, blended.users);
+    assert!(zero.users <= plain.users);
+    for m in [zero, blended] {
+        assert!((0.0..=1.0).contains(&m.precision_at_k));
+        assert!((0.0..=1.0).contains(&m.recall_at_k));
+    }
+}
