@@ -61,19 +61,69 @@ impl AlignedBuf {
     }
 }
 
+/// Human-readable formats (JSON) get a list of numbers; binary formats (the artifact bundle)
+/// get the little-endian bytes in one piece, which decodes with one allocation and one copy
+/// instead of a number-by-number, repeatedly growing vector.
 impl serde::Serialize for AlignedBuf {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.as_slice().serialize(s)
+        if s.is_human_readable() {
+            return self.as_slice().serialize(s);
+        }
+        let mut bytes = Vec::with_capacity(self.len * 4);
+        for v in self.as_slice() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        s.serialize_bytes(&bytes)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for AlignedBuf {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<f32>::deserialize(d)?;
-        let mut b = AlignedBuf::default();
-        b.resize(v.len(), 0.0);
-        b.as_mut_slice().copy_from_slice(&v);
-        Ok(b)
+        struct Floats;
+
+        impl<'de> serde::de::Visitor<'de> for Floats {
+            type Value = AlignedBuf;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of floats or their little-endian bytes")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AlignedBuf, E> {
+                if bytes.len() % 4 != 0 {
+                    return Err(E::invalid_length(bytes.len(), &"a multiple of 4 bytes"));
+                }
+                let mut b = AlignedBuf::default();
+                b.resize(bytes.len() / 4, 0.0);
+                for (v, c) in b.as_mut_slice().iter_mut().zip(bytes.chunks_exact(4)) {
+                    *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                Ok(b)
+            }
+
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<AlignedBuf, E> {
+                self.visit_bytes(&bytes)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AlignedBuf, A::Error> {
+                let mut v: Vec<f32> = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                let mut b = AlignedBuf::default();
+                b.resize(v.len(), 0.0);
+                b.as_mut_slice().copy_from_slice(&v);
+                Ok(b)
+            }
+        }
+
+        if d.is_human_readable() {
+            d.deserialize_seq(Floats)
+        } else {
+            d.deserialize_bytes(Floats)
+        }
     }
 }
 

@@ -378,3 +378,19 @@ fn blocked_evaluation_equals_the_generic_path() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn a_model_round_trips_through_json_and_keeps_training_identically() {
+    // JSON is the human-readable path of the parameter buffers (binary formats store bytes;
+    // the bundle tests of recsys-recommend cover that path).
+    let train = common::planted(60, 40, 3, 6, 1, 4);
+    let mut a = HybridModel::collaborative(params(Loss::Warp), 60, 40).unwrap();
+    a.fit(&train, FitOptions::epochs(2)).unwrap();
+    let text = serde_json::to_string(&a).unwrap();
+    let mut b: HybridModel = serde_json::from_str(&text).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.predict_all(3).unwrap(), b.predict_all(3).unwrap());
+    a.fit_partial(&train, FitOptions::epochs(1)).unwrap();
+    b.fit_partial(&train, FitOptions::epochs(1)).unwrap();
+    assert_eq!(a, b, "the optimiser state survives the round trip");
+}
