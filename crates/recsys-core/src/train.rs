@@ -89,7 +89,7 @@ impl<'de> serde::Deserialize<'de> for AlignedBuf {
             }
 
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AlignedBuf, E> {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return Err(E::invalid_length(bytes.len(), &"a multiple of 4 bytes"));
                 }
                 let mut b = AlignedBuf::default();
