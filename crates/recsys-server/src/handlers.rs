@@ -1,0 +1,487 @@
+//! The route handlers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use recsys_features::{Attributes, ExternalId};
+use recsys_recommend::{Bundle, ProductInfo, Recommendations, Request, Strategy};
+use serde::Serialize;
+
+use crate::details::DatabaseState;
+use crate::error::ApiError;
+use crate::metrics::{escape_label, Metrics};
+use crate::query::{parse_id, QueryParams};
+use crate::state::AppState;
+
+/// Response header naming the model version that answered.
+pub const MODEL_HEADER: &str = "x-recsys-model";
+/// Response header naming the strategy that produced the list.
+pub const STRATEGY_HEADER: &str = "x-recsys-strategy";
+/// Response header present (value `database`) when details came from the bundle because
+/// the database is down.
+pub const DEGRADED_HEADER: &str = "x-recsys-degraded";
+
+/// One item of `/similar-products`: the seed's contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimilarProduct {
+    /// Product name (null when unknown).
+    pub name: Option<String>,
+    /// Price (null when unknown; never NaN).
+    pub price: Option<f64>,
+    /// `/image/<file>` (null when the product has no image).
+    pub image: Option<String>,
+    /// The product id (a number for integer ids, else a string).
+    pub product_id: ExternalId,
+}
+
+/// One item of `/recommendations/{user_id}` and `/products/{product_id}/similar`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendedItem {
+    /// The product id.
+    pub product_id: ExternalId,
+    /// Product name (null when unknown).
+    pub name: Option<String>,
+    /// Price (null when unknown).
+    pub price: Option<f64>,
+    /// `/image/<file>` or null.
+    pub image: Option<String>,
+    /// The ranking score (null if not finite).
+    pub score: Option<f32>,
+    /// Why: `model`, `model+similar-to-X`, `similar-to-X`, `popular`,
+    /// `cold-start-features`, `cold-start-features+similar-to-X`.
+    pub reason: String,
+}
+
+/// The body of `/recommendations/{user_id}` and `/products/{product_id}/similar`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendationList {
+    /// The user asked for (recommendations only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<ExternalId>,
+    /// The product viewed / compared with, if any.
+    pub product_id: Option<ExternalId>,
+    /// The path that produced the list.
+    pub strategy: Strategy,
+    /// The model version (bundle `model_id`).
+    pub model_version: String,
+    /// True when details came from the bundle because the database is down.
+    pub degraded: bool,
+    /// Things to know (unknown ids, short lists…): `{kind, …, message}`.
+    pub notes: Vec<serde_json::Value>,
+    /// The items, best first.
+    pub items: Vec<RecommendedItem>,
+}
+
+/// Characters kept as they are in an image URL path (unreserved, plus `/`).
+fn url_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')
+}
+
+/// `/image/<file>` with the file name percent-encoded where needed.
+pub fn image_url(file: &str) -> String {
+    let mut out = String::with_capacity(7 + file.len());
+    out.push_str("/image/");
+    for &b in file.as_bytes() {
+        if url_path_char(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What one recommendation call needs, owned (it runs on another thread).
+struct Ask {
+    n: usize,
+    user: Option<ExternalId>,
+    product: Option<ExternalId>,
+    exclude: Vec<ExternalId>,
+    attributes: Attributes,
+}
+
+fn recommend(bundle: &Bundle, ask: &Ask) -> recsys_recommend::Result<Recommendations> {
+    let mut request = Request::new(ask.n).exclude(&ask.exclude);
+    if let Some(user) = &ask.user {
+        request = request.user(user);
+    }
+    if let Some(product) = &ask.product {
+        request = request.product(product);
+    }
+    if !ask.attributes.is_empty() {
+        request = request.user_attributes(&ask.attributes);
+    }
+    bundle.recommender().recommend(&request)
+}
+
+/// Runs the policy per the compute setting and fetches the details of the result.
+async fn answer(
+    state: &AppState,
+    ask: Ask,
+) -> Result<(Arc<Bundle>, Recommendations, Vec<ProductInfo>, bool), ApiError> {
+    let bundle = state.bundle();
+    let for_work = Arc::clone(&bundle);
+    let recs = state
+        .compute(move || recommend(&for_work, &ask))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "recommendation task failed");
+            ApiError::internal("the recommendation could not be computed")
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "recommendation failed");
+            ApiError::internal("the recommendation could not be computed")
+        })?;
+    let ids: Vec<ExternalId> = recs.items.iter().map(|r| r.product_id.clone()).collect();
+    let lookup = state.details().lookup(&ids, &bundle).await;
+    if lookup.degraded {
+        state
+            .metrics()
+            .degraded_responses
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    Ok((bundle, recs, lookup.details, lookup.degraded))
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn annotate(response: &mut Response, bundle: &Bundle, strategy: Strategy, degraded: bool) {
+    set_header(response, MODEL_HEADER, &bundle.metadata().model_id);
+    let strategy = serde_json::to_value(strategy)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    set_header(response, STRATEGY_HEADER, &strategy);
+    if degraded {
+        set_header(response, DEGRADED_HEADER, "database");
+    }
+}
+
+/// `GET /similar-products?productId=&userId=&n=` — the seed's contract: a JSON list of
+/// `{name, price, image, product_id}`, best first.
+pub async fn similar_products(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let config = state.config();
+    let q = QueryParams::parse(raw.as_deref());
+    let ask = Ask {
+        n: q.n(config)?,
+        user: q.id("userId", config)?,
+        product: q.id("productId", config)?,
+        exclude: Vec::new(),
+        attributes: Attributes::new(),
+    };
+    let (bundle, recs, details, degraded) = answer(&state, ask).await?;
+    let body: Vec<SimilarProduct> = recs
+        .items
+        .iter()
+        .zip(details)
+        .map(|(r, d)| SimilarProduct {
+            name: d.name,
+            price: d.price,
+            image: d.image.as_deref().map(image_url),
+            product_id: r.product_id.clone(),
+        })
+        .collect();
+    let mut response = Json(body).into_response();
+    annotate(&mut response, &bundle, recs.strategy, degraded);
+    Ok(response)
+}
+
+fn note_values(recs: &Recommendations) -> Vec<serde_json::Value> {
+    recs.notes
+        .iter()
+        .map(|note| {
+            let mut value = serde_json::to_value(note).unwrap_or_default();
+            if let Some(object) = value.as_object_mut() {
+                object.insert("message".into(), note.to_string().into());
+            }
+            value
+        })
+        .collect()
+}
+
+fn items(recs: &Recommendations, details: Vec<ProductInfo>) -> Vec<RecommendedItem> {
+    recs.items
+        .iter()
+        .zip(details)
+        .map(|(r, d)| RecommendedItem {
+            product_id: r.product_id.clone(),
+            name: d.name,
+            price: d.price,
+            image: d.image.as_deref().map(image_url),
+            score: Some(r.score).filter(|s| s.is_finite()),
+            reason: r.reason.to_string(),
+        })
+        .collect()
+}
+
+fn path_param(
+    name: &str,
+    path: Result<Path<String>, PathRejection>,
+    state: &AppState,
+) -> Result<ExternalId, ApiError> {
+    let Path(text) = path.map_err(|e| ApiError::bad_param(name, e.body_text()))?;
+    parse_id(name, &text, state.config())?
+        .ok_or_else(|| ApiError::bad_param(name, format!("{name} must not be blank")))
+}
+
+/// `GET /recommendations/{user_id}?n=&exclude=&productId=&attr.<column>=` — personalised
+/// list with reason and score per item; attributes serve a user unknown to the model.
+pub async fn recommendations(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let user = path_param("user_id", path, &state)?;
+    let config = state.config();
+    let q = QueryParams::parse(raw.as_deref());
+    let product = q.id("productId", config)?;
+    let ask = Ask {
+        n: q.n(config)?,
+        user: Some(user.clone()),
+        product: product.clone(),
+        exclude: q.exclude(config)?,
+        attributes: q.attributes(config)?,
+    };
+    let (bundle, recs, details, degraded) = answer(&state, ask).await?;
+    let body = RecommendationList {
+        user_id: Some(user),
+        product_id: product,
+        strategy: recs.strategy,
+        model_version: bundle.metadata().model_id.clone(),
+        degraded,
+        notes: note_values(&recs),
+        items: items(&recs, details),
+    };
+    let mut response = Json(body).into_response();
+    annotate(&mut response, &bundle, recs.strategy, degraded);
+    Ok(response)
+}
+
+/// `GET /products/{product_id}/similar?n=` — item-to-item: the most similar products.
+/// 404 when the model does not know the product.
+pub async fn similar_to_product(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let product = path_param("product_id", path, &state)?;
+    let q = QueryParams::parse(raw.as_deref());
+    let n = q.n(state.config())?;
+    if state.bundle().items().index(&product).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_product",
+            format!("product {product} is not known to the model"),
+        ));
+    }
+    let ask = Ask {
+        n,
+        user: None,
+        product: Some(product.clone()),
+        exclude: Vec::new(),
+        attributes: Attributes::new(),
+    };
+    let (bundle, recs, details, degraded) = answer(&state, ask).await?;
+    let body = RecommendationList {
+        user_id: None,
+        product_id: Some(product),
+        strategy: recs.strategy,
+        model_version: bundle.metadata().model_id.clone(),
+        degraded,
+        notes: note_values(&recs),
+        items: items(&recs, details),
+    };
+    let mut response = Json(body).into_response();
+    annotate(&mut response, &bundle, recs.strategy, degraded);
+    Ok(response)
+}
+
+/// `GET /health` — the process is alive.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The body of `/ready`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// `ready`, or `degraded` while the database is down.
+    pub status: &'static str,
+    /// Always true once the server runs (it does not start without a bundle).
+    pub model_loaded: bool,
+    /// The model version (bundle `model_id`).
+    pub model_version: String,
+    /// When the bundle was written (Unix seconds).
+    pub model_created_at_unix: i64,
+    /// When this server loaded it (Unix seconds).
+    pub loaded_at_unix: i64,
+    /// Users known to the model.
+    pub users: usize,
+    /// Items known to the model.
+    pub items: usize,
+    /// `up`, `down` or `not-configured`.
+    pub database: &'static str,
+    /// True while the database is down (details from the bundle).
+    pub degraded: bool,
+}
+
+/// `GET /ready` — model loaded, database state, model version. 200 whenever a model is
+/// loaded (the server can answer, degraded or not).
+pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
+    let bundle = state.bundle();
+    let database = state.details().state();
+    let degraded = database == DatabaseState::Down;
+    Json(Readiness {
+        status: if degraded { "degraded" } else { "ready" },
+        model_loaded: true,
+        model_version: bundle.metadata().model_id.clone(),
+        model_created_at_unix: bundle.metadata().created_at_unix,
+        loaded_at_unix: state.loaded_at_unix(),
+        users: bundle.users().len(),
+        items: bundle.items().len(),
+        database: database.as_str(),
+        degraded,
+    })
+}
+
+/// `GET /metrics` — Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::with_capacity(4096);
+    let m = state.metrics();
+    m.render_requests(&mut out);
+    let bundle = state.bundle();
+    let version = escape_label(&bundle.metadata().model_id);
+    out.push_str("# HELP recsys_model_info The model serving now (value 1).\n# TYPE recsys_model_info gauge\n");
+    out.push_str(&format!(
+        "recsys_model_info{{model_version=\"{version}\",items=\"{}\",users=\"{}\"}} 1\n",
+        bundle.items().len(),
+        bundle.users().len()
+    ));
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_loaded_timestamp_seconds",
+        "gauge",
+        "When the serving bundle was loaded (Unix seconds).",
+        state.loaded_at_unix() as f64,
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_reloads_total",
+        "counter",
+        "Reloads that swapped in a new bundle.",
+        Metrics::get(&m.reloads_ok),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_reload_failures_total",
+        "counter",
+        "Reloads refused (the previous bundle kept serving).",
+        Metrics::get(&m.reloads_failed),
+    );
+    let details = state.details();
+    let c = details.counters();
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_up",
+        "gauge",
+        "1 when the product database answers, 0 when down, -1 when none is configured.",
+        match details.state() {
+            DatabaseState::Up => 1.0,
+            DatabaseState::Down => 0.0,
+            DatabaseState::NotConfigured => -1.0,
+        },
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_errors_total",
+        "counter",
+        "Failed product database queries and pings.",
+        Metrics::get(&c.db_errors),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_queries_total",
+        "counter",
+        "Product database queries sent (one per response at most).",
+        Metrics::get(&c.db_queries),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_degraded_responses_total",
+        "counter",
+        "Responses whose details came from the bundle because the database was down.",
+        Metrics::get(&m.degraded_responses),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_hits_total",
+        "counter",
+        "Product details answered from the cache.",
+        Metrics::get(&c.cache_hits),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_misses_total",
+        "counter",
+        "Product details not in the cache.",
+        Metrics::get(&c.cache_misses),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_entries",
+        "gauge",
+        "Product details held in the cache.",
+        details.cached() as f64,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// `POST /admin/reload` (only with [`ServerConfig::admin_routes`](crate::ServerConfig)):
+/// reloads the bundle file; 200 with the new version, or 422 while the old one keeps
+/// serving.
+pub async fn reload(State(state): State<AppState>) -> Result<Json<crate::ReloadOutcome>, ApiError> {
+    state.reload().await.map(Json).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_refused",
+            format!(
+                "{e}; model {} keeps serving",
+                state.bundle().metadata().model_id
+            ),
+        )
+    })
+}
+
+/// Unknown routes: 404 with a JSON body.
+pub async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// Known route, wrong method: 405 with a JSON body.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,184 @@
+//! Prometheus metrics in the text exposition format, without a metrics library: request
+//! counts per route and status, latency histograms per route, reloads, degraded
+//! responses; the database and model gauges are read from the state when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// The route label of a request path: the route template, so label values stay few
+/// (`/recommendations/{user_id}`, not one series per user); anything else is `other`.
+pub fn route_label(path: &str) -> &'static str {
+    let rest = |prefix: &str| path.strip_prefix(prefix).filter(|r| !r.is_empty());
+    match path {
+        "/similar-products" => "/similar-products",
+        "/health" => "/health",
+        "/ready" => "/ready",
+        "/metrics" => "/metrics",
+        "/admin/reload" => "/admin/reload",
+        _ if rest("/recommendations/").is_some_and(|r| !r.contains('/')) => {
+            "/recommendations/{user_id}"
+        }
+        _ if rest("/products/")
+            .and_then(|r| r.strip_suffix("/similar"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
+        {
+            "/products/{product_id}/similar"
+        }
+        _ if rest("/image/").is_some() => "/image/{file}",
+        _ => "other",
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    /// (route, status) → count.
+    requests: BTreeMap<(&'static str, u16), u64>,
+    /// route → latency histogram.
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+/// The metrics of one server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    series: Mutex<Series>,
+    /// Reloads that swapped in a new bundle.
+    pub reloads_ok: AtomicU64,
+    /// Reloads refused (the old bundle kept serving).
+    pub reloads_failed: AtomicU64,
+    /// Responses served in degraded mode (details from the bundle, database down).
+    pub degraded_responses: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        *s.requests.entry((route, status)).or_insert(0) += 1;
+        let h = s.latency.entry(route).or_default();
+        h.count += 1;
+        h.sum += seconds;
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| seconds <= b) {
+            h.buckets[i] += 1;
+        }
+    }
+
+    /// The request series in the exposition format.
+    pub fn render_requests(&self, out: &mut String) {
+        let s = {
+            let guard = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            (guard.requests.clone(), guard.latency.clone())
+        };
+        let (requests, latency) = s;
+        out.push_str(
+            "# HELP recsys_http_requests_total HTTP requests by route template and status.\n",
+        );
+        out.push_str("# TYPE recsys_http_requests_total counter\n");
+        for ((route, status), n) in &requests {
+            let _ = writeln!(
+                out,
+                "recsys_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP recsys_http_request_duration_seconds Time to produce a response, by route template.\n");
+        out.push_str("# TYPE recsys_http_request_duration_seconds histogram\n");
+        for (route, h) in &latency {
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "recsys_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "recsys_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "recsys_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "recsys_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+    }
+
+    /// Adds one counter or gauge (HELP, TYPE and one unlabelled sample).
+    pub fn render_scalar(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+
+    /// Counter value helper.
+    pub fn get(counter: &AtomicU64) -> f64 {
+        counter.load(Ordering::Relaxed) as f64
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+pub fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates() {
+        assert_eq!(route_label("/similar-products"), "/similar-products");
+        assert_eq!(
+            route_label("/recommendations/42"),
+            "/recommendations/{user_id}"
+        );
+        assert_eq!(route_label("/recommendations/"), "other");
+        assert_eq!(
+            route_label("/products/7/similar"),
+            "/products/{product_id}/similar"
+        );
+        assert_eq!(route_label("/products//similar"), "other");
+        assert_eq!(route_label("/image/a.jpg"), "/image/{file}");
+        assert_eq!(route_label("/nope"), "other");
+    }
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.observe("/health", 200, Duration::from_micros(300));
+        m.observe("/health", 200, Duration::from_millis(3));
+        m.observe("/health", 404, Duration::from_secs(60));
+        let mut out = String::new();
+        m.render_requests(&mut out);
+        assert!(out.contains("recsys_http_requests_total{route=\"/health\",status=\"200\"} 2"));
+        assert!(out.contains("le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("le=\"10\"} 2\n"), "{out}");
+        assert!(out.contains("le=\"+Inf\"} 3\n"), "{out}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The shared state of a server: the hot-swappable bundle, product details, metrics.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use recsys_recommend::Bundle;
+use serde::Serialize;
+
+use crate::config::{Compute, ServerConfig};
+use crate::details::{ProductDetails, ProductSource};
+use crate::error::ServerError;
+use crate::metrics::Metrics;
+
+/// Cheap to clone (one `Arc`); handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bundle: ArcSwap<Bundle>,
+    loaded_at_unix: AtomicI64,
+    config: ServerConfig,
+    details: ProductDetails,
+    metrics: Metrics,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("model_version", &self.bundle().metadata().model_id)
+            .field("config", &self.inner.config)
+            .field("details", &self.inner.details)
+            .finish()
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What a successful reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadOutcome {
+    /// Model version (the bundle's `model_id`) now serving.
+    pub model_version: String,
+    /// Model version that served before.
+    pub previous_model_version: String,
+    /// Items of the new model.
+    pub items: usize,
+    /// Users of the new model.
+    pub users: usize,
+}
+
+/// Checks that a freshly loaded bundle can be served.
+fn check_servable(bundle: &Bundle, path: &Path) -> Result<(), ServerError> {
+    if bundle.items().is_empty() {
+        return Err(ServerError::Unservable {
+            path: path.to_path_buf(),
+            reason: "it has no items".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Loads and checks a bundle file (blocking: call it from a blocking thread).
+pub fn load_bundle(path: &Path) -> Result<Bundle, ServerError> {
+    let bundle = Bundle::load(path).map_err(|source| ServerError::Bundle {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_servable(&bundle, path)?;
+    Ok(bundle)
+}
+
+impl AppState {
+    /// A state serving `bundle`, with product details from `source` (`None`: the bundle's
+    /// product lookup only).
+    pub fn new(
+        bundle: Bundle,
+        source: Option<Arc<dyn ProductSource>>,
+        config: ServerConfig,
+    ) -> AppState {
+        let details = ProductDetails::new(
+            source,
+            config.cache_capacity,
+            config.cache_ttl,
+            config.db_timeout,
+        );
+        AppState {
+            inner: Arc::new(Inner {
+                bundle: ArcSwap::from_pointee(bundle),
+                loaded_at_unix: AtomicI64::new(now_unix()),
+                config,
+                details,
+                metrics: Metrics::default(),
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The bundle serving now. A request holds this `Arc` to its end, so a reload never
+    /// changes the model under a request.
+    pub fn bundle(&self) -> Arc<Bundle> {
+        self.inner.bundle.load_full()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The product-detail service.
+    pub fn details(&self) -> &ProductDetails {
+        &self.inner.details
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// When the serving bundle was loaded (Unix seconds).
+    pub fn loaded_at_unix(&self) -> i64 {
+        self.inner.loaded_at_unix.load(Ordering::Relaxed)
+    }
+
+    /// Runs CPU work on the blocking pool or inline, per [`ServerConfig::compute`].
+    pub async fn compute<T, F>(&self, work: F) -> Result<T, ServerError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.config.compute {
+            Compute::Inline => Ok(work()),
+            Compute::Blocking => tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| ServerError::Task(e.to_string())),
+        }
+    }
+
+    /// Swaps in `bundle` (already loaded and checked) atomically.
+    pub fn swap(&self, bundle: Bundle) -> ReloadOutcome {
+        let outcome_items = bundle.items().len();
+        let outcome_users = bundle.users().len();
+        let version = bundle.metadata().model_id.clone();
+        let previous = self.inner.bundle.swap(Arc::new(bundle));
+        self.inner
+            .loaded_at_unix
+            .store(now_unix(), Ordering::Relaxed);
+        ReloadOutcome {
+            model_version: version,
+            previous_model_version: previous.metadata().model_id.clone(),
+            items: outcome_items,
+            users: outcome_users,
+        }
+    }
+
+    /// Reloads the configured bundle file: loads and checks it on the blocking pool, then
+    /// swaps it in. On any error the old bundle keeps serving. Reloads run one at a time.
+    pub async fn reload(&self) -> Result<ReloadOutcome, ServerError> {
+        let result = self.reload_inner().await;
+        match &result {
+            Ok(outcome) => {
+                self.inner
+                    .metrics
+                    .reloads_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    model_version = %outcome.model_version,
+                    previous = %outcome.previous_model_version,
+                    items = outcome.items,
+                    "bundle reloaded"
+                );
+            }
+            Err(e) => {
+                self.inner
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "bundle reload refused: the previous model keeps serving");
+            }
+        }
+        result
+    }
+
+    async fn reload_inner(&self) -> Result<ReloadOutcome, ServerError> {
+        let _one_at_a_time = self.inner.reload_lock.lock().await;
+        let path = self
+            .inner
+            .config
+            .bundle_path
+            .clone()
+            .ok_or(ServerError::NoBundlePath)?;
+        let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??;
+        Ok(self.swap(bundle))
+    }
+
+    /// Starts the background task that pings the database while it is down, so the server
+    /// leaves degraded mode by itself. Stops when every clone of the state is dropped.
+    pub fn spawn_database_probe(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = self.inner.config.db_retry_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.details.probe().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! A small shop with two tastes, trained in-process, and helpers to call the router.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss, Popularity};
+use recsys_features::{
+    Attributes, ColumnSpec, Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionOptions,
+    InteractionRecord, ProductRecord, UserRecord,
+};
+use recsys_recommend::{Bundle, BundleParts, ProductCatalog};
+use recsys_server::{router, AppState, ProductSource, ServerConfig};
+use recsys_similarity::{ExactCosine, NeighbourTable};
+use tower::ServiceExt;
+
+pub const N_PRODUCTS: i64 = 24;
+pub const N_USERS: usize = 10;
+
+/// Users 1..=10: even ones live in "east" and buy products 100..112, odd ones in "west" and
+/// buy 112..124. Product 105 has a NaN price, product 107 no image, product 123 no
+/// details at all.
+pub fn shop(seed_offset: i64) -> InMemorySource {
+    let mut source = InMemorySource::default();
+    for u in 1..=N_USERS as i64 {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            "region".into(),
+            if u % 2 == 0 { "east" } else { "west" }.into(),
+        );
+        source.users.push(UserRecord {
+            user_id: ExternalId::Int(u),
+            attributes,
+        });
+    }
+    for p in 0..N_PRODUCTS {
+        let id = 100 + p;
+        source.products.push(ProductRecord {
+            product_id: ExternalId::Int(id),
+            name: (id != 123).then(|| format!("Bundle product {id}")),
+            price: (id != 123).then_some(if id == 105 { f64::NAN } else { 0.5 + p as f64 }),
+            image: (id != 107 && id != 123).then(|| format!("{id}.jpg")),
+            attributes: Attributes::new(),
+        });
+    }
+    for u in 1..=N_USERS as i64 {
+        let base = if u % 2 == 0 { 100 } else { 112 };
+        for j in 0..4 {
+            source.interactions.push(InteractionRecord {
+                user_id: ExternalId::Int(u),
+                product_id: ExternalId::Int(base + (u + j * 3 + seed_offset) % 12),
+                interaction_type: None,
+                weight: None,
+                timestamp: None,
+            });
+        }
+    }
+    source
+}
+
+/// A bundle trained on [`shop`] (user identity + region; item identity). `seed` changes
+/// the model (and so its version).
+pub fn bundle_with_seed(seed: u64) -> Bundle {
+    let mut source = shop(0);
+    let user_spec = FeatureSpec::identity_only().with_column(ColumnSpec::categorical("region"));
+    let dataset = Dataset::from_source(&mut source, user_spec, FeatureSpec::identity_only())
+        .expect("dataset");
+    let (train, _) = dataset
+        .logged_interactions(InteractionOptions::binary())
+        .expect("interactions");
+    let params = Hyperparameters::builder()
+        .loss(Loss::Warp)
+        .no_components(8)
+        .seed(seed)
+        .build()
+        .expect("params");
+    let mut model =
+        HybridModel::new(params, dataset.user_features(), dataset.item_features()).expect("model");
+    model.fit(&train, FitOptions::epochs(20)).expect("fit");
+    let exact = ExactCosine::new(model.item_representations().vectors());
+    Bundle::new(BundleParts {
+        neighbours: NeighbourTable::build(&exact, 8).expect("neighbours"),
+        popularity: Popularity::from_interactions(&train),
+        products: ProductCatalog::from_records(dataset.items(), source.products.iter().cloned()),
+        users: dataset.users().clone(),
+        items: dataset.items().clone(),
+        user_vocabulary: dataset.user_vocabulary().clone(),
+        item_vocabulary: dataset.item_vocabulary().clone(),
+        model,
+        seen: train,
+        metrics: None,
+        description: Some("recsys-server test shop".into()),
+    })
+    .expect("bundle")
+}
+
+pub fn bundle() -> Bundle {
+    bundle_with_seed(7)
+}
+
+pub fn state(config: ServerConfig) -> AppState {
+    AppState::new(bundle(), None, config)
+}
+
+pub fn state_with_source(source: Arc<dyn ProductSource>, config: ServerConfig) -> AppState {
+    AppState::new(bundle(), Some(source), config)
+}
+
+pub fn app() -> Router {
+    router(state(ServerConfig::default()))
+}
+
+/// The answer of one request.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn call(app: &Router, method: &str, uri: &str) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(app: &Router, uri: &str) -> Answer {
+    call(app, "GET", uri).await
+}
+
+/// Ids of a `/similar-products` answer.
+pub fn ids(answer: &Answer) -> Vec<serde_json::Value> {
+    answer
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|item| item["product_id"].clone())
+        .collect()
+}

@@ -1,0 +1,311 @@
+//! Against a real MongoDB-compatible server.
+//!
+//! * `details_come_from_mongodb_in_recommendation_order` uses `MONGODB_URI` (set by
+//!   scripts/test.sh); skipped with a message when it is unset, a failure when
+//!   `RECSYS_REQUIRE_DB=1`.
+//! * `a_stopped_database_degrades_and_recovers_by_itself` starts its own FerretDB (the
+//!   binary scripts/db.sh caches in `~/.cache/recsys/bin`, or `$RECSYS_TOOLS`), kills it
+//!   mid-test and starts it again on the same port and data.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mongodb::bson::{doc, Document};
+use recsys_server::details::DatabaseState;
+use recsys_server::{router, AppState, MongoProducts, ServerConfig};
+use serde_json::json;
+
+fn require_db() -> bool {
+    std::env::var("RECSYS_REQUIRE_DB").is_ok_and(|v| v == "1")
+}
+
+fn uri_from_env() -> Option<String> {
+    match std::env::var("MONGODB_URI") {
+        Ok(uri) if !uri.trim().is_empty() => Some(uri.trim().to_string()),
+        _ => {
+            assert!(
+                !require_db(),
+                "RECSYS_REQUIRE_DB=1 but MONGODB_URI is not set (run scripts/test.sh, or eval \"$(scripts/db.sh start)\")"
+            );
+            eprintln!("skipping: MONGODB_URI is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// Product documents as recsys-store writes them: string `_id`, Int64 `product_id`.
+fn documents() -> Vec<Document> {
+    (100..124_i64)
+        .map(|id| {
+            doc! {
+                "_id": id.to_string(),
+                "product_id": id,
+                "name": format!("Mongo product {id}"),
+                "price": 10.0 + id as f64,
+                "image": format!("m{id}.jpg"),
+                "category": "tea",
+            }
+        })
+        .collect()
+}
+
+async fn fill(uri: &str, database: &str) {
+    let client = mongodb::Client::with_uri_str(uri).await.expect("client");
+    let db = client.database(database);
+    db.drop().await.expect("drop");
+    db.collection::<Document>("products")
+        .insert_many(documents())
+        .await
+        .expect("insert products");
+}
+
+async fn drop_database(uri: &str, database: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(database).drop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_come_from_mongodb_in_recommendation_order() {
+    let Some(uri) = uri_from_env() else { return };
+    let database = format!("recsys_server_test_{}", std::process::id());
+    fill(&uri, &database).await;
+    let products = MongoProducts::connect(&uri, Some(&database), Duration::from_secs(5))
+        .await
+        .expect("connect");
+    let state = AppState::new(bundle(), Some(Arc::new(products)), ServerConfig::default());
+    assert_eq!(state.details().check().await, DatabaseState::Up);
+    let app = router(state.clone());
+
+    // "101" in the query string matches the Int64 101 stored in the database.
+    let a = get(&app, "/similar-products?userId=2&productId=101&n=8").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert!(!a.headers.contains_key("x-recsys-degraded"));
+    let reference = get(
+        &router(AppState::new(bundle(), None, ServerConfig::default())),
+        "/similar-products?userId=2&productId=101&n=8",
+    )
+    .await;
+    assert_eq!(ids(&a), ids(&reference), "same order as without a database");
+    for item in a.json().as_array().unwrap() {
+        let id = item["product_id"].as_i64().unwrap();
+        assert_eq!(item["name"], format!("Mongo product {id}"));
+        assert_eq!(item["price"], json!(10.0 + id as f64));
+        assert_eq!(item["image"], format!("/image/m{id}.jpg"));
+    }
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(metrics.contains("recsys_db_queries_total 1"), "{metrics}");
+    assert!(metrics.contains("recsys_db_up 1"), "{metrics}");
+    drop_database(&uri, &database).await;
+}
+
+fn ferretdb_binary() -> Option<PathBuf> {
+    let tools = std::env::var_os("RECSYS_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/recsys/bin")))?;
+    let bin = tools.join("ferretdb");
+    bin.is_file().then_some(bin)
+}
+
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 65000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free pair of loopback ports");
+}
+
+/// A FerretDB process of our own (killed on drop).
+struct Ferret {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Ferret {
+    fn start(bin: PathBuf) -> Ferret {
+        let data =
+            std::env::temp_dir().join(format!("recsys-server-ferret-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(data.join("state")).unwrap();
+        let mut f = Ferret {
+            bin,
+            data,
+            port: free_port_pair(),
+            child: None,
+        };
+        f.spawn();
+        f
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.bin)
+            .arg("--handler=sqlite")
+            .arg(format!("--sqlite-url=file:{}/", self.data.display()))
+            .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
+            .arg(format!("--debug-addr=127.0.0.1:{}", self.port + 1))
+            .arg(format!("--state-dir={}", self.data.join("state").display()))
+            .arg("--telemetry=disable")
+            .arg("--log-level=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferretdb");
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = async {
+                let mut options = mongodb::options::ClientOptions::parse(self.uri())
+                    .await
+                    .ok()?;
+                options.server_selection_timeout = Some(Duration::from_millis(500));
+                let client = mongodb::Client::with_options(options).ok()?;
+                client
+                    .database("admin")
+                    .run_command(doc! { "ping": 1 })
+                    .await
+                    .ok()
+            }
+            .await;
+            if ok.is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "FerretDB did not answer within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Ferret {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_degrades_and_recovers_by_itself() {
+    let Some(bin) = ferretdb_binary() else {
+        assert!(
+            !require_db(),
+            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is not in ~/.cache/recsys/bin (or $RECSYS_TOOLS): run scripts/db.sh start once to build it"
+        );
+        eprintln!(
+            "skipping: no FerretDB binary in ~/.cache/recsys/bin (scripts/db.sh start builds it)"
+        );
+        return;
+    };
+    let mut ferret = Ferret::start(bin);
+    ferret.wait_ready().await;
+    fill(&ferret.uri(), "shop").await;
+
+    let config = ServerConfig {
+        cache_capacity: 0, // every response asks the database
+        db_timeout: Duration::from_millis(300),
+        db_retry_interval: Duration::from_millis(100),
+        ..ServerConfig::default()
+    };
+    let products = MongoProducts::connect(&ferret.uri(), Some("shop"), config.db_timeout)
+        .await
+        .expect("connect");
+    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    assert_eq!(state.details().check().await, DatabaseState::Up);
+    let probe = state.spawn_database_probe();
+    let app = router(state.clone());
+    let from_mongo = |a: &Answer| {
+        a.json().as_array().unwrap().iter().all(|d| {
+            d["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Mongo product"))
+        })
+    };
+
+    let a = get(&app, "/similar-products?userId=3&n=5").await;
+    assert!(
+        from_mongo(&a) && !a.headers.contains_key("x-recsys-degraded"),
+        "{}",
+        a.text()
+    );
+
+    // Stop the database: answers keep coming, from the bundle, marked degraded, fast.
+    ferret.kill();
+    let started = Instant::now();
+    let a = get(&app, "/similar-products?userId=3&n=5").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["x-recsys-degraded"], "database");
+    assert!(!from_mongo(&a));
+    assert_eq!(ids(&a).len(), 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    for u in 1..=10 {
+        let a = get(&app, &format!("/recommendations/{u}?n=3")).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json()["degraded"], json!(true));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "degraded answers do not wait: {:?}",
+        started.elapsed()
+    );
+    let ready = get(&app, "/ready").await.json();
+    assert_eq!(ready["database"], "down");
+    assert!(get(&app, "/metrics")
+        .await
+        .text()
+        .contains("recsys_db_up 0"));
+
+    // Start it again (same port, same data): the server notices by itself.
+    ferret.spawn();
+    ferret.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state.details().state() != DatabaseState::Up {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not notice the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = get(&app, "/similar-products?userId=3&n=5").await;
+    assert!(
+        from_mongo(&a) && !a.headers.contains_key("x-recsys-degraded"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(get(&app, "/ready").await.json()["status"], "ready");
+    probe.abort();
+}

@@ -1,0 +1,155 @@
+//! Hot reload: a new bundle is swapped in atomically; a corrupt or incompatible one is
+//! refused and the old model keeps serving; requests in flight never fail.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use recsys_server::{router, AppState, ServerConfig, ServerError};
+
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp(name: &str) -> TempFile {
+    TempFile(std::env::temp_dir().join(format!(
+        "recsys-server-{name}-{}.bundle",
+        std::process::id()
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_and_refuses_bad_bundles() {
+    let file = temp("reload");
+    let old = bundle_with_seed(7);
+    let new = bundle_with_seed(8);
+    let (old_version, new_version) = (
+        old.metadata().model_id.clone(),
+        new.metadata().model_id.clone(),
+    );
+    assert_ne!(old_version, new_version);
+    old.save(&file.0).unwrap();
+    let state = AppState::new(
+        recsys_server::load_bundle(&file.0).unwrap(),
+        None,
+        ServerConfig {
+            bundle_path: Some(file.0.clone()),
+            admin_routes: true,
+            ..ServerConfig::default()
+        },
+    );
+    let app = router(state.clone());
+    let version = |a: &Answer| a.headers["x-recsys-model"].to_str().unwrap().to_string();
+    assert_eq!(
+        version(&get(&app, "/similar-products?userId=2").await),
+        old_version
+    );
+
+    // Hammer the server while reloading: no request may fail.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for t in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let uri = format!(
+                    "/similar-products?userId={}&productId={}&n=5",
+                    1 + (i + t) % 10,
+                    100 + i % 24
+                );
+                let a = get(&app, &uri).await;
+                assert_eq!(a.status, 200, "{uri}: {}", a.text());
+                assert_eq!(ids(&a).len(), 5);
+                seen.insert(a.headers["x-recsys-model"].to_str().unwrap().to_string());
+                i += 1;
+                tokio::task::yield_now().await;
+            }
+            (i, seen)
+        }));
+    }
+
+    new.save(&file.0).unwrap();
+    let outcome = state.reload().await.expect("reload");
+    assert_eq!(outcome.model_version, new_version);
+    assert_eq!(outcome.previous_model_version, old_version);
+
+    // Corrupt: one byte flipped in the payload -> checksum mismatch, refused.
+    let mut bytes = std::fs::read(&file.0).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&file.0, &bytes).unwrap();
+    let err = state.reload().await.unwrap_err();
+    assert!(matches!(err, ServerError::Bundle { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    // Incompatible: a future format version.
+    let mut bytes = new.to_bytes().unwrap();
+    bytes[8] = 99;
+    std::fs::write(&file.0, &bytes).unwrap();
+    let err = state.reload().await.unwrap_err();
+    assert!(err.to_string().contains("format version 99"), "{err}");
+    // Not a bundle at all, then a missing file.
+    std::fs::write(&file.0, b"{\"not\": \"a bundle\"}").unwrap();
+    assert!(state.reload().await.is_err());
+    std::fs::remove_file(&file.0).unwrap();
+    assert!(state.reload().await.is_err());
+
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut versions = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for task in load {
+        let (n, seen) = task.await.expect("no request failed");
+        total += n;
+        versions.extend(seen);
+    }
+    assert!(total > 0);
+    assert!(
+        versions.is_subset(&[old_version.clone(), new_version.clone()].into()),
+        "{versions:?}"
+    );
+    // The new model kept serving through the refused reloads.
+    assert_eq!(
+        version(&get(&app, "/similar-products?userId=2").await),
+        new_version
+    );
+    assert_eq!(
+        get(&app, "/ready").await.json()["model_version"],
+        new_version
+    );
+
+    // The admin route: refused while the file is missing (422, JSON), then fine again.
+    let a = call(&app, "POST", "/admin/reload").await;
+    assert_eq!(a.status, 422);
+    assert_eq!(a.json()["code"], "reload_refused");
+    assert!(a.json()["error"].as_str().unwrap().contains(&new_version));
+    old.save(&file.0).unwrap();
+    let a = call(&app, "POST", "/admin/reload").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["model_version"], old_version);
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(
+        metrics.contains("recsys_model_reloads_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("recsys_model_reload_failures_total 5"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn reload_without_a_path_is_an_error() {
+    let state = state(ServerConfig::default());
+    assert!(matches!(
+        state.reload().await,
+        Err(ServerError::NoBundlePath)
+    ));
+}

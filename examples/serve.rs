@@ -1,0 +1,179 @@
+//! The recommendation server: loads an artifact bundle, reads product details from
+//! MongoDB, serves the routes of `recsys-server` (see docs/serving.md).
+//!
+//!   cargo run --release -p recsys-examples --example serve -- --bundle model.bundle \
+//!       --port 8002 --images ../shared/images
+//!
+//! Every flag has an environment variable (RECSYS_BUNDLE, RECSYS_PORT, MONGODB_URI, …).
+//! SIGHUP reloads the bundle file (or POST /admin/reload with --admin-reload); SIGTERM and
+//! Ctrl-C shut down gracefully.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use recsys_server::{
+    load_bundle, serve, shutdown_signal, AppState, Compute, MongoProducts, ProductSource,
+    ServerConfig,
+};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ComputeFlag {
+    /// tokio's blocking pool (default).
+    Blocking,
+    /// On the async worker.
+    Inline,
+}
+
+/// Serve recommendations over HTTP from an artifact bundle.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// The bundle file (written by the train example).
+    #[arg(long, env = "RECSYS_BUNDLE")]
+    bundle: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "RECSYS_HOST", default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "RECSYS_PORT", default_value_t = 8002)]
+    port: u16,
+    /// MongoDB URI for product details; without it, details come from the bundle.
+    #[arg(long, env = "MONGODB_URI")]
+    mongodb_uri: Option<String>,
+    /// Database name (default: the URI's, else "recsys").
+    #[arg(long, env = "RECSYS_DB")]
+    database: Option<String>,
+    /// Do not use a database even if MONGODB_URI is set.
+    #[arg(long)]
+    no_db: bool,
+    /// Folder served by GET /image/{file}.
+    #[arg(long, env = "RECSYS_IMAGES")]
+    images: Option<PathBuf>,
+    /// Default n.
+    #[arg(long, env = "RECSYS_DEFAULT_N", default_value_t = 10)]
+    default_n: usize,
+    /// Largest n accepted.
+    #[arg(long, env = "RECSYS_MAX_N", default_value_t = 100)]
+    max_n: usize,
+    /// Product details cached (entries).
+    #[arg(long, env = "RECSYS_CACHE_ENTRIES", default_value_t = 20_000)]
+    cache_entries: usize,
+    /// Seconds a cached product detail is served.
+    #[arg(long, env = "RECSYS_CACHE_TTL_SECS", default_value_t = 300)]
+    cache_ttl_secs: u64,
+    /// Time limit of a database query, in milliseconds.
+    #[arg(long, env = "RECSYS_DB_TIMEOUT_MS", default_value_t = 500)]
+    db_timeout_ms: u64,
+    /// While the database is down, ping it every this many milliseconds.
+    #[arg(long, env = "RECSYS_DB_RETRY_MS", default_value_t = 2000)]
+    db_retry_ms: u64,
+    /// Where recommendations are computed.
+    #[arg(long, env = "RECSYS_COMPUTE", value_enum, default_value = "blocking")]
+    compute: ComputeFlag,
+    /// Async worker threads (default: one per core).
+    #[arg(long, env = "RECSYS_WORKERS")]
+    workers: Option<usize>,
+    /// Most threads of the blocking pool (recommendations run there).
+    #[arg(long, env = "RECSYS_BLOCKING_THREADS", default_value_t = 64)]
+    blocking_threads: usize,
+    /// Serve POST /admin/reload (SIGHUP always reloads).
+    #[arg(long, env = "RECSYS_ADMIN_RELOAD")]
+    admin_reload: bool,
+    /// Log format.
+    #[arg(long, env = "RECSYS_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RECSYS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime
+        .enable_all()
+        .max_blocking_threads(args.blocking_threads.max(1));
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers.max(1));
+    }
+    runtime.build()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let path = args.bundle.clone();
+    let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
+        .await?
+        .with_context(|| format!("loading {}", args.bundle.display()))?;
+    tracing::info!(
+        bundle = %args.bundle.display(),
+        model_version = %bundle.metadata().model_id,
+        items = bundle.items().len(),
+        users = bundle.users().len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "bundle loaded"
+    );
+    let config = ServerConfig {
+        bundle_path: Some(args.bundle.clone()),
+        image_dir: args.images.clone(),
+        default_n: args.default_n,
+        max_n: args.max_n,
+        cache_capacity: args.cache_entries,
+        cache_ttl: Duration::from_secs(args.cache_ttl_secs),
+        db_timeout: Duration::from_millis(args.db_timeout_ms),
+        db_retry_interval: Duration::from_millis(args.db_retry_ms),
+        compute: match args.compute {
+            ComputeFlag::Blocking => Compute::Blocking,
+            ComputeFlag::Inline => Compute::Inline,
+        },
+        admin_routes: args.admin_reload,
+        ..ServerConfig::default()
+    };
+    let source: Option<Arc<dyn ProductSource>> = match (&args.mongodb_uri, args.no_db) {
+        (Some(uri), false) if !uri.trim().is_empty() => {
+            let products =
+                MongoProducts::connect(uri.trim(), args.database.as_deref(), config.db_timeout)
+                    .await
+                    .context("MongoDB connection string")?;
+            Some(Arc::new(products))
+        }
+        _ => None,
+    };
+    let described = source.as_ref().map(|s| s.describe());
+    let state = AppState::new(bundle, source, config);
+    let database = state.details().check().await;
+    tracing::info!(
+        database = database.as_str(),
+        source = described.as_deref().unwrap_or("bundle only"),
+        "product details"
+    );
+    #[cfg(unix)]
+    recsys_server::reload_on_sighup(state.clone())?;
+
+    let address = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {address}"))?;
+    tracing::info!(%address, "listening");
+    serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
