@@ -5,6 +5,7 @@
 //! eval "$(scripts/db.sh start)"
 //! cargo run --release -p recsys-examples --example import -- ../shared/data/completejourney-seed --load
 //! cargo run --release -p recsys-examples --example import -- DIR --skip-bad-rows rejects.csv
+//! cargo run --release -p recsys-examples --example import -- --demo   # the demo shop
 //! ```
 //!
 //! Default: any invalid row (missing id, bad number or timestamp, wrong column count, unknown
@@ -28,8 +29,14 @@ use recsys::store::{CountingSource, CsvSource, StoreError};
 #[derive(Parser, Debug)]
 #[command(about = "Validated, idempotent import of the recsys CSV files into MongoDB")]
 struct Args {
-    /// Folder with users.csv, products.csv and user_product_interactions.csv (each may be .csv.gz).
-    dir: PathBuf,
+    /// Folder with users.csv, products.csv and user_product_interactions.csv (each may be
+    /// .csv.gz). With --demo: where the demo shop's CSV files are written first
+    /// [default: target/demo-data].
+    #[arg(required_unless_present = "demo")]
+    dir: Option<PathBuf>,
+    /// Generate the seeded demo shop (the quickstart's data) as CSV files, then import them.
+    #[arg(long)]
+    demo: bool,
     /// MongoDB URI (default: $MONGODB_URI).
     #[arg(long)]
     uri: Option<String>,
@@ -99,8 +106,22 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.drop {
         store.drop_database()?;
     }
-    let source = CsvSource::open(&args.dir)
-        .with_context(|| format!("reading the CSV folder {}", args.dir.display()))?;
+    let dir = match (&args.dir, args.demo) {
+        (Some(dir), false) => dir.clone(),
+        (dir, true) => {
+            let dir = dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("target/demo-data"));
+            let shop = recsys::demo::generate(&recsys::demo::DemoConfig::default());
+            recsys::demo::write_csv(&shop, &dir)
+                .with_context(|| format!("writing the demo shop to {}", dir.display()))?;
+            eprintln!("wrote the demo shop's CSV files to {}", dir.display());
+            dir
+        }
+        (None, false) => unreachable!("clap requires DIR unless --demo"),
+    };
+    let source = CsvSource::open(&dir)
+        .with_context(|| format!("reading the CSV folder {}", dir.display()))?;
 
     let import_options = ImportOptions {
         batch_size: args.batch_size,
