@@ -68,8 +68,12 @@ struct Args {
     #[arg(long, env = "RECSYS_MAX_N", default_value_t = 100)]
     max_n: usize,
     /// Product details cached (entries).
-    #[arg(long, env = "RECSYS_CACHE_ENTRIES", default_value_t = 20_000)]
+    #[arg(long, env = "RECSYS_CACHE_ENTRIES", default_value_t = 100_000)]
     cache_entries: usize,
+    /// Do not warm the cache with one scan of the products collection at start-up (and
+    /// every TTL/2).
+    #[arg(long, env = "RECSYS_NO_PRELOAD")]
+    no_preload: bool,
     /// Seconds a cached product detail is served.
     #[arg(long, env = "RECSYS_CACHE_TTL_SECS", default_value_t = 300)]
     cache_ttl_secs: u64,
@@ -101,7 +105,10 @@ fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RECSYS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match args.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
@@ -137,6 +144,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         default_n: args.default_n,
         max_n: args.max_n,
         cache_capacity: args.cache_entries,
+        preload_details: !args.no_preload,
         cache_ttl: Duration::from_secs(args.cache_ttl_secs),
         db_timeout: Duration::from_millis(args.db_timeout_ms),
         db_retry_interval: Duration::from_millis(args.db_retry_ms),

@@ -32,8 +32,11 @@ pub struct ServerConfig {
     pub max_exclude: usize,
     /// Most user attributes (`attr.<column>=value`) accepted (400 above).
     pub max_attributes: usize,
-    /// Product details kept in the cache (entries; each is a few hundred bytes at most).
+    /// Product details kept in the cache (entries; about 200 bytes each).
     pub cache_capacity: usize,
+    /// Warm the cache at start-up with one scan of the products collection (up to
+    /// `cache_capacity - 1` products), and again every `cache_ttl / 2`.
+    pub preload_details: bool,
     /// How long a cached product detail may be served before it is fetched again.
     pub cache_ttl: Duration,
     /// Time limit of one database query (and of server selection): a dead database costs
@@ -57,7 +60,8 @@ impl Default for ServerConfig {
             max_id_len: 128,
             max_exclude: 1000,
             max_attributes: 32,
-            cache_capacity: 20_000,
+            cache_capacity: 100_000,
+            preload_details: true,
             cache_ttl: Duration::from_secs(300),
             db_timeout: Duration::from_millis(500),
             db_retry_interval: Duration::from_secs(2),

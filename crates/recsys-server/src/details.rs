@@ -31,6 +31,16 @@ pub trait ProductSource: Send + Sync + 'static {
     /// Succeeds when the source answers.
     fn ping(&self) -> BoxFuture<'_, Result<(), ServerError>>;
 
+    /// Details of up to `limit` products (any), to warm the cache; the default answers
+    /// nothing.
+    fn scan(
+        &self,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(ExternalId, ProductInfo)>, ServerError>> {
+        let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// A short description for logs (`mongodb://host:port/db`, password redacted).
     fn describe(&self) -> String;
 }
@@ -40,6 +50,7 @@ pub trait ProductSource: Send + Sync + 'static {
 pub struct MongoProducts {
     collection: mongodb::Collection<Document>,
     uri: String,
+    timeout: Duration,
 }
 
 impl MongoProducts {
@@ -69,6 +80,7 @@ impl MongoProducts {
         Ok(MongoProducts {
             collection,
             uri: format!("{redacted} (database {name})"),
+            timeout,
         })
     }
 
@@ -128,6 +140,9 @@ impl ProductSource for MongoProducts {
                 .collection
                 .find(doc! { "product_id": { "$in": wanted } })
                 .projection(doc! { "_id": 0, "product_id": 1, "name": 1, "price": 1, "image": 1 })
+                // The server abandons the query too when the client gives up on it, so a
+                // slow database is not buried under queries nobody waits for.
+                .max_time(self.timeout)
                 .await
                 .map_err(|e| self.error(e))?;
             let mut found = Vec::with_capacity(ids.len());
@@ -152,6 +167,29 @@ impl ProductSource for MongoProducts {
                 .await
                 .map(|_| ())
                 .map_err(|e| self.error(e))
+        })
+    }
+
+    fn scan(
+        &self,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(ExternalId, ProductInfo)>, ServerError>> {
+        Box::pin(async move {
+            let mut cursor = self
+                .collection
+                .find(doc! {})
+                .projection(doc! { "_id": 0, "product_id": 1, "name": 1, "price": 1, "image": 1 })
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .batch_size(10_000)
+                .await
+                .map_err(|e| self.error(e))?;
+            let mut found = Vec::new();
+            while cursor.advance().await.map_err(|e| self.error(e))? {
+                if let Ok(doc) = Document::try_from(cursor.current()) {
+                    found.extend(info_from_document(&doc));
+                }
+            }
+            Ok(found)
         })
     }
 
@@ -405,6 +443,35 @@ impl ProductDetails {
             }
         }
         self.state()
+    }
+
+    /// Fills the cache with up to its capacity (minus one) of products read in one scan (a
+    /// warm-up: on servers where `$in` is a collection scan, e.g. FerretDB 1.x, a cold
+    /// cache costs a scan per request). Returns how many were cached; errors mark the
+    /// database down like a failed query.
+    pub async fn preload(&self, scan_timeout: Duration) -> usize {
+        let Some(source) = &self.source else { return 0 };
+        // Up to 2·half − 1 insertions rotate the generations at most once: all are kept.
+        let limit = (self.cache.half * 2).saturating_sub(1);
+        if self.cache.half == 0 {
+            return 0;
+        }
+        match tokio::time::timeout(scan_timeout, source.scan(limit)).await {
+            Ok(Ok(found)) => {
+                let n = found.len();
+                self.cache.insert_many(found);
+                self.mark_up();
+                n
+            }
+            Ok(Err(e)) => {
+                self.mark_down(&e);
+                0
+            }
+            Err(_) => {
+                tracing::warn!("product preload did not finish within {scan_timeout:?}");
+                0
+            }
+        }
     }
 
     /// Details of `ids`, in their order: cache, then one `$in` query for the rest (skipped

@@ -71,7 +71,7 @@ impl IntoResponse for ApiError {
 #[non_exhaustive]
 pub enum ServerError {
     /// The bundle could not be loaded or is not usable (the old one keeps serving).
-    #[error("bundle {path}: {source}")]
+    #[error("{source}")]
     Bundle {
         /// The file.
         path: PathBuf,

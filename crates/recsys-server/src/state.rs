@@ -205,16 +205,37 @@ impl AppState {
         Ok(self.swap(bundle))
     }
 
-    /// Starts the background task that pings the database while it is down, so the server
-    /// leaves degraded mode by itself. Stops when every clone of the state is dropped.
+    /// Starts the background task that warms the product cache (when
+    /// [`ServerConfig::preload_details`] is set: at once, then every `cache_ttl / 2` while
+    /// the database is up) and pings the database while it is down, so the server leaves
+    /// degraded mode by itself. Stops when every clone of the state is dropped.
     pub fn spawn_database_probe(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
-        let interval = self.inner.config.db_retry_interval;
+        let config = &self.inner.config;
+        let interval = config.db_retry_interval;
+        let preload = config.preload_details;
+        let refresh = config.cache_ttl / 2;
+        let scan_timeout = (config.db_timeout * 20).max(std::time::Duration::from_secs(120));
         tokio::spawn(async move {
+            let mut last_preload: Option<std::time::Instant> = None;
             loop {
-                tokio::time::sleep(interval).await;
                 let Some(inner) = weak.upgrade() else { break };
-                inner.details.probe().await;
+                let state = inner.details.probe().await;
+                let due = last_preload.is_none_or(|t| t.elapsed() >= refresh);
+                if preload && due && state == crate::details::DatabaseState::Up {
+                    let started = std::time::Instant::now();
+                    let n = inner.details.preload(scan_timeout).await;
+                    if n > 0 {
+                        tracing::info!(
+                            products = n,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "product cache warmed"
+                        );
+                        last_preload = Some(std::time::Instant::now());
+                    }
+                }
+                drop(inner);
+                tokio::time::sleep(interval).await;
             }
         })
     }
