@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use recsys::experiment::{Experiment, Split};
-use recsys::{CsvSource, HybridModel};
+use recsys::{CsvSource, HybridModel, InMemorySource, RecordSource, Rng};
 use recsys_examples::{epoch_progress, metrics_line, on_epoch, FeatureArgs, ModelArgs};
 use serde_json::json;
 
@@ -47,6 +47,12 @@ struct Args {
     /// removed) and evaluate on them only.
     #[arg(long, value_name = "FRACTION")]
     cold_start_items: Option<f64>,
+    /// Shuffle the products' attributes (category, brand, price, …) across products with
+    /// this seed before building features: metadata that carries no information about the
+    /// items, to show how a hybrid model copes with useless features (see
+    /// docs/benchmarks.md, "Do features help?").
+    #[arg(long, value_name = "SEED")]
+    shuffle_item_features: Option<u64>,
     /// Print one JSON object on stdout (no progress bar).
     #[arg(long)]
     json: bool,
@@ -87,8 +93,17 @@ fn run(args: Args) -> Result<()> {
 
     // ---- load
     let load_started = Instant::now();
-    let mut source =
+    let mut csv =
         CsvSource::open(&data).with_context(|| format!("opening dataset {}", data.display()))?;
+    let mut shuffled;
+    let source: &mut dyn RecordSource = match args.shuffle_item_features {
+        None => &mut csv,
+        Some(seed) => {
+            shuffled = read_all(&mut csv)?;
+            shuffle_product_attributes(&mut shuffled, seed);
+            &mut shuffled
+        }
+    };
     let default_pairs = data.join("test_pairs.csv.gz");
     let split = match (args.test_fraction, &args.test_pairs) {
         (Some(f), _) => Split::Random {
@@ -115,7 +130,7 @@ fn run(args: Args) -> Result<()> {
             }
         }
     };
-    let mut experiment = Experiment::load(&mut source, &config, split)
+    let mut experiment = Experiment::load(source, &config, split)
         .with_context(|| format!("loading dataset {}", data.display()))?;
     if let Some(fraction) = args.cold_start_items {
         experiment
@@ -182,6 +197,7 @@ fn run(args: Args) -> Result<()> {
         "item_identity": config.item_identity,
         "user_identity": config.user_identity,
         "metadata_weight": config.metadata_weight,
+        "shuffle_item_features": args.shuffle_item_features,
         "k": k,
         format!("precision_at_{k}"): metrics.precision_at_k,
         format!("recall_at_{k}"): metrics.recall_at_k,
@@ -247,4 +263,31 @@ fn score_one_user_ms(model: &HybridModel) -> Result<f64> {
         .collect::<Result<_, _>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// Every record of `source`, in memory.
+fn read_all(source: &mut CsvSource) -> Result<InMemorySource> {
+    let users = source.users()?.collect::<Result<_, _>>()?;
+    let products = source.products()?.collect::<Result<_, _>>()?;
+    let interactions = source.interactions()?.collect::<Result<_, _>>()?;
+    Ok(InMemorySource {
+        users,
+        products,
+        interactions,
+    })
+}
+
+/// Gives every product the attributes (and price) of another product, a seeded permutation:
+/// the metadata keeps its distribution but says nothing about the item any more.
+fn shuffle_product_attributes(data: &mut InMemorySource, seed: u64) {
+    let mut order: Vec<usize> = (0..data.products.len()).collect();
+    Rng::new(seed).shuffle(&mut order);
+    let attributes: Vec<_> = order
+        .iter()
+        .map(|&i| (data.products[i].attributes.clone(), data.products[i].price))
+        .collect();
+    for (product, (a, price)) in data.products.iter_mut().zip(attributes) {
+        product.attributes = a;
+        product.price = price;
+    }
 }
