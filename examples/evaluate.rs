@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use recsys::experiment::{Experiment, Split};
 use recsys::{CsvSource, HybridModel, InMemorySource, RecordSource, Rng};
-use recsys_examples::{epoch_progress, metrics_line, on_epoch, FeatureArgs, ModelArgs};
+use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -74,13 +74,7 @@ fn default_data_dir() -> Result<PathBuf> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    recsys_examples::exit_code(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<()> {
@@ -166,14 +160,7 @@ fn run(args: Args) -> Result<()> {
 
     // ---- train
     let loss = args.model.loss();
-    let params = args.model.hyperparameters()?;
-    let bar = epoch_progress(args.model.epochs, args.json);
-    let (model, training) = experiment
-        .fit(params, args.model.epochs, args.model.threads, |r| {
-            on_epoch(&bar, r)
-        })
-        .context("training")?;
-    bar.finish_and_clear();
+    let (model, training) = args.model.fit(&experiment, args.json)?;
 
     // ---- evaluate
     let eval_started = Instant::now();

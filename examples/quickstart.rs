@@ -42,13 +42,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    recsys_examples::exit_code(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<()> {

@@ -36,7 +36,7 @@ use recsys::{
     Bundle, BundleParts, CsvSource, ExactCosine, InMemorySource, NeighbourTable, Popularity,
     ProductCatalog, ProductRecord, RecordSource,
 };
-use recsys_examples::{epoch_progress, metrics_line, on_epoch, FeatureArgs, ModelArgs};
+use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
 use serde::Deserialize;
 
 #[derive(Parser, Debug)]
@@ -124,13 +124,7 @@ impl Input {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    recsys_examples::exit_code(run(Args::parse()))
 }
 
 /// The experiment configuration: the JSON file first, then the flags that were given.
@@ -264,14 +258,7 @@ fn run(args: Args) -> Result<()> {
     );
 
     // ---- train
-    let params = args.model.hyperparameters()?;
-    let bar = epoch_progress(args.model.epochs, args.quiet);
-    let (model, training) = experiment
-        .fit(params, args.model.epochs, args.model.threads, |r| {
-            on_epoch(&bar, r)
-        })
-        .context("training")?;
-    bar.finish_and_clear();
+    let (model, training) = args.model.fit(&experiment, args.quiet)?;
     eprintln!(
         "trained {} epochs ({:.2}s/epoch, {} thread(s))",
         args.model.epochs,

@@ -147,6 +147,23 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// Trains a model on `experiment` with these settings, with an epoch progress bar on
+    /// stderr unless `quiet`.
+    pub fn fit(
+        &self,
+        experiment: &recsys::Experiment,
+        quiet: bool,
+    ) -> anyhow::Result<(recsys::HybridModel, recsys::experiment::TrainingReport)> {
+        use anyhow::Context;
+        let params = self.hyperparameters()?;
+        let bar = epoch_progress(self.epochs, quiet);
+        let trained = experiment
+            .fit(params, self.epochs, self.threads, |r| on_epoch(&bar, r))
+            .context("training")?;
+        bar.finish_and_clear();
+        Ok(trained)
+    }
+
     /// The loss these flags name.
     pub fn loss(&self) -> recsys::Loss {
         match self.loss {
@@ -244,5 +261,16 @@ impl FeatureArgs {
                 recsys::InteractionMode::Weighted(recsys::InteractionWeights::new());
         }
         Ok(config)
+    }
+}
+
+/// The exit code of an example's `run`: errors are printed with their causes.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

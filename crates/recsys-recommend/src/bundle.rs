@@ -34,7 +34,7 @@ use recsys_similarity::{ExactCosine, NeighbourTable};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ProductCatalog, ProductInfo};
-use crate::error::{RecommendError, Result};
+use crate::error::{agree, RecommendError, Result};
 use crate::policy::Recommender;
 
 /// The format version this library writes and reads.
@@ -203,18 +203,6 @@ struct Payload {
     seen: Interactions,
 }
 
-fn agree(what: &'static str, expected: usize, found: usize) -> Result<()> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(RecommendError::Inconsistent {
-            what,
-            expected,
-            found,
-        })
-    }
-}
-
 /// Checks that every part has the model's number of users and items.
 fn check_parts(parts: &BundleParts) -> Result<()> {
     let (n_users, n_items) = (parts.model.n_users(), parts.model.n_items());
@@ -248,10 +236,6 @@ fn check_parts(parts: &BundleParts) -> Result<()> {
         parts.item_vocabulary.len(),
     )?;
     Ok(())
-}
-
-fn exact_index(model: &HybridModel) -> ExactCosine {
-    ExactCosine::new(model.item_representations().vectors())
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecommendError {
@@ -289,20 +273,7 @@ impl Bundle {
             epochs: parts.model.epochs_trained(),
             metrics: parts.metrics.clone(),
         };
-        let exact = exact_index(&parts.model);
-        let mut bundle = Bundle {
-            metadata,
-            model: parts.model,
-            users: parts.users,
-            items: parts.items,
-            user_vocabulary: parts.user_vocabulary,
-            item_vocabulary: parts.item_vocabulary,
-            products: parts.products,
-            neighbours: parts.neighbours,
-            popularity: parts.popularity,
-            seen: parts.seen,
-            exact,
-        };
+        let mut bundle = Bundle::assemble(metadata, parts);
         let payload = bundle.encode_payload(Path::new("<memory>"))?;
         bundle.metadata.model_id = format!("{:08x}", crc32fast::hash(&payload));
         Ok(bundle)
@@ -442,8 +413,13 @@ impl Bundle {
             parts.model.n_users(),
             metadata.counts.users,
         )?;
-        let exact = exact_index(&parts.model);
-        Ok(Bundle {
+        Ok(Bundle::assemble(metadata, parts))
+    }
+
+    /// The bundle of checked parts, with the exact index rebuilt from the model.
+    fn assemble(metadata: BundleMetadata, parts: BundleParts) -> Bundle {
+        Bundle {
+            exact: ExactCosine::new(parts.model.item_representations().vectors()),
             metadata,
             model: parts.model,
             users: parts.users,
@@ -454,8 +430,7 @@ impl Bundle {
             neighbours: parts.neighbours,
             popularity: parts.popularity,
             seen: parts.seen,
-            exact,
-        })
+        }
     }
 
     /// The metadata.

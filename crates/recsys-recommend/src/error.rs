@@ -92,3 +92,16 @@ pub enum RecommendError {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, RecommendError>;
+
+/// `Ok` when two parts agree on a size, else [`RecommendError::Inconsistent`].
+pub(crate) fn agree(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(RecommendError::Inconsistent {
+            what,
+            expected,
+            found,
+        })
+    }
+}

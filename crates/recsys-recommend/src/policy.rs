@@ -9,7 +9,7 @@ use recsys_features::{Attributes, ExternalId, FeatureVocabulary, IdMap};
 use recsys_similarity::SimilarityIndex;
 use serde::Serialize;
 
-use crate::error::{RecommendError, Result};
+use crate::error::{agree, Result};
 
 /// The boost of the original system: `score = model + 0.25 × cosine(item, viewed product)`.
 pub const DEFAULT_BOOST: f32 = 0.25;
@@ -306,23 +306,11 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(RecommendError::Inconsistent {
-            what,
-            expected,
-            found,
-        })
-    }
-}
-
 impl<'a> Recommender<'a> {
     /// A recommender scoring with `scorer`; `users` and `items` map external ids to the
     /// scorer's indices. Fails when `items` and the scorer disagree on the number of items.
     pub fn new(scorer: &'a dyn Scorer, users: &'a IdMap, items: &'a IdMap) -> Result<Self> {
-        check_len("scorer items vs item id map", items.len(), scorer.n_items())?;
+        agree("scorer items vs item id map", items.len(), scorer.n_items())?;
         Ok(Recommender {
             scorer,
             users,
@@ -338,21 +326,21 @@ impl<'a> Recommender<'a> {
     /// The exact similarity index used for the boost (and for "similar to X" when no
     /// `neighbours` are set or they run short).
     pub fn with_similarity(mut self, index: &'a dyn SimilarityIndex) -> Result<Self> {
-        check_len("similarity index items", self.items.len(), index.len())?;
+        agree("similarity index items", self.items.len(), index.len())?;
         self.similarity = Some(index);
         Ok(self)
     }
 
     /// Fast (e.g. precomputed) neighbour lists for "similar to X".
     pub fn with_neighbours(mut self, index: &'a dyn SimilarityIndex) -> Result<Self> {
-        check_len("neighbour index items", self.items.len(), index.len())?;
+        agree("neighbour index items", self.items.len(), index.len())?;
         self.neighbours = Some(index);
         Ok(self)
     }
 
     /// Popularity for the last fallback.
     pub fn with_popularity(mut self, popularity: &'a Popularity) -> Result<Self> {
-        check_len(
+        agree(
             "popularity items",
             self.items.len(),
             popularity.counts().len(),
@@ -364,8 +352,8 @@ impl<'a> Recommender<'a> {
     /// The interactions each known user already had (excluded unless the request says
     /// otherwise).
     pub fn with_seen(mut self, seen: &'a Interactions) -> Result<Self> {
-        check_len("seen-interaction items", self.items.len(), seen.n_items())?;
-        check_len("seen-interaction users", self.users.len(), seen.n_users())?;
+        agree("seen-interaction items", self.items.len(), seen.n_items())?;
+        agree("seen-interaction users", self.users.len(), seen.n_users())?;
         self.seen = Some(seen);
         Ok(self)
     }
@@ -469,7 +457,7 @@ impl<'a> Recommender<'a> {
             let ranked = SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
                 let mut scores = cell.borrow_mut();
                 self.scorer.score_all(query, &mut scores)?;
-                check_len("scores returned by the scorer", n_items, scores.len())?;
+                agree("scores returned by the scorer", n_items, scores.len())?;
                 if let (Some((p, _)), Some(index)) = (boost_from, self.similarity) {
                     index.for_each_similarity(p, &mut |j, s| {
                         if let Some(x) = scores.get_mut(j) {
