@@ -361,7 +361,7 @@ impl Bundle {
         Ok(bytes.len() as u64)
     }
 
-    /// Reads and fully checks a bundle file (see the [module docs](self)).
+    /// Reads and fully checks a bundle file (see the [module docs](crate::bundle)).
     pub fn load(path: impl AsRef<Path>) -> Result<Bundle> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(io_error("reading", path))?;

@@ -52,7 +52,7 @@
 //! ```
 #![warn(missing_docs)]
 
-mod bundle;
+pub mod bundle;
 mod catalog;
 mod error;
 mod evaluate;
