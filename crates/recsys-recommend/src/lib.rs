@@ -65,6 +65,6 @@ pub use catalog::{ProductCatalog, ProductInfo};
 pub use error::{RecommendError, Result};
 pub use evaluate::{evaluate_policy, PolicyMetrics, Viewing};
 pub use policy::{
-    ItemFilter, Note, Reason, Recommendation, Recommendations, Recommender, Request, Strategy,
-    DEFAULT_BOOST,
+    AttributeLookup, ItemFilter, Note, Reason, Recommendation, Recommendations, Recommender,
+    Request, Strategy, DEFAULT_BOOST,
 };

@@ -163,6 +163,10 @@ pub struct Recommendations {
 /// A predicate on dense item indices: `true` keeps the item (e.g. "in stock").
 pub type ItemFilter<'a> = &'a (dyn Fn(usize) -> bool + Sync);
 
+/// Finds the attributes of a user the model does not know (e.g. a customer who registered
+/// after training, looked up in the `users` collection), for cold-start scoring.
+pub type AttributeLookup<'a> = &'a (dyn Fn(&ExternalId) -> Option<Attributes> + Sync);
+
 /// What to recommend: built with chained setters, all optional but `n`.
 ///
 /// ```
@@ -285,6 +289,7 @@ pub struct Recommender<'a> {
     popularity: Option<&'a Popularity>,
     seen: Option<&'a Interactions>,
     user_vocabulary: Option<&'a FeatureVocabulary>,
+    lookup: Option<AttributeLookup<'a>>,
 }
 
 impl fmt::Debug for Recommender<'_> {
@@ -297,6 +302,7 @@ impl fmt::Debug for Recommender<'_> {
             .field("popularity", &self.popularity.is_some())
             .field("seen", &self.seen.is_some())
             .field("user_vocabulary", &self.user_vocabulary.is_some())
+            .field("lookup", &self.lookup.is_some())
             .finish()
     }
 }
@@ -320,6 +326,7 @@ impl<'a> Recommender<'a> {
             popularity: None,
             seen: None,
             user_vocabulary: None,
+            lookup: None,
         })
     }
 
@@ -364,6 +371,13 @@ impl<'a> Recommender<'a> {
         self
     }
 
+    /// Where to find the attributes of a user unknown to the model when the request gives
+    /// none (used only with a user vocabulary).
+    pub fn with_attribute_lookup(mut self, lookup: AttributeLookup<'a>) -> Self {
+        self.lookup = Some(lookup);
+        self
+    }
+
     /// The item id map.
     pub fn items(&self) -> &'a IdMap {
         self.items
@@ -380,8 +394,10 @@ impl<'a> Recommender<'a> {
     /// 1. a **known user**: model scores for every item, plus `boost × cosine(item,
     ///    product)` when a known product is given (reason `model+similar-to-X`, else
     ///    `model`);
-    /// 2. an **unknown user with attributes** that match the training vocabulary: the
-    ///    model's cold-start score from those features, boosted the same way;
+    /// 2. an **unknown user with attributes** (given in the request, or found by the
+    ///    [attribute lookup](Self::with_attribute_lookup)) that match the training
+    ///    vocabulary: the model's cold-start score from those features, boosted the same
+    ///    way;
     /// 3. otherwise, a **known product**: its most similar items (`similar-to-X`);
     /// 4. otherwise the **most popular** items (`popular`).
     ///
@@ -428,8 +444,12 @@ impl<'a> Recommender<'a> {
 
         // Cold start: an unknown (or absent) user described by attributes.
         let mut cold_row = None;
+        let looked_up = match (user, request.attributes, request.user, self.lookup) {
+            (None, None, Some(id), Some(lookup)) if self.user_vocabulary.is_some() => lookup(id),
+            _ => None,
+        };
         if user.is_none() {
-            if let Some(attributes) = request.attributes {
+            if let Some(attributes) = request.attributes.or(looked_up.as_ref()) {
                 let row = self
                     .user_vocabulary
                     .map(|v| v.feature_row(attributes))

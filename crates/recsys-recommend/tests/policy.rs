@@ -438,3 +438,37 @@ fn policy_evaluation_of_the_plain_model_matches_the_core_evaluation() {
         assert!((0.0..=1.0).contains(&m.recall_at_k));
     }
 }
+
+#[test]
+fn attributes_of_a_new_user_can_be_looked_up() {
+    let w = world();
+    let p = parts(&w, 3);
+    let lookup = |id: &ExternalId| {
+        (id == &user(500)).then(|| {
+            let mut a = Attributes::new();
+            a.insert("city".into(), "south".into());
+            a
+        })
+    };
+    let r = recommender(&w, &p).with_attribute_lookup(&lookup);
+    let found = r.recommend(&Request::new(4).user(&user(500))).unwrap();
+    assert_eq!(found.strategy, Strategy::ColdStartFeatures);
+    let mut south = Attributes::new();
+    south.insert("city".into(), "south".into());
+    let given = r
+        .recommend(&Request::new(4).user(&user(501)).user_attributes(&south))
+        .unwrap();
+    assert_eq!(items_of(&found), items_of(&given));
+    // Unknown to the lookup too: the usual fallback.
+    let missing = r.recommend(&Request::new(4).user(&user(502))).unwrap();
+    assert_eq!(missing.strategy, Strategy::Popular);
+    // Known users never reach the lookup.
+    let panicking = |_: &ExternalId| -> Option<Attributes> { panic!("looked up a known user") };
+    let r = recommender(&w, &p).with_attribute_lookup(&panicking);
+    assert_eq!(
+        r.recommend(&Request::new(2).user(&user(1)))
+            .unwrap()
+            .strategy,
+        Strategy::Model
+    );
+}
