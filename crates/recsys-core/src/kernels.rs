@@ -38,6 +38,83 @@ fn score_rows_generic(rows: &[f32], stride: usize, u: &[f32], add: f32, out: &mu
     }
 }
 
+/// `out[i] = dot(rows[i], u) + add + weight × clamp(dot(rows[i], d) × inv[i], −1, 1)`: the
+/// model score plus a weighted cosine towards the unit vector `d` (`inv[i]` = 1 / ‖row i‖),
+/// in one pass over the rows. `d` must be zero outside the latent components.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_rows_with_cosine(
+    rows: &[f32],
+    stride: usize,
+    u: &[f32],
+    add: f32,
+    d: &[f32],
+    inv: &[f32],
+    weight: f32,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(stride % 8, 0);
+    debug_assert_eq!(u.len(), stride);
+    debug_assert_eq!(d.len(), stride);
+    debug_assert_eq!(rows.len(), out.len() * stride);
+    debug_assert_eq!(inv.len(), out.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { cosine_rows_avx2(rows, stride, u, add, d, inv, weight, out) };
+            return;
+        }
+    }
+    cosine_rows_generic(rows, stride, u, add, d, inv, weight, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cosine_rows_avx2(
+    rows: &[f32],
+    stride: usize,
+    u: &[f32],
+    add: f32,
+    d: &[f32],
+    inv: &[f32],
+    weight: f32,
+    out: &mut [f32],
+) {
+    cosine_rows_generic(rows, stride, u, add, d, inv, weight, out);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cosine_rows_generic(
+    rows: &[f32],
+    stride: usize,
+    u: &[f32],
+    add: f32,
+    d: &[f32],
+    inv: &[f32],
+    weight: f32,
+    out: &mut [f32],
+) {
+    let sum = |a: [f32; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+    for ((row, o), &inv) in rows.chunks_exact(stride).zip(out.iter_mut()).zip(inv) {
+        let mut score = [0.0f32; 8];
+        let mut cos = [0.0f32; 8];
+        for ((x, y), z) in row
+            .chunks_exact(8)
+            .zip(u.chunks_exact(8))
+            .zip(d.chunks_exact(8))
+        {
+            for j in 0..8 {
+                score[j] += x[j] * y[j];
+                cos[j] += x[j] * z[j];
+            }
+        }
+        *o = sum(score) + add + weight * (sum(cos) * inv).clamp(-1.0, 1.0);
+    }
+}
+
 /// For every value `v` of `values` (NaN read as −∞), adds one to `counts[c]` where `c` is the
 /// number of entries of the ascending slice `sorted` that are `<= v`. `counts` must have
 /// `sorted.len() + 1` entries.

@@ -36,6 +36,18 @@ pub struct ItemRepresentations {
     /// padded dot product with `[user vector, 1, 0…]` gives vector·vector + item bias.
     packed: Vec<f32>,
     stride: usize,
+    /// `1 / ‖vector‖` per item (0 for a zero or non-finite vector).
+    inverse_norms: Vec<f32>,
+}
+
+/// `1 / ‖v‖` computed in f64 (0 for a zero or non-finite vector).
+fn inverse_norm(v: impl Iterator<Item = f32>) -> f32 {
+    let norm = v.map(|x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        (1.0 / norm) as f32
+    } else {
+        0.0
+    }
 }
 
 impl ItemRepresentations {
@@ -58,11 +70,16 @@ impl ItemRepresentations {
             }
             dst[k] = biases[i];
         }
+        let inverse_norms = vectors
+            .outer_iter()
+            .map(|row| inverse_norm(row.iter().copied()))
+            .collect();
         Ok(ItemRepresentations {
             vectors,
             biases,
             packed,
             stride,
+            inverse_norms,
         })
     }
 
@@ -101,6 +118,46 @@ impl ItemRepresentations {
         out.clear();
         out.resize(self.len(), 0.0);
         crate::kernels::score_rows(&self.packed, self.stride, &u, user.bias, out);
+    }
+
+    /// Scores every item for `user` plus `weight ×` the cosine similarity of the item with
+    /// item `towards` (both as representations), in one pass over the items: the blend of
+    /// "what this user likes" and "what resembles the product being viewed". A zero vector
+    /// has cosine 0 with everything; cosines are clamped to `[-1, 1]`.
+    pub fn score_all_with_cosine(
+        &self,
+        user: &Representation,
+        towards: usize,
+        weight: f32,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        if towards >= self.len() {
+            return Err(CoreError::IndexOutOfRange {
+                what: "item",
+                index: towards,
+                len: self.len(),
+            });
+        }
+        let u = self.padded_user(user);
+        let k = self.vectors.ncols();
+        let mut d = vec![0.0; self.stride];
+        let scale = self.inverse_norms[towards];
+        for (x, v) in d.iter_mut().zip(self.vectors.row(towards).iter()).take(k) {
+            *x = v * scale;
+        }
+        out.clear();
+        out.resize(self.len(), 0.0);
+        crate::kernels::score_rows_with_cosine(
+            &self.packed,
+            self.stride,
+            &u,
+            user.bias,
+            &d,
+            &self.inverse_norms,
+            weight,
+            out,
+        );
+        Ok(())
     }
 
     /// Scores items `range` for a user representation into `out` (`range.len()` values).

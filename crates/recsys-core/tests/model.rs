@@ -394,3 +394,38 @@ fn a_model_round_trips_through_json_and_keeps_training_identically() {
     b.fit_partial(&train, FitOptions::epochs(1)).unwrap();
     assert_eq!(a, b, "the optimiser state survives the round trip");
 }
+
+#[test]
+fn blended_scores_are_model_scores_plus_weighted_cosine() {
+    let train = common::planted(50, 40, 3, 6, 1, 8);
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 50, 40).unwrap();
+    model.fit(&train, FitOptions::epochs(3)).unwrap();
+    let reps = model.item_representations();
+    let user = model.user_representation(7).unwrap();
+    let mut plain = Vec::new();
+    reps.score_all(&user, &mut plain);
+    let v = reps.vectors();
+    let cos = |a: usize, b: usize| {
+        let (x, y) = (v.row(a), v.row(b));
+        let c = f64::from(x.dot(&y)) / (f64::from(x.dot(&x)).sqrt() * f64::from(y.dot(&y)).sqrt());
+        c.clamp(-1.0, 1.0) as f32
+    };
+    for (towards, weight) in [(0, 0.25f32), (17, 2.0), (39, -1.0)] {
+        let mut blended = Vec::new();
+        reps.score_all_with_cosine(&user, towards, weight, &mut blended)
+            .unwrap();
+        for i in 0..40 {
+            let want = plain[i] + weight * cos(towards, i);
+            assert!(
+                (blended[i] - want).abs() < 1e-4,
+                "item {i} towards {towards}: {} vs {want}",
+                blended[i]
+            );
+        }
+    }
+    let mut out = Vec::new();
+    assert!(matches!(
+        reps.score_all_with_cosine(&user, 40, 1.0, &mut out),
+        Err(CoreError::IndexOutOfRange { .. })
+    ));
+}

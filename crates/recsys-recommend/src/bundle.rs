@@ -1,6 +1,6 @@
 //! The artifact bundle: everything a server needs to recommend, in one checked file.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! | bytes | content |
 //! |---|---|
@@ -37,8 +37,9 @@ use crate::catalog::{ProductCatalog, ProductInfo};
 use crate::error::{agree, RecommendError, Result};
 use crate::policy::Recommender;
 
-/// The format version this library writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this library writes and reads (2: parameter buffers stored as byte
+/// strings; version 1 files are refused with [`RecommendError::UnsupportedVersion`]).
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: [u8; 8] = *b"\x89RECSYS\n";
 const HEADER_LEN: usize = 40;
@@ -499,6 +500,7 @@ impl Bundle {
     pub fn recommender(&self) -> Recommender<'_> {
         Recommender::new(&self.model, &self.users, &self.items)
             .and_then(|r| r.with_similarity(&self.exact))
+            .and_then(|r| r.with_model_similarity())
             .and_then(|r| r.with_neighbours(&self.neighbours))
             .and_then(|r| r.with_popularity(&self.popularity))
             .and_then(|r| r.with_seen(&self.seen))

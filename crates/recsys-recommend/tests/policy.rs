@@ -472,3 +472,43 @@ fn attributes_of_a_new_user_can_be_looked_up() {
         Strategy::Model
     );
 }
+
+#[test]
+fn the_one_pass_blend_ranks_like_the_two_pass_blend() {
+    let w = world();
+    let p = parts(&w, 3);
+    let two_pass = recommender(&w, &p);
+    let one_pass = recommender(&w, &p).with_model_similarity().unwrap();
+    let mut north = Attributes::new();
+    north.insert("city".into(), "north".into());
+    for u in [0, 3, 7, 11] {
+        let known = user(u);
+        for viewed in [id(0), id(5), id(13)] {
+            for boost in [0.25f32, 4.0] {
+                let request = Request::new(8).user(&known).product(&viewed).boost(boost);
+                let a = two_pass.recommend(&request).unwrap();
+                let b = one_pass.recommend(&request).unwrap();
+                assert_eq!(
+                    items_of(&a),
+                    items_of(&b),
+                    "user {u} viewing {viewed} boost {boost}"
+                );
+                for (x, y) in a.items.iter().zip(&b.items) {
+                    assert!((x.score - y.score).abs() < 1e-5, "{x:?} vs {y:?}");
+                    assert_eq!(x.reason, y.reason);
+                }
+            }
+        }
+        // Cold start takes the one-pass path too.
+        let stranger = user(900 + u);
+        let viewed = id(2);
+        let request = Request::new(5)
+            .user(&stranger)
+            .user_attributes(&north)
+            .product(&viewed);
+        assert_eq!(
+            items_of(&two_pass.recommend(&request).unwrap()),
+            items_of(&one_pass.recommend(&request).unwrap())
+        );
+    }
+}
