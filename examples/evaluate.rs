@@ -93,7 +93,7 @@ fn run(args: Args) -> Result<()> {
     let source: &mut dyn RecordSource = match args.shuffle_item_features {
         None => &mut csv,
         Some(seed) => {
-            shuffled = read_all(&mut csv)?;
+            shuffled = InMemorySource::collect_from(&mut csv)?;
             shuffle_product_attributes(&mut shuffled, seed);
             &mut shuffled
         }
@@ -250,18 +250,6 @@ fn score_one_user_ms(model: &HybridModel) -> Result<f64> {
         .collect::<Result<_, _>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
-}
-
-/// Every record of `source`, in memory.
-fn read_all(source: &mut CsvSource) -> Result<InMemorySource> {
-    let users = source.users()?.collect::<Result<_, _>>()?;
-    let products = source.products()?.collect::<Result<_, _>>()?;
-    let interactions = source.interactions()?.collect::<Result<_, _>>()?;
-    Ok(InMemorySource {
-        users,
-        products,
-        interactions,
-    })
 }
 
 /// Gives every product the attributes (and price) of another product, a seeded permutation:
