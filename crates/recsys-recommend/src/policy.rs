@@ -461,6 +461,8 @@ impl<'a> Recommender<'a> {
                 None => unknown_excluded += 1,
             }
         }
+        // Sorted: the similar-items path tests every candidate against it.
+        excluded_items.sort_unstable();
         if unknown_excluded > 0 {
             notes.push(Note::UnknownExcludedIds {
                 count: unknown_excluded,
@@ -558,7 +560,7 @@ impl<'a> Recommender<'a> {
             };
             (self.label(ranked, |_| reason.clone()), strategy)
         } else if let (Some((p, to)), true) = (product, self.has_similarity()) {
-            let excluded = |j: usize| excluded_items.contains(&j) || !keep(j);
+            let excluded = |j: usize| excluded_items.binary_search(&j).is_ok() || !keep(j);
             let mut found = match self.neighbours.or(self.similarity) {
                 Some(index) => index.similar(p, request.n, &excluded)?,
                 None => Vec::new(),
