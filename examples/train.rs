@@ -30,11 +30,12 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
+use recsys::features::{RecordIter, SourceError};
 use recsys::recommend::EvaluationSummary;
 use recsys::store::mongo::MongoStore;
 use recsys::{
-    Bundle, BundleParts, CsvSource, ExactCosine, InMemorySource, NeighbourTable, Popularity,
-    ProductCatalog, ProductRecord, RecordSource,
+    Bundle, BundleParts, CsvSource, ExactCosine, InMemorySource, InteractionRecord, NeighbourTable,
+    Popularity, ProductCatalog, ProductRecord, RecordSource, UserRecord,
 };
 use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
 use serde::Deserialize;
@@ -120,6 +121,32 @@ impl Input {
             Input::Csv(dir, _) => dir.display().to_string(),
             Input::Mongo(uri, _) => recsys::store::mongo::redact_uri(uri),
         }
+    }
+}
+
+/// A source that passes everything through and keeps a copy of every product record.
+struct KeepProducts<'a> {
+    inner: &'a mut dyn RecordSource,
+    products: Vec<ProductRecord>,
+}
+
+impl RecordSource for KeepProducts<'_> {
+    fn users(&mut self) -> Result<RecordIter<'_, UserRecord>, SourceError> {
+        self.inner.users()
+    }
+
+    fn products(&mut self) -> Result<RecordIter<'_, ProductRecord>, SourceError> {
+        let kept = &mut self.products;
+        kept.clear();
+        Ok(Box::new(self.inner.products()?.inspect(move |record| {
+            if let Ok(product) = record {
+                kept.push(product.clone());
+            }
+        })))
+    }
+
+    fn interactions(&mut self) -> Result<RecordIter<'_, InteractionRecord>, SourceError> {
+        self.inner.interactions()
     }
 }
 
@@ -233,15 +260,16 @@ fn run(args: Args) -> Result<()> {
         },
     };
     let bar = spinner(&format!("loading {}", input.describe()), args.quiet);
-    let experiment = Experiment::load(input.source(), &config, split)
-        .with_context(|| format!("loading {}", input.describe()))?;
-    bar.set_message("reading product details");
-    let products: Vec<ProductRecord> = input
-        .source()
-        .products()
-        .context("reading products")?
-        .collect::<Result<_, _>>()
-        .context("reading products")?;
+    let description = input.describe();
+    // One pass over the source: the product records are kept for the catalogue as they
+    // stream into the dataset.
+    let mut keep = KeepProducts {
+        inner: input.source(),
+        products: Vec::new(),
+    };
+    let experiment = Experiment::load(&mut keep, &config, split)
+        .with_context(|| format!("loading {description}"))?;
+    let products = keep.products;
     bar.finish_and_clear();
     let dataset = experiment.dataset();
     eprintln!(
