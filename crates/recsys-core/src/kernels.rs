@@ -38,13 +38,16 @@ fn score_rows_generic(rows: &[f32], stride: usize, u: &[f32], add: f32, out: &mu
     }
 }
 
-/// `out[i] = dot(rows[i], u) + add + weight × clamp(dot(rows[i], d) × inv[i], −1, 1)`: the
+/// `out[i] = dot(row i, u) + add + weight × clamp(dot(row i, d) × inv[i], −1, 1)`: the
 /// model score plus a weighted cosine towards the unit vector `d` (`inv[i]` = 1 / ‖row i‖),
-/// in one pass over the rows. `d` must be zero outside the latent components.
+/// in one pass. `blocked` holds the rows (width `stride`) transposed in blocks of 8 items:
+/// value `c` of item `8b + l` is at `(b × stride + c) × 8 + l`, so 8 items accumulate side
+/// by side; only the first `width` components are read (`d` is zero from the bias on).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn score_rows_with_cosine(
-    rows: &[f32],
+pub(crate) fn score_blocks_with_cosine(
+    blocked: &[f32],
     stride: usize,
+    width: usize,
     u: &[f32],
     add: f32,
     d: &[f32],
@@ -52,29 +55,28 @@ pub(crate) fn score_rows_with_cosine(
     weight: f32,
     out: &mut [f32],
 ) {
-    debug_assert_eq!(stride % 8, 0);
-    debug_assert_eq!(u.len(), stride);
-    debug_assert_eq!(d.len(), stride);
-    debug_assert_eq!(rows.len(), out.len() * stride);
-    debug_assert_eq!(inv.len(), out.len());
+    assert!(width <= stride && u.len() >= width && d.len() >= width);
+    assert_eq!(blocked.len(), out.len().div_ceil(8) * 8 * stride);
+    assert_eq!(inv.len(), out.len());
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { cosine_rows_avx2(rows, stride, u, add, d, inv, weight, out) };
+            unsafe { cosine_blocks_avx2(blocked, stride, width, u, add, d, inv, weight, out) };
             return;
         }
     }
-    cosine_rows_generic(rows, stride, u, add, d, inv, weight, out);
+    cosine_blocks_generic(blocked, stride, width, u, add, d, inv, weight, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn cosine_rows_avx2(
-    rows: &[f32],
+unsafe fn cosine_blocks_avx2(
+    blocked: &[f32],
     stride: usize,
+    width: usize,
     u: &[f32],
     add: f32,
     d: &[f32],
@@ -82,14 +84,15 @@ unsafe fn cosine_rows_avx2(
     weight: f32,
     out: &mut [f32],
 ) {
-    cosine_rows_generic(rows, stride, u, add, d, inv, weight, out);
+    cosine_blocks_generic(blocked, stride, width, u, add, d, inv, weight, out);
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn cosine_rows_generic(
-    rows: &[f32],
+fn cosine_blocks_generic(
+    blocked: &[f32],
     stride: usize,
+    width: usize,
     u: &[f32],
     add: f32,
     d: &[f32],
@@ -97,21 +100,22 @@ fn cosine_rows_generic(
     weight: f32,
     out: &mut [f32],
 ) {
-    let sum = |a: [f32; 8]| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-    for ((row, o), &inv) in rows.chunks_exact(stride).zip(out.iter_mut()).zip(inv) {
+    let n = out.len();
+    for (b, block) in blocked.chunks_exact(stride * 8).enumerate() {
         let mut score = [0.0f32; 8];
         let mut cos = [0.0f32; 8];
-        for ((x, y), z) in row
-            .chunks_exact(8)
-            .zip(u.chunks_exact(8))
-            .zip(d.chunks_exact(8))
-        {
-            for j in 0..8 {
-                score[j] += x[j] * y[j];
-                cos[j] += x[j] * z[j];
+        for (c, x) in block.chunks_exact(8).take(width).enumerate() {
+            let (uc, dc) = (u[c], d[c]);
+            for l in 0..8 {
+                score[l] += uc * x[l];
+                cos[l] += dc * x[l];
             }
         }
-        *o = sum(score) + add + weight * (sum(cos) * inv).clamp(-1.0, 1.0);
+        let start = b * 8;
+        let end = (start + 8).min(n);
+        for (l, (o, &inv)) in out[start..end].iter_mut().zip(&inv[start..end]).enumerate() {
+            *o = score[l] + add + weight * (cos[l] * inv).clamp(-1.0, 1.0);
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct ItemRepresentations {
     stride: usize,
     /// `1 / ‖vector‖` per item (0 for a zero or non-finite vector).
     inverse_norms: Vec<f32>,
+    /// The packed rows transposed in blocks of 8 items (`[component][item in block]`), so a
+    /// scan computes 8 items' dot products side by side without horizontal sums.
+    blocked: Vec<f32>,
 }
 
 /// `1 / ‖v‖` computed in f64 (0 for a zero or non-finite vector).
@@ -74,12 +77,21 @@ impl ItemRepresentations {
             .outer_iter()
             .map(|row| inverse_norm(row.iter().copied()))
             .collect();
+        let n = vectors.nrows();
+        let mut blocked = vec![0.0; n.div_ceil(8) * 8 * stride];
+        for (i, row) in packed.chunks_exact(stride).enumerate() {
+            let (block, lane) = (i / 8, i % 8);
+            for (c, v) in row.iter().enumerate() {
+                blocked[(block * stride + c) * 8 + lane] = *v;
+            }
+        }
         Ok(ItemRepresentations {
             vectors,
             biases,
             packed,
             stride,
             inverse_norms,
+            blocked,
         })
     }
 
@@ -147,9 +159,10 @@ impl ItemRepresentations {
         }
         out.clear();
         out.resize(self.len(), 0.0);
-        crate::kernels::score_rows_with_cosine(
-            &self.packed,
+        crate::kernels::score_blocks_with_cosine(
+            &self.blocked,
             self.stride,
+            k + 1,
             &u,
             user.bias,
             &d,
