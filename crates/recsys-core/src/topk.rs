@@ -34,16 +34,26 @@ pub fn top_k(scores: &[f32], k: usize, exclude: impl Fn(usize) -> bool) -> Vec<(
         return Vec::new();
     }
     let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(k + 1);
-    for (item, &score) in scores.iter().enumerate() {
-        if score.is_nan() || exclude(item) {
+    // Once the heap is full, `threshold` is its worst score: a chunk of 8 whose maximum is
+    // not above it is skipped with one vectorisable pass, and `exclude` is only asked about
+    // items that would enter. (`f32::max` ignores NaN, so a chunk's maximum is never NaN;
+    // NaN scores are skipped before any comparison.)
+    let mut threshold = f32::NEG_INFINITY;
+    for (c, chunk) in scores.chunks(8).enumerate() {
+        if heap.len() == k && chunk.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) <= threshold {
             continue;
         }
-        if heap.len() < k {
-            heap.push(Entry { score, item });
-        } else if let Some(worst) = heap.peek() {
-            if score > worst.score {
+        for (o, &score) in chunk.iter().enumerate() {
+            let item = c * 8 + o;
+            if score.is_nan() || (heap.len() == k && score <= threshold) || exclude(item) {
+                continue;
+            }
+            if heap.len() == k {
                 heap.pop();
-                heap.push(Entry { score, item });
+            }
+            heap.push(Entry { score, item });
+            if heap.len() == k {
+                threshold = heap.peek().map_or(f32::NEG_INFINITY, |w| w.score);
             }
         }
     }
