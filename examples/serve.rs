@@ -30,9 +30,9 @@ enum LogFormat {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ComputeFlag {
-    /// tokio's blocking pool (default).
+    /// tokio's blocking pool.
     Blocking,
-    /// On the async worker.
+    /// On the async worker (default: faster, shorter latency tail; docs/serving.md).
     Inline,
 }
 
@@ -84,7 +84,7 @@ struct Args {
     #[arg(long, env = "RECSYS_DB_RETRY_MS", default_value_t = 2000)]
     db_retry_ms: u64,
     /// Where recommendations are computed.
-    #[arg(long, env = "RECSYS_COMPUTE", value_enum, default_value = "blocking")]
+    #[arg(long, env = "RECSYS_COMPUTE", value_enum, default_value = "inline")]
     compute: ComputeFlag,
     /// Async worker threads (default: one per core).
     #[arg(long, env = "RECSYS_WORKERS")]

@@ -444,8 +444,11 @@ async fn the_background_probe_recovers_without_requests() {
 }
 
 #[tokio::test]
-async fn inline_compute_answers_the_same() {
-    let blocking = app();
+async fn blocking_and_inline_compute_answer_the_same() {
+    let blocking = router(state(ServerConfig {
+        compute: recsys_server::Compute::Blocking,
+        ..ServerConfig::default()
+    }));
     let inline = router(state(ServerConfig {
         compute: recsys_server::Compute::Inline,
         ..ServerConfig::default()
