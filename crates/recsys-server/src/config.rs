@@ -11,7 +11,7 @@ pub enum Compute {
     /// latency tail grows (p99 25 ms vs 10 ms at 16 connections, docs/benchmarks.md).
     Blocking,
     /// On the async worker that received the request (the default): one scoring pass
-    /// (≈ 0.4 ms for 68,509 items) per worker at a time, in arrival order — higher
+    /// (well under 1 ms for 68,509 items) per worker at a time, in arrival order — higher
     /// throughput and a shorter tail than the blocking pool on this workload.
     #[default]
     Inline,
