@@ -518,13 +518,10 @@ impl<'a> Recommender<'a> {
                 agree("scores returned by the scorer", n_items, scores.len())?;
                 if fused {
                     // Scores and boost came in one pass.
-                } else if let (Some((p, _)), Some(index)) = (boost_from, self.similarity) {
-                    index.for_each_similarity(p, &mut |j, s| {
-                        if let Some(x) = scores.get_mut(j) {
-                            *x += request.boost * s;
-                        }
-                    })?;
-                } else if let (Some((p, _)), Some(index)) = (boost_from, self.neighbours) {
+                } else if let (Some((p, _)), Some(index)) =
+                    (boost_from, self.similarity.or(self.neighbours))
+                {
+                    // The exact index when there is one, else the stored neighbours.
                     index.for_each_similarity(p, &mut |j, s| {
                         if let Some(x) = scores.get_mut(j) {
                             *x += request.boost * s;
