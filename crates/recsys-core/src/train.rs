@@ -19,8 +19,19 @@ use crate::matrix::FeatureMatrix;
 use crate::params::{Loss, Schedule};
 use crate::rng::Rng;
 
-/// How many negative candidates are drawn ahead of use.
-const RING: usize = 8;
+/// How many examples ahead the parameters (and WARP's first negative candidates) are
+/// prefetched.
+const AHEAD: usize = 4;
+
+/// Slots of per-example look-ahead state (a power of two above `2 × AHEAD`: BPR's negative
+/// is drawn two stages ahead).
+const SLOTS: usize = 16;
+
+/// At most this many WARP candidates are drawn ahead for one example.
+const PRE_MAX: usize = 10;
+
+/// WARP candidates beyond those drawn ahead are drawn this many steps before use.
+const FRESH_AHEAD: usize = 3;
 
 /// WARP's gradient clip (LightFM's `MAX_LOSS`).
 const MAX_LOSS: f32 = 10.0;
@@ -258,26 +269,19 @@ impl Shared {
         }
     }
 
+    /// The `n` atomics starting at `base`, bounds-checked once (so the loops over a row have
+    /// no per-element checks and can be unrolled).
     #[inline(always)]
-    fn atomic(&self, i: usize) -> &AtomicU32 {
+    fn row(&self, base: usize, n: usize) -> &[AtomicU32] {
         assert!(
-            i < self.len,
-            "parameter index {i} out of range {}",
+            base <= self.len && n <= self.len - base,
+            "parameter row {base}+{n} out of range {}",
             self.len
         );
-        // SAFETY: in bounds (checked above); `f32` and `AtomicU32` have the same size and
-        // alignment; while the view lives, the storage is only accessed atomically.
-        unsafe { AtomicU32::from_ptr(self.ptr.add(i).cast::<u32>()) }
-    }
-
-    #[inline(always)]
-    fn get(&self, i: usize) -> f32 {
-        f32::from_bits(self.atomic(i).load(Ordering::Relaxed))
-    }
-
-    #[inline(always)]
-    fn set(&self, i: usize, v: f32) {
-        self.atomic(i).store(v.to_bits(), Ordering::Relaxed)
+        // SAFETY: `base..base + n` is in bounds (checked above); `f32` and `AtomicU32` have
+        // the same size and alignment; while the view lives, the storage is only accessed
+        // atomically, and the storage outlives the view (see the `Send`/`Sync` impls).
+        unsafe { std::slice::from_raw_parts(self.ptr.add(base).cast::<AtomicU32>(), n) }
     }
 }
 
@@ -315,10 +319,9 @@ fn update_row(
 ) {
     let n = grads.len();
     let (p, a) = (&mut buf.p[..n], &mut buf.a[..n]);
-    for c in 0..n {
-        p[c] = side.params.get(base + c);
-        a[c] = side.acc.get(base + c);
-    }
+    let (prow, arow) = (side.params.row(base, n), side.acc.row(base, n));
+    load_row(prow, p);
+    load_row(arow, a);
     match opt.schedule {
         Schedule::Adagrad => {
             let lr0 = opt.learning_rate;
@@ -339,9 +342,8 @@ fn update_row(
         }
         Schedule::Adadelta { rho, epsilon } => {
             let d = &mut buf.d[..n];
-            for c in 0..n {
-                d[c] = side.delta.get(base + c);
-            }
+            let drow = side.delta.row(base, n);
+            load_row(drow, d);
             for c in 0..n {
                 let g = grads[c] * w;
                 a[c] = rho * a[c] + (1.0 - rho) * g * g;
@@ -355,14 +357,34 @@ fn update_row(
                         1.0
                     };
             }
-            for c in 0..n {
-                side.delta.set(base + c, d[c]);
-            }
+            store_row(drow, d);
         }
     }
-    for c in 0..n {
-        side.params.set(base + c, p[c]);
-        side.acc.set(base + c, a[c]);
+    store_row(prow, p);
+    store_row(arow, a);
+}
+
+/// Relaxed atomic loads of a parameter row into a local buffer.
+#[inline(always)]
+fn load_row(src: &[AtomicU32], dst: &mut [f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = f32::from_bits(s.load(Ordering::Relaxed));
+    }
+}
+
+/// Relaxed atomic stores of a local buffer into a parameter row.
+#[inline(always)]
+fn store_row(dst: &[AtomicU32], src: &[f32]) {
+    for (d, s) in dst.iter().zip(src) {
+        d.store(s.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// `out += w × row`, the row read with relaxed atomic loads.
+#[inline(always)]
+fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32]) {
+    for (o, s) in out.iter_mut().zip(src) {
+        *o += w * f32::from_bits(s.load(Ordering::Relaxed));
     }
 }
 
@@ -539,8 +561,23 @@ struct Worker<'a> {
     grad: Vec<f32>,
     rowbuf: RowBuf,
     rng: Rng,
-    ring: [usize; RING],
-    ring_pos: usize,
+    /// WARP: the first negative candidates of each example in the look-ahead window, drawn
+    /// (and their rows and pair-set slots prefetched) `AHEAD` examples early.
+    pre: [[u32; PRE_MAX]; SLOTS],
+    pre_len: [u8; SLOTS],
+    /// WARP: running mean of the candidates an example draws, in 1/256ths (how many to
+    /// draw ahead).
+    draws_avg: u32,
+    /// WARP: the next candidates beyond the drawn-ahead ones, drawn `FRESH_AHEAD` steps
+    /// early so their rows are loading while earlier ones are scored (a small queue).
+    fresh: [u32; FRESH_AHEAD],
+    fresh_head: usize,
+    fresh_len: usize,
+    /// WARP: scratch list of candidates not yet checked against the user's positives.
+    unchecked: Vec<u32>,
+    /// BPR: the interaction index of each example's negative (stage 1), then the negative
+    /// itself (stage 2).
+    bpr_neg: [u32; SLOTS],
     /// With item features: every item's representation, rebuilt at the start of each epoch
     /// and refreshed for the items an update touches (see [`build_item_cache`]).
     item_cache: Option<Shared>,
@@ -590,6 +627,21 @@ impl<'a> FeatureRows<'a> {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `p`.
+#[inline(always)]
+fn prefetch_ptr(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults and has no effect on program semantics.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = p;
+    }
+}
+
 #[inline(always)]
 fn prefetch(buf: Shared, start: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -617,19 +669,13 @@ impl<'a> Worker<'a> {
     fn repr(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
         match rows {
             FeatureRows::Identity => {
-                let base = row * side.stride;
-                for (c, o) in out[..=k].iter_mut().enumerate() {
-                    *o = side.params.get(base + c);
-                }
+                load_row(side.params.row(row * side.stride, k + 1), &mut out[..=k]);
             }
             FeatureRows::Csr(fm) => {
                 out.iter_mut().for_each(|v| *v = 0.0);
                 let (feats, weights) = fm.row(row);
                 for (&f, &w) in feats.iter().zip(weights) {
-                    let base = f * side.stride;
-                    for (c, o) in out[..=k].iter_mut().enumerate() {
-                        *o += w * side.params.get(base + c);
-                    }
+                    axpy_row(side.params.row(f * side.stride, k + 1), w, &mut out[..=k]);
                 }
             }
         }
@@ -651,31 +697,85 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Prefetches what example `e` (an interaction index) will touch first.
+    /// Look-ahead stage 1 for example `j` (`2 × AHEAD` early): BPR draws the interaction
+    /// whose item will be the negative and prefetches that entry of the item column.
     #[inline(always)]
-    fn prefetch_example(&self, ex: &Example) {
-        Self::prefetch_row(&self.users, self.t.user_rows, ex.user as usize, true);
-        Self::prefetch_row(&self.items, self.t.item_rows, ex.item as usize, true);
+    fn stage1(&mut self, j: usize) {
+        if let Loss::Bpr = self.t.loss {
+            let items = self.t.interactions.items_raw();
+            let r = self.rng.below(items.len());
+            prefetch_ptr(items[r..].as_ptr().cast());
+            self.bpr_neg[j % SLOTS] = r as u32;
+        }
     }
 
-    /// The next uniformly random negative candidate. Candidates are drawn [`RING`] steps
-    /// ahead (across examples: they do not depend on the example) and their parameters
-    /// prefetched when drawn, so they are in cache when scored.
+    /// Look-ahead stage 2 for example `ex` (number `j`, `AHEAD` early): prefetch what it
+    /// touches first. WARP draws its first candidates now, for this example's user, so the
+    /// candidates' rows *and* their slots in the user's pair-set table are loading long
+    /// before they are needed (the candidates are uniform and independent of everything, so
+    /// drawing them early changes nothing but which random numbers go where).
     #[inline(always)]
-    fn next_candidate(&mut self, user: usize) -> usize {
-        let n_items = self.t.interactions.n_items();
-        let fresh = self.rng.below(n_items);
-        // Only the parameters (or the cached representation): the optimiser state is needed
-        // for the one candidate per example that is updated, and too many outstanding
-        // prefetches stall the CPU.
-        match self.item_cache {
-            Some(cache) => prefetch(cache, fresh * self.items.stride),
-            None => Self::prefetch_row(&self.items, self.t.item_rows, fresh, false),
+    fn stage2(&mut self, ex: &Example, j: usize) {
+        let user = ex.user as usize;
+        Self::prefetch_row(&self.users, self.t.user_rows, user, true);
+        Self::prefetch_row(&self.items, self.t.item_rows, ex.item as usize, true);
+        let slot = j % SLOTS;
+        match self.t.loss {
+            Loss::Bpr => {
+                let r = self.bpr_neg[slot] as usize;
+                let cand = self.t.interactions.items_raw()[r];
+                self.bpr_neg[slot] = cand;
+                Self::prefetch_row(&self.items, self.t.item_rows, cand as usize, true);
+                self.t.positives.prefetch(user, cand as usize);
+            }
+            Loss::Warp if ex.value > 0.0 => {
+                let n_items = self.t.interactions.n_items();
+                let d = ((self.draws_avg as usize + 128) / 256).clamp(1, PRE_MAX);
+                for i in 0..d {
+                    let c = self.rng.below(n_items);
+                    self.prefetch_candidate(user, c);
+                    self.pre[slot][i] = c as u32;
+                }
+                self.pre_len[slot] = d as u8;
+            }
+            _ => self.pre_len[slot] = 0,
         }
-        self.t.positives.prefetch(user, fresh);
-        let c = std::mem::replace(&mut self.ring[self.ring_pos], fresh);
-        self.ring_pos = (self.ring_pos + 1) % RING;
-        c
+    }
+
+    /// Starts loading what scoring `cand` for `user` reads: its parameters (or cached
+    /// representation) and its slot in the user's pair-set table. Not the optimiser state:
+    /// only one candidate per example is updated, and too many outstanding prefetches stall
+    /// the CPU.
+    #[inline(always)]
+    fn prefetch_candidate(&self, user: usize, cand: usize) {
+        match self.item_cache {
+            Some(cache) => prefetch(cache, cand * self.items.stride),
+            None => Self::prefetch_row(&self.items, self.t.item_rows, cand, false),
+        }
+        self.t.positives.prefetch(user, cand);
+    }
+
+    /// Candidate number `i` of the current example: first the ones drawn ahead for it (slot
+    /// `slot`), then fresh uniform draws, each drawn `FRESH_AHEAD` steps early and
+    /// prefetched.
+    #[inline(always)]
+    fn candidate(&mut self, user: usize, slot: Option<usize>, i: usize) -> usize {
+        if let Some(slot) = slot {
+            if i < self.pre_len[slot] as usize {
+                return self.pre[slot][i] as usize;
+            }
+        }
+        let n_items = self.t.interactions.n_items();
+        while self.fresh_len < FRESH_AHEAD {
+            let c = self.rng.below(n_items);
+            self.prefetch_candidate(user, c);
+            self.fresh[(self.fresh_head + self.fresh_len) % FRESH_AHEAD] = c as u32;
+            self.fresh_len += 1;
+        }
+        let c = self.fresh[self.fresh_head];
+        self.fresh_head = (self.fresh_head + 1) % FRESH_AHEAD;
+        self.fresh_len -= 1;
+        c as usize
     }
 
     /// Recomputes an item's cached representation after its features were updated.
@@ -684,10 +784,10 @@ impl<'a> Worker<'a> {
         if let Some(cache) = self.item_cache {
             let k = self.t.k;
             Self::repr(&self.items, self.t.item_rows, item, k, &mut self.cache_tmp);
-            let base = item * self.items.stride;
-            for (c, &v) in self.cache_tmp[..=k].iter().enumerate() {
-                cache.set(base + c, v);
-            }
+            store_row(
+                cache.row(item * self.items.stride, k + 1),
+                &self.cache_tmp[..=k],
+            );
         }
     }
 
@@ -794,8 +894,9 @@ impl<'a> Worker<'a> {
     /// the number of the user's negatives for WARP-kOS).
     ///
     /// Negatives are drawn uniformly; a draw that hits one of the user's positives is redrawn
-    /// and not counted (as in LightFM). Each candidate is drawn one step ahead so its
-    /// parameters can be prefetched while the current one is scored.
+    /// and not counted (as in LightFM). The first candidates were drawn `AHEAD` examples
+    /// early (look-ahead slot `slot`, see [`Self::stage2`]), later ones one step early, so
+    /// their parameters are loading while earlier ones are scored.
     fn warp_search(
         &mut self,
         user: usize,
@@ -803,6 +904,7 @@ impl<'a> Worker<'a> {
         pos_pred: f32,
         weight: f32,
         n_negatives: usize,
+        slot: Option<usize>,
     ) {
         let x = self.t.interactions;
         let n_items = x.n_items();
@@ -811,35 +913,55 @@ impl<'a> Worker<'a> {
         if x.user_items(user).len() >= n_items {
             return;
         }
-        // The pair-set slots of the queued candidates depend on the user: ask for them now,
-        // all at once, so their cache misses overlap.
-        for &c in &self.ring {
-            self.t.positives.prefetch(user, c);
-        }
+        // A draw that hits one of the user's positives is redrawn and not counted, as in
+        // LightFM. Asking the pair set about every draw at once would put its cache miss on
+        // the critical path of every step; instead a candidate that does not violate the
+        // margin is provisionally counted and remembered in `unchecked`, and the question is
+        // asked (when the answers have long arrived) only where the count matters: when it
+        // reaches `max_sampled`, and when a violator is found. The outcome is exactly that of
+        // checking each draw as it comes.
+        let mut unchecked = std::mem::take(&mut self.unchecked);
+        unchecked.clear();
+        let positives = self.t.positives;
+        let recount = |unchecked: &mut Vec<u32>| -> usize {
+            let hits = unchecked
+                .iter()
+                .filter(|&&c| positives.contains(user, c as usize))
+                .count();
+            unchecked.clear();
+            hits
+        };
         let mut sampled = 0usize;
+        let mut drawn = 0usize;
         // LightFM redraws positives forever; we bound the total number of draws so a user
         // who has interacted with almost every item cannot stall training.
         let mut budget = 1000 + self.t.max_sampled;
-        while sampled < self.t.max_sampled && budget > 0 {
-            budget -= 1;
-            let cand = self.next_candidate(user);
-            // A draw that hits one of the user's positives is redrawn and not counted, as in
-            // LightFM (the pair-set slot was prefetched with the candidate).
-            if self.t.positives.contains(user, cand) {
-                continue;
+        while budget > 0 {
+            if sampled >= self.t.max_sampled {
+                sampled -= recount(&mut unchecked);
+                if sampled >= self.t.max_sampled {
+                    break;
+                }
             }
-            sampled += 1;
+            budget -= 1;
+            let cand = self.candidate(user, slot, drawn);
+            drawn += 1;
             match self.item_cache {
                 Some(cache) => {
-                    let base = cand * self.items.stride;
-                    for (c, o) in self.neg_repr[..=k].iter_mut().enumerate() {
-                        *o = cache.get(base + c);
-                    }
+                    load_row(
+                        cache.row(cand * self.items.stride, k + 1),
+                        &mut self.neg_repr[..=k],
+                    );
                 }
                 None => Self::repr(&self.items, self.t.item_rows, cand, k, &mut self.neg_repr),
             }
             let neg_pred = self.predict(&self.user_repr, &self.neg_repr);
             if neg_pred > pos_pred - 1.0 {
+                sampled -= recount(&mut unchecked);
+                if positives.contains(user, cand) {
+                    continue;
+                }
+                sampled += 1;
                 let rank_estimate = ((n_negatives / sampled) as f32).max(1.0);
                 let loss = (weight * rank_estimate.ln()).min(MAX_LOSS);
                 self.tally.sum += loss as f64;
@@ -850,12 +972,19 @@ impl<'a> Worker<'a> {
                 self.pairwise_update(loss, user, pos, cand);
                 self.refresh_cached(pos);
                 self.refresh_cached(cand);
-                return;
+                break;
             }
+            sampled += 1;
+            unchecked.push(cand as u32);
         }
+        self.unchecked = unchecked;
+        // Candidates drawn ahead but not used are discarded (they are independent uniform
+        // draws, so discarding them biases nothing); track how many an example needs.
+        self.fresh_len = 0;
+        self.draws_avg = self.draws_avg - self.draws_avg / 16 + 16 * drawn.min(1 << 16) as u32;
     }
 
-    fn warp(&mut self, ex: &Example) {
+    fn warp(&mut self, ex: &Example, slot: usize) {
         let x = self.t.interactions;
         if ex.value <= 0.0 {
             return;
@@ -866,10 +995,10 @@ impl<'a> Worker<'a> {
         Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
-        self.warp_search(user, pos, pos_pred, ex.weight, n_neg);
+        self.warp_search(user, pos, pos_pred, ex.weight, n_neg, Some(slot));
     }
 
-    fn bpr(&mut self, ex: &Example) {
+    fn bpr(&mut self, ex: &Example, slot: usize) {
         let x = self.t.interactions;
         if ex.value <= 0.0 {
             return;
@@ -878,10 +1007,15 @@ impl<'a> Worker<'a> {
         let weight = ex.weight;
         // LightFM draws the negative from the item column of the interaction list, so
         // negatives follow popularity. Bounded redraws as in `draw_negative`.
+        // The first draw was made (and prefetched) two look-ahead stages early.
         let n = x.len();
         let mut neg = None;
-        for _ in 0..1000 {
-            let cand = x.items_raw()[self.rng.below(n)] as usize;
+        for attempt in 0..1000 {
+            let cand = if attempt == 0 {
+                self.bpr_neg[slot] as usize
+            } else {
+                x.items_raw()[self.rng.below(n)] as usize
+            };
             if !self.t.positives.contains(user, cand) {
                 neg = Some(cand);
                 break;
@@ -920,7 +1054,7 @@ impl<'a> Worker<'a> {
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
         Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
-        self.warp_search(user, pos, pos_pred, 1.0, n_neg);
+        self.warp_search(user, pos, pos_pred, 1.0, n_neg, None);
     }
 }
 
@@ -949,6 +1083,32 @@ fn build_item_cache(items: &Side, fm: &FeatureMatrix) -> AlignedBuf {
         }
     }
     cache
+}
+
+/// Trains on `examples` in order, with two look-ahead stages (see [`Worker::stage1`],
+/// [`Worker::stage2`]) primed for the first examples.
+fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
+    let n = examples.len();
+    for j in 0..n.min(2 * AHEAD) {
+        w.stage1(j);
+    }
+    for (j, ex) in examples.iter().enumerate().take(AHEAD) {
+        w.stage2(ex, j);
+    }
+    for (j, ex) in examples.iter().enumerate() {
+        if j + 2 * AHEAD < n {
+            w.stage1(j + 2 * AHEAD);
+        }
+        if let Some(next) = examples.get(j + AHEAD) {
+            w.stage2(next, j + AHEAD);
+        }
+        let slot = j % SLOTS;
+        match w.t.loss {
+            Loss::Logistic => w.logistic(ex),
+            Loss::Bpr => w.bpr(ex, slot),
+            _ => w.warp(ex, slot),
+        }
+    }
 }
 
 /// Runs one epoch over `order` (example indices, or user indices for WARP-kOS) split into
@@ -990,22 +1150,18 @@ pub(crate) fn run_epoch(
             d: vec![0.0; k + 1],
         },
         rng: Rng::new(seed),
-        ring: [0; RING],
-        ring_pos: 0,
+        pre: [[0; PRE_MAX]; SLOTS],
+        pre_len: [0; SLOTS],
+        draws_avg: 256,
+        fresh: [0; FRESH_AHEAD],
+        fresh_head: 0,
+        fresh_len: 0,
+        unchecked: Vec::with_capacity(t.max_sampled + 1),
+        bpr_neg: [0; SLOTS],
         item_cache: cache_view,
         cache_tmp: vec![0.0; k + 1],
         tally: LossTally::default(),
     };
-    let make_worker = |seed: u64| {
-        let mut w = make_worker(seed);
-        let n_items = t.interactions.n_items();
-        for r in 0..RING {
-            w.ring[r] = w.rng.below(n_items);
-        }
-        w
-    };
-    /// How many examples ahead the parameters are prefetched.
-    const AHEAD: usize = 4;
     let x = t.interactions;
     let run = |chunk: &[u32], seed: u64| -> LossTally {
         let mut w = make_worker(seed);
@@ -1027,16 +1183,7 @@ pub(crate) fn run_epoch(
                 }
             })
             .collect();
-        for (j, ex) in examples.iter().enumerate() {
-            if let Some(next) = examples.get(j + AHEAD) {
-                w.prefetch_example(next);
-            }
-            match t.loss {
-                Loss::Logistic => w.logistic(ex),
-                Loss::Bpr => w.bpr(ex),
-                _ => w.warp(ex),
-            }
-        }
+        train_examples(&mut w, &examples);
         w.tally
     };
     let threads = seeds.len().max(1);
