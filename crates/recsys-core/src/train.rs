@@ -7,7 +7,8 @@
 //! behaviour: during training every access to a parameter goes through a relaxed
 //! `AtomicU32` view of the `f32` storage ([`Shared`]), so concurrent reads and writes are
 //! races in the algorithmic sense only (an update may be lost), never torn or UB.
-//! On x86-64 and AArch64 relaxed atomic loads/stores compile to plain moves.
+//! On x86-64 whole rows move in 16-byte pieces through inline assembly with the same
+//! guarantees (see `racy`), so the row loops stay vectorised.
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
@@ -367,7 +368,9 @@ fn update_row(
 /// Relaxed atomic loads of a parameter row into a local buffer.
 #[inline(always)]
 fn load_row(src: &[AtomicU32], dst: &mut [f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
+    let n = dst.len().min(src.len());
+    let done = racy::load(src, &mut dst[..n]);
+    for (d, s) in dst[done..n].iter_mut().zip(&src[done..]) {
         *d = f32::from_bits(s.load(Ordering::Relaxed));
     }
 }
@@ -375,7 +378,9 @@ fn load_row(src: &[AtomicU32], dst: &mut [f32]) {
 /// Relaxed atomic stores of a local buffer into a parameter row.
 #[inline(always)]
 fn store_row(dst: &[AtomicU32], src: &[f32]) {
-    for (d, s) in dst.iter().zip(src) {
+    let n = dst.len().min(src.len());
+    let done = racy::store(&dst[..n], src);
+    for (d, s) in dst[done..n].iter().zip(&src[done..]) {
         d.store(s.to_bits(), Ordering::Relaxed);
     }
 }
@@ -383,8 +388,124 @@ fn store_row(dst: &[AtomicU32], src: &[f32]) {
 /// `out += w × row`, the row read with relaxed atomic loads.
 #[inline(always)]
 fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32]) {
-    for (o, s) in out.iter_mut().zip(src) {
+    let n = out.len().min(src.len());
+    let done = racy::axpy(src, w, &mut out[..n]);
+    for (o, s) in out[done..n].iter_mut().zip(&src[done..]) {
         *o += w * f32::from_bits(s.load(Ordering::Relaxed));
+    }
+}
+
+/// Vector-width access to shared parameter rows.
+///
+/// Relaxed `AtomicU32` operations are sound for Hogwild but the compiler must emit them one
+/// element at a time, which made every row copy and every optimiser step scalar (a quarter of
+/// a hybrid epoch went into those loops). On x86-64 the rows are therefore moved in 16-byte
+/// pieces by inline assembly (`movups`, SSE2, part of the x86-64 baseline). An `asm!` block is
+/// opaque to the compiler, so it cannot be the data race of the Rust memory model that a plain
+/// racing load or store would be, and on x86-64 each aligned 4-byte element of a vector access
+/// is read or written as one indivisible unit: the block does exactly what four relaxed
+/// atomic accesses would do, in one instruction. The arithmetic happens on local buffers, in
+/// the same order as the scalar code, so results are bit-identical to it.
+///
+/// Each function handles a prefix of whole 4-element pieces and returns its length; callers
+/// finish the tail with atomics. Elsewhere than x86-64 the prefix is empty.
+mod racy {
+    use std::sync::atomic::AtomicU32;
+
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::{
+        asm,
+        x86_64::{__m128, _mm_add_ps, _mm_loadu_ps, _mm_mul_ps, _mm_set1_ps, _mm_storeu_ps},
+    };
+
+    /// Four elements of shared memory at `p`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn get4(p: &[AtomicU32]) -> __m128 {
+        assert!(p.len() >= 4);
+        let v: __m128;
+        // SAFETY: `p` holds at least 4 elements (checked); `movups` has no alignment
+        // requirement; see the module documentation for why this is not a data race.
+        unsafe {
+            asm!("movups {v}, [{p}]", p = in(reg) p.as_ptr(), v = out(xmm_reg) v,
+                 options(nostack, preserves_flags, readonly));
+        }
+        v
+    }
+
+    /// Writes four elements of shared memory at `p`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn put4(p: &[AtomicU32], v: __m128) {
+        assert!(p.len() >= 4);
+        // SAFETY: as in `get4`; the memory is `AtomicU32`, which permits writes through a
+        // shared reference.
+        unsafe {
+            asm!("movups [{p}], {v}", p = in(reg) p.as_ptr(), v = in(xmm_reg) v,
+                 options(nostack, preserves_flags));
+        }
+    }
+
+    /// `dst[..m] = src[..m]` for the largest `m ≤ dst.len()` that is a multiple of 4.
+    #[inline(always)]
+    pub(super) fn load(src: &[AtomicU32], dst: &mut [f32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let m = dst.len().min(src.len()) / 4 * 4;
+            for (d, s) in dst[..m].chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                // SAFETY: `d` has 4 elements.
+                unsafe { _mm_storeu_ps(d.as_mut_ptr(), get4(s)) }
+            }
+            m
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (src, dst);
+            0
+        }
+    }
+
+    /// `dst[..m] = src[..m]` for the largest `m ≤ dst.len()` that is a multiple of 4.
+    #[inline(always)]
+    pub(super) fn store(dst: &[AtomicU32], src: &[f32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let m = dst.len().min(src.len()) / 4 * 4;
+            for (d, s) in dst[..m].chunks_exact(4).zip(src.chunks_exact(4)) {
+                // SAFETY: `s` has 4 elements.
+                put4(d, unsafe { _mm_loadu_ps(s.as_ptr()) })
+            }
+            m
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (src, dst);
+            0
+        }
+    }
+
+    /// `out[..m] += w × src[..m]` (multiply, then add: no fused rounding) for the largest
+    /// `m ≤ out.len()` that is a multiple of 4.
+    #[inline(always)]
+    pub(super) fn axpy(src: &[AtomicU32], w: f32, out: &mut [f32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let m = out.len().min(src.len()) / 4 * 4;
+            // SAFETY: SSE is part of the x86-64 baseline; every `o` has 4 elements.
+            unsafe {
+                let wv = _mm_set1_ps(w);
+                for (o, s) in out[..m].chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                    let sum = _mm_add_ps(_mm_loadu_ps(o.as_ptr()), _mm_mul_ps(wv, get4(s)));
+                    _mm_storeu_ps(o.as_mut_ptr(), sum);
+                }
+            }
+            m
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (src, w, out);
+            0
+        }
     }
 }
 
@@ -791,7 +912,7 @@ impl<'a> Worker<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn predict(&self, a: &[f32], b: &[f32]) -> f32 {
         let k = self.t.k;
         dot(&a[..k], &b[..k]) + a[k] + b[k]
