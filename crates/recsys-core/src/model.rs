@@ -15,7 +15,7 @@ use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::params::{Hyperparameters, Loss};
 use crate::rng::Rng;
-use crate::train::{run_epoch, FeatureRows, LossTally, PairSet, Side, Trainer};
+use crate::train::{run_epoch, FeatureRows, LossTally, PackedRows, PairSet, Side, Trainer};
 
 /// A user's (or item's) latent vector and bias: its score with an item is
 /// `vector · item.vector + bias + item.bias`.
@@ -514,6 +514,8 @@ impl HybridModel {
         };
         self.item_cache = OnceLock::new();
         let positives = PairSet::new(interactions);
+        let user_rows = PackedRows::of(&self.user_features);
+        let item_rows = PackedRows::of(&self.item_features);
         for epoch in 0..options.epochs {
             let started = Instant::now();
             self.rng.shuffle(&mut order);
@@ -526,8 +528,8 @@ impl HybridModel {
                 user_alpha: self.params.user_alpha,
                 item_alpha: self.params.item_alpha,
                 max_sampled: self.params.max_sampled,
-                user_rows: FeatureRows::of(&self.user_features),
-                item_rows: FeatureRows::of(&self.item_features),
+                user_rows: FeatureRows::of(&user_rows),
+                item_rows: FeatureRows::of(&item_rows),
                 interactions,
                 positives: &positives,
             };

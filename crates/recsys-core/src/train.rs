@@ -729,21 +729,78 @@ fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
 
-/// How a worker walks the features of a row: identity matrices skip the CSR lookups.
+/// How a worker walks the features of a row: identity matrices skip the lookups.
 #[derive(Clone, Copy)]
 pub(crate) enum FeatureRows<'a> {
     /// Row `i` is feature `i` with weight 1.
     Identity,
-    /// A general sparse matrix.
-    Csr(&'a FeatureMatrix),
+    /// A general sparse matrix, packed for training.
+    Packed(&'a PackedRows),
 }
 
 impl<'a> FeatureRows<'a> {
-    pub fn of(fm: &'a FeatureMatrix) -> Self {
+    pub fn of(packed: &'a Option<PackedRows>) -> Self {
+        match packed {
+            None => FeatureRows::Identity,
+            Some(p) => FeatureRows::Packed(p),
+        }
+    }
+}
+
+/// One nonzero of a feature row: the feature and its weight, side by side.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(crate) struct Entry {
+    feature: u32,
+    weight: f32,
+}
+
+/// A feature matrix laid out for the training loop: each row's (feature, weight) pairs
+/// contiguous, 8 bytes each, so a product with six features is one cache line, where the CSR
+/// form spreads it over an index array (8 bytes per entry) and a weight array, two cache
+/// misses per row. Rows are found through `offsets`, which the look-ahead prefetches.
+#[derive(Debug)]
+pub(crate) struct PackedRows {
+    offsets: Vec<u32>,
+    entries: Vec<Entry>,
+}
+
+impl PackedRows {
+    /// `None` for an identity matrix (walked without lookups), else the packed rows.
+    ///
+    /// # Panics
+    /// If the matrix has 2³² or more nonzeros or features (far beyond what fits in memory
+    /// as parameters).
+    pub fn of(fm: &FeatureMatrix) -> Option<PackedRows> {
         if fm.is_identity() {
-            FeatureRows::Identity
-        } else {
-            FeatureRows::Csr(fm)
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(fm.n_rows() + 1);
+        let mut entries = Vec::new();
+        offsets.push(0u32);
+        for r in 0..fm.n_rows() {
+            let (feats, weights) = fm.row(r);
+            entries.extend(feats.iter().zip(weights).map(|(&f, &w)| Entry {
+                feature: u32::try_from(f).expect("feature index fits in u32"),
+                weight: w,
+            }));
+            offsets.push(u32::try_from(entries.len()).expect("nonzeros fit in u32"));
+        }
+        Some(PackedRows { offsets, entries })
+    }
+
+    #[inline(always)]
+    fn row(&self, r: usize) -> &[Entry] {
+        &self.entries[self.offsets[r] as usize..self.offsets[r + 1] as usize]
+    }
+
+    /// Starts loading row `r`'s entries (reads `offsets`, which is small and hot).
+    #[inline(always)]
+    fn prefetch(&self, r: usize) {
+        if let Some(&o) = self.offsets.get(r) {
+            if let Some(e) = self.entries.get(o as usize) {
+                prefetch_ptr((e as *const Entry).cast());
+            }
         }
     }
 }
@@ -792,11 +849,11 @@ impl<'a> Worker<'a> {
             FeatureRows::Identity => {
                 load_row(side.params.row(row * side.stride, k + 1), &mut out[..=k]);
             }
-            FeatureRows::Csr(fm) => {
+            FeatureRows::Packed(rows) => {
                 out.iter_mut().for_each(|v| *v = 0.0);
-                let (feats, weights) = fm.row(row);
-                for (&f, &w) in feats.iter().zip(weights) {
-                    axpy_row(side.params.row(f * side.stride, k + 1), w, &mut out[..=k]);
+                for e in rows.row(row) {
+                    let base = e.feature as usize * side.stride;
+                    axpy_row(side.params.row(base, k + 1), e.weight, &mut out[..=k]);
                 }
             }
         }
@@ -814,14 +871,22 @@ impl<'a> Worker<'a> {
         };
         match rows {
             FeatureRows::Identity => one(row),
-            FeatureRows::Csr(fm) => fm.row(row).0.iter().for_each(|&f| one(f)),
+            FeatureRows::Packed(rows) => rows.row(row).iter().for_each(|e| one(e.feature as usize)),
         }
     }
 
-    /// Look-ahead stage 1 for example `j` (`2 × AHEAD` early): BPR draws the interaction
-    /// whose item will be the negative and prefetches that entry of the item column.
+    /// Look-ahead stage 1 for example `ex` (number `j`, `2 × AHEAD` early): the user's and
+    /// item's packed feature rows start loading (stage 2 reads them to prefetch parameters),
+    /// and BPR draws the interaction whose item will be the negative and prefetches that
+    /// entry of the item column.
     #[inline(always)]
-    fn stage1(&mut self, j: usize) {
+    fn stage1(&mut self, ex: &Example, j: usize) {
+        if let FeatureRows::Packed(rows) = self.t.user_rows {
+            rows.prefetch(ex.user as usize);
+        }
+        if let FeatureRows::Packed(rows) = self.t.item_rows {
+            rows.prefetch(ex.item as usize);
+        }
         if let Loss::Bpr = self.t.loss {
             let items = self.t.interactions.items_raw();
             let r = self.rng.below(items.len());
@@ -935,10 +1000,10 @@ impl<'a> Worker<'a> {
             FeatureRows::Identity => {
                 update_row(&side, row * side.stride, grad, 1.0, &opt, alpha, buf)
             }
-            FeatureRows::Csr(fm) => {
-                let (feats, weights) = fm.row(row);
-                for (&f, &w) in feats.iter().zip(weights) {
-                    update_row(&side, f * side.stride, grad, w, &opt, alpha, buf);
+            FeatureRows::Packed(rows) => {
+                for e in rows.row(row) {
+                    let base = e.feature as usize * side.stride;
+                    update_row(&side, base, grad, e.weight, &opt, alpha, buf);
                 }
             }
         }
@@ -1189,17 +1254,17 @@ impl<'a> Worker<'a> {
 /// approximation: a candidate's score can miss changes to features it shares with items
 /// updated since the epoch began (shared features move slowly under adagrad). Quality is
 /// measured against LightFM in docs/benchmarks.md.
-fn build_item_cache(items: &Side, fm: &FeatureMatrix) -> AlignedBuf {
+fn build_item_cache(items: &Side, rows: &PackedRows) -> AlignedBuf {
     let (k, stride) = (items.k, items.stride);
+    let n_rows = rows.offsets.len() - 1;
     let mut cache = AlignedBuf::default();
-    cache.resize(fm.n_rows() * stride, 0.0);
+    cache.resize(n_rows * stride, 0.0);
     let out = cache.as_mut_slice();
-    for r in 0..fm.n_rows() {
-        let (feats, weights) = fm.row(r);
+    for r in 0..n_rows {
         let dst = &mut out[r * stride..r * stride + k + 1];
-        for (&f, &w) in feats.iter().zip(weights) {
-            for (d, &p) in dst.iter_mut().zip(items.row(f)) {
-                *d += w * p;
+        for e in rows.row(r) {
+            for (d, &p) in dst.iter_mut().zip(items.row(e.feature as usize)) {
+                *d += e.weight * p;
             }
         }
     }
@@ -1209,16 +1274,15 @@ fn build_item_cache(items: &Side, fm: &FeatureMatrix) -> AlignedBuf {
 /// Trains on `examples` in order, with two look-ahead stages (see [`Worker::stage1`],
 /// [`Worker::stage2`]) primed for the first examples.
 fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
-    let n = examples.len();
-    for j in 0..n.min(2 * AHEAD) {
-        w.stage1(j);
+    for (j, ex) in examples.iter().enumerate().take(2 * AHEAD) {
+        w.stage1(ex, j);
     }
     for (j, ex) in examples.iter().enumerate().take(AHEAD) {
         w.stage2(ex, j);
     }
     for (j, ex) in examples.iter().enumerate() {
-        if j + 2 * AHEAD < n {
-            w.stage1(j + 2 * AHEAD);
+        if let Some(later) = examples.get(j + 2 * AHEAD) {
+            w.stage1(later, j + 2 * AHEAD);
         }
         if let Some(next) = examples.get(j + AHEAD) {
             w.stage2(next, j + AHEAD);
@@ -1244,8 +1308,8 @@ pub(crate) fn run_epoch(
     pool: Option<&rayon::ThreadPool>,
 ) -> LossTally {
     let mut cache = match (t.item_rows, t.loss) {
-        (FeatureRows::Csr(fm), Loss::Warp | Loss::WarpKos { .. }) => {
-            Some(build_item_cache(items, fm))
+        (FeatureRows::Packed(rows), Loss::Warp | Loss::WarpKos { .. }) => {
+            Some(build_item_cache(items, rows))
         }
         _ => None,
     };
