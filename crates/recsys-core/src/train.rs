@@ -1390,3 +1390,69 @@ pub(crate) fn run_epoch(
         _ => run(order, seeds[0]),
     }
 }
+
+#[cfg(test)]
+mod row_access_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The vector-width row moves (plus their atomic tails) do exactly what the
+        /// element-by-element atomic code did, for every length and offset.
+        #[test]
+        fn row_moves_match_elementwise_atomics(
+            xs in proptest::collection::vec(-1e3f32..1e3, 0..80),
+            offset in 0usize..8,
+            n in 0usize..40,
+            w in -4.0f32..4.0,
+        ) {
+            let mut shared = xs.clone();
+            let view = Shared::new(&mut shared);
+            let n = n.min(xs.len().saturating_sub(offset));
+            if offset + n <= xs.len() {
+                let row = view.row(offset, n);
+                let mut local = vec![f32::NAN; n];
+                load_row(row, &mut local);
+                prop_assert_eq!(&local[..], &xs[offset..offset + n]);
+
+                let mut acc: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+                let expected: Vec<f32> =
+                    acc.iter().zip(&xs[offset..]).map(|(a, x)| a + w * x).collect();
+                axpy_row(row, w, &mut acc);
+                prop_assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+
+                let new: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
+                store_row(row, &new);
+            }
+            drop(view);
+            for (i, (&after, &before)) in shared.iter().zip(&xs).enumerate() {
+                if i >= offset && i < offset + n {
+                    prop_assert_eq!(after, -((i - offset) as f32));
+                } else {
+                    prop_assert_eq!(after, before, "element {} outside the row changed", i);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_rows_hold_the_matrix_rows() {
+        let fm =
+            FeatureMatrix::from_rows(5, vec![vec![(0, 1.0), (3, 0.5)], vec![], vec![(4, 2.0)]])
+                .unwrap();
+        let packed = PackedRows::of(&fm).expect("not an identity matrix");
+        for r in 0..3 {
+            let (feats, weights) = fm.row(r);
+            let got: Vec<(usize, f32)> = packed
+                .row(r)
+                .iter()
+                .map(|e| (e.feature as usize, e.weight))
+                .collect();
+            let want: Vec<(usize, f32)> =
+                feats.iter().copied().zip(weights.iter().copied()).collect();
+            assert_eq!(got, want, "row {r}");
+        }
+        assert!(PackedRows::of(&FeatureMatrix::identity(4)).is_none());
+    }
+}
