@@ -229,7 +229,7 @@ export SERVE_BENCH_MODEL="$CACHE/lightfm.pkl" SERVE_BENCH_DATA="$DATA"
 port_of() { local rest="${1#*://}"; rest="${rest%%/*}"; echo "${rest##*:}"; }
 wait_http() { # url seconds pid
   local deadline=$((SECONDS + $2))
-  until curl -sS -o /dev/null "$1/similar-products?n=1" 2>/dev/null; do   # any HTTP answer
+  until curl -sS --max-time 10 -o /dev/null "$1/similar-products?n=1" 2>/dev/null; do   # any HTTP answer
     [ -z "$3" ] || kill -0 "$3" 2>/dev/null || return 1
     ((SECONDS < deadline)) || return 1
     sleep 0.5
