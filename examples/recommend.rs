@@ -9,6 +9,7 @@
 //! cargo run --release -p recsys-examples --example recommend -- --bundle target/cj.rsb --info
 //! ```
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -58,9 +59,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    // Written through a handle so a closed pipe (`| head`) is an error we can see, not a
+    // panic inside println!.
+    let mut out = std::io::stdout().lock();
     if args.info {
         let metadata = Bundle::read_metadata(&args.bundle)?;
-        println!("{}", serde_json::to_string_pretty(&metadata)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&metadata)?)?;
         return Ok(());
     }
     let started = Instant::now();
@@ -119,40 +123,43 @@ fn run(args: Args) -> Result<()> {
                 })
             })
             .collect();
-        let out = serde_json::json!({
+        let answer_json = serde_json::json!({
             "strategy": answer.strategy,
             "items": items,
             "notes": answer.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "model_id": bundle.metadata().model_id,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&answer_json)?)?;
         return Ok(());
     }
 
-    println!(
+    writeln!(
+        out,
         "bundle {} (model {}, {} products) loaded in {load_ms:.0} ms; answered in {recommend_ms:.2} ms",
         args.bundle.display(),
         bundle.metadata().model_id,
         bundle.items().len()
-    );
+    )?;
     if let Some(p) = &product {
         if let Some(info) = bundle.product(p) {
-            println!(
+            writeln!(
+                out,
                 "viewing {p}: {}",
                 info.name.as_deref().unwrap_or("(no name)")
-            );
+            )?;
         }
     }
-    println!("strategy: {:?}", answer.strategy);
+    writeln!(out, "strategy: {:?}", answer.strategy)?;
     for note in &answer.notes {
-        println!("note: {note}");
+        writeln!(out, "note: {note}")?;
     }
     for (rank, r) in answer.items.iter().enumerate() {
         let info = bundle.products().get(r.item).cloned().unwrap_or_default();
         let price = info
             .price
             .map_or_else(|| "-".to_string(), |p| format!("{p:.2}"));
-        println!(
+        writeln!(
+            out,
             "{:>3}. {:<10} {:<44} {:>8}  score {:>8.3}  {}",
             rank + 1,
             r.product_id.to_string(),
@@ -160,7 +167,7 @@ fn run(args: Args) -> Result<()> {
             price,
             r.score,
             r.reason
-        );
+        )?;
     }
     Ok(())
 }

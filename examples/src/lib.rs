@@ -265,9 +265,20 @@ impl FeatureArgs {
 }
 
 /// The exit code of an example's `run`: errors are printed with their causes.
+///
+/// A closed standard output (`… | head`) ends the program quietly with success, as `cat`
+/// does, when the example writes through a handle rather than `println!`.
 pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
