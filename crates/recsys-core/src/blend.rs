@@ -28,7 +28,8 @@
 //!    exact f32 arithmetic of the reference kernel (same operations in the same order, so
 //!    bit-identical) and the exact top-k is taken with the usual rules (ties → lower index).
 //!
-//! All comparisons are made conservative with `next_up`/`next_down`. Inputs the argument
+//! Bounds are made conservative with `next_up`/`next_down`, and the scan's prefilter relies on
+//! rounding being monotonic (`A + E ≥ L` implies `fl(A + E) ≥ L`). Inputs the argument
 //! does not cover (non-finite values, magnitudes outside `[2^-40, 2^40]` per row, huge user
 //! vectors or weights) take the plain f32 path instead, as do CPUs without AVX2/FMA/F16C.
 
@@ -331,8 +332,8 @@ fn scan_portable<E: Fn(usize) -> bool>(h: &HalfItems, q: &Query<'_>, sel: &mut S
             a[l] = dot + q.weight * (c[l] * h.kappa[i]).clamp(-1.0, 1.0);
         }
         let e = q.bound(h, b);
-        let t = (sel.level - e).next_down();
-        if a.iter().any(|&x| x >= t) {
+        // Rounding is monotonic: `A + E ≥ L` exactly implies `fl(A + E) ≥ L`.
+        if a.iter().any(|&x| x + e >= sel.level) {
             sel.offer(b, &a, e);
         }
     }
@@ -368,6 +369,7 @@ unsafe fn scan_avx2<E: Fn(usize) -> bool>(h: &HalfItems, q: &Query<'_>, sel: &mu
                 ))
             };
         }
+        let mut level = _mm256_set1_ps(sel.level);
         for b in 0..blocks {
             let mut s = [_mm256_setzero_ps(); 4];
             let mut cs = [_mm256_setzero_ps(); 4];
@@ -394,12 +396,15 @@ unsafe fn scan_avx2<E: Fn(usize) -> bool>(h: &HalfItems, q: &Query<'_>, sel: &mu
             let dot = _mm256_add_ps(_mm256_fmadd_ps(s, sigma, bias), add);
             let cos = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(cs, kappa), minus_one), one);
             let a = _mm256_fmadd_ps(weight, cos, dot);
+            // An item can matter only if `A + E_b ≥ L`; rounding is monotonic, so testing
+            // `fl(A + E_b) ≥ L` never drops one.
             let e = q.bound(h, b);
-            let t = _mm256_set1_ps((sel.level - e).next_down());
-            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(a, t)) != 0 {
+            let high = _mm256_add_ps(a, _mm256_set1_ps(e));
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(high, level)) != 0 {
                 let mut out = [0.0f32; 8];
                 _mm256_storeu_ps(out.as_mut_ptr(), a);
                 sel.offer(b, &out, e);
+                level = _mm256_set1_ps(sel.level);
             }
         }
     }
