@@ -26,6 +26,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod blend;
 pub mod error;
 pub mod eval;
 pub mod foldin;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use crate::blend::{certified_top_k, Approx, ExactRows, HalfItems};
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
@@ -28,7 +29,7 @@ pub struct Representation {
 }
 
 /// Representations of all items, computed once and cached by the model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ItemRepresentations {
     vectors: Array2<f32>,
     biases: Array1<f32>,
@@ -41,6 +42,17 @@ pub struct ItemRepresentations {
     /// The packed rows transposed in blocks of 8 items (`[component][item in block]`), so a
     /// scan computes 8 items' dot products side by side without horizontal sums.
     blocked: Vec<f32>,
+    /// The half-float rows of the certified blend ([`Self::top_k_with_cosine`]), built on
+    /// first use or by [`Self::prepare_blend`]; `None` when the values are outside what its
+    /// error bound covers.
+    half: OnceLock<Option<HalfItems>>,
+}
+
+/// Everything else is derived from the vectors and biases.
+impl PartialEq for ItemRepresentations {
+    fn eq(&self, o: &Self) -> bool {
+        self.vectors == o.vectors && self.biases == o.biases
+    }
 }
 
 /// `1 / ‖v‖` computed in f64 (0 for a zero or non-finite vector).
@@ -92,6 +104,7 @@ impl ItemRepresentations {
             stride,
             inverse_norms,
             blocked,
+            half: OnceLock::new(),
         })
     }
 
@@ -115,7 +128,7 @@ impl ItemRepresentations {
         self.biases.is_empty()
     }
 
-    fn padded_user(&self, user: &Representation) -> Vec<f32> {
+    pub(crate) fn padded_user(&self, user: &Representation) -> Vec<f32> {
         let mut u = vec![0.0; self.stride];
         for (d, v) in u.iter_mut().zip(user.vector.iter()) {
             *d = *v;
@@ -143,26 +156,14 @@ impl ItemRepresentations {
         weight: f32,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        if towards >= self.len() {
-            return Err(CoreError::IndexOutOfRange {
-                what: "item",
-                index: towards,
-                len: self.len(),
-            });
-        }
+        let d = self.direction(towards)?;
         let u = self.padded_user(user);
-        let k = self.vectors.ncols();
-        let mut d = vec![0.0; self.stride];
-        let scale = self.inverse_norms[towards];
-        for (x, v) in d.iter_mut().zip(self.vectors.row(towards).iter()).take(k) {
-            *x = v * scale;
-        }
         out.clear();
         out.resize(self.len(), 0.0);
         crate::kernels::score_blocks_with_cosine(
             &self.blocked,
             self.stride,
-            k + 1,
+            self.vectors.ncols() + 1,
             &u,
             user.bias,
             &d,
@@ -171,6 +172,107 @@ impl ItemRepresentations {
             out,
         );
         Ok(())
+    }
+
+    /// The unit vector of item `towards` (zero for a zero vector), padded to the stride.
+    pub(crate) fn direction(&self, towards: usize) -> Result<Vec<f32>> {
+        if towards >= self.len() {
+            return Err(CoreError::IndexOutOfRange {
+                what: "item",
+                index: towards,
+                len: self.len(),
+            });
+        }
+        let mut d = vec![0.0; self.stride];
+        let scale = self.inverse_norms[towards];
+        for (x, v) in d.iter_mut().zip(self.vectors.row(towards).iter()) {
+            *x = v * scale;
+        }
+        Ok(d)
+    }
+
+    /// The `k` best items of the blend of [`Self::score_all_with_cosine`], best first,
+    /// skipping items for which `exclude` is true: exactly what
+    /// [`top_k`](crate::top_k)`(scores, k, exclude)` returns over those scores (same items,
+    /// order and scores; ties to the lower index), without scoring every item exactly.
+    ///
+    /// With AVX2, FMA and F16C, a first pass scores every item approximately from a
+    /// half-float copy of the rows (half the memory traffic), keeps the items whose score
+    /// can still reach the top `k` under a rigorous bound on the approximation error, and
+    /// scores those again exactly (the certification is described in the `blend` module
+    /// and ARCHITECTURE.md). Other CPUs, and values the bound does not cover (non-finite,
+    /// extreme magnitudes), take the plain path. `exclude` is asked only about items that
+    /// might enter the top `k`; it must not depend on when it is asked.
+    pub fn top_k_with_cosine(
+        &self,
+        user: &Representation,
+        towards: usize,
+        weight: f32,
+        k: usize,
+        exclude: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        self.top_k_with_cosine_using(Approx::detect(), user, towards, weight, k, exclude)
+    }
+
+    /// [`Self::top_k_with_cosine`] with the approximate kernel chosen by the caller (`None`:
+    /// the plain f32 path).
+    pub(crate) fn top_k_with_cosine_using(
+        &self,
+        approx: Option<Approx>,
+        user: &Representation,
+        towards: usize,
+        weight: f32,
+        k: usize,
+        exclude: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        if let Some(approx) = approx {
+            if let Some(top) = self.certified_top_k(approx, user, towards, weight, k, &exclude)? {
+                return Ok(top);
+            }
+        }
+        let mut scores = Vec::new();
+        self.score_all_with_cosine(user, towards, weight, &mut scores)?;
+        Ok(crate::topk::top_k(&scores, k, exclude))
+    }
+
+    /// The certified path alone: `None` when the values are outside what its bound covers.
+    pub(crate) fn certified_top_k(
+        &self,
+        approx: Approx,
+        user: &Representation,
+        towards: usize,
+        weight: f32,
+        k: usize,
+        exclude: impl Fn(usize) -> bool,
+    ) -> Result<Option<Vec<(usize, f32)>>> {
+        let d = self.direction(towards)?;
+        let Some(half) = self.half_items() else {
+            return Ok(None);
+        };
+        let u = self.padded_user(user);
+        let rows = ExactRows {
+            packed: &self.packed,
+            stride: self.stride,
+            width: self.vectors.ncols() + 1,
+            inverse_norms: &self.inverse_norms,
+        };
+        Ok(certified_top_k(
+            half, &rows, &u, user.bias, &d, weight, k, exclude, approx,
+        ))
+    }
+
+    /// Builds the half-float rows [`Self::top_k_with_cosine`] uses now (e.g. when a server
+    /// loads a model) instead of on its first call. Cheap when already built.
+    pub fn prepare_blend(&self) {
+        self.half_items();
+    }
+
+    pub(crate) fn half_items(&self) -> Option<&HalfItems> {
+        self.half
+            .get_or_init(|| {
+                HalfItems::new(self.vectors.view(), self.biases.view(), &self.inverse_norms)
+            })
+            .as_ref()
     }
 
     /// Scores items `range` for a user representation into `out` (`range.len()` values).

@@ -419,6 +419,8 @@ impl Bundle {
 
     /// The bundle of checked parts, with the exact index rebuilt from the model.
     fn assemble(metadata: BundleMetadata, parts: BundleParts) -> Bundle {
+        // The half-float rows of the one-pass blend, built now rather than on a request.
+        parts.model.item_representations().prepare_blend();
         Bundle {
             exact: ExactCosine::new(parts.model.item_representations().vectors()),
             metadata,

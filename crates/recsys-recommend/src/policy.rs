@@ -346,8 +346,12 @@ impl<'a> Recommender<'a> {
     /// Declares that the similarity index holds the cosines of the scorer's own item
     /// representations (as `ExactCosine::new(model.item_representations().vectors())` does):
     /// the blend then computes model scores and cosines in one pass over the item
-    /// representations (half the memory traffic of two passes; the same ranking up to
-    /// float rounding). Fails when the scorer exposes no item representations.
+    /// representations and takes the top n without a score array
+    /// ([`ItemRepresentations::top_k_with_cosine`]; the same ranking as two passes up to
+    /// float rounding). Builds the half-float rows that pass reads, if not built yet. Fails
+    /// when the scorer exposes no item representations.
+    ///
+    /// [`ItemRepresentations::top_k_with_cosine`]: recsys_core::ItemRepresentations::top_k_with_cosine
     pub fn with_model_similarity(mut self) -> Result<Self> {
         let reps = self
             .scorer
@@ -362,6 +366,7 @@ impl<'a> Recommender<'a> {
             self.items.len(),
             reps.len(),
         )?;
+        reps.prepare_blend();
         self.fused = true;
         Ok(self)
     }
@@ -504,43 +509,50 @@ impl<'a> Recommender<'a> {
                 _ => &[],
             };
             let boost_from = product.filter(|_| request.boost != 0.0);
-            let ranked = SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
-                let mut scores = cell.borrow_mut();
-                let fused = match (boost_from, self.fused) {
-                    (Some((p, _)), true) => {
-                        self.score_fused(query, p, request.boost, &mut scores)?
-                    }
-                    _ => false,
-                };
-                if !fused {
+            // What the two-pass path marks NaN, plus the filter: asked only about items
+            // that could enter the top n.
+            let excluded = |j: usize| {
+                product.is_some_and(|(p, _)| p == j)
+                    || seen.binary_search(&(j as u32)).is_ok()
+                    || excluded_items.binary_search(&j).is_ok()
+                    || !keep(j)
+            };
+            let fused = match (boost_from, self.fused) {
+                (Some((p, _)), true) => {
+                    self.top_n_fused(query, p, request.boost, request.n, &excluded)?
+                }
+                _ => None,
+            };
+            let ranked = match fused {
+                Some(ranked) => ranked,
+                None => SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
+                    let mut scores = cell.borrow_mut();
                     self.scorer.score_all(query, &mut scores)?;
-                }
-                agree("scores returned by the scorer", n_items, scores.len())?;
-                if fused {
-                    // Scores and boost came in one pass.
-                } else if let (Some((p, _)), Some(index)) =
-                    (boost_from, self.similarity.or(self.neighbours))
-                {
-                    // The exact index when there is one, else the stored neighbours.
-                    index.for_each_similarity(p, &mut |j, s| {
-                        if let Some(x) = scores.get_mut(j) {
-                            *x += request.boost * s;
-                        }
-                    })?;
-                }
-                // Exclusions become NaN, which top-k never returns.
-                let mut drop = |j: usize| {
-                    if let Some(x) = scores.get_mut(j) {
-                        *x = f32::NAN;
+                    agree("scores returned by the scorer", n_items, scores.len())?;
+                    if let (Some((p, _)), Some(index)) =
+                        (boost_from, self.similarity.or(self.neighbours))
+                    {
+                        // The exact index when there is one, else the stored neighbours.
+                        index.for_each_similarity(p, &mut |j, s| {
+                            if let Some(x) = scores.get_mut(j) {
+                                *x += request.boost * s;
+                            }
+                        })?;
                     }
-                };
-                if let Some((p, _)) = product {
-                    drop(p);
-                }
-                seen.iter().for_each(|&j| drop(j as usize));
-                excluded_items.iter().for_each(|&j| drop(j));
-                Ok(top_k(&scores, request.n, |j| !keep(j)))
-            })?;
+                    // Exclusions become NaN, which top-k never returns.
+                    let mut drop = |j: usize| {
+                        if let Some(x) = scores.get_mut(j) {
+                            *x = f32::NAN;
+                        }
+                    };
+                    if let Some((p, _)) = product {
+                        drop(p);
+                    }
+                    seen.iter().for_each(|&j| drop(j as usize));
+                    excluded_items.iter().for_each(|&j| drop(j));
+                    Ok(top_k(&scores, request.n, |j| !keep(j)))
+                })?,
+            };
             let boosted = boost_from.is_some() && self.has_similarity();
             let reason = match (user.is_some(), boosted, product) {
                 (true, true, Some((_, to))) => Reason::ModelAndSimilar { to: to.clone() },
@@ -599,23 +611,27 @@ impl<'a> Recommender<'a> {
         })
     }
 
-    /// Model scores plus `boost × cosine(·, p)` in one pass; false when the scorer cannot
-    /// give this user's representation (the caller then takes the two-pass path).
-    fn score_fused(
+    /// The top `n` of model scores plus `boost × cosine(·, p)`, in one pass over the item
+    /// representations ([`ItemRepresentations::top_k_with_cosine`]: no score array, the
+    /// same answer as scoring every item); `None` when the scorer cannot give this user's
+    /// representation (the caller then takes the two-pass path).
+    ///
+    /// [`ItemRepresentations::top_k_with_cosine`]: recsys_core::ItemRepresentations::top_k_with_cosine
+    fn top_n_fused(
         &self,
         query: UserQuery<'_>,
         p: usize,
         boost: f32,
-        scores: &mut Vec<f32>,
-    ) -> Result<bool> {
+        n: usize,
+        excluded: &dyn Fn(usize) -> bool,
+    ) -> Result<Option<Vec<(usize, f32)>>> {
         let (Some(reps), Some(user)) = (
             self.scorer.item_representations(),
             self.scorer.representation(query)?,
         ) else {
-            return Ok(false);
+            return Ok(None);
         };
-        reps.score_all_with_cosine(&user, p, boost, scores)?;
-        Ok(true)
+        Ok(Some(reps.top_k_with_cosine(&user, p, boost, n, excluded)?))
     }
 
     fn has_similarity(&self) -> bool {
