@@ -12,7 +12,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 use recsys_features::ExternalId;
 use recsys_recommend::{Bundle, ProductInfo};
-use recsys_store::mongo::{id_to_bson, redact_uri, DEFAULT_DATABASE, PRODUCTS};
+use recsys_store::mongo::{id_from_bson, id_to_bson, redact_uri, DEFAULT_DATABASE, PRODUCTS};
 
 use crate::error::ServerError;
 
@@ -89,17 +89,6 @@ impl MongoProducts {
             uri: self.uri.clone(),
             message: e.to_string(),
         }
-    }
-}
-
-/// Reads an id of any integer width (FerretDB may answer a small Int64 as Int32) or text.
-fn id_from_bson(value: &Bson) -> Option<ExternalId> {
-    match value {
-        Bson::Int64(v) => Some(ExternalId::Int(*v)),
-        Bson::Int32(v) => Some(ExternalId::Int(i64::from(*v))),
-        Bson::Double(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(ExternalId::Int(*v as i64)),
-        Bson::String(s) if !s.trim().is_empty() => Some(ExternalId::parse(s)),
-        _ => None,
     }
 }
 

@@ -71,12 +71,15 @@ impl IntoResponse for ApiError {
 #[non_exhaustive]
 pub enum ServerError {
     /// The bundle could not be loaded or is not usable (the old one keeps serving).
-    #[error("{source}")]
+    ///
+    /// The cause is part of the message (logs and HTTP answers print only the message), so
+    /// it is not also reported as `source()`: an error chain would print it twice.
+    #[error("{error}")]
     Bundle {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: recsys_recommend::RecommendError,
+        error: recsys_recommend::RecommendError,
     },
     /// The bundle loaded but cannot be served (e.g. it has no items).
     #[error("bundle {path} is not servable: {reason}")]
@@ -101,11 +104,12 @@ pub enum ServerError {
         message: String,
     },
     /// Binding or serving the socket failed.
-    #[error("{action}: {source}")]
+    /// (The cause is part of the message, as for [`ServerError::Bundle`].)
+    #[error("{action}: {error}")]
     Io {
         /// What was being done.
         action: String,
         /// The IO error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

@@ -153,9 +153,9 @@ pub async fn serve(
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|source| ServerError::Io {
+        .map_err(|error| ServerError::Io {
             action: "serving HTTP".into(),
-            source,
+            error,
         });
     probe.abort();
     result
@@ -190,9 +190,9 @@ pub async fn shutdown_signal() {
 #[cfg(unix)]
 pub fn reload_on_sighup(state: AppState) -> Result<tokio::task::JoinHandle<()>, ServerError> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(
-        |source| ServerError::Io {
+        |error| ServerError::Io {
             action: "installing the SIGHUP handler".into(),
-            source,
+            error,
         },
     )?;
     Ok(tokio::spawn(async move {

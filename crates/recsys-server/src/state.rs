@@ -72,9 +72,9 @@ fn check_servable(bundle: &Bundle, path: &Path) -> Result<(), ServerError> {
 
 /// Loads and checks a bundle file (blocking: call it from a blocking thread).
 pub fn load_bundle(path: &Path) -> Result<Bundle, ServerError> {
-    let bundle = Bundle::load(path).map_err(|source| ServerError::Bundle {
+    let bundle = Bundle::load(path).map_err(|error| ServerError::Bundle {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     check_servable(&bundle, path)?;
     Ok(bundle)

@@ -89,6 +89,9 @@ async fn reload_swaps_and_refuses_bad_bundles() {
     let err = state.reload().await.unwrap_err();
     assert!(matches!(err, ServerError::Bundle { .. }), "{err}");
     assert!(err.to_string().contains("corrupt"), "{err}");
+    // The cause is in the message and not repeated as a source (a printed error chain would
+    // show it twice).
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
     // Incompatible: a future format version.
     let mut bytes = new.to_bytes().unwrap();
     bytes[8] = 99;

@@ -42,7 +42,7 @@ pub use import::{
     import_csv, BadRows, CollectionSummary, ImportOptions, ImportPhase, ImportProgress,
     ImportSummary, MAX_REPORTED_ERRORS,
 };
-pub use schema::{id_to_bson, INTERACTIONS, PRODUCTS, USERS};
+pub use schema::{id_from_bson, id_to_bson, INTERACTIONS, PRODUCTS, USERS};
 pub use source::MongoSource;
 
 /// Default database name when the URI names none.

@@ -26,7 +26,7 @@ pub fn id_to_bson(id: &ExternalId) -> Bson {
 
 /// Reads an id written by [`id_to_bson`] or by another tool: integers of any width (servers
 /// may return a small Int64 as Int32) and strings (normalised like [`ExternalId::parse`]).
-pub(crate) fn id_from_bson(value: &Bson) -> Option<ExternalId> {
+pub fn id_from_bson(value: &Bson) -> Option<ExternalId> {
     match value {
         Bson::Int64(v) => Some(ExternalId::Int(*v)),
         Bson::Int32(v) => Some(ExternalId::Int(i64::from(*v))),
