@@ -1455,3 +1455,29 @@ mod row_access_tests {
         assert!(PackedRows::of(&FeatureMatrix::identity(4)).is_none());
     }
 }
+
+#[cfg(test)]
+mod aligned_buf_tests {
+    use super::*;
+
+    /// Growing a buffer to megabytes keeps the old values and fills the new ones; shrinking
+    /// keeps the prefix; the buffer stays cache-line aligned.
+    #[test]
+    fn resize_keeps_values_across_large_growth() {
+        let mut b = AlignedBuf::default();
+        b.resize(10, 1.5);
+        b.as_mut_slice()[3] = 7.0;
+        b.resize(1 << 20, -2.0);
+        let s = b.as_slice();
+        assert_eq!(s.len(), 1 << 20);
+        assert_eq!(s[3], 7.0);
+        assert!(s[..10]
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == if i == 3 { 7.0 } else { 1.5 }));
+        assert!(s[10..].iter().all(|&v| v == -2.0));
+        assert_eq!(s.as_ptr() as usize % 64, 0);
+        b.resize(5, 0.0);
+        assert_eq!(b.as_slice(), &[1.5, 1.5, 1.5, 7.0, 1.5]);
+    }
+}
