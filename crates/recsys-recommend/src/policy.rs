@@ -509,8 +509,8 @@ impl<'a> Recommender<'a> {
                 _ => &[],
             };
             let boost_from = product.filter(|_| request.boost != 0.0);
-            // What the two-pass path marks NaN, plus the filter: asked only about items
-            // that could enter the top n.
+            // The viewed product, seen items, the caller's exclusions and the filter, for
+            // both paths: asked only about items that could enter the top n.
             let excluded = |j: usize| {
                 product.is_some_and(|(p, _)| p == j)
                     || seen.binary_search(&(j as u32)).is_ok()
@@ -539,18 +539,7 @@ impl<'a> Recommender<'a> {
                             }
                         })?;
                     }
-                    // Exclusions become NaN, which top-k never returns.
-                    let mut drop = |j: usize| {
-                        if let Some(x) = scores.get_mut(j) {
-                            *x = f32::NAN;
-                        }
-                    };
-                    if let Some((p, _)) = product {
-                        drop(p);
-                    }
-                    seen.iter().for_each(|&j| drop(j as usize));
-                    excluded_items.iter().for_each(|&j| drop(j));
-                    Ok(top_k(&scores, request.n, |j| !keep(j)))
+                    Ok(top_k(&scores, request.n, excluded))
                 })?,
             };
             let boosted = boost_from.is_some() && self.has_similarity();
