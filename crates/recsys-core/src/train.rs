@@ -20,6 +20,8 @@ use crate::matrix::FeatureMatrix;
 use crate::params::{Loss, Schedule};
 use crate::rng::Rng;
 
+mod compact;
+
 /// How many examples ahead the parameters (and WARP's first negative candidates) are
 /// prefetched.
 const AHEAD: usize = 4;
@@ -319,8 +321,24 @@ fn update_row(
     buf: &mut RowBuf,
 ) {
     let n = grads.len();
-    let (p, a) = (&mut buf.p[..n], &mut buf.a[..n]);
     let (prow, arow) = (side.params.row(base, n), side.acc.row(base, n));
+    if let Schedule::Adagrad = opt.schedule {
+        // In registers, four at a time, straight from and back to the shared rows; the tail
+        // through the buffers below.
+        let done = racy::adagrad(prow, arow, grads, w, opt.learning_rate, alpha);
+        if done == n {
+            return;
+        }
+        let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
+        let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
+        load_row(prow, p);
+        load_row(arow, a);
+        adagrad_scalar(p, a, grads, w, opt.learning_rate, alpha);
+        store_row(prow, p);
+        store_row(arow, a);
+        return;
+    }
+    let (p, a) = (&mut buf.p[..n], &mut buf.a[..n]);
     load_row(prow, p);
     load_row(arow, a);
     match opt.schedule {
@@ -363,6 +381,22 @@ fn update_row(
     }
     store_row(prow, p);
     store_row(arow, a);
+}
+
+/// Adagrad's step on local copies of a row's parameters `p` and accumulators `a` (the
+/// element-wise definition; [`racy::adagrad`] does the same four elements at a time).
+#[inline(always)]
+fn adagrad_scalar(p: &mut [f32], a: &mut [f32], grads: &[f32], w: f32, lr0: f32, alpha: f32) {
+    for c in 0..p.len() {
+        let g = grads[c] * w;
+        let lr = lr0 / a[c].sqrt();
+        p[c] = if alpha > 0.0 {
+            (p[c] - lr * g) * (1.0 - alpha * lr).max(0.0)
+        } else {
+            p[c] - lr * g
+        };
+        a[c] += g * g;
+    }
 }
 
 /// Relaxed atomic loads of a parameter row into a local buffer.
@@ -421,7 +455,7 @@ mod racy {
     /// Four elements of shared memory at `p`.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn get4(p: &[AtomicU32]) -> __m128 {
+    pub(super) fn get4(p: &[AtomicU32]) -> __m128 {
         assert!(p.len() >= 4);
         let v: __m128;
         // SAFETY: `p` holds at least 4 elements (checked); `movups` has no alignment
@@ -484,6 +518,54 @@ mod racy {
         }
     }
 
+    /// Adagrad's step ([`super::adagrad_scalar`], the same operations in the same order) on
+    /// the first `m` elements of a shared row, `m` the largest multiple of 4 `≤ grads.len()`;
+    /// returns `m`.
+    #[inline(always)]
+    pub(super) fn adagrad(
+        prow: &[AtomicU32],
+        arow: &[AtomicU32],
+        grads: &[f32],
+        w: f32,
+        lr0: f32,
+        alpha: f32,
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                _mm_div_ps, _mm_max_ps, _mm_setzero_ps, _mm_sqrt_ps, _mm_sub_ps,
+            };
+            let m = grads.len().min(prow.len()).min(arow.len()) / 4 * 4;
+            // SAFETY: SSE is part of the x86-64 baseline; every chunk has 4 elements.
+            unsafe {
+                let (wv, lr0v) = (_mm_set1_ps(w), _mm_set1_ps(lr0));
+                let (alphav, one, zero) = (_mm_set1_ps(alpha), _mm_set1_ps(1.0), _mm_setzero_ps());
+                for ((pc, ac), gc) in prow[..m]
+                    .chunks_exact(4)
+                    .zip(arow.chunks_exact(4))
+                    .zip(grads.chunks_exact(4))
+                {
+                    let (p, a) = (get4(pc), get4(ac));
+                    let g = _mm_mul_ps(_mm_loadu_ps(gc.as_ptr()), wv);
+                    let lr = _mm_div_ps(lr0v, _mm_sqrt_ps(a));
+                    let mut p = _mm_sub_ps(p, _mm_mul_ps(lr, g));
+                    if alpha > 0.0 {
+                        let shrink = _mm_max_ps(_mm_sub_ps(one, _mm_mul_ps(alphav, lr)), zero);
+                        p = _mm_mul_ps(p, shrink);
+                    }
+                    put4(pc, p);
+                    put4(ac, _mm_add_ps(a, _mm_mul_ps(g, g)));
+                }
+            }
+            m
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (prow, arow, grads, w, lr0, alpha);
+            0
+        }
+    }
+
     /// `out[..m] += w × src[..m]` (multiply, then add: no fused rounding) for the largest
     /// `m ≤ out.len()` that is a multiple of 4.
     #[inline(always)]
@@ -522,11 +604,27 @@ struct Opt {
 /// in cache). A lookup reads one cache line, which is prefetched together with the
 /// candidate's parameters; a binary search in a heavy user's sorted item list would be a
 /// chain of dependent cache misses.
+///
+/// WARP asks only about the candidate that violates the margin (as LightFM does), but which
+/// one that is is known only once it is scored, too late to prefetch its slot; prefetching
+/// every candidate's slot costs a cache line each from a table of several megabytes. So each
+/// user also has a small Bloom filter (8 bits per item, two bits per item in one 64-byte
+/// block, under 1 MB in all, so it mostly stays in cache): "not in the filter" is a sure no,
+/// and only a "maybe" (the few violators that are positives, plus about 5 % false alarms)
+/// reads the table.
 pub(crate) struct PairSet {
     /// Start of each user's table in `slots`, and its length (`offsets[u]..offsets[u + 1]`).
     offsets: Vec<usize>,
     slots: Vec<u32>,
+    /// Start of each user's filter in `blocks` (`block_offsets[u]..block_offsets[u + 1]`).
+    block_offsets: Vec<u32>,
+    blocks: Vec<FilterBlock>,
 }
+
+/// 512 filter bits, one cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct FilterBlock([u64; 8]);
 
 const EMPTY: u32 = u32::MAX;
 
@@ -539,9 +637,19 @@ impl PairSet {
             let cap = if n == 0 { 0 } else { 2 * n + 1 };
             offsets.push(offsets[u] + cap);
         }
+        let mut block_offsets = Vec::with_capacity(x.n_users() + 1);
+        block_offsets.push(0u32);
+        for u in 0..x.n_users() {
+            // 8 bits per item: one 512-bit block per 64 items.
+            let blocks = x.user_items(u).len().div_ceil(64) as u32;
+            block_offsets.push(block_offsets[u] + blocks);
+        }
+        let n_blocks = block_offsets[x.n_users()] as usize;
         let mut set = PairSet {
             slots: vec![EMPTY; offsets[x.n_users()]],
             offsets,
+            block_offsets,
+            blocks: vec![FilterBlock([0; 8]); n_blocks],
         };
         for u in 0..x.n_users() {
             for &i in x.user_items(u) {
@@ -551,9 +659,49 @@ impl PairSet {
                     s = if s + 1 == cap { 0 } else { s + 1 };
                 }
                 set.slots[start + s] = i;
+                if let Some((b, bit1, bit2)) = set.filter_bits(u, i) {
+                    let block = &mut set.blocks[b].0;
+                    block[bit1 / 64] |= 1 << (bit1 % 64);
+                    block[bit2 / 64] |= 1 << (bit2 % 64);
+                }
             }
         }
         set
+    }
+
+    /// The filter block of `(user, item)` and the two bits (0..512) it sets there; `None`
+    /// for a user without items.
+    #[inline(always)]
+    fn filter_bits(&self, user: usize, item: u32) -> Option<(usize, usize, usize)> {
+        let start = self.block_offsets[user] as usize;
+        let n = self.block_offsets[user + 1] as usize - start;
+        if n == 0 {
+            return None;
+        }
+        let h = (item as u64 ^ 0x5851_F42D_4C95_7F2D).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let b = start + (((h >> 32) * n as u64) >> 32) as usize;
+        Some((b, (h & 511) as usize, ((h >> 9) & 511) as usize))
+    }
+
+    /// `false` only if `item` is surely not one of `user`'s positives ([`Self::contains`]
+    /// is the exact answer).
+    #[inline(always)]
+    pub fn maybe_contains(&self, user: usize, item: usize) -> bool {
+        match self.filter_bits(user, item as u32) {
+            None => false,
+            Some((b, bit1, bit2)) => {
+                let block = &self.blocks[b].0;
+                (block[bit1 / 64] >> (bit1 % 64)) & (block[bit2 / 64] >> (bit2 % 64)) & 1 == 1
+            }
+        }
+    }
+
+    /// Starts loading the filter block [`Self::maybe_contains`] reads.
+    #[inline(always)]
+    pub fn prefetch_filter(&self, user: usize, item: usize) {
+        if let Some((b, _, _)) = self.filter_bits(user, item as u32) {
+            prefetch_ptr((&self.blocks[b] as *const FilterBlock).cast());
+        }
     }
 
     #[inline(always)]
@@ -623,6 +771,9 @@ mod pair_set_tests {
             for u in 0..20 {
                 for i in 0..300 {
                     prop_assert_eq!(set.contains(u, i), x.contains(u, i), "user {} item {}", u, i);
+                    if x.contains(u, i) {
+                        prop_assert!(set.maybe_contains(u, i), "filter misses user {} item {}", u, i);
+                    }
                 }
             }
         }
@@ -683,7 +834,7 @@ struct Worker<'a> {
     rowbuf: RowBuf,
     rng: Rng,
     /// WARP: the first negative candidates of each example in the look-ahead window, drawn
-    /// (and their rows and pair-set slots prefetched) `AHEAD` examples early.
+    /// (and their scoring rows and pair-set filter blocks prefetched) `AHEAD` examples early.
     pre: [[u32; PRE_MAX]; SLOTS],
     pre_len: [u8; SLOTS],
     /// WARP: running mean of the candidates an example draws, in 1/256ths (how many to
@@ -694,15 +845,25 @@ struct Worker<'a> {
     fresh: [u32; FRESH_AHEAD],
     fresh_head: usize,
     fresh_len: usize,
-    /// WARP: scratch list of candidates not yet checked against the user's positives.
-    unchecked: Vec<u32>,
     /// BPR: the interaction index of each example's negative (stage 1), then the negative
     /// itself (stage 2).
     bpr_neg: [u32; SLOTS],
-    /// With item features: every item's representation, rebuilt at the start of each epoch
-    /// and refreshed for the items an update touches (see [`build_item_cache`]).
-    item_cache: Option<Shared>,
+    /// WARP: every item's representation in bfloat16 (see [`compact`]), rebuilt at the
+    /// start of each epoch and refreshed for the items an update touches.
+    scoring: Option<Shared>,
+    /// Words per row of `scoring`.
+    scoring_stride: usize,
+    /// The user's representation as [`compact::dot`] wants it: `k` latent values, 1 (for
+    /// the item bias), zeros.
+    user_ext: Vec<f32>,
+    /// Scratch: an exact representation, and its encoded row.
     cache_tmp: Vec<f32>,
+    words: Vec<f32>,
+    /// WARP: the negative of the previous update, whose own step is deferred to the next
+    /// example (its parameters are loading meanwhile), with its loss and the user
+    /// representation its gradient uses.
+    pending: Option<(u32, f32)>,
+    pending_user: Vec<f32>,
     tally: LossTally,
 }
 
@@ -820,6 +981,18 @@ fn prefetch_ptr(p: *const i8) {
     }
 }
 
+/// Prefetches the whole lines holding `words` elements of `buf` from `start` (a line
+/// boundary).
+#[inline(always)]
+fn prefetch_words(buf: Shared, start: usize, words: usize) {
+    if start < buf.len {
+        for line in (0..words).step_by(16) {
+            // The pointer stays in bounds or one line past: prefetching never faults.
+            prefetch_ptr(buf.ptr.wrapping_add(start + line).cast());
+        }
+    }
+}
+
 #[inline(always)]
 fn prefetch(buf: Shared, start: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -897,14 +1070,22 @@ impl<'a> Worker<'a> {
 
     /// Look-ahead stage 2 for example `ex` (number `j`, `AHEAD` early): prefetch what it
     /// touches first. WARP draws its first candidates now, for this example's user, so the
-    /// candidates' rows *and* their slots in the user's pair-set table are loading long
-    /// before they are needed (the candidates are uniform and independent of everything, so
-    /// drawing them early changes nothing but which random numbers go where).
+    /// candidates' scoring rows *and* their blocks in the user's pair-set filter are loading
+    /// long before they are needed (the candidates are uniform and independent of
+    /// everything, so drawing them early changes nothing but which random numbers go where).
     #[inline(always)]
     fn stage2(&mut self, ex: &Example, j: usize) {
         let user = ex.user as usize;
         Self::prefetch_row(&self.users, self.t.user_rows, user, true);
         Self::prefetch_row(&self.items, self.t.item_rows, ex.item as usize, true);
+        if let Some(scoring) = self.scoring {
+            // The positive's scoring row is rewritten after its update.
+            prefetch_words(
+                scoring,
+                ex.item as usize * self.scoring_stride,
+                self.scoring_stride,
+            );
+        }
         let slot = j % SLOTS;
         match self.t.loss {
             Loss::Bpr => {
@@ -928,17 +1109,16 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Starts loading what scoring `cand` for `user` reads: its parameters (or cached
-    /// representation) and its slot in the user's pair-set table. Not the optimiser state:
-    /// only one candidate per example is updated, and too many outstanding prefetches stall
-    /// the CPU.
+    /// Starts loading what scoring `cand` for `user` reads: its bfloat16 scoring row and its
+    /// block in the user's pair-set filter. Not its parameters or optimiser state: only one
+    /// candidate per example is updated (and its step is deferred until they have arrived),
+    /// and too many outstanding prefetches stall the CPU.
     #[inline(always)]
     fn prefetch_candidate(&self, user: usize, cand: usize) {
-        match self.item_cache {
-            Some(cache) => prefetch(cache, cand * self.items.stride),
-            None => Self::prefetch_row(&self.items, self.t.item_rows, cand, false),
+        if let Some(scoring) = self.scoring {
+            prefetch_words(scoring, cand * self.scoring_stride, self.scoring_stride);
         }
-        self.t.positives.prefetch(user, cand);
+        self.t.positives.prefetch_filter(user, cand);
     }
 
     /// Candidate number `i` of the current example: first the ones drawn ahead for it (slot
@@ -964,16 +1144,15 @@ impl<'a> Worker<'a> {
         c as usize
     }
 
-    /// Recomputes an item's cached representation after its features were updated.
+    /// Re-encodes an item's scoring row after its parameters were updated.
     #[inline]
-    fn refresh_cached(&mut self, item: usize) {
-        if let Some(cache) = self.item_cache {
+    fn refresh_scoring(&mut self, item: usize) {
+        if let Some(scoring) = self.scoring {
             let k = self.t.k;
             Self::repr(&self.items, self.t.item_rows, item, k, &mut self.cache_tmp);
-            store_row(
-                cache.row(item * self.items.stride, k + 1),
-                &self.cache_tmp[..=k],
-            );
+            compact::encode_row(&self.cache_tmp[..=k], &mut self.words);
+            let cs = self.scoring_stride;
+            store_row(scoring.row(item * cs, cs), &self.words);
         }
     }
 
@@ -1076,13 +1255,16 @@ impl<'a> Worker<'a> {
     }
 
     /// WARP's negative search and update for a positive whose representation is in
-    /// `pos_repr`. `n_negatives` is the rank denominator (LightFM: n_items - 1 for WARP,
-    /// the number of the user's negatives for WARP-kOS).
+    /// `pos_repr` (and the user's in `user_repr` and `user_ext`). `n_negatives` is the rank
+    /// denominator (LightFM: n_items - 1 for WARP, the number of the user's negatives for
+    /// WARP-kOS).
     ///
-    /// Negatives are drawn uniformly; a draw that hits one of the user's positives is redrawn
-    /// and not counted (as in LightFM). The first candidates were drawn `AHEAD` examples
-    /// early (look-ahead slot `slot`, see [`Self::stage2`]), later ones one step early, so
-    /// their parameters are loading while earlier ones are scored.
+    /// As in LightFM, up to `max_sampled` uniform draws are scored; the first that violates
+    /// the margin is the negative, unless it is one of the user's positives, which is skipped
+    /// but counted. Candidates are scored from the bfloat16 rows (see [`compact`]). The first
+    /// candidates were drawn `AHEAD` examples early (look-ahead slot `slot`, see
+    /// [`Self::stage2`]), later ones a few steps early, so their rows are loading while
+    /// earlier ones are scored. Returns whether there was an update.
     fn warp_search(
         &mut self,
         user: usize,
@@ -1091,83 +1273,118 @@ impl<'a> Worker<'a> {
         weight: f32,
         n_negatives: usize,
         slot: Option<usize>,
-    ) {
+    ) -> bool {
         let x = self.t.interactions;
-        let n_items = x.n_items();
         let k = self.t.k;
         self.tally.count += 1;
-        if x.user_items(user).len() >= n_items {
-            return;
+        if x.user_items(user).len() >= x.n_items() {
+            return false;
         }
-        // A draw that hits one of the user's positives is redrawn and not counted, as in
-        // LightFM. Asking the pair set about every draw at once would put its cache miss on
-        // the critical path of every step; instead a candidate that does not violate the
-        // margin is provisionally counted and remembered in `unchecked`, and the question is
-        // asked (when the answers have long arrived) only where the count matters: when it
-        // reaches `max_sampled`, and when a violator is found. The outcome is exactly that of
-        // checking each draw as it comes.
-        let mut unchecked = std::mem::take(&mut self.unchecked);
-        unchecked.clear();
-        let positives = self.t.positives;
-        let recount = |unchecked: &mut Vec<u32>| -> usize {
-            let hits = unchecked
-                .iter()
-                .filter(|&&c| positives.contains(user, c as usize))
-                .count();
-            unchecked.clear();
-            hits
-        };
+        let scoring = self.scoring.expect("WARP training builds the scoring rows");
+        let cs = self.scoring_stride;
+        let user_bias = self.user_repr[k];
         let mut sampled = 0usize;
-        let mut drawn = 0usize;
-        // LightFM redraws positives forever; we bound the total number of draws so a user
-        // who has interacted with almost every item cannot stall training.
-        let mut budget = 1000 + self.t.max_sampled;
-        while budget > 0 {
-            if sampled >= self.t.max_sampled {
-                sampled -= recount(&mut unchecked);
-                if sampled >= self.t.max_sampled {
-                    break;
-                }
-            }
-            budget -= 1;
-            let cand = self.candidate(user, slot, drawn);
-            drawn += 1;
-            match self.item_cache {
-                Some(cache) => {
-                    load_row(
-                        cache.row(cand * self.items.stride, k + 1),
-                        &mut self.neg_repr[..=k],
-                    );
-                }
-                None => Self::repr(&self.items, self.t.item_rows, cand, k, &mut self.neg_repr),
-            }
-            let neg_pred = self.predict(&self.user_repr, &self.neg_repr);
+        let mut updated = false;
+        while sampled < self.t.max_sampled {
+            let cand = self.candidate(user, slot, sampled);
+            sampled += 1;
+            let row = scoring.row(cand * cs, cs);
+            let neg_pred = compact::dot(row, &self.user_ext) + user_bias;
             if neg_pred > pos_pred - 1.0 {
-                sampled -= recount(&mut unchecked);
-                if positives.contains(user, cand) {
+                let positives = self.t.positives;
+                if positives.maybe_contains(user, cand) && positives.contains(user, cand) {
                     continue;
                 }
-                sampled += 1;
                 let rank_estimate = ((n_negatives / sampled) as f32).max(1.0);
                 let loss = (weight * rank_estimate.ln()).min(MAX_LOSS);
                 self.tally.sum += loss as f64;
-                if self.item_cache.is_some() {
-                    // The gradient needs the exact representation, not the cached one.
-                    Self::repr(&self.items, self.t.item_rows, cand, k, &mut self.neg_repr);
-                }
-                self.pairwise_update(loss, user, pos, cand);
-                self.refresh_cached(pos);
-                self.refresh_cached(cand);
+                compact::decode_row(row, &mut self.neg_repr[..=k]);
+                self.warp_update(loss, user, pos, cand);
+                updated = true;
                 break;
             }
-            sampled += 1;
-            unchecked.push(cand as u32);
         }
-        self.unchecked = unchecked;
         // Candidates drawn ahead but not used are discarded (they are independent uniform
         // draws, so discarding them biases nothing); track how many an example needs.
         self.fresh_len = 0;
-        self.draws_avg = self.draws_avg - self.draws_avg / 16 + 16 * drawn.min(1 << 16) as u32;
+        self.draws_avg = self.draws_avg - self.draws_avg / 16 + 16 * sampled.min(1 << 16) as u32;
+        updated
+    }
+
+    /// WARP's update for a violating negative whose (bfloat16) representation is in
+    /// `neg_repr`: the positive and the user now, the negative one example later.
+    ///
+    /// The negative is a random item, so its parameters are a cache miss that starts only
+    /// now; its step (gradient `loss × user`, the user as it was now) is deferred to the end
+    /// of the next example, by when they have arrived, and the previous example's deferred
+    /// step is done here instead. The user's gradient takes the negative's term from the
+    /// scoring row (bfloat16), not the exact parameters. Both are recorded in ARCHITECTURE.md
+    /// as differences from LightFM.
+    fn warp_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
+        let k = self.t.k;
+        let (uf, itf) = (self.t.user_rows, self.t.item_rows);
+        match itf {
+            FeatureRows::Identity => Self::prefetch_row(&self.items, itf, neg, true),
+            // The feature rows are prefetched from here once this has arrived.
+            FeatureRows::Packed(rows) => rows.prefetch(neg),
+        }
+        let mut grad = std::mem::take(&mut self.grad);
+        // Positive item: d(-score_pos)/d(item) = -user.
+        for c in 0..k {
+            grad[c] = -loss * self.user_repr[c];
+        }
+        grad[k] = -loss;
+        self.apply(self.items, itf, pos, &grad[..=k], self.t.item_alpha);
+        // User: d(score_neg - score_pos)/d(user) = neg - pos; the user bias cancels out.
+        for c in 0..k {
+            grad[c] = loss * (self.neg_repr[c] - self.pos_repr[c]);
+        }
+        self.apply(self.users, uf, user, &grad[..k], self.t.user_alpha);
+        self.grad = grad;
+        self.refresh_scoring(pos);
+        self.flush_pending();
+        self.pending = Some((neg as u32, loss));
+        self.pending_user[..k].copy_from_slice(&self.user_repr[..k]);
+    }
+
+    /// Starts loading the deferred negative's feature parameters (its packed feature row
+    /// was prefetched when it won).
+    #[inline(always)]
+    fn prefetch_pending(&self) {
+        if let (Some((neg, _)), FeatureRows::Packed(_)) = (self.pending, self.t.item_rows) {
+            Self::prefetch_row(&self.items, self.t.item_rows, neg as usize, true);
+        }
+    }
+
+    /// The deferred step of the previous update's negative (see [`Self::warp_update`]):
+    /// d(score_neg)/d(item) = user.
+    fn flush_pending(&mut self) {
+        if let Some((neg, loss)) = self.pending.take() {
+            let k = self.t.k;
+            let mut grad = std::mem::take(&mut self.grad);
+            for c in 0..k {
+                grad[c] = loss * self.pending_user[c];
+            }
+            grad[k] = loss;
+            let neg = neg as usize;
+            self.apply(
+                self.items,
+                self.t.item_rows,
+                neg,
+                &grad[..=k],
+                self.t.item_alpha,
+            );
+            self.grad = grad;
+            self.refresh_scoring(neg);
+        }
+    }
+
+    /// Sets `user_ext` from `user_repr`.
+    #[inline(always)]
+    fn extend_user(&mut self) {
+        let k = self.t.k;
+        self.user_ext[..k].copy_from_slice(&self.user_repr[..k]);
+        self.user_ext[k] = 1.0;
     }
 
     fn warp(&mut self, ex: &Example, slot: usize) {
@@ -1177,11 +1394,16 @@ impl<'a> Worker<'a> {
         }
         let (user, pos) = (ex.user as usize, ex.item as usize);
         let k = self.t.k;
+        self.prefetch_pending();
         Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
         Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
+        self.extend_user();
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
-        self.warp_search(user, pos, pos_pred, ex.weight, n_neg, Some(slot));
+        if !self.warp_search(user, pos, pos_pred, ex.weight, n_neg, Some(slot)) {
+            // No update this time: the previous one's deferred step is due now.
+            self.flush_pending();
+        }
     }
 
     fn bpr(&mut self, ex: &Example, slot: usize) {
@@ -1227,7 +1449,9 @@ impl<'a> Worker<'a> {
             return;
         }
         let k = self.t.k;
+        self.prefetch_pending();
         Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
+        self.extend_user();
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
@@ -1240,35 +1464,42 @@ impl<'a> Worker<'a> {
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
         Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
-        self.warp_search(user, pos, pos_pred, 1.0, n_neg, None);
+        if !self.warp_search(user, pos, pos_pred, 1.0, n_neg, None) {
+            self.flush_pending();
+        }
     }
 }
 
-/// Every item's representation (latent vector and bias, in the parameter row layout).
+/// Every item's representation (latent vector and bias) as a bfloat16 scoring row (see
+/// [`compact`]), built at the start of each epoch for WARP's candidates.
 ///
-/// With item features, scoring a sampled negative from its features reads one parameter row
-/// per feature — a dozen cache lines for a product with five metadata columns — and WARP
-/// scores up to `max_sampled` negatives per example. Negatives are therefore scored from this
-/// cache, built once per epoch; the items an update touches are refreshed immediately, and
-/// the winning negative's gradient always uses its exact representation. The only
-/// approximation: a candidate's score can miss changes to features it shares with items
-/// updated since the epoch began (shared features move slowly under adagrad). Quality is
-/// measured against LightFM in docs/benchmarks.md.
-fn build_item_cache(items: &Side, rows: &PackedRows) -> AlignedBuf {
-    let (k, stride) = (items.k, items.stride);
-    let n_rows = rows.offsets.len() - 1;
-    let mut cache = AlignedBuf::default();
-    cache.resize(n_rows * stride, 0.0);
-    let out = cache.as_mut_slice();
-    for r in 0..n_rows {
-        let dst = &mut out[r * stride..r * stride + k + 1];
-        for e in rows.row(r) {
-            for (d, &p) in dst.iter_mut().zip(items.row(e.feature as usize)) {
-                *d += e.weight * p;
+/// With item features, this is also what keeps scoring a candidate to one cache line instead
+/// of one parameter row per feature (a dozen lines for a product with five metadata
+/// columns). The items an update touches are re-encoded immediately; a candidate's row can
+/// miss changes to features it shares with items updated since the epoch began (shared
+/// features move slowly under adagrad). Quality is measured against LightFM in
+/// docs/benchmarks.md.
+fn build_scoring(items: &Side, rows: FeatureRows<'_>, n_items: usize) -> AlignedBuf {
+    let (k, cs) = (items.k, compact::stride(items.k));
+    let mut out = AlignedBuf::default();
+    out.resize(n_items * cs, 0.0);
+    let words = out.as_mut_slice();
+    let mut repr = vec![0.0f32; k + 1];
+    for (i, dst) in words.chunks_exact_mut(cs).enumerate() {
+        match rows {
+            FeatureRows::Identity => repr.copy_from_slice(items.row(i)),
+            FeatureRows::Packed(rows) => {
+                repr.iter_mut().for_each(|v| *v = 0.0);
+                for e in rows.row(i) {
+                    for (d, &p) in repr.iter_mut().zip(items.row(e.feature as usize)) {
+                        *d += e.weight * p;
+                    }
+                }
             }
         }
+        compact::encode_row(&repr, dst);
     }
-    cache
+    out
 }
 
 /// Trains on `examples` in order, with two look-ahead stages (see [`Worker::stage1`],
@@ -1294,6 +1525,7 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
             _ => w.warp(ex, slot),
         }
     }
+    w.flush_pending();
 }
 
 /// Runs one epoch over `order` (example indices, or user indices for WARP-kOS) split into
@@ -1307,13 +1539,14 @@ pub(crate) fn run_epoch(
     seeds: &[u64],
     pool: Option<&rayon::ThreadPool>,
 ) -> LossTally {
-    let mut cache = match (t.item_rows, t.loss) {
-        (FeatureRows::Packed(rows), Loss::Warp | Loss::WarpKos { .. }) => {
-            Some(build_item_cache(items, rows))
+    let mut scoring = match t.loss {
+        Loss::Warp | Loss::WarpKos { .. } => {
+            Some(build_scoring(items, t.item_rows, t.interactions.n_items()))
         }
         _ => None,
     };
-    let cache_view = cache.as_mut().map(|c| Shared::new(c.as_mut_slice()));
+    let scoring_view = scoring.as_mut().map(|c| Shared::new(c.as_mut_slice()));
+    let cs = compact::stride(t.k);
     let uv = users.view();
     let iv = items.view();
     let k = t.k;
@@ -1341,10 +1574,14 @@ pub(crate) fn run_epoch(
         fresh: [0; FRESH_AHEAD],
         fresh_head: 0,
         fresh_len: 0,
-        unchecked: Vec::with_capacity(t.max_sampled + 1),
         bpr_neg: [0; SLOTS],
-        item_cache: cache_view,
+        scoring: scoring_view,
+        scoring_stride: cs,
+        user_ext: vec![0.0; 2 * cs],
         cache_tmp: vec![0.0; k + 1],
+        words: vec![0.0; cs],
+        pending: None,
+        pending_user: vec![0.0; k],
         tally: LossTally::default(),
     };
     let x = t.interactions;
@@ -1352,6 +1589,7 @@ pub(crate) fn run_epoch(
         let mut w = make_worker(seed);
         if let Loss::WarpKos { k: kth, n } = t.loss {
             chunk.iter().for_each(|&u| w.warp_kos(u as usize, kth, n));
+            w.flush_pending();
             return w.tally;
         }
         // Gather the examples in shuffled order first: independent loads the CPU overlaps,
