@@ -955,7 +955,16 @@ impl PackedRows {
         &self.entries[self.offsets[r] as usize..self.offsets[r + 1] as usize]
     }
 
-    /// Starts loading row `r`'s entries (reads `offsets`, which is small and hot).
+    /// Starts loading where row `r` starts (see [`Self::prefetch`]).
+    #[inline(always)]
+    fn prefetch_offset(&self, r: usize) {
+        if let Some(o) = self.offsets.get(r) {
+            prefetch_ptr((o as *const u32).cast());
+        }
+    }
+
+    /// Starts loading row `r`'s entries. Reads `offsets[r]`: a cache miss for a random row
+    /// unless [`Self::prefetch_offset`] ran a while before.
     #[inline(always)]
     fn prefetch(&self, r: usize) {
         if let Some(&o) = self.offsets.get(r) {
@@ -1045,6 +1054,18 @@ impl<'a> Worker<'a> {
         match rows {
             FeatureRows::Identity => one(row),
             FeatureRows::Packed(rows) => rows.row(row).iter().for_each(|e| one(e.feature as usize)),
+        }
+    }
+
+    /// Look-ahead stage 0 for example `ex` (`3 × AHEAD` early): where its user's and item's
+    /// packed feature rows start (so stage 1 does not wait for that).
+    #[inline(always)]
+    fn stage0(&self, ex: &Example) {
+        if let FeatureRows::Packed(rows) = self.t.user_rows {
+            rows.prefetch_offset(ex.user as usize);
+        }
+        if let FeatureRows::Packed(rows) = self.t.item_rows {
+            rows.prefetch_offset(ex.item as usize);
         }
     }
 
@@ -1325,9 +1346,11 @@ impl<'a> Worker<'a> {
         let (uf, itf) = (self.t.user_rows, self.t.item_rows);
         match itf {
             FeatureRows::Identity => Self::prefetch_row(&self.items, itf, neg, true),
-            // The feature rows are prefetched from here once this has arrived.
-            FeatureRows::Packed(rows) => rows.prefetch(neg),
+            // Three dependent loads: where its packed row starts (now), the row (at the next
+            // example's start), the feature parameters (before the deferred step).
+            FeatureRows::Packed(rows) => rows.prefetch_offset(neg),
         }
+        self.prefetch_pending_params();
         let mut grad = std::mem::take(&mut self.grad);
         // Positive item: d(-score_pos)/d(item) = -user.
         for c in 0..k {
@@ -1347,10 +1370,19 @@ impl<'a> Worker<'a> {
         self.pending_user[..k].copy_from_slice(&self.user_repr[..k]);
     }
 
-    /// Starts loading the deferred negative's feature parameters (its packed feature row
-    /// was prefetched when it won).
+    /// Starts loading the deferred negative's packed feature row (where it starts was
+    /// prefetched when it won).
     #[inline(always)]
     fn prefetch_pending(&self) {
+        if let (Some((neg, _)), FeatureRows::Packed(rows)) = (self.pending, self.t.item_rows) {
+            rows.prefetch(neg as usize);
+        }
+    }
+
+    /// Starts loading the deferred negative's feature parameters and optimiser state (a
+    /// while after [`Self::prefetch_pending`]).
+    #[inline(always)]
+    fn prefetch_pending_params(&self) {
         if let (Some((neg, _)), FeatureRows::Packed(_)) = (self.pending, self.t.item_rows) {
             Self::prefetch_row(&self.items, self.t.item_rows, neg as usize, true);
         }
@@ -1402,6 +1434,7 @@ impl<'a> Worker<'a> {
         let n_neg = x.n_items().saturating_sub(1);
         if !self.warp_search(user, pos, pos_pred, ex.weight, n_neg, Some(slot)) {
             // No update this time: the previous one's deferred step is due now.
+            self.prefetch_pending_params();
             self.flush_pending();
         }
     }
@@ -1465,6 +1498,7 @@ impl<'a> Worker<'a> {
         Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
         if !self.warp_search(user, pos, pos_pred, 1.0, n_neg, None) {
+            self.prefetch_pending_params();
             self.flush_pending();
         }
     }
@@ -1502,9 +1536,12 @@ fn build_scoring(items: &Side, rows: FeatureRows<'_>, n_items: usize) -> Aligned
     out
 }
 
-/// Trains on `examples` in order, with two look-ahead stages (see [`Worker::stage1`],
-/// [`Worker::stage2`]) primed for the first examples.
+/// Trains on `examples` in order, with three look-ahead stages (see [`Worker::stage0`],
+/// [`Worker::stage1`], [`Worker::stage2`]) primed for the first examples.
 fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
+    for ex in examples.iter().take(3 * AHEAD) {
+        w.stage0(ex);
+    }
     for (j, ex) in examples.iter().enumerate().take(2 * AHEAD) {
         w.stage1(ex, j);
     }
@@ -1512,6 +1549,9 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
         w.stage2(ex, j);
     }
     for (j, ex) in examples.iter().enumerate() {
+        if let Some(latest) = examples.get(j + 3 * AHEAD) {
+            w.stage0(latest);
+        }
         if let Some(later) = examples.get(j + 2 * AHEAD) {
             w.stage1(later, j + 2 * AHEAD);
         }
