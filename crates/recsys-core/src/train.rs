@@ -307,9 +307,9 @@ struct RowBuf {
 /// One adaptive SGD step on the first `grads.len()` parameters of a row (embedding, then
 /// optionally the bias), each gradient scaled by the feature weight `w`.
 ///
-/// The row is read with atomic loads into local buffers, updated there with vectorisable
-/// arithmetic (the square roots and divisions dominate), and written back with atomic
-/// stores.
+/// Adagrad updates the shared row in registers ([`racy::adagrad`]); adadelta reads it with
+/// atomic loads into local buffers, updates them with vectorisable arithmetic and writes them
+/// back with atomic stores. Either way the square roots and divisions dominate.
 #[inline(always)]
 fn update_row(
     side: &SideView,
@@ -322,46 +322,26 @@ fn update_row(
 ) {
     let n = grads.len();
     let (prow, arow) = (side.params.row(base, n), side.acc.row(base, n));
-    if let Schedule::Adagrad = opt.schedule {
-        // In registers, four at a time, straight from and back to the shared rows; the tail
-        // through the buffers below.
-        let done = racy::adagrad(prow, arow, grads, w, opt.learning_rate, alpha);
-        if done == n {
-            return;
-        }
-        let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
-        let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
-        load_row(prow, p);
-        load_row(arow, a);
-        adagrad_scalar(p, a, grads, w, opt.learning_rate, alpha);
-        store_row(prow, p);
-        store_row(arow, a);
-        return;
-    }
-    let (p, a) = (&mut buf.p[..n], &mut buf.a[..n]);
-    load_row(prow, p);
-    load_row(arow, a);
     match opt.schedule {
         Schedule::Adagrad => {
-            let lr0 = opt.learning_rate;
-            if alpha > 0.0 {
-                for c in 0..n {
-                    let g = grads[c] * w;
-                    let lr = lr0 / a[c].sqrt();
-                    p[c] = (p[c] - lr * g) * (1.0 - alpha * lr).max(0.0);
-                    a[c] += g * g;
-                }
-            } else {
-                for c in 0..n {
-                    let g = grads[c] * w;
-                    p[c] -= lr0 / a[c].sqrt() * g;
-                    a[c] += g * g;
-                }
+            // In registers, four at a time, straight from and back to the shared rows; the
+            // tail through the buffers.
+            let done = racy::adagrad(prow, arow, grads, w, opt.learning_rate, alpha);
+            if done < n {
+                let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
+                let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
+                load_row(prow, p);
+                load_row(arow, a);
+                adagrad_scalar(p, a, grads, w, opt.learning_rate, alpha);
+                store_row(prow, p);
+                store_row(arow, a);
             }
         }
         Schedule::Adadelta { rho, epsilon } => {
-            let d = &mut buf.d[..n];
+            let (p, a, d) = (&mut buf.p[..n], &mut buf.a[..n], &mut buf.d[..n]);
             let drow = side.delta.row(base, n);
+            load_row(prow, p);
+            load_row(arow, a);
             load_row(drow, d);
             for c in 0..n {
                 let g = grads[c] * w;
@@ -377,10 +357,10 @@ fn update_row(
                     };
             }
             store_row(drow, d);
+            store_row(prow, p);
+            store_row(arow, a);
         }
     }
-    store_row(prow, p);
-    store_row(arow, a);
 }
 
 /// Adagrad's step on local copies of a row's parameters `p` and accumulators `a` (the
@@ -1710,6 +1690,41 @@ mod row_access_tests {
                     prop_assert_eq!(after, before, "element {} outside the row changed", i);
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// The in-register adagrad step (plus its buffered tail) is the element-wise
+        /// definition, bit for bit, with and without L2, for every row length and offset.
+        #[test]
+        fn adagrad_step_matches_the_definition(
+            init in proptest::collection::vec((-1f32..1.0, 1f32..50.0, -3f32..3.0), 1..40),
+            offset in 0usize..5,
+            w in 0.05f32..2.0,
+            lr in 0.001f32..0.2,
+            alpha in prop_oneof![Just(0.0f32), 0.001f32..0.5],
+        ) {
+            let n = init.len();
+            let mut params: Vec<f32> = vec![9.0; offset];
+            params.extend(init.iter().map(|t| t.0));
+            let mut acc: Vec<f32> = vec![9.0; offset];
+            acc.extend(init.iter().map(|t| t.1));
+            let grads: Vec<f32> = init.iter().map(|t| t.2).collect();
+            let (mut p_ref, mut a_ref) = (params[offset..].to_vec(), acc[offset..].to_vec());
+            adagrad_scalar(&mut p_ref, &mut a_ref, &grads, w, lr, alpha);
+            let side = SideView {
+                params: Shared::new(&mut params),
+                acc: Shared::new(&mut acc),
+                delta: Shared::new(&mut []),
+                stride: n,
+            };
+            let opt = Opt { schedule: Schedule::Adagrad, learning_rate: lr };
+            let mut buf = RowBuf { p: vec![0.0; n], a: vec![0.0; n], d: vec![0.0; n] };
+            update_row(&side, offset, &grads, w, &opt, alpha, &mut buf);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&params[offset..]), bits(&p_ref));
+            prop_assert_eq!(bits(&acc[offset..]), bits(&a_ref));
+            prop_assert!(params[..offset].iter().chain(&acc[..offset]).all(|&v| v == 9.0));
         }
     }
 
