@@ -302,6 +302,8 @@ struct RowBuf {
     p: Vec<f32>,
     a: Vec<f32>,
     d: Vec<f32>,
+    /// Gradients padded with zeros to a multiple of 4 (`stride` long).
+    g: Vec<f32>,
 }
 
 /// One adaptive SGD step on the first `grads.len()` parameters of a row (embedding, then
@@ -325,7 +327,21 @@ fn update_row(
     match opt.schedule {
         Schedule::Adagrad => {
             // In registers, four at a time, straight from and back to the shared rows; the
-            // tail through the buffers.
+            // tail through the buffers. Without L2 a zero gradient leaves a parameter and its
+            // accumulator bit for bit as they are (`p - lr·0 = p`, `a + 0 = a`), so a row is
+            // padded with zero gradients into its own padding (rows are `stride` long) and
+            // has no tail.
+            let padded = n.div_ceil(4) * 4;
+            let (prow, arow, grads) = if alpha == 0.0 && padded != n && padded <= side.stride {
+                let g = &mut buf.g[..padded];
+                g[..n].copy_from_slice(grads);
+                g[n..].fill(0.0);
+                let (prow, arow) = (side.params.row(base, padded), side.acc.row(base, padded));
+                (prow, arow, &*g)
+            } else {
+                (prow, arow, grads)
+            };
+            let n = grads.len();
             let done = racy::adagrad(prow, arow, grads, w, opt.learning_rate, alpha);
             if done < n {
                 let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
@@ -1586,6 +1602,7 @@ pub(crate) fn run_epoch(
             p: vec![0.0; k + 1],
             a: vec![0.0; k + 1],
             d: vec![0.0; k + 1],
+            g: vec![0.0; uv.stride.max(iv.stride)],
         },
         rng: Rng::new(seed),
         pre: [[0; PRE_MAX]; SLOTS],
@@ -1705,26 +1722,39 @@ mod row_access_tests {
             alpha in prop_oneof![Just(0.0f32), 0.001f32..0.5],
         ) {
             let n = init.len();
+            // One row of `stride` elements at `offset` (a multiple of the stride in real
+            // rows; any offset here); what follows the row's `n` values is padding.
+            let stride = n.div_ceil(16) * 16;
             let mut params: Vec<f32> = vec![9.0; offset];
             params.extend(init.iter().map(|t| t.0));
+            params.resize(offset + stride + 3, 7.0);
             let mut acc: Vec<f32> = vec![9.0; offset];
             acc.extend(init.iter().map(|t| t.1));
+            acc.resize(offset + stride + 3, 7.0);
             let grads: Vec<f32> = init.iter().map(|t| t.2).collect();
-            let (mut p_ref, mut a_ref) = (params[offset..].to_vec(), acc[offset..].to_vec());
+            let (mut p_ref, mut a_ref) =
+                (params[offset..offset + n].to_vec(), acc[offset..offset + n].to_vec());
             adagrad_scalar(&mut p_ref, &mut a_ref, &grads, w, lr, alpha);
             let side = SideView {
                 params: Shared::new(&mut params),
                 acc: Shared::new(&mut acc),
                 delta: Shared::new(&mut []),
-                stride: n,
+                stride,
             };
             let opt = Opt { schedule: Schedule::Adagrad, learning_rate: lr };
-            let mut buf = RowBuf { p: vec![0.0; n], a: vec![0.0; n], d: vec![0.0; n] };
+            let mut buf = RowBuf {
+                p: vec![0.0; n],
+                a: vec![0.0; n],
+                d: vec![0.0; n],
+                g: vec![f32::NAN; stride],
+            };
             update_row(&side, offset, &grads, w, &opt, alpha, &mut buf);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&params[offset..]), bits(&p_ref));
-            prop_assert_eq!(bits(&acc[offset..]), bits(&a_ref));
+            prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
+            prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));
             prop_assert!(params[..offset].iter().chain(&acc[..offset]).all(|&v| v == 9.0));
+            // The padding (and beyond) is untouched, whether or not the step used it.
+            prop_assert!(params[offset + n..].iter().chain(&acc[offset + n..]).all(|&v| v == 7.0));
         }
     }
 
