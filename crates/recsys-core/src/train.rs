@@ -597,9 +597,9 @@ struct Opt {
 ///
 /// One small open-addressing hash table per user (item ids as `u32`, twice as many slots as
 /// the user has items, all tables in one array: about 8 bytes per training pair, so it stays
-/// in cache). A lookup reads one cache line, which is prefetched together with the
-/// candidate's parameters; a binary search in a heavy user's sorted item list would be a
-/// chain of dependent cache misses.
+/// in cache). A lookup reads one cache line (BPR prefetches it with the negative's
+/// parameters); a binary search in a heavy user's sorted item list would be a chain of
+/// dependent cache misses.
 ///
 /// WARP asks only about the candidate that violates the margin (as LightFM does), but which
 /// one that is is known only once it is scored, too late to prefetch its slot; prefetching
