@@ -1207,29 +1207,65 @@ impl<'a> Worker<'a> {
 
     /// Pairwise update: raise the positive's score, lower the negative's, by `loss`.
     fn pairwise_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
-        let k = self.t.k;
-        let (uf, itf) = (self.t.user_rows, self.t.item_rows);
         // The negative's optimiser state was not prefetched with it (most candidates are
         // never updated): start loading it now and update it last.
-        Self::prefetch_row(&self.items, itf, neg, true);
+        Self::prefetch_row(&self.items, self.t.item_rows, neg, true);
+        self.step_positive_and_user(loss, user, pos);
+        self.step_negative(loss, neg, false);
+    }
+
+    /// The positive's and the user's steps of a pairwise update, from `user_repr`,
+    /// `pos_repr` and `neg_repr` as they were before either step.
+    fn step_positive_and_user(&mut self, loss: f32, user: usize, pos: usize) {
+        let k = self.t.k;
         let mut grad = std::mem::take(&mut self.grad);
         // Positive item: d(-score_pos)/d(item) = -user.
         for c in 0..k {
             grad[c] = -loss * self.user_repr[c];
         }
         grad[k] = -loss;
-        self.apply(self.items, itf, pos, &grad[..=k], self.t.item_alpha);
+        self.apply(
+            self.items,
+            self.t.item_rows,
+            pos,
+            &grad[..=k],
+            self.t.item_alpha,
+        );
         // User: d(score_neg - score_pos)/d(user) = neg - pos; the user bias cancels out.
         for c in 0..k {
             grad[c] = loss * (self.neg_repr[c] - self.pos_repr[c]);
         }
-        self.apply(self.users, uf, user, &grad[..k], self.t.user_alpha);
-        // Negative item: d(score_neg)/d(item) = user.
+        self.apply(
+            self.users,
+            self.t.user_rows,
+            user,
+            &grad[..k],
+            self.t.user_alpha,
+        );
+        self.grad = grad;
+    }
+
+    /// The negative's step: d(score_neg)/d(item) = user, with the user representation in
+    /// `pending_user` (a deferred WARP step) or `user_repr`.
+    fn step_negative(&mut self, loss: f32, neg: usize, pending: bool) {
+        let k = self.t.k;
+        let mut grad = std::mem::take(&mut self.grad);
+        let u = if pending {
+            &self.pending_user
+        } else {
+            &self.user_repr
+        };
         for c in 0..k {
-            grad[c] = loss * self.user_repr[c];
+            grad[c] = loss * u[c];
         }
         grad[k] = loss;
-        self.apply(self.items, itf, neg, &grad[..=k], self.t.item_alpha);
+        self.apply(
+            self.items,
+            self.t.item_rows,
+            neg,
+            &grad[..=k],
+            self.t.item_alpha,
+        );
         self.grad = grad;
     }
 
@@ -1339,7 +1375,7 @@ impl<'a> Worker<'a> {
     /// as differences from LightFM.
     fn warp_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
         let k = self.t.k;
-        let (uf, itf) = (self.t.user_rows, self.t.item_rows);
+        let itf = self.t.item_rows;
         match itf {
             FeatureRows::Identity => Self::prefetch_row(&self.items, itf, neg, true),
             // Three dependent loads: where its packed row starts (now), the row (at the next
@@ -1347,19 +1383,7 @@ impl<'a> Worker<'a> {
             FeatureRows::Packed(rows) => rows.prefetch_offset(neg),
         }
         self.prefetch_pending_params();
-        let mut grad = std::mem::take(&mut self.grad);
-        // Positive item: d(-score_pos)/d(item) = -user.
-        for c in 0..k {
-            grad[c] = -loss * self.user_repr[c];
-        }
-        grad[k] = -loss;
-        self.apply(self.items, itf, pos, &grad[..=k], self.t.item_alpha);
-        // User: d(score_neg - score_pos)/d(user) = neg - pos; the user bias cancels out.
-        for c in 0..k {
-            grad[c] = loss * (self.neg_repr[c] - self.pos_repr[c]);
-        }
-        self.apply(self.users, uf, user, &grad[..k], self.t.user_alpha);
-        self.grad = grad;
+        self.step_positive_and_user(loss, user, pos);
         self.refresh_scoring(pos);
         self.flush_pending();
         self.pending = Some((neg as u32, loss));
@@ -1388,22 +1412,8 @@ impl<'a> Worker<'a> {
     /// d(score_neg)/d(item) = user.
     fn flush_pending(&mut self) {
         if let Some((neg, loss)) = self.pending.take() {
-            let k = self.t.k;
-            let mut grad = std::mem::take(&mut self.grad);
-            for c in 0..k {
-                grad[c] = loss * self.pending_user[c];
-            }
-            grad[k] = loss;
-            let neg = neg as usize;
-            self.apply(
-                self.items,
-                self.t.item_rows,
-                neg,
-                &grad[..=k],
-                self.t.item_alpha,
-            );
-            self.grad = grad;
-            self.refresh_scoring(neg);
+            self.step_negative(loss, neg as usize, true);
+            self.refresh_scoring(neg as usize);
         }
     }
 
