@@ -618,6 +618,7 @@ impl HybridModel {
         let positives = PairSet::new(interactions);
         let user_rows = PackedRows::of(&self.user_features);
         let item_rows = PackedRows::of(&self.item_features);
+        let mut scoring = None;
         for epoch in 0..options.epochs {
             let started = Instant::now();
             self.rng.shuffle(&mut order);
@@ -642,6 +643,7 @@ impl HybridModel {
                 &order,
                 &seeds,
                 pool.as_ref(),
+                &mut scoring,
             );
             self.epochs_trained += 1;
             if !(self.users.all_finite() && self.items.all_finite()) {

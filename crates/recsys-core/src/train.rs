@@ -1577,6 +1577,13 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
 /// Runs one epoch over `order` (example indices, or user indices for WARP-kOS) split into
 /// `threads` contiguous chunks. With one thread everything runs on the calling thread and the
 /// result is a pure function of the inputs and `seeds[0]`.
+///
+/// `scoring` holds WARP's bfloat16 scoring rows between the epochs of one fit (`None` at
+/// first). With item features they are rebuilt every epoch (shared features move under every
+/// item); without, every change to an item's parameters re-encodes its row, so they stay
+/// exact and are built once (with one thread bit for bit what a rebuild would give; with
+/// several, up to the Hogwild race of two threads re-encoding one item at once) — a WARP-kOS
+/// epoch is only one step per user, and rebuilding 68,509 rows cost as much as its steps.
 pub(crate) fn run_epoch(
     t: &Trainer<'_>,
     users: &mut Side,
@@ -1584,13 +1591,16 @@ pub(crate) fn run_epoch(
     order: &[u32],
     seeds: &[u64],
     pool: Option<&rayon::ThreadPool>,
+    scoring: &mut Option<AlignedBuf>,
 ) -> LossTally {
-    let mut scoring = match t.loss {
+    match t.loss {
         Loss::Warp | Loss::WarpKos { .. } => {
-            Some(build_scoring(items, t.item_rows, t.interactions.n_items()))
+            if scoring.is_none() || matches!(t.item_rows, FeatureRows::Packed(_)) {
+                *scoring = Some(build_scoring(items, t.item_rows, t.interactions.n_items()));
+            }
         }
-        _ => None,
-    };
+        _ => *scoring = None,
+    }
     let scoring_view = scoring.as_mut().map(|c| Shared::new(c.as_mut_slice()));
     let cs = compact::stride(t.k);
     let uv = users.view();
@@ -1786,6 +1796,64 @@ mod row_access_tests {
             assert_eq!(got, want, "row {r}");
         }
         assert!(PackedRows::of(&FeatureMatrix::identity(4)).is_none());
+    }
+}
+
+#[cfg(test)]
+mod scoring_tests {
+    use super::*;
+
+    /// Without item features the bfloat16 scoring rows are kept across epochs, so every
+    /// change to an item's parameters must re-encode its row: after training they equal a
+    /// fresh build, bit for bit.
+    #[test]
+    fn identity_scoring_rows_stay_exact_across_epochs() {
+        let mut pick = Rng::new(3);
+        let pairs: Vec<(usize, usize)> =
+            (0..400).map(|_| (pick.below(30), pick.below(50))).collect();
+        let x = Interactions::from_pairs(30, 50, pairs).unwrap();
+        let mut rng = Rng::new(1);
+        let mut items = Side::new(50, 8, Schedule::Adagrad, &mut rng);
+        let mut users = Side::new(30, 8, Schedule::Adagrad, &mut rng);
+        let before = items.clone();
+        let positives = PairSet::new(&x);
+        for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
+            let t = Trainer {
+                k: 8,
+                loss,
+                schedule: Schedule::Adagrad,
+                learning_rate: 0.05,
+                user_alpha: 0.0,
+                item_alpha: 0.0,
+                max_sampled: 10,
+                user_rows: FeatureRows::Identity,
+                item_rows: FeatureRows::Identity,
+                interactions: &x,
+                positives: &positives,
+            };
+            let order: Vec<u32> = match loss {
+                Loss::WarpKos { .. } => (0..30).collect(),
+                _ => (0..x.len() as u32).collect(),
+            };
+            let mut scoring = None;
+            for seed in 0..3 {
+                run_epoch(
+                    &t,
+                    &mut users,
+                    &mut items,
+                    &order,
+                    &[seed],
+                    None,
+                    &mut scoring,
+                );
+            }
+            let kept = scoring.expect("WARP keeps scoring rows");
+            let fresh = build_scoring(&items, FeatureRows::Identity, 50);
+            let bits =
+                |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
+        }
+        assert_ne!(items, before, "training changed the item parameters");
     }
 }
 
