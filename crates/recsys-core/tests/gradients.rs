@@ -113,22 +113,24 @@ fn warp_user_loss(before: &Params, w: f64, pos: usize, neg: usize) -> impl Fn(&P
 
 /// Trains one epoch on `entries` and checks the applied gradient against `loss_fn`.
 fn check(loss: Loss, entries: Vec<Interaction>, alpha: f32, loss_fn: impl Fn(&Params) -> f64) {
-    check_with(
-        loss,
-        entries,
-        alpha,
-        loss_fn,
-        None::<fn(&Params) -> Box<dyn Fn(&Params) -> f64>>,
-    )
+    check_with(loss, entries, alpha, loss_fn, None)
 }
 
-/// [`check`], with the user embeddings' gradient taken from `user_loss(before)` when given.
-fn check_with<F: Fn(&Params) -> Box<dyn Fn(&Params) -> f64>>(
+/// A WARP-family step of user 0 with positive item 0 and negative item 1, loss weight `w`:
+/// [`check_with`] the pairwise loss, the user's gradient from [`warp_user_loss`].
+fn check_warp(loss: Loss, entries: Vec<Interaction>, alpha: f32, w: f64) {
+    let pairwise = move |p: &Params| w * (score(p, 0, 1) - score(p, 0, 0));
+    check_with(loss, entries, alpha, pairwise, Some((w, 0, 1)));
+}
+
+/// [`check`]; with `warp_user = Some((w, pos, neg))` the user embeddings' gradient is
+/// checked against [`warp_user_loss`] instead of `loss_fn`.
+fn check_with(
     loss: Loss,
     entries: Vec<Interaction>,
     alpha: f32,
     loss_fn: impl Fn(&Params) -> f64,
-    user_loss: Option<F>,
+    warp_user: Option<(f64, usize, usize)>,
 ) {
     let params = Hyperparameters::builder()
         .loss(loss)
@@ -151,7 +153,7 @@ fn check_with<F: Fn(&Params) -> Box<dyn Fn(&Params) -> f64>>(
     let after = Params::of(&model);
 
     let theta = before.flat();
-    let user_fn = user_loss.map(|f| f(&before));
+    let user_fn = warp_user.map(|(w, pos, neg)| warp_user_loss(&before, w, pos, neg));
     let h = 1e-4;
     let mut checked_nonzero = 0;
     for (j, (&b, &a)) in theta.iter().zip(after.flat().iter()).enumerate() {
@@ -160,7 +162,7 @@ fn check_with<F: Fn(&Params) -> Box<dyn Fn(&Params) -> f64>>(
         let mut minus = theta.clone();
         minus[j] -= h;
         let f: &dyn Fn(&Params) -> f64 = match &user_fn {
-            Some(u) if j < before.ue.len() => u.as_ref(),
+            Some(u) if j < before.ue.len() => u,
             _ => &loss_fn,
         };
         let fd = (f(&before.with_flat(&plus)) - f(&before.with_flat(&minus))) / (2.0 * h);
@@ -229,36 +231,23 @@ fn warp() {
     // 3 items, 1 positive: the first draw violates, so the rank estimate is
     // floor((3 - 1) / 1) = 2 and the loss weight is ln 2, times the sample weight.
     let w = 1.5 * 2f64.ln();
-    check_with(
-        Loss::Warp,
-        vec![positive(0, 0, 1.5)],
-        0.0,
-        move |p| w * (score(p, 0, 1) - score(p, 0, 0)),
-        Some(move |b: &Params| Box::new(warp_user_loss(b, w, 0, 1)) as Box<dyn Fn(&Params) -> f64>),
-    );
+    check_warp(Loss::Warp, vec![positive(0, 0, 1.5)], 0.0, w);
 }
 
 #[test]
 fn warp_kos() {
     // WARP-kOS ignores sample weights; its rank denominator is the user's negatives (2).
     let w = 2f64.ln();
-    check_with(
+    check_warp(
         Loss::WarpKos { k: 1, n: 3 },
         vec![positive(0, 0, 1.5)],
         0.0,
-        move |p| w * (score(p, 0, 1) - score(p, 0, 0)),
-        Some(move |b: &Params| Box::new(warp_user_loss(b, w, 0, 1)) as Box<dyn Fn(&Params) -> f64>),
+        w,
     );
 }
 
 #[test]
 fn warp_with_l2_decays_touched_parameters() {
     let w = 2f64.ln();
-    check_with(
-        Loss::Warp,
-        vec![positive(0, 0, 1.0)],
-        0.1,
-        move |p| w * (score(p, 0, 1) - score(p, 0, 0)),
-        Some(move |b: &Params| Box::new(warp_user_loss(b, w, 0, 1)) as Box<dyn Fn(&Params) -> f64>),
-    );
+    check_warp(Loss::Warp, vec![positive(0, 0, 1.0)], 0.1, w);
 }

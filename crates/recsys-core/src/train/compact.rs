@@ -99,7 +99,7 @@ pub(super) fn dot_portable(row: &[AtomicU32], u: &[f32]) -> f32 {
             a2[l] += hi * u[4 + l];
         }
     }
-    let s: Vec<f32> = (0..4).map(|l| a1[l] + a2[l]).collect();
+    let s: [f32; 4] = std::array::from_fn(|l| a1[l] + a2[l]);
     (s[0] + s[1]) + (s[2] + s[3])
 }
 
