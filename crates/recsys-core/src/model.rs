@@ -16,7 +16,9 @@ use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::params::{Hyperparameters, Loss};
 use crate::rng::Rng;
-use crate::train::{run_epoch, FeatureRows, LossTally, PackedRows, PairSet, Side, Trainer};
+use crate::train::{
+    run_epoch, FeatureRows, HotRows, LossTally, PackedRows, PairSet, Side, Trainer,
+};
 
 /// A user's (or item's) latent vector and bias: its score with an item is
 /// `vector · item.vector + bias + item.bias`.
@@ -618,6 +620,14 @@ impl HybridModel {
         let positives = PairSet::new(interactions);
         let user_rows = PackedRows::of(&self.user_features);
         let item_rows = PackedRows::of(&self.item_features);
+        // With several threads, the most shared feature rows get a copy per thread.
+        let several = threads > 1;
+        let user_hot = (user_rows.as_ref())
+            .filter(|_| several)
+            .and_then(|r| HotRows::users(r, self.users.n_features(), interactions));
+        let item_hot = (item_rows.as_ref())
+            .filter(|_| several)
+            .and_then(|r| HotRows::items(r, self.items.n_features(), interactions));
         let mut scoring = None;
         for epoch in 0..options.epochs {
             let started = Instant::now();
@@ -635,6 +645,8 @@ impl HybridModel {
                 item_rows: FeatureRows::of(&item_rows),
                 interactions,
                 positives: &positives,
+                user_hot: user_hot.as_ref(),
+                item_hot: item_hot.as_ref(),
             };
             let tally: LossTally = run_epoch(
                 &trainer,

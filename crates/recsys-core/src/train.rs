@@ -21,6 +21,9 @@ use crate::params::{Loss, Schedule};
 use crate::rng::Rng;
 
 mod compact;
+mod hot;
+
+pub(crate) use hot::HotRows;
 
 /// How many examples ahead the parameters (and WARP's first negative candidates) are
 /// prefetched.
@@ -244,9 +247,13 @@ impl Side {
 
     fn view(&mut self) -> SideView {
         SideView {
-            params: Shared::new(self.params.as_mut_slice()),
-            acc: Shared::new(self.acc.as_mut_slice()),
-            delta: Shared::new(self.delta.as_mut_slice()),
+            main: Bufs {
+                params: Shared::new(self.params.as_mut_slice()),
+                acc: Shared::new(self.acc.as_mut_slice()),
+                delta: Shared::new(self.delta.as_mut_slice()),
+            },
+            hot: Bufs::EMPTY,
+            boundary: usize::MAX,
             stride: self.stride,
         }
     }
@@ -265,6 +272,12 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
+    /// A view of nothing.
+    const EMPTY: Shared = Shared {
+        ptr: std::ptr::NonNull::dangling().as_ptr(),
+        len: 0,
+    };
+
     fn new(xs: &mut [f32]) -> Shared {
         Shared {
             ptr: xs.as_mut_ptr(),
@@ -288,12 +301,45 @@ impl Shared {
     }
 }
 
+/// Parameter rows and their optimiser state, laid out alike (`stride` floats per row).
 #[derive(Clone, Copy)]
-struct SideView {
+struct Bufs {
     params: Shared,
     acc: Shared,
+    /// Adadelta's E[Δx²] (empty for adagrad).
     delta: Shared,
+}
+
+impl Bufs {
+    const EMPTY: Bufs = Bufs {
+        params: Shared::EMPTY,
+        acc: Shared::EMPTY,
+        delta: Shared::EMPTY,
+    };
+}
+
+/// One side's parameters as a training thread sees them: the model's rows, and, in
+/// multi-threaded training, the thread's own copies of the hot rows (see [`hot`]), which
+/// the packed feature rows address as features `boundary + slot`.
+#[derive(Clone, Copy)]
+struct SideView {
+    main: Bufs,
+    hot: Bufs,
+    /// The side's number of features (`usize::MAX` without hot rows).
+    boundary: usize,
     stride: usize,
+}
+
+impl SideView {
+    /// Where feature `f`'s row lives: the buffers and the row's first index.
+    #[inline(always)]
+    fn at(&self, f: usize) -> (&Bufs, usize) {
+        if f < self.boundary {
+            (&self.main, f * self.stride)
+        } else {
+            (&self.hot, (f - self.boundary) * self.stride)
+        }
+    }
 }
 
 /// Scratch rows for [`update_row`].
@@ -314,7 +360,8 @@ struct RowBuf {
 /// back with atomic stores. Either way the square roots and divisions dominate.
 #[inline(always)]
 fn update_row(
-    side: &SideView,
+    side: &Bufs,
+    stride: usize,
     base: usize,
     grads: &[f32],
     w: f32,
@@ -332,7 +379,7 @@ fn update_row(
             // padded with zero gradients into its own padding (rows are `stride` long) and
             // has no tail.
             let padded = n.div_ceil(4) * 4;
-            let (prow, arow, grads) = if alpha == 0.0 && padded != n && padded <= side.stride {
+            let (prow, arow, grads) = if alpha == 0.0 && padded != n && padded <= stride {
                 let g = &mut buf.g[..padded];
                 g[..n].copy_from_slice(grads);
                 g[n..].fill(0.0);
@@ -790,6 +837,10 @@ pub(crate) struct Trainer<'a> {
     pub interactions: &'a Interactions,
     /// The training pairs, for the ranking losses' negative sampling.
     pub positives: &'a PairSet,
+    /// Multi-threaded training: the hot user and item features, which each thread updates
+    /// in its own copy (see [`hot`]).
+    pub user_hot: Option<&'a HotRows>,
+    pub item_hot: Option<&'a HotRows>,
 }
 
 /// One training example, materialised in shuffled order so the hot loop reads memory
@@ -822,6 +873,16 @@ struct Worker<'a> {
     t: &'a Trainer<'a>,
     users: SideView,
     items: SideView,
+    /// The feature rows as this thread addresses them (hot features as slots of its copies).
+    user_rows: FeatureRows<'a>,
+    item_rows: FeatureRows<'a>,
+    /// This thread's copies of the hot rows (multi-threaded training), the model's rows they
+    /// merge into, and the lock merges take.
+    hot_users: Option<(hot::Replica, &'a HotRows)>,
+    hot_items: Option<(hot::Replica, &'a HotRows)>,
+    main_users: Bufs,
+    main_items: Bufs,
+    merge_lock: &'a std::sync::Mutex<()>,
     opt: Opt,
     user_repr: Vec<f32>,
     pos_repr: Vec<f32>,
@@ -1025,13 +1086,16 @@ impl<'a> Worker<'a> {
     fn repr(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
         match rows {
             FeatureRows::Identity => {
-                load_row(side.params.row(row * side.stride, k + 1), &mut out[..=k]);
+                load_row(
+                    side.main.params.row(row * side.stride, k + 1),
+                    &mut out[..=k],
+                );
             }
             FeatureRows::Packed(rows) => {
                 out.iter_mut().for_each(|v| *v = 0.0);
                 for e in rows.row(row) {
-                    let base = e.feature as usize * side.stride;
-                    axpy_row(side.params.row(base, k + 1), e.weight, &mut out[..=k]);
+                    let (b, base) = side.at(e.feature as usize);
+                    axpy_row(b.params.row(base, k + 1), e.weight, &mut out[..=k]);
                 }
             }
         }
@@ -1042,9 +1106,10 @@ impl<'a> Worker<'a> {
     #[inline(always)]
     fn prefetch_row(side: &SideView, rows: FeatureRows<'_>, row: usize, acc: bool) {
         let one = |f: usize| {
-            prefetch(side.params, f * side.stride);
+            let (b, base) = side.at(f);
+            prefetch(b.params, base);
             if acc {
-                prefetch(side.acc, f * side.stride);
+                prefetch(b.acc, base);
             }
         };
         match rows {
@@ -1057,10 +1122,10 @@ impl<'a> Worker<'a> {
     /// packed feature rows start (so stage 1 does not wait for that).
     #[inline(always)]
     fn stage0(&self, ex: &Example) {
-        if let FeatureRows::Packed(rows) = self.t.user_rows {
+        if let FeatureRows::Packed(rows) = self.user_rows {
             rows.prefetch_offset(ex.user as usize);
         }
-        if let FeatureRows::Packed(rows) = self.t.item_rows {
+        if let FeatureRows::Packed(rows) = self.item_rows {
             rows.prefetch_offset(ex.item as usize);
         }
     }
@@ -1071,10 +1136,10 @@ impl<'a> Worker<'a> {
     /// entry of the item column.
     #[inline(always)]
     fn stage1(&mut self, ex: &Example, j: usize) {
-        if let FeatureRows::Packed(rows) = self.t.user_rows {
+        if let FeatureRows::Packed(rows) = self.user_rows {
             rows.prefetch(ex.user as usize);
         }
-        if let FeatureRows::Packed(rows) = self.t.item_rows {
+        if let FeatureRows::Packed(rows) = self.item_rows {
             rows.prefetch(ex.item as usize);
         }
         if let Loss::Bpr = self.t.loss {
@@ -1093,8 +1158,8 @@ impl<'a> Worker<'a> {
     #[inline(always)]
     fn stage2(&mut self, ex: &Example, j: usize) {
         let user = ex.user as usize;
-        Self::prefetch_row(&self.users, self.t.user_rows, user, true);
-        Self::prefetch_row(&self.items, self.t.item_rows, ex.item as usize, true);
+        Self::prefetch_row(&self.users, self.user_rows, user, true);
+        Self::prefetch_row(&self.items, self.item_rows, ex.item as usize, true);
         if let Some(scoring) = self.scoring {
             // The positive's scoring row is rewritten after its update.
             prefetch_words(
@@ -1109,7 +1174,7 @@ impl<'a> Worker<'a> {
                 let r = self.bpr_neg[slot] as usize;
                 let cand = self.t.interactions.items_raw()[r];
                 self.bpr_neg[slot] = cand;
-                Self::prefetch_row(&self.items, self.t.item_rows, cand as usize, true);
+                Self::prefetch_row(&self.items, self.item_rows, cand as usize, true);
                 self.t.positives.prefetch(user, cand as usize);
             }
             Loss::Warp if ex.value > 0.0 => {
@@ -1166,7 +1231,7 @@ impl<'a> Worker<'a> {
     fn refresh_scoring(&mut self, item: usize) {
         if let Some(scoring) = self.scoring {
             let k = self.t.k;
-            Self::repr(&self.items, self.t.item_rows, item, k, &mut self.cache_tmp);
+            Self::repr(&self.items, self.item_rows, item, k, &mut self.cache_tmp);
             compact::encode_row(&self.cache_tmp[..=k], &mut self.words);
             let cs = self.scoring_stride;
             store_row(scoring.row(item * cs, cs), &self.words);
@@ -1194,12 +1259,13 @@ impl<'a> Worker<'a> {
         let buf = &mut self.rowbuf;
         match rows {
             FeatureRows::Identity => {
-                update_row(&side, row * side.stride, grad, 1.0, &opt, alpha, buf)
+                let base = row * side.stride;
+                update_row(&side.main, side.stride, base, grad, 1.0, &opt, alpha, buf)
             }
             FeatureRows::Packed(rows) => {
                 for e in rows.row(row) {
-                    let base = e.feature as usize * side.stride;
-                    update_row(&side, base, grad, e.weight, &opt, alpha, buf);
+                    let (b, base) = side.at(e.feature as usize);
+                    update_row(b, side.stride, base, grad, e.weight, &opt, alpha, buf);
                 }
             }
         }
@@ -1209,7 +1275,7 @@ impl<'a> Worker<'a> {
     fn pairwise_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
         // The negative's optimiser state was not prefetched with it (most candidates are
         // never updated): start loading it now and update it last.
-        Self::prefetch_row(&self.items, self.t.item_rows, neg, true);
+        Self::prefetch_row(&self.items, self.item_rows, neg, true);
         self.step_positive_and_user(loss, user, pos);
         self.step_negative(loss, neg, false);
     }
@@ -1226,7 +1292,7 @@ impl<'a> Worker<'a> {
         grad[k] = -loss;
         self.apply(
             self.items,
-            self.t.item_rows,
+            self.item_rows,
             pos,
             &grad[..=k],
             self.t.item_alpha,
@@ -1237,7 +1303,7 @@ impl<'a> Worker<'a> {
         }
         self.apply(
             self.users,
-            self.t.user_rows,
+            self.user_rows,
             user,
             &grad[..k],
             self.t.user_alpha,
@@ -1261,7 +1327,7 @@ impl<'a> Worker<'a> {
         grad[k] = loss;
         self.apply(
             self.items,
-            self.t.item_rows,
+            self.item_rows,
             neg,
             &grad[..=k],
             self.t.item_alpha,
@@ -1274,8 +1340,8 @@ impl<'a> Worker<'a> {
         let weight = ex.weight;
         let y = if ex.value > 0.0 { 1.0 } else { 0.0 };
         let k = self.t.k;
-        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.t.item_rows, item, k, &mut self.pos_repr);
+        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.item_rows, item, k, &mut self.pos_repr);
         let p = sigmoid(self.predict(&self.user_repr, &self.pos_repr));
         let loss = weight * (p - y);
         let ll = -(if y > 0.0 { p } else { 1.0 - p }).max(1e-12).ln();
@@ -1288,7 +1354,7 @@ impl<'a> Worker<'a> {
         grad[k] = loss;
         self.apply(
             self.items,
-            self.t.item_rows,
+            self.item_rows,
             item,
             &grad[..=k],
             self.t.item_alpha,
@@ -1299,7 +1365,7 @@ impl<'a> Worker<'a> {
         grad[k] = loss;
         self.apply(
             self.users,
-            self.t.user_rows,
+            self.user_rows,
             user,
             &grad[..=k],
             self.t.user_alpha,
@@ -1375,7 +1441,7 @@ impl<'a> Worker<'a> {
     /// as differences from LightFM.
     fn warp_update(&mut self, loss: f32, user: usize, pos: usize, neg: usize) {
         let k = self.t.k;
-        let itf = self.t.item_rows;
+        let itf = self.item_rows;
         match itf {
             FeatureRows::Identity => Self::prefetch_row(&self.items, itf, neg, true),
             // Three dependent loads: where its packed row starts (now), the row (at the next
@@ -1394,7 +1460,7 @@ impl<'a> Worker<'a> {
     /// prefetched when it won).
     #[inline(always)]
     fn prefetch_pending(&self) {
-        if let (Some((neg, _)), FeatureRows::Packed(rows)) = (self.pending, self.t.item_rows) {
+        if let (Some((neg, _)), FeatureRows::Packed(rows)) = (self.pending, self.item_rows) {
             rows.prefetch(neg as usize);
         }
     }
@@ -1403,8 +1469,8 @@ impl<'a> Worker<'a> {
     /// while after [`Self::prefetch_pending`]).
     #[inline(always)]
     fn prefetch_pending_params(&self) {
-        if let (Some((neg, _)), FeatureRows::Packed(_)) = (self.pending, self.t.item_rows) {
-            Self::prefetch_row(&self.items, self.t.item_rows, neg as usize, true);
+        if let (Some((neg, _)), FeatureRows::Packed(_)) = (self.pending, self.item_rows) {
+            Self::prefetch_row(&self.items, self.item_rows, neg as usize, true);
         }
     }
 
@@ -1414,6 +1480,18 @@ impl<'a> Worker<'a> {
         if let Some((neg, loss)) = self.pending.take() {
             self.step_negative(loss, neg as usize, true);
             self.refresh_scoring(neg as usize);
+        }
+    }
+
+    /// Merges this thread's hot rows into the model's (see [`hot`]). A deferred negative
+    /// step still pending lands in the next merge.
+    fn merge_hot(&mut self) {
+        let lock = self.merge_lock;
+        if let Some((replica, hot)) = &mut self.hot_users {
+            replica.merge(&self.main_users, hot, self.users.stride, lock);
+        }
+        if let Some((replica, hot)) = &mut self.hot_items {
+            replica.merge(&self.main_items, hot, self.items.stride, lock);
         }
     }
 
@@ -1433,8 +1511,8 @@ impl<'a> Worker<'a> {
         let (user, pos) = (ex.user as usize, ex.item as usize);
         let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
         self.extend_user();
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
@@ -1470,9 +1548,9 @@ impl<'a> Worker<'a> {
         }
         let Some(neg) = neg else { return };
         let k = self.t.k;
-        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
-        Self::repr(&self.items, self.t.item_rows, neg, k, &mut self.neg_repr);
+        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(&self.items, self.item_rows, neg, k, &mut self.neg_repr);
         let diff = self.predict(&self.user_repr, &self.pos_repr)
             - self.predict(&self.user_repr, &self.neg_repr);
         let s = sigmoid(diff);
@@ -1489,19 +1567,19 @@ impl<'a> Worker<'a> {
         }
         let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(&self.users, self.t.user_rows, user, k, &mut self.user_repr);
+        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
         self.extend_user();
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
             let item = positives[self.rng.below(positives.len())] as usize;
-            Self::repr(&self.items, self.t.item_rows, item, k, &mut self.pos_repr);
+            Self::repr(&self.items, self.item_rows, item, k, &mut self.pos_repr);
             pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
         }
         // Descending by score; stable for equal scores so runs are reproducible.
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
-        Self::repr(&self.items, self.t.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
         if !self.warp_search(user, pos, pos_pred, 1.0, n_neg, None) {
             self.prefetch_pending_params();
@@ -1570,8 +1648,40 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
             Loss::Bpr => w.bpr(ex, slot),
             _ => w.warp(ex, slot),
         }
+        if j % hot::MERGE_EVERY == hot::MERGE_EVERY - 1 {
+            w.merge_hot();
+        }
     }
     w.flush_pending();
+    w.merge_hot();
+}
+
+/// A training thread's view of one side: with hot rows, its own copies of them (see
+/// [`hot`]) and the feature rows that address them.
+type ThreadSide<'a> = (
+    SideView,
+    FeatureRows<'a>,
+    Option<(hot::Replica, &'a HotRows)>,
+);
+
+fn thread_side<'a>(
+    view: SideView,
+    rows: FeatureRows<'a>,
+    hot: Option<&'a HotRows>,
+    additive_state: bool,
+) -> ThreadSide<'a> {
+    match hot {
+        Some(hot) => {
+            let mut replica = hot::Replica::new(&view.main, hot, view.stride, additive_state);
+            let view = SideView {
+                hot: replica.bufs(),
+                boundary: hot.boundary,
+                ..view
+            };
+            (view, FeatureRows::Packed(&hot.rows), Some((replica, hot)))
+        }
+        None => (view, rows, None),
+    }
 }
 
 /// Runs one epoch over `order` (example indices, or user indices for WARP-kOS) split into
@@ -1606,47 +1716,68 @@ pub(crate) fn run_epoch(
     let uv = users.view();
     let iv = items.view();
     let k = t.k;
-    let make_worker = |seed: u64| Worker {
-        t,
-        users: uv,
-        items: iv,
-        opt: Opt {
-            schedule: t.schedule,
-            learning_rate: t.learning_rate,
-        },
-        user_repr: vec![0.0; k + 1],
-        pos_repr: vec![0.0; k + 1],
-        neg_repr: vec![0.0; k + 1],
-        grad: vec![0.0; k + 1],
-        rowbuf: RowBuf {
-            p: vec![0.0; k + 1],
-            a: vec![0.0; k + 1],
-            d: vec![0.0; k + 1],
-            g: vec![0.0; uv.stride.max(iv.stride)],
-        },
-        rng: Rng::new(seed),
-        pre: [[0; PRE_MAX]; SLOTS],
-        pre_len: [0; SLOTS],
-        draws_avg: 256,
-        fresh: [0; FRESH_AHEAD],
-        fresh_head: 0,
-        fresh_len: 0,
-        bpr_neg: [0; SLOTS],
-        scoring: scoring_view,
-        scoring_stride: cs,
-        user_ext: vec![0.0; 2 * cs],
-        cache_tmp: vec![0.0; k + 1],
-        words: vec![0.0; cs],
-        pending: None,
-        pending_user: vec![0.0; k],
-        tally: LossTally::default(),
+    let merge_lock = std::sync::Mutex::new(());
+    let additive_state = matches!(t.schedule, Schedule::Adagrad);
+    let make_worker = |seed: u64| {
+        let (users, user_rows, hot_users) =
+            thread_side(uv, t.user_rows, t.user_hot, additive_state);
+        let (items, item_rows, hot_items) =
+            thread_side(iv, t.item_rows, t.item_hot, additive_state);
+        Worker {
+            t,
+            users,
+            items,
+            user_rows,
+            item_rows,
+            hot_users,
+            hot_items,
+            main_users: uv.main,
+            main_items: iv.main,
+            merge_lock: &merge_lock,
+            opt: Opt {
+                schedule: t.schedule,
+                learning_rate: t.learning_rate,
+            },
+            user_repr: vec![0.0; k + 1],
+            pos_repr: vec![0.0; k + 1],
+            neg_repr: vec![0.0; k + 1],
+            grad: vec![0.0; k + 1],
+            rowbuf: RowBuf {
+                p: vec![0.0; k + 1],
+                a: vec![0.0; k + 1],
+                d: vec![0.0; k + 1],
+                g: vec![0.0; uv.stride.max(iv.stride)],
+            },
+            rng: Rng::new(seed),
+            pre: [[0; PRE_MAX]; SLOTS],
+            pre_len: [0; SLOTS],
+            draws_avg: 256,
+            fresh: [0; FRESH_AHEAD],
+            fresh_head: 0,
+            fresh_len: 0,
+            bpr_neg: [0; SLOTS],
+            scoring: scoring_view,
+            scoring_stride: cs,
+            user_ext: vec![0.0; 2 * cs],
+            cache_tmp: vec![0.0; k + 1],
+            words: vec![0.0; cs],
+            pending: None,
+            pending_user: vec![0.0; k],
+            tally: LossTally::default(),
+        }
     };
     let x = t.interactions;
     let run = |chunk: &[u32], seed: u64| -> LossTally {
         let mut w = make_worker(seed);
         if let Loss::WarpKos { k: kth, n } = t.loss {
-            chunk.iter().for_each(|&u| w.warp_kos(u as usize, kth, n));
+            for (j, &u) in chunk.iter().enumerate() {
+                w.warp_kos(u as usize, kth, n);
+                if j % hot::MERGE_EVERY == hot::MERGE_EVERY - 1 {
+                    w.merge_hot();
+                }
+            }
             w.flush_pending();
+            w.merge_hot();
             return w.tally;
         }
         // Gather the examples in shuffled order first: independent loads the CPU overlaps,
@@ -1755,11 +1886,10 @@ mod row_access_tests {
             let (mut p_ref, mut a_ref) =
                 (params[offset..offset + n].to_vec(), acc[offset..offset + n].to_vec());
             adagrad_scalar(&mut p_ref, &mut a_ref, &grads, w, lr, alpha);
-            let side = SideView {
+            let side = Bufs {
                 params: Shared::new(&mut params),
                 acc: Shared::new(&mut acc),
                 delta: Shared::new(&mut []),
-                stride,
             };
             let opt = Opt { schedule: Schedule::Adagrad, learning_rate: lr };
             let mut buf = RowBuf {
@@ -1768,7 +1898,7 @@ mod row_access_tests {
                 d: vec![0.0; n],
                 g: vec![f32::NAN; stride],
             };
-            update_row(&side, offset, &grads, w, &opt, alpha, &mut buf);
+            update_row(&side, stride, offset, &grads, w, &opt, alpha, &mut buf);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
             prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));
@@ -1830,6 +1960,8 @@ mod scoring_tests {
                 item_rows: FeatureRows::Identity,
                 interactions: &x,
                 positives: &positives,
+                user_hot: None,
+                item_hot: None,
             };
             let order: Vec<u32> = match loss {
                 Loss::WarpKos { .. } => (0..30).collect(),

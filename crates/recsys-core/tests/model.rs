@@ -121,6 +121,78 @@ fn two_threads_learn_as_well_as_one() {
     assert!((m1.auc - m2.auc).abs() < 0.03, "{m1:?} vs {m2:?}");
 }
 
+/// Each of `n` rows: its identity, its taste group's feature (`n + row % 4`) and a feature
+/// every row shares (`n + 4`).
+fn grouped_features(n: usize) -> FeatureMatrix {
+    FeatureMatrix::from_rows(
+        n + 5,
+        (0..n).map(|r| vec![(r, 1.0), (n + r % 4, 1.0), (n + 4, 1.0)]),
+    )
+    .unwrap()
+}
+
+#[test]
+fn two_threads_train_shared_features_as_well_as_one() {
+    // The group and shared features are in a quarter or all of the rows: with two threads
+    // they are hot rows, trained in per-thread copies that are merged into the model.
+    let all = common::planted(300, 120, 4, 12, 1, 11);
+    let (train, test) = all.split_random(0.2, 5).unwrap();
+    let adadelta = Schedule::Adadelta {
+        rho: 0.95,
+        epsilon: 1e-6,
+    };
+    for schedule in [Schedule::Adagrad, adadelta] {
+        for loss in [Loss::Warp, Loss::Bpr] {
+            let p = params(loss)
+                .to_builder()
+                .schedule(schedule)
+                .build()
+                .unwrap();
+            let untrained =
+                HybridModel::new(p.clone(), grouped_features(300), grouped_features(120)).unwrap();
+            let fit = |threads| {
+                let mut m = untrained.clone();
+                m.fit(&train, FitOptions::epochs(20).threads(threads))
+                    .unwrap();
+                m
+            };
+            let (one, two) = (fit(1), fit(2));
+            let metrics = |m: &HybridModel| {
+                evaluate(m, &test, Some(&train), &EvalOptions::default()).unwrap()
+            };
+            let (m1, m2) = (metrics(&one), metrics(&two));
+            let what = format!("{loss:?}/{schedule:?}");
+            assert!((m1.auc - m2.auc).abs() < 0.03, "{what}: {m1:?} vs {m2:?}");
+            // The shared rows did train (a merge that lost the threads' changes would leave
+            // them as initialised), about as far as with one thread.
+            let moved = |m: &HybridModel| {
+                let (now, then) = (
+                    m.item_feature_embeddings(),
+                    untrained.item_feature_embeddings(),
+                );
+                (120..125)
+                    .map(|f| (&now.row(f) - &then.row(f)).mapv(f32::abs).sum())
+                    .sum::<f32>()
+            };
+            assert!(
+                moved(&two) > 0.5 * moved(&one) && moved(&two) < 2.0 * moved(&one),
+                "{what}: {} vs {}",
+                moved(&two),
+                moved(&one)
+            );
+            // A new user described by a group feature alone prefers that group's items.
+            for g in 0..4 {
+                let mut scores = Vec::new();
+                two.score_all(UserQuery::Features(&[(300 + g, 1.0)]), &mut scores)
+                    .unwrap();
+                let top = recsys_core::top_k(&scores, 10, |_| false);
+                let in_group = top.iter().filter(|(i, _)| i % 4 == g).count();
+                assert!(in_group >= 7, "{what}, group {g}: {top:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn callback_sees_every_epoch_and_can_stop() {
     let train = common::planted(50, 30, 2, 5, 0, 2);

@@ -1,0 +1,386 @@
+//! Per-thread copies of the most shared feature rows, for multi-threaded training.
+//!
+//! Hogwild threads write the parameter rows they touch without locks. For identity features
+//! that is cheap: two threads rarely touch the same user or item at once. Metadata features
+//! are different: with item features every product update also writes its brand row (this
+//! data set has three brands), its department row (31), its price bucket (5); with user
+//! features every step writes the user's demographic rows. Those few rows are then written by
+//! both threads thousands of times a second, and every write takes the cache line away from
+//! the other core: the second thread gained little, and erratically (one to two times, as
+//! the two virtual CPUs happened to share a cache or not).
+//!
+//! So in multi-threaded training the *hot* features (touched, on average, at least once
+//! every [`HOT_EVERY`] examples) get a private copy per thread: the thread's packed feature
+//! rows address them as features `boundary + slot` (see [`super::SideView::at`]), and every
+//! [`MERGE_EVERY`] examples (and at the end of its share of the epoch) the thread adds what
+//! its steps changed since the last merge to the model's rows, under a lock, and takes the
+//! sum as its new copy. Parameters and adagrad's sums of squared gradients merge by adding
+//! the changes, so no update is lost (plain Hogwild can lose some); adadelta's running
+//! averages are not sums, so the thread's own average replaces the model's. Each thread
+//! sees the other threads' changes to a hot row up to `MERGE_EVERY` examples late, where
+//! Hogwild sees them at once (or loses them); with one thread nothing changes (and training
+//! stays bit-reproducible).
+
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use super::{AlignedBuf, Bufs, Entry, PackedRows, Shared};
+use crate::interactions::Interactions;
+
+/// A feature is hot when it is touched, on average, at least once every this many training
+/// examples.
+pub(super) const HOT_EVERY: f64 = 64.0;
+
+/// At most this many hot features per side.
+const MAX_HOT: usize = 256;
+
+/// Examples (users, for WARP-kOS) a thread trains between merges of its hot rows.
+pub(super) const MERGE_EVERY: usize = 1024;
+
+/// The hot features of one side and the packed feature rows that address them as slots.
+#[derive(Debug)]
+pub(crate) struct HotRows {
+    /// The packed rows with every hot feature renumbered `boundary + slot`.
+    pub(super) rows: PackedRows,
+    /// The feature of each slot.
+    pub(super) features: Vec<u32>,
+    /// The side's number of features: entries at or above it are slots.
+    pub(super) boundary: usize,
+}
+
+impl HotRows {
+    /// The hot user features of `rows` (`n_features` features) when training on
+    /// `interactions`: each user row is touched once per interaction of the user.
+    pub(crate) fn users(
+        rows: &PackedRows,
+        n_features: usize,
+        interactions: &Interactions,
+    ) -> Option<HotRows> {
+        let mut touches = vec![0.0f64; interactions.n_users()];
+        for &u in interactions.users_raw() {
+            touches[u as usize] += 1.0;
+        }
+        Self::select(rows, n_features, &touches, interactions.len() as f64)
+    }
+
+    /// The hot item features: each item row is touched once per interaction of the item
+    /// (as the positive) and about once per epoch's worth of uniform negatives.
+    pub(crate) fn items(
+        rows: &PackedRows,
+        n_features: usize,
+        interactions: &Interactions,
+    ) -> Option<HotRows> {
+        let examples = interactions.len() as f64;
+        let uniform = examples / interactions.n_items().max(1) as f64;
+        let mut touches = vec![uniform; interactions.n_items()];
+        for &i in interactions.items_raw() {
+            touches[i as usize] += 1.0;
+        }
+        Self::select(rows, n_features, &touches, examples)
+    }
+
+    /// Features whose rows' touches (`touches[r]` per epoch for row `r`) add up to at least
+    /// `examples / HOT_EVERY`, the most touched first, at most [`MAX_HOT`]; `None` if there
+    /// are none.
+    fn select(
+        rows: &PackedRows,
+        n_features: usize,
+        touches: &[f64],
+        examples: f64,
+    ) -> Option<HotRows> {
+        let mut per_feature = vec![0.0f64; n_features];
+        for (r, &t) in touches.iter().enumerate().take(rows.n_rows()) {
+            for e in rows.row(r) {
+                per_feature[e.feature as usize] += t;
+            }
+        }
+        let threshold = examples / HOT_EVERY;
+        let mut hot: Vec<u32> = (0..n_features as u32)
+            .filter(|&f| per_feature[f as usize] >= threshold && per_feature[f as usize] > 0.0)
+            .collect();
+        if hot.is_empty() {
+            return None;
+        }
+        // Most touched first; ties by feature index, so the choice is deterministic.
+        hot.sort_by(|&a, &b| {
+            per_feature[b as usize]
+                .total_cmp(&per_feature[a as usize])
+                .then(a.cmp(&b))
+        });
+        hot.truncate(MAX_HOT);
+        let mut slot_of = vec![u32::MAX; n_features];
+        for (slot, &f) in hot.iter().enumerate() {
+            slot_of[f as usize] = slot as u32;
+        }
+        let boundary = u32::try_from(n_features).expect("feature index fits in u32");
+        let remapped = rows.map_features(|f| match slot_of[f as usize] {
+            u32::MAX => f,
+            slot => boundary + slot,
+        });
+        Some(HotRows {
+            rows: remapped,
+            features: hot,
+            boundary: n_features,
+        })
+    }
+
+    /// Number of hot features.
+    pub(crate) fn len(&self) -> usize {
+        self.features.len()
+    }
+}
+
+/// One thread's copies of one side's hot rows, and their values at the last merge.
+pub(super) struct Replica {
+    rows: [AlignedBuf; 3],
+    at_merge: [AlignedBuf; 3],
+    /// Adagrad: merge the optimiser state by adding changes (sums of squares); adadelta:
+    /// replace it (running averages).
+    additive_state: bool,
+}
+
+impl Replica {
+    /// Copies of `hot`'s rows from the model's rows `main` (`stride` floats per row).
+    pub fn new(main: &Bufs, hot: &HotRows, stride: usize, additive_state: bool) -> Replica {
+        let copy = |src: Shared| {
+            let mut out = AlignedBuf::default();
+            if src.len > 0 {
+                out.resize(hot.len() * stride, 0.0);
+                let dst = out.as_mut_slice();
+                for (slot, &f) in hot.features.iter().enumerate() {
+                    let from = src.row(f as usize * stride, stride);
+                    for (d, s) in dst[slot * stride..(slot + 1) * stride].iter_mut().zip(from) {
+                        *d = f32::from_bits(s.load(Ordering::Relaxed));
+                    }
+                }
+            }
+            out
+        };
+        let rows = [copy(main.params), copy(main.acc), copy(main.delta)];
+        Replica {
+            at_merge: rows.clone(),
+            rows,
+            additive_state,
+        }
+    }
+
+    /// The copies as training addresses them.
+    pub fn bufs(&mut self) -> Bufs {
+        let [p, a, d] = &mut self.rows;
+        Bufs {
+            params: Shared::new(p.as_mut_slice()),
+            acc: Shared::new(a.as_mut_slice()),
+            delta: Shared::new(d.as_mut_slice()),
+        }
+    }
+
+    /// Adds what this thread changed since the last merge to the model's rows `main` and
+    /// takes the result as its copies. Holds `lock` meanwhile, so merges of different threads
+    /// never interleave (outside merges only the copies are touched).
+    ///
+    /// Call only while no [`Self::bufs`] view is being used (the worker calls it between
+    /// examples).
+    pub fn merge(&mut self, main: &Bufs, hot: &HotRows, stride: usize, lock: &Mutex<()>) {
+        let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let targets = [main.params, main.acc, main.delta];
+        for (i, target) in targets.into_iter().enumerate() {
+            let additive = i == 0 || self.additive_state;
+            let (rows, at_merge) = (self.rows[i].as_mut_slice(), self.at_merge[i].as_mut_slice());
+            if rows.is_empty() {
+                continue;
+            }
+            for (slot, &f) in hot.features.iter().enumerate() {
+                let model = target.row(f as usize * stride, stride);
+                let range = slot * stride..(slot + 1) * stride;
+                let (mine, before) = (&mut rows[range.clone()], &mut at_merge[range]);
+                for c in 0..stride {
+                    let merged = if additive {
+                        f32::from_bits(model[c].load(Ordering::Relaxed)) + (mine[c] - before[c])
+                    } else {
+                        mine[c]
+                    };
+                    model[c].store(merged.to_bits(), Ordering::Relaxed);
+                    mine[c] = merged;
+                    before[c] = merged;
+                }
+            }
+        }
+    }
+}
+
+impl PackedRows {
+    /// The same rows with every entry's feature replaced by `f(feature)`.
+    fn map_features(&self, f: impl Fn(u32) -> u32) -> PackedRows {
+        PackedRows {
+            offsets: self.offsets.clone(),
+            entries: self
+                .entries
+                .iter()
+                .map(|e| Entry {
+                    feature: f(e.feature),
+                    weight: e.weight,
+                })
+                .collect(),
+        }
+    }
+
+    /// Number of rows.
+    fn n_rows(&self) -> usize {
+        self.offsets.len() - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::FeatureMatrix;
+
+    /// 200 items, each with its identity (0..200), one of two colours (200, 201) and, for
+    /// item 0 only, a rare tag (202); user 0 bought every item once, user 1 item 0 only.
+    fn fixture() -> (PackedRows, Interactions) {
+        let rows: Vec<Vec<(usize, f32)>> = (0..200)
+            .map(|i| {
+                let mut r = vec![(i, 1.0), (200 + i % 2, 1.0)];
+                if i == 0 {
+                    r.push((202, 1.0));
+                }
+                r
+            })
+            .collect();
+        let fm = FeatureMatrix::from_rows(203, rows).unwrap();
+        let pairs: Vec<(usize, usize)> = (0..200).map(|i| (0, i)).chain([(1, 0)]).collect();
+        let x = Interactions::from_pairs(2, 200, pairs).unwrap();
+        (PackedRows::of(&fm).unwrap(), x)
+    }
+
+    #[test]
+    fn hot_features_are_the_often_touched_ones_renumbered_as_slots() {
+        let (rows, x) = fixture();
+        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        // 201 examples, so the threshold is 201 / 64 = 3.1 touches an epoch. An item is
+        // touched about twice (once as a positive, about once as a uniform negative), item 0
+        // and the tag three times: not hot. The colours are touched about 200 times each,
+        // the first a little more (item 0's second interaction).
+        assert_eq!(hot.boundary, 203);
+        assert_eq!(hot.features, vec![200, 201]);
+        assert_eq!(hot.len(), 2);
+        for r in 0..200 {
+            let original: Vec<u32> = rows.row(r).iter().map(|e| e.feature).collect();
+            let remapped: Vec<u32> = hot.rows.row(r).iter().map(|e| e.feature).collect();
+            let mut expected = original.clone();
+            expected[1] = 203 + (r as u32 % 2);
+            assert_eq!(remapped, expected, "row {r}");
+            let resolved: Vec<u32> = (remapped.iter())
+                .map(|&f| match f as usize {
+                    f if f < hot.boundary => f as u32,
+                    f => hot.features[f - hot.boundary],
+                })
+                .collect();
+            assert_eq!(resolved, original, "row {r}");
+        }
+    }
+
+    #[test]
+    fn rarely_touched_features_stay_shared() {
+        // A thousand users with one interaction each: a user's identity is touched once an
+        // epoch, below the threshold (1000 / 64); the feature they all share is hot.
+        let rows: Vec<Vec<(usize, f32)>> = (0..1000).map(|u| vec![(u, 1.0), (1000, 1.0)]).collect();
+        let fm = FeatureMatrix::from_rows(1001, rows).unwrap();
+        let packed = PackedRows::of(&fm).unwrap();
+        let x = Interactions::from_pairs(1000, 1, (0..1000).map(|u| (u, 0))).unwrap();
+        let hot = HotRows::users(&packed, 1001, &x).unwrap();
+        assert_eq!(hot.features, vec![1000]);
+        assert_eq!(hot.rows.row(7)[0].feature, 7);
+        assert_eq!(hot.rows.row(7)[1].feature, 1001);
+        let none = Interactions::from_pairs(1000, 1, (0..1000).map(|u| (u, 0)))
+            .unwrap()
+            .filter(|e| e.user == 0);
+        let rows_one: Vec<Vec<(usize, f32)>> = (0..1000).map(|u| vec![(u, 0.5)]).collect();
+        let fm = FeatureMatrix::from_rows(1000, rows_one).unwrap();
+        let hot = HotRows::users(&PackedRows::of(&fm).unwrap(), 1000, &none);
+        assert_eq!(
+            hot.map(|h| h.features),
+            Some(vec![0]),
+            "user 0 is every example"
+        );
+    }
+
+    fn bufs(p: &mut Vec<f32>, a: &mut Vec<f32>, d: &mut Vec<f32>) -> Bufs {
+        Bufs {
+            params: Shared::new(p),
+            acc: Shared::new(a),
+            delta: Shared::new(d),
+        }
+    }
+
+    /// Adds `by` to every value of the copies (as training steps would).
+    fn step(replica: &mut Replica, by: f32) {
+        for buf in &mut replica.rows {
+            buf.as_mut_slice().iter_mut().for_each(|v| *v += by);
+        }
+    }
+
+    #[test]
+    fn merges_add_every_threads_changes_to_the_model() {
+        let (rows, x) = fixture();
+        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        let stride = 16;
+        let init = |f: usize| (0..203 * stride).map(move |i| (i / stride * 10 + f) as f32);
+        let (mut p, mut a, mut d): (Vec<f32>, Vec<f32>, Vec<f32>) =
+            (init(0).collect(), init(1).collect(), Vec::new());
+        let main = bufs(&mut p, &mut a, &mut d);
+        let lock = Mutex::new(());
+        let mut one = Replica::new(&main, &hot, stride, true);
+        let mut two = Replica::new(&main, &hot, stride, true);
+        // The copies start as the model's rows (slot 0 is feature 200).
+        let p0: Vec<f32> = init(0).collect();
+        assert_eq!(one.rows[0].as_slice(), &p0[200 * stride..202 * stride]);
+        step(&mut one, 0.5);
+        step(&mut two, 0.25);
+        one.merge(&main, &hot, stride, &lock);
+        two.merge(&main, &hot, stride, &lock);
+        step(&mut one, 1.0);
+        one.merge(&main, &hot, stride, &lock);
+        let a0: Vec<f32> = init(1).collect();
+        for f in 0..203 {
+            let moved = if hot.features.contains(&(f as u32)) {
+                1.75
+            } else {
+                0.0
+            };
+            for c in 0..stride {
+                let i = f * stride + c;
+                assert_eq!(p[i], p0[i] + moved, "param {f}/{c}");
+                assert_eq!(a[i], a0[i] + moved, "adagrad sum {f}/{c}");
+            }
+        }
+        // A merge leaves the thread's copies equal to the model's rows.
+        let slot = 1;
+        let f = hot.features[slot] as usize;
+        assert_eq!(one.rows[0].as_slice()[slot * stride], p[f * stride]);
+    }
+
+    #[test]
+    fn adadelta_state_merges_by_replacing_not_adding() {
+        let (rows, x) = fixture();
+        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        let stride = 16;
+        let (mut p, mut a, mut d) = (
+            vec![1.0; 203 * stride],
+            vec![2.0; 203 * stride],
+            vec![3.0; 203 * stride],
+        );
+        let main = bufs(&mut p, &mut a, &mut d);
+        let lock = Mutex::new(());
+        let mut one = Replica::new(&main, &hot, stride, false);
+        let mut two = Replica::new(&main, &hot, stride, false);
+        step(&mut one, 0.5);
+        step(&mut two, 0.25);
+        one.merge(&main, &hot, stride, &lock);
+        two.merge(&main, &hot, stride, &lock);
+        let f = hot.features[0] as usize * stride;
+        assert_eq!(p[f], 1.75, "parameters add up");
+        assert_eq!((a[f], d[f]), (2.25, 3.25), "the last merge's averages");
+        assert_eq!((p[0], a[0], d[0]), (1.0, 2.0, 3.0), "feature 0 is not hot");
+    }
+}
