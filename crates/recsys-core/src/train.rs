@@ -352,17 +352,17 @@ struct RowBuf {
     g: Vec<f32>,
 }
 
-/// One adaptive SGD step on the first `grads.len()` parameters of a row (embedding, then
-/// optionally the bias), each gradient scaled by the feature weight `w`.
+/// One adaptive SGD step on the first `grads.len()` parameters of the row at `base` in `side`
+/// (rows `stride` floats apart): embedding, then optionally the bias, each gradient scaled
+/// by the feature weight `w`.
 ///
 /// Adagrad updates the shared row in registers ([`racy::adagrad`]); adadelta reads it with
 /// atomic loads into local buffers, updates them with vectorisable arithmetic and writes them
 /// back with atomic stores. Either way the square roots and divisions dominate.
 #[inline(always)]
 fn update_row(
-    side: &Bufs,
+    (side, base): (&Bufs, usize),
     stride: usize,
-    base: usize,
     grads: &[f32],
     w: f32,
     opt: &Opt,
@@ -1259,13 +1259,13 @@ impl<'a> Worker<'a> {
         let buf = &mut self.rowbuf;
         match rows {
             FeatureRows::Identity => {
-                let base = row * side.stride;
-                update_row(&side.main, side.stride, base, grad, 1.0, &opt, alpha, buf)
+                let at = (&side.main, row * side.stride);
+                update_row(at, side.stride, grad, 1.0, &opt, alpha, buf)
             }
             FeatureRows::Packed(rows) => {
                 for e in rows.row(row) {
-                    let (b, base) = side.at(e.feature as usize);
-                    update_row(b, side.stride, base, grad, e.weight, &opt, alpha, buf);
+                    let at = side.at(e.feature as usize);
+                    update_row(at, side.stride, grad, e.weight, &opt, alpha, buf);
                 }
             }
         }
@@ -1898,7 +1898,7 @@ mod row_access_tests {
                 d: vec![0.0; n],
                 g: vec![f32::NAN; stride],
             };
-            update_row(&side, stride, offset, &grads, w, &opt, alpha, &mut buf);
+            update_row((&side, offset), stride, &grads, w, &opt, alpha, &mut buf);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
             prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));

@@ -305,7 +305,7 @@ mod tests {
         );
     }
 
-    fn bufs(p: &mut Vec<f32>, a: &mut Vec<f32>, d: &mut Vec<f32>) -> Bufs {
+    fn bufs(p: &mut [f32], a: &mut [f32], d: &mut [f32]) -> Bufs {
         Bufs {
             params: Shared::new(p),
             acc: Shared::new(a),
