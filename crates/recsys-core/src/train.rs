@@ -25,19 +25,19 @@ mod hot;
 
 pub(crate) use hot::HotRows;
 
-/// How many examples ahead the parameters (and WARP's first negative candidates) are
-/// prefetched.
+/// How many examples ahead the parameters are prefetched.
 const AHEAD: usize = 4;
 
 /// Slots of per-example look-ahead state (a power of two above `2 × AHEAD`: BPR's negative
 /// is drawn two stages ahead).
 const SLOTS: usize = 16;
 
-/// At most this many WARP candidates are drawn ahead for one example.
-const PRE_MAX: usize = 10;
+/// WARP's negative candidates are drawn (and their scoring rows prefetched) this many draws
+/// before they are scored: about four examples' worth at five draws per positive.
+const CANDIDATES_AHEAD: usize = 24;
 
-/// WARP candidates beyond those drawn ahead are drawn this many steps before use.
-const FRESH_AHEAD: usize = 3;
+/// Capacity of the ring of drawn candidates (a power of two, at least `CANDIDATES_AHEAD`).
+const RING: usize = 32;
 
 /// WARP's gradient clip (LightFM's `MAX_LOSS`).
 const MAX_LOSS: f32 = 10.0;
@@ -726,6 +726,17 @@ impl PairSet {
         Some((b, (h & 511) as usize, ((h >> 9) & 511) as usize))
     }
 
+    /// Starts loading `user`'s filter, at most its first `max_blocks` blocks (one cache
+    /// line each; a user with 281 items, the average here, has 5).
+    #[inline(always)]
+    pub fn prefetch_filter(&self, user: usize, max_blocks: usize) {
+        let (start, end) = (self.block_offsets[user], self.block_offsets[user + 1]);
+        let end = end.min(start + max_blocks as u32);
+        for b in &self.blocks[start as usize..end as usize] {
+            prefetch_ptr((b as *const FilterBlock).cast());
+        }
+    }
+
     /// `false` only if `item` is surely not one of `user`'s positives ([`Self::contains`]
     /// is the exact answer).
     #[inline(always)]
@@ -736,14 +747,6 @@ impl PairSet {
                 let block = &self.blocks[b].0;
                 (block[bit1 / 64] >> (bit1 % 64)) & (block[bit2 / 64] >> (bit2 % 64)) & 1 == 1
             }
-        }
-    }
-
-    /// Starts loading the filter block [`Self::maybe_contains`] reads.
-    #[inline(always)]
-    pub fn prefetch_filter(&self, user: usize, item: usize) {
-        if let Some((b, _, _)) = self.filter_bits(user, item as u32) {
-            prefetch_ptr((&self.blocks[b] as *const FilterBlock).cast());
         }
     }
 
@@ -890,18 +893,12 @@ struct Worker<'a> {
     grad: Vec<f32>,
     rowbuf: RowBuf,
     rng: Rng,
-    /// WARP: the first negative candidates of each example in the look-ahead window, drawn
-    /// (and their scoring rows and pair-set filter blocks prefetched) `AHEAD` examples early.
-    pre: [[u32; PRE_MAX]; SLOTS],
-    pre_len: [u8; SLOTS],
-    /// WARP: running mean of the candidates an example draws, in 1/256ths (how many to
-    /// draw ahead).
-    draws_avg: u32,
-    /// WARP: the next candidates beyond the drawn-ahead ones, drawn `FRESH_AHEAD` steps
-    /// early so their rows are loading while earlier ones are scored (a small queue).
-    fresh: [u32; FRESH_AHEAD],
-    fresh_head: usize,
-    fresh_len: usize,
+    /// WARP: the stream of negative candidates, drawn `CANDIDATES_AHEAD` draws before they
+    /// are scored (a ring: `ahead_len` of them from `ahead_head`), whichever example
+    /// scores them.
+    ahead: [u32; RING],
+    ahead_head: usize,
+    ahead_len: usize,
     /// BPR: the interaction index of each example's negative (stage 1), then the negative
     /// itself (stage 2).
     bpr_neg: [u32; SLOTS],
@@ -1151,10 +1148,8 @@ impl<'a> Worker<'a> {
     }
 
     /// Look-ahead stage 2 for example `ex` (number `j`, `AHEAD` early): prefetch what it
-    /// touches first. WARP draws its first candidates now, for this example's user, so the
-    /// candidates' scoring rows *and* their blocks in the user's pair-set filter are loading
-    /// long before they are needed (the candidates are uniform and independent of
-    /// everything, so drawing them early changes nothing but which random numbers go where).
+    /// touches first (its user's and item's parameters and optimiser state, the item's
+    /// scoring row; BPR: the negative's).
     #[inline(always)]
     fn stage2(&mut self, ex: &Example, j: usize) {
         let user = ex.user as usize;
@@ -1177,52 +1172,34 @@ impl<'a> Worker<'a> {
                 Self::prefetch_row(&self.items, self.item_rows, cand as usize, true);
                 self.t.positives.prefetch(user, cand as usize);
             }
-            Loss::Warp if ex.value > 0.0 => {
-                let n_items = self.t.interactions.n_items();
-                let d = ((self.draws_avg as usize + 128) / 256).clamp(1, PRE_MAX);
-                for i in 0..d {
-                    let c = self.rng.below(n_items);
-                    self.prefetch_candidate(user, c);
-                    self.pre[slot][i] = c as u32;
-                }
-                self.pre_len[slot] = d as u8;
-            }
-            _ => self.pre_len[slot] = 0,
+            // Which candidates the example will score is not known yet (see
+            // `candidate`), but they are looked up in this user's filter: load all of it
+            // (up to 16 lines).
+            Loss::Warp => self.t.positives.prefetch_filter(user, 16),
+            _ => {}
         }
     }
 
-    /// Starts loading what scoring `cand` for `user` reads: its bfloat16 scoring row and its
-    /// block in the user's pair-set filter. Not its parameters or optimiser state: only one
-    /// candidate per example is updated (and its step is deferred until they have arrived),
-    /// and too many outstanding prefetches stall the CPU.
+    /// WARP's next negative candidate: a uniform draw made `CANDIDATES_AHEAD` draws ago,
+    /// whose bfloat16 scoring row was prefetched then (only its scoring row: a candidate's
+    /// parameters are needed only if it wins, and its step is deferred until they have
+    /// arrived). The candidates are uniform and independent of everything, so drawing them
+    /// early, for whichever example comes to score them, changes nothing but which random
+    /// numbers go where — and no drawn candidate is wasted.
     #[inline(always)]
-    fn prefetch_candidate(&self, user: usize, cand: usize) {
-        if let Some(scoring) = self.scoring {
-            prefetch_words(scoring, cand * self.scoring_stride, self.scoring_stride);
-        }
-        self.t.positives.prefetch_filter(user, cand);
-    }
-
-    /// Candidate number `i` of the current example: first the ones drawn ahead for it (slot
-    /// `slot`), then fresh uniform draws, each drawn `FRESH_AHEAD` steps early and
-    /// prefetched.
-    #[inline(always)]
-    fn candidate(&mut self, user: usize, slot: Option<usize>, i: usize) -> usize {
-        if let Some(slot) = slot {
-            if i < self.pre_len[slot] as usize {
-                return self.pre[slot][i] as usize;
-            }
-        }
+    fn candidate(&mut self) -> usize {
         let n_items = self.t.interactions.n_items();
-        while self.fresh_len < FRESH_AHEAD {
+        while self.ahead_len < CANDIDATES_AHEAD {
             let c = self.rng.below(n_items);
-            self.prefetch_candidate(user, c);
-            self.fresh[(self.fresh_head + self.fresh_len) % FRESH_AHEAD] = c as u32;
-            self.fresh_len += 1;
+            if let Some(scoring) = self.scoring {
+                prefetch_words(scoring, c * self.scoring_stride, self.scoring_stride);
+            }
+            self.ahead[(self.ahead_head + self.ahead_len) % RING] = c as u32;
+            self.ahead_len += 1;
         }
-        let c = self.fresh[self.fresh_head];
-        self.fresh_head = (self.fresh_head + 1) % FRESH_AHEAD;
-        self.fresh_len -= 1;
+        let c = self.ahead[self.ahead_head];
+        self.ahead_head = (self.ahead_head + 1) % RING;
+        self.ahead_len -= 1;
         c as usize
     }
 
@@ -1380,10 +1357,8 @@ impl<'a> Worker<'a> {
     ///
     /// As in LightFM, up to `max_sampled` uniform draws are scored; the first that violates
     /// the margin is the negative, unless it is one of the user's positives, which is skipped
-    /// but counted. Candidates are scored from the bfloat16 rows (see [`compact`]). The first
-    /// candidates were drawn `AHEAD` examples early (look-ahead slot `slot`, see
-    /// [`Self::stage2`]), later ones a few steps early, so their rows are loading while
-    /// earlier ones are scored. Returns whether there was an update.
+    /// but counted. Candidates are scored from the bfloat16 rows (see [`compact`]), drawn
+    /// well before (see [`Self::candidate`]). Returns whether there was an update.
     fn warp_search(
         &mut self,
         user: usize,
@@ -1391,7 +1366,6 @@ impl<'a> Worker<'a> {
         pos_pred: f32,
         weight: f32,
         n_negatives: usize,
-        slot: Option<usize>,
     ) -> bool {
         let x = self.t.interactions;
         let k = self.t.k;
@@ -1405,7 +1379,7 @@ impl<'a> Worker<'a> {
         let mut sampled = 0usize;
         let mut updated = false;
         while sampled < self.t.max_sampled {
-            let cand = self.candidate(user, slot, sampled);
+            let cand = self.candidate();
             sampled += 1;
             let row = scoring.row(cand * cs, cs);
             let neg_pred = compact::dot(row, &self.user_ext) + user_bias;
@@ -1423,10 +1397,6 @@ impl<'a> Worker<'a> {
                 break;
             }
         }
-        // Candidates drawn ahead but not used are discarded (they are independent uniform
-        // draws, so discarding them biases nothing); track how many an example needs.
-        self.fresh_len = 0;
-        self.draws_avg = self.draws_avg - self.draws_avg / 16 + 16 * sampled.min(1 << 16) as u32;
         updated
     }
 
@@ -1503,7 +1473,7 @@ impl<'a> Worker<'a> {
         self.user_ext[k] = 1.0;
     }
 
-    fn warp(&mut self, ex: &Example, slot: usize) {
+    fn warp(&mut self, ex: &Example) {
         let x = self.t.interactions;
         if ex.value <= 0.0 {
             return;
@@ -1516,7 +1486,7 @@ impl<'a> Worker<'a> {
         self.extend_user();
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
-        if !self.warp_search(user, pos, pos_pred, ex.weight, n_neg, Some(slot)) {
+        if !self.warp_search(user, pos, pos_pred, ex.weight, n_neg) {
             // No update this time: the previous one's deferred step is due now.
             self.prefetch_pending_params();
             self.flush_pending();
@@ -1581,7 +1551,7 @@ impl<'a> Worker<'a> {
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
         Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
         let n_neg = x.n_items() - positives.len();
-        if !self.warp_search(user, pos, pos_pred, 1.0, n_neg, None) {
+        if !self.warp_search(user, pos, pos_pred, 1.0, n_neg) {
             self.prefetch_pending_params();
             self.flush_pending();
         }
@@ -1646,7 +1616,7 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
         match w.t.loss {
             Loss::Logistic => w.logistic(ex),
             Loss::Bpr => w.bpr(ex, slot),
-            _ => w.warp(ex, slot),
+            _ => w.warp(ex),
         }
         if j % hot::MERGE_EVERY == hot::MERGE_EVERY - 1 {
             w.merge_hot();
@@ -1749,12 +1719,9 @@ pub(crate) fn run_epoch(
                 g: vec![0.0; uv.stride.max(iv.stride)],
             },
             rng: Rng::new(seed),
-            pre: [[0; PRE_MAX]; SLOTS],
-            pre_len: [0; SLOTS],
-            draws_avg: 256,
-            fresh: [0; FRESH_AHEAD],
-            fresh_head: 0,
-            fresh_len: 0,
+            ahead: [0; RING],
+            ahead_head: 0,
+            ahead_len: 0,
             bpr_neg: [0; SLOTS],
             scoring: scoring_view,
             scoring_stride: cs,
