@@ -1175,7 +1175,7 @@ impl<'a> Worker<'a> {
             // Which candidates the example will score is not known yet (see
             // `candidate`), but they are looked up in this user's filter: load all of it
             // (up to 16 lines).
-            Loss::Warp => self.t.positives.prefetch_filter(user, 16),
+            Loss::Warp if ex.value > 0.0 => self.t.positives.prefetch_filter(user, 16),
             _ => {}
         }
     }
@@ -1626,6 +1626,66 @@ fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
     w.merge_hot();
 }
 
+impl<'a> Worker<'a> {
+    /// A training thread's state: its views of both sides (with its own copies of the hot
+    /// rows, if the trainer has any), the shared scoring rows, and its random stream.
+    fn new(
+        t: &'a Trainer<'a>,
+        uv: SideView,
+        iv: SideView,
+        scoring: Option<Shared>,
+        merge_lock: &'a std::sync::Mutex<()>,
+        seed: u64,
+    ) -> Worker<'a> {
+        let k = t.k;
+        let cs = compact::stride(k);
+        let additive_state = matches!(t.schedule, Schedule::Adagrad);
+        let (users, user_rows, hot_users) =
+            thread_side(uv, t.user_rows, t.user_hot, additive_state);
+        let (items, item_rows, hot_items) =
+            thread_side(iv, t.item_rows, t.item_hot, additive_state);
+        Worker {
+            t,
+            users,
+            items,
+            user_rows,
+            item_rows,
+            hot_users,
+            hot_items,
+            main_users: uv.main,
+            main_items: iv.main,
+            merge_lock,
+            opt: Opt {
+                schedule: t.schedule,
+                learning_rate: t.learning_rate,
+            },
+            user_repr: vec![0.0; k + 1],
+            pos_repr: vec![0.0; k + 1],
+            neg_repr: vec![0.0; k + 1],
+            grad: vec![0.0; k + 1],
+            rowbuf: RowBuf {
+                p: vec![0.0; k + 1],
+                a: vec![0.0; k + 1],
+                d: vec![0.0; k + 1],
+                g: vec![0.0; uv.stride.max(iv.stride)],
+            },
+            rng: Rng::new(seed),
+            ahead: [0; RING],
+            ahead_head: 0,
+            ahead_len: 0,
+            bpr_neg: [0; SLOTS],
+            scoring,
+            scoring_stride: cs,
+            user_ext: vec![0.0; 2 * cs],
+            cache_tmp: vec![0.0; k + 1],
+            words: vec![0.0; cs],
+            pending: None,
+            pending_user: vec![0.0; k],
+            tally: LossTally::default(),
+        }
+    }
+}
+
 /// A training thread's view of one side: with hot rows, its own copies of them (see
 /// [`hot`]) and the feature rows that address them.
 type ThreadSide<'a> = (
@@ -1682,57 +1742,10 @@ pub(crate) fn run_epoch(
         _ => *scoring = None,
     }
     let scoring_view = scoring.as_mut().map(|c| Shared::new(c.as_mut_slice()));
-    let cs = compact::stride(t.k);
     let uv = users.view();
     let iv = items.view();
-    let k = t.k;
     let merge_lock = std::sync::Mutex::new(());
-    let additive_state = matches!(t.schedule, Schedule::Adagrad);
-    let make_worker = |seed: u64| {
-        let (users, user_rows, hot_users) =
-            thread_side(uv, t.user_rows, t.user_hot, additive_state);
-        let (items, item_rows, hot_items) =
-            thread_side(iv, t.item_rows, t.item_hot, additive_state);
-        Worker {
-            t,
-            users,
-            items,
-            user_rows,
-            item_rows,
-            hot_users,
-            hot_items,
-            main_users: uv.main,
-            main_items: iv.main,
-            merge_lock: &merge_lock,
-            opt: Opt {
-                schedule: t.schedule,
-                learning_rate: t.learning_rate,
-            },
-            user_repr: vec![0.0; k + 1],
-            pos_repr: vec![0.0; k + 1],
-            neg_repr: vec![0.0; k + 1],
-            grad: vec![0.0; k + 1],
-            rowbuf: RowBuf {
-                p: vec![0.0; k + 1],
-                a: vec![0.0; k + 1],
-                d: vec![0.0; k + 1],
-                g: vec![0.0; uv.stride.max(iv.stride)],
-            },
-            rng: Rng::new(seed),
-            ahead: [0; RING],
-            ahead_head: 0,
-            ahead_len: 0,
-            bpr_neg: [0; SLOTS],
-            scoring: scoring_view,
-            scoring_stride: cs,
-            user_ext: vec![0.0; 2 * cs],
-            cache_tmp: vec![0.0; k + 1],
-            words: vec![0.0; cs],
-            pending: None,
-            pending_user: vec![0.0; k],
-            tally: LossTally::default(),
-        }
-    };
+    let make_worker = |seed: u64| Worker::new(t, uv, iv, scoring_view, &merge_lock, seed);
     let x = t.interactions;
     let run = |chunk: &[u32], seed: u64| -> LossTally {
         let mut w = make_worker(seed);
@@ -1953,6 +1966,63 @@ mod scoring_tests {
             assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
         }
         assert_ne!(items, before, "training changed the item parameters");
+    }
+}
+
+#[cfg(test)]
+mod warp_search_tests {
+    use super::*;
+
+    /// The loss of one WARP step for user 0's positive 0 when the candidate stream starts
+    /// with `first` (8 items; user 0's positives are 0 and 1). At initialisation every score
+    /// is within a hair of 0, so every candidate violates the margin of 1.
+    fn first_step_loss(first: &[u32]) -> LossTally {
+        let x = Interactions::from_pairs(2, 8, [(0, 0), (0, 1), (1, 2)]).unwrap();
+        let mut rng = Rng::new(1);
+        let mut items = Side::new(8, 4, Schedule::Adagrad, &mut rng);
+        let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
+        let positives = PairSet::new(&x);
+        let t = Trainer {
+            k: 4,
+            loss: Loss::Warp,
+            schedule: Schedule::Adagrad,
+            learning_rate: 0.05,
+            user_alpha: 0.0,
+            item_alpha: 0.0,
+            max_sampled: 10,
+            user_rows: FeatureRows::Identity,
+            item_rows: FeatureRows::Identity,
+            interactions: &x,
+            positives: &positives,
+            user_hot: None,
+            item_hot: None,
+        };
+        let mut scoring = build_scoring(&items, FeatureRows::Identity, 8);
+        let lock = std::sync::Mutex::new(());
+        let view = Some(Shared::new(scoring.as_mut_slice()));
+        let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
+        w.ahead[..first.len()].copy_from_slice(first);
+        w.ahead_len = first.len();
+        w.warp(&Example {
+            user: 0,
+            item: 0,
+            value: 1.0,
+            weight: 1.0,
+        });
+        w.tally
+    }
+
+    #[test]
+    fn a_violating_positive_is_skipped_but_counted() {
+        // As in LightFM: the rank estimate is ⌊(n_items − 1) / draws⌋ with every draw
+        // counted, the skipped positive included.
+        let direct = first_step_loss(&[5]);
+        assert_eq!((direct.count, direct.sum), (1, (7.0f32).ln() as f64));
+        let after_positive = first_step_loss(&[1, 5]);
+        assert_eq!(after_positive.count, 1);
+        assert_eq!(after_positive.sum, (3.0f32).ln() as f64, "⌊7 / 2⌋ = 3");
+        let after_two = first_step_loss(&[0, 1, 6]);
+        assert_eq!(after_two.sum, (2.0f32).ln() as f64, "⌊7 / 3⌋ = 2");
     }
 }
 
