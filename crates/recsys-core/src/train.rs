@@ -1910,6 +1910,33 @@ mod row_access_tests {
 }
 
 #[cfg(test)]
+impl<'a> Trainer<'a> {
+    /// A trainer without features (adagrad, learning rate 0.05, no L2, 10 WARP draws).
+    fn collaborative(
+        k: usize,
+        loss: Loss,
+        interactions: &'a Interactions,
+        positives: &'a PairSet,
+    ) -> Trainer<'a> {
+        Trainer {
+            k,
+            loss,
+            schedule: Schedule::Adagrad,
+            learning_rate: 0.05,
+            user_alpha: 0.0,
+            item_alpha: 0.0,
+            max_sampled: 10,
+            user_rows: FeatureRows::Identity,
+            item_rows: FeatureRows::Identity,
+            interactions,
+            positives,
+            user_hot: None,
+            item_hot: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod scoring_tests {
     use super::*;
 
@@ -1928,21 +1955,7 @@ mod scoring_tests {
         let before = items.clone();
         let positives = PairSet::new(&x);
         for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
-            let t = Trainer {
-                k: 8,
-                loss,
-                schedule: Schedule::Adagrad,
-                learning_rate: 0.05,
-                user_alpha: 0.0,
-                item_alpha: 0.0,
-                max_sampled: 10,
-                user_rows: FeatureRows::Identity,
-                item_rows: FeatureRows::Identity,
-                interactions: &x,
-                positives: &positives,
-                user_hot: None,
-                item_hot: None,
-            };
+            let t = Trainer::collaborative(8, loss, &x, &positives);
             let order: Vec<u32> = match loss {
                 Loss::WarpKos { .. } => (0..30).collect(),
                 _ => (0..x.len() as u32).collect(),
@@ -1982,21 +1995,7 @@ mod warp_search_tests {
         let mut items = Side::new(8, 4, Schedule::Adagrad, &mut rng);
         let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
         let positives = PairSet::new(&x);
-        let t = Trainer {
-            k: 4,
-            loss: Loss::Warp,
-            schedule: Schedule::Adagrad,
-            learning_rate: 0.05,
-            user_alpha: 0.0,
-            item_alpha: 0.0,
-            max_sampled: 10,
-            user_rows: FeatureRows::Identity,
-            item_rows: FeatureRows::Identity,
-            interactions: &x,
-            positives: &positives,
-            user_hot: None,
-            item_hot: None,
-        };
+        let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
         let mut scoring = build_scoring(&items, FeatureRows::Identity, 8);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
