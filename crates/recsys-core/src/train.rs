@@ -9,6 +9,11 @@
 //! races in the algorithmic sense only (an update may be lost), never torn or UB.
 //! On x86-64 whole rows move in 16-byte pieces through inline assembly with the same
 //! guarantees (see `racy`), so the row loops stay vectorised.
+//!
+//! The exception are the few *hot* feature rows nearly every step writes (brands, price
+//! buckets, demographic values): with several threads each thread trains its own copy of
+//! them and merges it into the model under a lock every so often (module `hot`), because
+//! under Hogwild their cache lines bounced between the cores on nearly every write.
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
@@ -36,8 +41,9 @@ const SLOTS: usize = 16;
 /// before they are scored: about four examples' worth at five draws per positive.
 const CANDIDATES_AHEAD: usize = 24;
 
-/// Capacity of the ring of drawn candidates (a power of two, at least `CANDIDATES_AHEAD`).
+/// Capacity of the ring of drawn candidates (at least `CANDIDATES_AHEAD`).
 const RING: usize = 32;
+const _: () = assert!(RING >= CANDIDATES_AHEAD);
 
 /// WARP's gradient clip (LightFM's `MAX_LOSS`).
 const MAX_LOSS: f32 = 10.0;
