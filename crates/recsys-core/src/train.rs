@@ -722,8 +722,7 @@ impl PairSet {
     /// for a user without items.
     #[inline(always)]
     fn filter_bits(&self, user: usize, item: u32) -> Option<(usize, usize, usize)> {
-        let start = self.block_offsets[user] as usize;
-        let n = self.block_offsets[user + 1] as usize - start;
+        let (start, n) = self.filter(user);
         if n == 0 {
             return None;
         }
@@ -736,9 +735,8 @@ impl PairSet {
     /// line each; a user with 281 items, the average here, has 5).
     #[inline(always)]
     pub fn prefetch_filter(&self, user: usize, max_blocks: usize) {
-        let (start, end) = (self.block_offsets[user], self.block_offsets[user + 1]);
-        let end = end.min(start + max_blocks as u32);
-        for b in &self.blocks[start as usize..end as usize] {
+        let (start, n) = self.filter(user);
+        for b in &self.blocks[start..start + n.min(max_blocks)] {
             prefetch_ptr((b as *const FilterBlock).cast());
         }
     }
@@ -754,6 +752,13 @@ impl PairSet {
                 (block[bit1 / 64] >> (bit1 % 64)) & (block[bit2 / 64] >> (bit2 % 64)) & 1 == 1
             }
         }
+    }
+
+    /// Where `user`'s filter starts in `blocks`, and its length in blocks.
+    #[inline(always)]
+    fn filter(&self, user: usize) -> (usize, usize) {
+        let start = self.block_offsets[user] as usize;
+        (start, self.block_offsets[user + 1] as usize - start)
     }
 
     #[inline(always)]
@@ -885,12 +890,10 @@ struct Worker<'a> {
     /// The feature rows as this thread addresses them (hot features as slots of its copies).
     user_rows: FeatureRows<'a>,
     item_rows: FeatureRows<'a>,
-    /// This thread's copies of the hot rows (multi-threaded training), the model's rows they
-    /// merge into, and the lock merges take.
+    /// This thread's copies of the hot rows (multi-threaded training; they merge into
+    /// `users.main` / `items.main`), and the lock merges take.
     hot_users: Option<(hot::Replica, &'a HotRows)>,
     hot_items: Option<(hot::Replica, &'a HotRows)>,
-    main_users: Bufs,
-    main_items: Bufs,
     merge_lock: &'a std::sync::Mutex<()>,
     opt: Opt,
     user_repr: Vec<f32>,
@@ -1464,10 +1467,10 @@ impl<'a> Worker<'a> {
     fn merge_hot(&mut self) {
         let lock = self.merge_lock;
         if let Some((replica, hot)) = &mut self.hot_users {
-            replica.merge(&self.main_users, hot, self.users.stride, lock);
+            replica.merge(&self.users.main, hot, self.users.stride, lock);
         }
         if let Some((replica, hot)) = &mut self.hot_items {
-            replica.merge(&self.main_items, hot, self.items.stride, lock);
+            replica.merge(&self.items.main, hot, self.items.stride, lock);
         }
     }
 
@@ -1573,24 +1576,13 @@ impl<'a> Worker<'a> {
 /// miss changes to features it shares with items updated since the epoch began (shared
 /// features move slowly under adagrad). Quality is measured against LightFM in
 /// docs/benchmarks.md.
-fn build_scoring(items: &Side, rows: FeatureRows<'_>, n_items: usize) -> AlignedBuf {
-    let (k, cs) = (items.k, compact::stride(items.k));
+fn build_scoring(items: &SideView, rows: FeatureRows<'_>, n_items: usize, k: usize) -> AlignedBuf {
+    let cs = compact::stride(k);
     let mut out = AlignedBuf::default();
     out.resize(n_items * cs, 0.0);
-    let words = out.as_mut_slice();
     let mut repr = vec![0.0f32; k + 1];
-    for (i, dst) in words.chunks_exact_mut(cs).enumerate() {
-        match rows {
-            FeatureRows::Identity => repr.copy_from_slice(items.row(i)),
-            FeatureRows::Packed(rows) => {
-                repr.iter_mut().for_each(|v| *v = 0.0);
-                for e in rows.row(i) {
-                    for (d, &p) in repr.iter_mut().zip(items.row(e.feature as usize)) {
-                        *d += e.weight * p;
-                    }
-                }
-            }
-        }
+    for (i, dst) in out.as_mut_slice().chunks_exact_mut(cs).enumerate() {
+        Worker::repr(items, rows, i, k, &mut repr);
         compact::encode_row(&repr, dst);
     }
     out
@@ -1658,8 +1650,6 @@ impl<'a> Worker<'a> {
             item_rows,
             hot_users,
             hot_items,
-            main_users: uv.main,
-            main_items: iv.main,
             merge_lock,
             opt: Opt {
                 schedule: t.schedule,
@@ -1739,17 +1729,18 @@ pub(crate) fn run_epoch(
     pool: Option<&rayon::ThreadPool>,
     scoring: &mut Option<AlignedBuf>,
 ) -> LossTally {
+    let uv = users.view();
+    let iv = items.view();
     match t.loss {
         Loss::Warp | Loss::WarpKos { .. } => {
             if scoring.is_none() || matches!(t.item_rows, FeatureRows::Packed(_)) {
-                *scoring = Some(build_scoring(items, t.item_rows, t.interactions.n_items()));
+                let n_items = t.interactions.n_items();
+                *scoring = Some(build_scoring(&iv, t.item_rows, n_items, t.k));
             }
         }
         _ => *scoring = None,
     }
     let scoring_view = scoring.as_mut().map(|c| Shared::new(c.as_mut_slice()));
-    let uv = users.view();
-    let iv = items.view();
     let merge_lock = std::sync::Mutex::new(());
     let make_worker = |seed: u64| Worker::new(t, uv, iv, scoring_view, &merge_lock, seed);
     let x = t.interactions;
@@ -1979,7 +1970,7 @@ mod scoring_tests {
                 );
             }
             let kept = scoring.expect("WARP keeps scoring rows");
-            let fresh = build_scoring(&items, FeatureRows::Identity, 50);
+            let fresh = build_scoring(&items.view(), FeatureRows::Identity, 50, 8);
             let bits =
                 |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
@@ -2002,7 +1993,7 @@ mod warp_search_tests {
         let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
         let positives = PairSet::new(&x);
         let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
-        let mut scoring = build_scoring(&items, FeatureRows::Identity, 8);
+        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 8, 4);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
         let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
