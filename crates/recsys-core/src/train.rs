@@ -61,10 +61,26 @@ pub(crate) struct AlignedBuf {
     len: usize,
 }
 
+/// Buffers at least this large ask for transparent huge pages (see [`AlignedBuf::resize`]).
+const HUGE_PAGES_FROM: usize = 4 << 20;
+
 impl AlignedBuf {
+    /// Resizes to `len` values, new ones set to `value`.
+    ///
+    /// On Linux a buffer of `HUGE_PAGES_FROM` bytes or more is advised to use transparent
+    /// huge pages before it is first written: training reads rows of the parameters, the
+    /// optimiser state and the scoring table at random, and with 4 KB pages nearly every
+    /// such read also misses the TLB, whose page walks (two-dimensional in a virtual
+    /// machine) compete with the rows' own cache misses. It is only advice (`madvise`):
+    /// where the system has huge pages disabled or none free, nothing changes.
     fn resize(&mut self, len: usize, value: f32) {
         let old = self.len;
-        self.blocks.resize(len.div_ceil(16), Block([0.0; 16]));
+        let blocks = len.div_ceil(16);
+        if blocks > self.blocks.capacity() {
+            self.blocks.reserve_exact(blocks - self.blocks.len());
+            advise_huge_pages(&mut self.blocks);
+        }
+        self.blocks.resize(blocks, Block([0.0; 16]));
         self.len = len;
         let s = self.as_mut_slice();
         for v in &mut s[old.min(len)..] {
@@ -81,6 +97,30 @@ impl AlignedBuf {
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
         // SAFETY: as in `as_slice`, and we hold `&mut self`.
         unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+/// Asks the kernel to back `v`'s allocation with transparent huge pages if it is at least
+/// `HUGE_PAGES_FROM` bytes (Linux; elsewhere, and on any error, nothing happens).
+fn advise_huge_pages(v: &mut Vec<Block>) {
+    let bytes = v.capacity() * std::mem::size_of::<Block>();
+    if bytes < HUGE_PAGES_FROM {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let (lo, hi) = (start.next_multiple_of(PAGE), (start + bytes) / PAGE * PAGE);
+        if hi > lo {
+            // SAFETY: `lo..hi` lies inside the vector's allocation, which we own; the advice
+            // changes how the pages are backed, never their contents. The result is ignored:
+            // huge pages are an optimisation, and the call fails harmlessly where they are
+            // unavailable.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
     }
 }
 
@@ -395,10 +435,25 @@ fn update_row(
                 (prow, arow, grads)
             };
             let n = grads.len();
-            let done = racy::adagrad(prow, arow, grads, w, opt.learning_rate, alpha);
+            let lr = opt.learning_rate;
+            // SAFETY: `opt.avx` is set only when the CPU supports AVX.
+            #[cfg(target_arch = "x86_64")]
+            let wide = if opt.avx {
+                unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) }
+            } else {
+                0
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let wide = 0;
+            let (prow, arow, grads) = (&prow[wide..], &arow[wide..], &grads[wide..]);
+            let done = wide + racy::adagrad(prow, arow, grads, w, lr, alpha);
+            let (prow, arow, grads) = (
+                &prow[done - wide..],
+                &arow[done - wide..],
+                &grads[done - wide..],
+            );
             if done < n {
                 let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
-                let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
                 load_row(prow, p);
                 load_row(arow, a);
                 adagrad_scalar(p, a, grads, w, opt.learning_rate, alpha);
@@ -468,11 +523,24 @@ fn store_row(dst: &[AtomicU32], src: &[f32]) {
     }
 }
 
-/// `out += w × row`, the row read with relaxed atomic loads.
+/// `out += w × row`, the row read with relaxed atomic loads; with `avx` (which the caller
+/// guarantees the CPU has) eight elements at a time.
 #[inline(always)]
-fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32]) {
+fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32], avx: bool) {
     let n = out.len().min(src.len());
-    let done = racy::axpy(src, w, &mut out[..n]);
+    // SAFETY: `avx` is true only where the CPU supports AVX.
+    #[cfg(target_arch = "x86_64")]
+    let wide = if avx {
+        unsafe { racy::axpy_avx(src, w, &mut out[..n]) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = {
+        let _ = avx;
+        0
+    };
+    let done = wide + racy::axpy(&src[wide..], w, &mut out[wide..n]);
     for (o, s) in out[done..n].iter_mut().zip(&src[done..]) {
         *o += w * f32::from_bits(s.load(Ordering::Relaxed));
     }
@@ -615,6 +683,117 @@ mod racy {
         }
     }
 
+    /// Eight elements of shared memory at `p` (AVX).
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    unsafe fn get8(p: &[AtomicU32]) -> std::arch::x86_64::__m256 {
+        assert!(p.len() >= 8);
+        let v: std::arch::x86_64::__m256;
+        // SAFETY: `p` holds at least 8 elements (checked); `vmovups` has no alignment
+        // requirement; as with `get4`, every aligned 4-byte element is read as one unit.
+        unsafe {
+            asm!("vmovups {v}, [{p}]", p = in(reg) p.as_ptr(), v = out(ymm_reg) v,
+                 options(nostack, preserves_flags, readonly));
+        }
+        v
+    }
+
+    /// Writes eight elements of shared memory at `p` (AVX).
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    unsafe fn put8(p: &[AtomicU32], v: std::arch::x86_64::__m256) {
+        assert!(p.len() >= 8);
+        // SAFETY: as in `get8`; the memory is `AtomicU32`, which permits writes through a
+        // shared reference.
+        unsafe {
+            asm!("vmovups [{p}], {v}", p = in(reg) p.as_ptr(), v = in(ymm_reg) v,
+                 options(nostack, preserves_flags));
+        }
+    }
+
+    /// [`adagrad`] eight elements at a time: the same operations in the same order (square
+    /// root and division are correctly rounded at every width), so the same results, with
+    /// half the instructions on the divider, which bounds the hybrid models' updates. Handles
+    /// the largest multiple of 8 `≤ grads.len()` and returns it.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn adagrad_avx(
+        prow: &[AtomicU32],
+        arow: &[AtomicU32],
+        grads: &[f32],
+        w: f32,
+        lr0: f32,
+        alpha: f32,
+    ) -> usize {
+        use std::arch::x86_64::{
+            _mm256_add_ps, _mm256_div_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps,
+            _mm256_set1_ps, _mm256_setzero_ps, _mm256_sqrt_ps, _mm256_sub_ps,
+        };
+        let m = grads.len().min(prow.len()).min(arow.len()) / 8 * 8;
+        let (wv, lr0v) = (_mm256_set1_ps(w), _mm256_set1_ps(lr0));
+        let (alphav, one, zero) = (
+            _mm256_set1_ps(alpha),
+            _mm256_set1_ps(1.0),
+            _mm256_setzero_ps(),
+        );
+        for ((pc, ac), gc) in prow[..m]
+            .chunks_exact(8)
+            .zip(arow.chunks_exact(8))
+            .zip(grads.chunks_exact(8))
+        {
+            // SAFETY: AVX is available (the caller's contract); every chunk has 8 elements.
+            unsafe {
+                let (p, a) = (get8(pc), get8(ac));
+                let g = _mm256_mul_ps(_mm256_loadu_ps(gc.as_ptr()), wv);
+                let lr = _mm256_div_ps(lr0v, _mm256_sqrt_ps(a));
+                let mut p = _mm256_sub_ps(p, _mm256_mul_ps(lr, g));
+                if alpha > 0.0 {
+                    let shrink = _mm256_max_ps(_mm256_sub_ps(one, _mm256_mul_ps(alphav, lr)), zero);
+                    p = _mm256_mul_ps(p, shrink);
+                }
+                put8(pc, p);
+                put8(ac, _mm256_add_ps(a, _mm256_mul_ps(g, g)));
+            }
+        }
+        m
+    }
+
+    /// [`axpy`] eight elements at a time (the same arithmetic, so the same results):
+    /// `out[..m] += w × src[..m]` for the largest `m ≤ out.len()` that is a multiple of 8.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn axpy_avx(src: &[AtomicU32], w: f32, out: &mut [f32]) -> usize {
+        use std::arch::x86_64::{
+            _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_storeu_ps,
+        };
+        let m = out.len().min(src.len()) / 8 * 8;
+        let wv = _mm256_set1_ps(w);
+        for (o, s) in out[..m].chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+            // SAFETY: AVX is available (the caller's contract); every `o` has 8 elements.
+            unsafe {
+                let sum = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr()), _mm256_mul_ps(wv, get8(s)));
+                _mm256_storeu_ps(o.as_mut_ptr(), sum);
+            }
+        }
+        m
+    }
+
     /// `out[..m] += w × src[..m]` (multiply, then add: no fused rounding) for the largest
     /// `m ≤ out.len()` that is a multiple of 4.
     #[inline(always)]
@@ -644,6 +823,22 @@ mod racy {
 struct Opt {
     schedule: Schedule,
     learning_rate: f32,
+    /// The CPU has AVX: adagrad steps eight elements at a time (see [`apply_rows_avx`]).
+    avx: bool,
+}
+
+impl Opt {
+    fn new(schedule: Schedule, learning_rate: f32) -> Opt {
+        #[cfg(target_arch = "x86_64")]
+        let avx = std::arch::is_x86_feature_detected!("avx");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx = false;
+        Opt {
+            schedule,
+            learning_rate,
+            avx,
+        }
+    }
 }
 
 /// "Is this item one of the user's training positives?", asked once per sampled negative.
@@ -1090,21 +1285,13 @@ impl<'a> Worker<'a> {
     /// Writes the representation (k latent values, then the bias) of `row` into `out`.
     #[inline]
     fn repr(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
-        match rows {
-            FeatureRows::Identity => {
-                load_row(
-                    side.main.params.row(row * side.stride, k + 1),
-                    &mut out[..=k],
-                );
-            }
-            FeatureRows::Packed(rows) => {
-                out.iter_mut().for_each(|v| *v = 0.0);
-                for e in rows.row(row) {
-                    let (b, base) = side.at(e.feature as usize);
-                    axpy_row(b.params.row(base, k + 1), e.weight, &mut out[..=k]);
-                }
-            }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX.
+            unsafe { repr_avx(side, rows, row, k, out) };
+            return;
         }
+        repr_rows(side, rows, row, k, out, false);
     }
 
     /// Asks the CPU to start loading the parameters (and, with `acc`, the optimiser state) of
@@ -1243,18 +1430,13 @@ impl<'a> Worker<'a> {
     ) {
         let opt = self.opt;
         let buf = &mut self.rowbuf;
-        match rows {
-            FeatureRows::Identity => {
-                let at = (&side.main, row * side.stride);
-                update_row(at, side.stride, grad, 1.0, &opt, alpha, buf)
-            }
-            FeatureRows::Packed(rows) => {
-                for e in rows.row(row) {
-                    let at = side.at(e.feature as usize);
-                    update_row(at, side.stride, grad, e.weight, &opt, alpha, buf);
-                }
-            }
+        #[cfg(target_arch = "x86_64")]
+        if opt.avx {
+            // SAFETY: `opt.avx` is set only when the CPU supports AVX.
+            unsafe { apply_rows_avx(side, rows, row, grad, alpha, &opt, buf) };
+            return;
         }
+        apply_rows(side, rows, row, grad, alpha, &opt, buf);
     }
 
     /// Pairwise update: raise the positive's score, lower the negative's, by `loss`.
@@ -1588,6 +1770,94 @@ fn build_scoring(items: &SideView, rows: FeatureRows<'_>, n_items: usize, k: usi
     out
 }
 
+/// [`Worker::repr`]: the representation (k latent values, then the bias) of `row` in
+/// `out[..=k]`. With `avx` (the CPU has it) and room in `out` and in the rows' padding,
+/// eight elements at a time over whole 8-element pieces: the rows' padding is zero, so the
+/// extra elements of `out` receive zeros.
+#[inline(always)]
+fn repr_rows(
+    side: &SideView,
+    rows: FeatureRows<'_>,
+    row: usize,
+    k: usize,
+    out: &mut [f32],
+    avx: bool,
+) {
+    let wide = (k + 1).div_ceil(8) * 8;
+    let n = if avx && wide <= side.stride && wide <= out.len() {
+        wide
+    } else {
+        k + 1
+    };
+    match rows {
+        FeatureRows::Identity => {
+            load_row(side.main.params.row(row * side.stride, n), &mut out[..n]);
+        }
+        FeatureRows::Packed(rows) => {
+            out[..n].iter_mut().for_each(|v| *v = 0.0);
+            for e in rows.row(row) {
+                let (b, base) = side.at(e.feature as usize);
+                axpy_row(b.params.row(base, n), e.weight, &mut out[..n], avx);
+            }
+        }
+    }
+}
+
+/// [`repr_rows`] compiled with AVX.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn repr_avx(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
+    repr_rows(side, rows, row, k, out, true);
+}
+
+/// One optimiser step with gradient `grad` (scaled by each feature's weight) on every
+/// feature of `row`.
+#[inline(always)]
+fn apply_rows(
+    side: SideView,
+    rows: FeatureRows<'_>,
+    row: usize,
+    grad: &[f32],
+    alpha: f32,
+    opt: &Opt,
+    buf: &mut RowBuf,
+) {
+    match rows {
+        FeatureRows::Identity => {
+            let at = (&side.main, row * side.stride);
+            update_row(at, side.stride, grad, 1.0, opt, alpha, buf)
+        }
+        FeatureRows::Packed(rows) => {
+            for e in rows.row(row) {
+                let at = side.at(e.feature as usize);
+                update_row(at, side.stride, grad, e.weight, opt, alpha, buf);
+            }
+        }
+    }
+}
+
+/// [`apply_rows`] compiled with AVX, so that its adagrad steps ([`racy::adagrad_avx`]) are
+/// inlined eight elements at a time.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn apply_rows_avx(
+    side: SideView,
+    rows: FeatureRows<'_>,
+    row: usize,
+    grad: &[f32],
+    alpha: f32,
+    opt: &Opt,
+    buf: &mut RowBuf,
+) {
+    apply_rows(side, rows, row, grad, alpha, opt, buf);
+}
+
 /// Trains on `examples` in order, with three look-ahead stages (see [`Worker::stage0`],
 /// [`Worker::stage1`], [`Worker::stage2`]) primed for the first examples.
 fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
@@ -1638,6 +1908,7 @@ impl<'a> Worker<'a> {
         let k = t.k;
         let cs = compact::stride(k);
         let additive_state = matches!(t.schedule, Schedule::Adagrad);
+        let width = uv.stride.max(iv.stride).max(k + 1);
         let (users, user_rows, hot_users) =
             thread_side(uv, t.user_rows, t.user_hot, additive_state);
         let (items, item_rows, hot_items) =
@@ -1651,13 +1922,11 @@ impl<'a> Worker<'a> {
             hot_users,
             hot_items,
             merge_lock,
-            opt: Opt {
-                schedule: t.schedule,
-                learning_rate: t.learning_rate,
-            },
-            user_repr: vec![0.0; k + 1],
-            pos_repr: vec![0.0; k + 1],
-            neg_repr: vec![0.0; k + 1],
+            opt: Opt::new(t.schedule, t.learning_rate),
+            // Room for whole 8-element pieces (see `repr_rows`).
+            user_repr: vec![0.0; width],
+            pos_repr: vec![0.0; width],
+            neg_repr: vec![0.0; width],
             grad: vec![0.0; k + 1],
             rowbuf: RowBuf {
                 p: vec![0.0; k + 1],
@@ -1673,7 +1942,7 @@ impl<'a> Worker<'a> {
             scoring,
             scoring_stride: cs,
             user_ext: vec![0.0; 2 * cs],
-            cache_tmp: vec![0.0; k + 1],
+            cache_tmp: vec![0.0; width],
             words: vec![0.0; cs],
             pending: None,
             pending_user: vec![0.0; k],
@@ -1801,7 +2070,8 @@ mod row_access_tests {
 
     proptest! {
         /// The vector-width row moves (plus their atomic tails) do exactly what the
-        /// element-by-element atomic code did, for every length and offset.
+        /// element-by-element atomic code did, for every length and offset (`axpy_row` four
+        /// and, where the CPU has AVX, eight elements at a time).
         #[test]
         fn row_moves_match_elementwise_atomics(
             xs in proptest::collection::vec(-1e3f32..1e3, 0..80),
@@ -1818,12 +2088,16 @@ mod row_access_tests {
                 load_row(row, &mut local);
                 prop_assert_eq!(&local[..], &xs[offset..offset + n]);
 
-                let mut acc: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+                let acc: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
                 let expected: Vec<f32> =
                     acc.iter().zip(&xs[offset..]).map(|(a, x)| a + w * x).collect();
-                axpy_row(row, w, &mut acc);
-                prop_assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                let has_avx = Opt::new(Schedule::Adagrad, 0.1).avx;
+                for avx in [false, has_avx] {
+                    let mut acc = acc.clone();
+                    axpy_row(row, w, &mut acc, avx);
+                    prop_assert_eq!(acc.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                }
 
                 let new: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
                 store_row(row, &new);
@@ -1840,7 +2114,8 @@ mod row_access_tests {
 
     proptest! {
         /// The in-register adagrad step (plus its buffered tail) is the element-wise
-        /// definition, bit for bit, with and without L2, for every row length and offset.
+        /// definition, bit for bit, with and without L2, for every row length and offset,
+        /// four elements at a time and (where the CPU has AVX) eight.
         #[test]
         fn adagrad_step_matches_the_definition(
             init in proptest::collection::vec((-1f32..1.0, 1f32..50.0, -3f32..3.0), 1..40),
@@ -1849,39 +2124,98 @@ mod row_access_tests {
             lr in 0.001f32..0.2,
             alpha in prop_oneof![Just(0.0f32), 0.001f32..0.5],
         ) {
-            let n = init.len();
-            // One row of `stride` elements at `offset` (a multiple of the stride in real
-            // rows; any offset here); what follows the row's `n` values is padding.
-            let stride = n.div_ceil(16) * 16;
-            let mut params: Vec<f32> = vec![9.0; offset];
-            params.extend(init.iter().map(|t| t.0));
-            params.resize(offset + stride + 3, 7.0);
-            let mut acc: Vec<f32> = vec![9.0; offset];
-            acc.extend(init.iter().map(|t| t.1));
-            acc.resize(offset + stride + 3, 7.0);
-            let grads: Vec<f32> = init.iter().map(|t| t.2).collect();
-            let (mut p_ref, mut a_ref) =
-                (params[offset..offset + n].to_vec(), acc[offset..offset + n].to_vec());
-            adagrad_scalar(&mut p_ref, &mut a_ref, &grads, w, lr, alpha);
-            let side = Bufs {
-                params: Shared::new(&mut params),
-                acc: Shared::new(&mut acc),
-                delta: Shared::new(&mut []),
-            };
-            let opt = Opt { schedule: Schedule::Adagrad, learning_rate: lr };
-            let mut buf = RowBuf {
-                p: vec![0.0; n],
-                a: vec![0.0; n],
-                d: vec![0.0; n],
-                g: vec![f32::NAN; stride],
-            };
-            update_row((&side, offset), stride, &grads, w, &opt, alpha, &mut buf);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
-            prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));
-            prop_assert!(params[..offset].iter().chain(&acc[..offset]).all(|&v| v == 9.0));
-            // The padding (and beyond) is untouched, whether or not the step used it.
-            prop_assert!(params[offset + n..].iter().chain(&acc[offset + n..]).all(|&v| v == 7.0));
+            for avx in [false, Opt::new(Schedule::Adagrad, lr).avx] {
+                check_adagrad_step(&init, offset, w, lr, alpha, avx)?;
+            }
+        }
+    }
+
+    fn check_adagrad_step(
+        init: &[(f32, f32, f32)],
+        offset: usize,
+        w: f32,
+        lr: f32,
+        alpha: f32,
+        avx: bool,
+    ) -> Result<(), TestCaseError> {
+        let n = init.len();
+        // One row of `stride` elements at `offset` (a multiple of the stride in real
+        // rows; any offset here); what follows the row's `n` values is padding.
+        let stride = n.div_ceil(16) * 16;
+        let mut params: Vec<f32> = vec![9.0; offset];
+        params.extend(init.iter().map(|t| t.0));
+        params.resize(offset + stride + 3, 7.0);
+        let mut acc: Vec<f32> = vec![9.0; offset];
+        acc.extend(init.iter().map(|t| t.1));
+        acc.resize(offset + stride + 3, 7.0);
+        let grads: Vec<f32> = init.iter().map(|t| t.2).collect();
+        let (mut p_ref, mut a_ref) = (
+            params[offset..offset + n].to_vec(),
+            acc[offset..offset + n].to_vec(),
+        );
+        adagrad_scalar(&mut p_ref, &mut a_ref, &grads, w, lr, alpha);
+        let side = Bufs {
+            params: Shared::new(&mut params),
+            acc: Shared::new(&mut acc),
+            delta: Shared::new(&mut []),
+        };
+        let opt = Opt {
+            schedule: Schedule::Adagrad,
+            learning_rate: lr,
+            avx,
+        };
+        let mut buf = RowBuf {
+            p: vec![0.0; n],
+            a: vec![0.0; n],
+            d: vec![0.0; n],
+            g: vec![f32::NAN; stride],
+        };
+        // With `avx`, the eight-wide kernel runs (called, not inlined, from here).
+        update_row((&side, offset), stride, &grads, w, &opt, alpha, &mut buf);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
+        prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));
+        prop_assert!(params[..offset]
+            .iter()
+            .chain(&acc[..offset])
+            .all(|&v| v == 9.0));
+        // The padding (and beyond) is untouched, whether or not the step used it.
+        prop_assert!(params[offset + n..]
+            .iter()
+            .chain(&acc[offset + n..])
+            .all(|&v| v == 7.0));
+        Ok(())
+    }
+
+    /// A representation summed eight elements at a time (reading the rows' zero padding)
+    /// is the four-at-a-time sum, bit for bit, for identity and packed rows.
+    #[test]
+    fn representations_are_the_same_at_every_width() {
+        let k = 30;
+        let mut rng = crate::rng::Rng::new(7);
+        let mut side = Side::new(6, k, Schedule::Adagrad, &mut rng);
+        for (i, p) in side.params.as_mut_slice().iter_mut().enumerate() {
+            if i % side.stride <= k {
+                *p = (i as f32 * 0.37).sin();
+            }
+        }
+        let fm = FeatureMatrix::from_rows(
+            6,
+            vec![vec![(0, 0.25), (3, 0.5), (5, 0.25)], vec![], vec![(4, 1.0)]],
+        )
+        .unwrap();
+        let packed = PackedRows::of(&fm).unwrap();
+        let view = side.view();
+        for rows in [FeatureRows::Identity, FeatureRows::Packed(&packed)] {
+            for r in 0..3 {
+                let mut narrow = vec![f32::NAN; view.stride];
+                repr_rows(&view, rows, r, k, &mut narrow, false);
+                let mut wide = vec![f32::NAN; view.stride];
+                Worker::repr(&view, rows, r, k, &mut wide);
+                let bits = |v: &[f32]| v[..=k].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&narrow), bits(&wide), "row {r}");
+                assert!(narrow[..=k].iter().all(|v| v.is_finite()));
+            }
         }
     }
 
