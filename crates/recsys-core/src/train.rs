@@ -1405,7 +1405,9 @@ impl<'a> Worker<'a> {
         if let Some(scoring) = self.scoring {
             let k = self.t.k;
             Self::repr(&self.items, self.item_rows, item, k, &mut self.cache_tmp);
-            compact::encode_row(&self.cache_tmp[..=k], &mut self.words);
+            // Zeros after the bias (the row's padding), so whole pieces encode at once.
+            self.cache_tmp[k + 1..].fill(0.0);
+            compact::encode_row(&self.cache_tmp, &mut self.words);
             let cs = self.scoring_stride;
             store_row(scoring.row(item * cs, cs), &self.words);
         }

@@ -37,11 +37,77 @@ pub(super) fn decode(h: u16) -> f32 {
 
 /// Encodes `values` (a representation: `k` latent values and the bias) into `words`
 /// (`stride(k)` of them, as `f32` bit patterns for [`super::store_row`]), zero-padded.
+///
+/// Eight values at a time where they fill whole pieces (SSE2: the same rounding as
+/// [`encode`], lane by lane), the rest one by one.
 pub(super) fn encode_row(values: &[f32], words: &mut [f32]) {
-    for (w, word) in words.iter_mut().enumerate() {
+    let done = encode_wide(values, words);
+    encode_row_scalar(values, words, done);
+}
+
+/// [`encode_row`] one value at a time, from word `from` on.
+fn encode_row_scalar(values: &[f32], words: &mut [f32], from: usize) {
+    for (w, word) in words.iter_mut().enumerate().skip(from) {
         let lo = values.get(2 * w).map_or(0, |&v| encode(v));
         let hi = values.get(2 * w + 1).map_or(0, |&v| encode(v));
         *word = f32::from_bits(lo as u32 | (hi as u32) << 16);
+    }
+}
+
+/// The first `4 × m` words of [`encode_row`] for the largest `m` with `8 × m` values and
+/// `4 × m` words available; returns `4 × m`.
+#[inline]
+fn encode_wide(values: &[f32], words: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi32, _mm_and_si128, _mm_andnot_si128, _mm_castps_si128,
+            _mm_cmpunord_ps, _mm_loadu_ps, _mm_or_si128, _mm_set1_epi32, _mm_shuffle_epi32,
+            _mm_srli_epi32, _mm_srli_epi64, _mm_storeu_si128, _mm_unpacklo_epi64,
+        };
+        let m = (values.len() / 8).min(words.len() / 4);
+        // SAFETY: SSE2 is part of the x86-64 baseline; chunk `c` reads values 8c..8c + 8 and
+        // writes words 4c..4c + 4, in bounds for c < m.
+        unsafe {
+            let (one, bias, quiet) = (
+                _mm_set1_epi32(1),
+                _mm_set1_epi32(0x7FFF),
+                _mm_set1_epi32(0x0040_0000),
+            );
+            let high = _mm_set1_epi32(0xFFFF_0000_u32 as i32);
+            // Four values → their bfloat16 in the high halves of four lanes (as `encode`:
+            // round to nearest even; a NaN keeps its top bits with the quiet bit set).
+            let round = |v: std::arch::x86_64::__m128| -> __m128i {
+                let b = _mm_castps_si128(v);
+                let odd = _mm_and_si128(_mm_srli_epi32(b, 16), one);
+                let rounded = _mm_add_epi32(b, _mm_add_epi32(bias, odd));
+                let nan = _mm_castps_si128(_mm_cmpunord_ps(v, v));
+                let r = _mm_or_si128(
+                    _mm_and_si128(nan, _mm_or_si128(b, quiet)),
+                    _mm_andnot_si128(nan, rounded),
+                );
+                // Lane 2i: its bfloat16 low, lane 2i + 1's high: one word per lane pair.
+                let pairs = _mm_or_si128(
+                    _mm_srli_epi32(r, 16),
+                    _mm_srli_epi64(_mm_and_si128(r, high), 32),
+                );
+                _mm_shuffle_epi32::<0b10_00_10_00>(pairs)
+            };
+            for c in 0..m {
+                let a = round(_mm_loadu_ps(values.as_ptr().add(8 * c)));
+                let b = round(_mm_loadu_ps(values.as_ptr().add(8 * c + 4)));
+                _mm_storeu_si128(
+                    words.as_mut_ptr().add(4 * c).cast(),
+                    _mm_unpacklo_epi64(a, b),
+                );
+            }
+        }
+        4 * m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (values, words);
+        0
     }
 }
 
@@ -167,6 +233,30 @@ mod tests {
             let mut all = vec![f32::NAN; 2 * words.len()];
             decode_row(&row, &mut all);
             prop_assert!(all[values.len()..].iter().all(|&x| x == 0.0));
+        }
+
+        /// The vectorised encoding is the value-by-value one, bit for bit, NaNs, infinities,
+        /// ties and padding included.
+        #[test]
+        fn wide_encoding_matches_scalar(
+            bits in proptest::collection::vec(any::<u32>(), 1..70),
+            specials in proptest::collection::vec(0usize..6, 1..70),
+        ) {
+            let values: Vec<f32> = bits.iter().zip(specials.iter().cycle()).map(|(&b, &s)| match s {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                // Exactly halfway between two bfloat16 (odd or even below).
+                2 => f32::from_bits((b & 0xFFFF_0000) | 0x8000),
+                3 => -0.0,
+                _ => f32::from_bits(b),
+            }).collect();
+            let k = values.len() - 1;
+            let mut fast = vec![f32::NAN; stride(k)];
+            encode_row(&values, &mut fast);
+            let mut slow = vec![f32::NAN; stride(k)];
+            encode_row_scalar(&values, &mut slow, 0);
+            let bits_of = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits_of(&fast), bits_of(&slow));
         }
 
         /// The vectorised dot product is the portable one, bit for bit, and close to the
