@@ -394,13 +394,14 @@ struct RowBuf {
     p: Vec<f32>,
     a: Vec<f32>,
     d: Vec<f32>,
-    /// Gradients padded with zeros to a multiple of 4 (`stride` long).
+    /// Gradients padded with zeros to whole vector pieces (`stride` long; see
+    /// [`pad_gradient`]).
     g: Vec<f32>,
 }
 
-/// One adaptive SGD step on the first `grads.len()` parameters of the row at `base` in `side`
-/// (rows `stride` floats apart): embedding, then optionally the bias, each gradient scaled
-/// by the feature weight `w`.
+/// One adaptive SGD step on the first `grads.len()` parameters of the row at `base` in `side`:
+/// embedding, then optionally the bias (then, after [`pad_gradient`], zeros into the row's
+/// padding), each gradient scaled by the feature weight `w`.
 ///
 /// Adagrad updates the shared row in registers ([`racy::adagrad`]); adadelta reads it with
 /// atomic loads into local buffers, updates them with vectorisable arithmetic and writes them
@@ -408,7 +409,6 @@ struct RowBuf {
 #[inline(always)]
 fn update_row(
     (side, base): (&Bufs, usize),
-    stride: usize,
     grads: &[f32],
     w: f32,
     opt: &Opt,
@@ -419,21 +419,9 @@ fn update_row(
     let (prow, arow) = (side.params.row(base, n), side.acc.row(base, n));
     match opt.schedule {
         Schedule::Adagrad => {
-            // In registers, four at a time, straight from and back to the shared rows; the
-            // tail through the buffers. Without L2 a zero gradient leaves a parameter and its
-            // accumulator bit for bit as they are (`p - lr·0 = p`, `a + 0 = a`), so a row is
-            // padded with zero gradients into its own padding (rows are `stride` long) and
-            // has no tail.
-            let padded = n.div_ceil(4) * 4;
-            let (prow, arow, grads) = if alpha == 0.0 && padded != n && padded <= stride {
-                let g = &mut buf.g[..padded];
-                g[..n].copy_from_slice(grads);
-                g[n..].fill(0.0);
-                let (prow, arow) = (side.params.row(base, padded), side.acc.row(base, padded));
-                (prow, arow, &*g)
-            } else {
-                (prow, arow, grads)
-            };
+            // In registers, eight (AVX) or four at a time, straight from and back to the
+            // shared rows; the tail through the buffers (see `pad_gradient` for how callers
+            // avoid one).
             let n = grads.len();
             let lr = opt.learning_rate;
             // SAFETY: `opt.avx` is set only when the CPU supports AVX.
@@ -484,6 +472,32 @@ fn update_row(
             store_row(prow, p);
             store_row(arow, a);
         }
+    }
+}
+
+/// The gradient for [`update_row`], zero-padded to whole vector pieces (8 elements with
+/// AVX, else 4) when that fits in the rows' `stride` and changes nothing: adagrad without
+/// L2, where a zero gradient leaves a parameter and its accumulator bit for bit as they are
+/// (`p - lr·0 = p`, `a + 0 = a`), so the step runs into the row's own padding instead of
+/// finishing with a scalar tail. Done once per gradient, not once per feature row.
+#[inline(always)]
+fn pad_gradient<'g>(
+    grads: &'g [f32],
+    stride: usize,
+    opt: &Opt,
+    alpha: f32,
+    padded: &'g mut [f32],
+) -> &'g [f32] {
+    let n = grads.len();
+    let piece = if opt.avx { 8 } else { 4 };
+    let len = n.div_ceil(piece) * piece;
+    if matches!(opt.schedule, Schedule::Adagrad) && alpha == 0.0 && len != n && len <= stride {
+        let g = &mut padded[..len];
+        g[..n].copy_from_slice(grads);
+        g[n..].fill(0.0);
+        g
+    } else {
+        grads
     }
 }
 
@@ -1827,18 +1841,21 @@ fn apply_rows(
     opt: &Opt,
     buf: &mut RowBuf,
 ) {
+    let mut padded = std::mem::take(&mut buf.g);
+    let grad = pad_gradient(grad, side.stride, opt, alpha, &mut padded);
     match rows {
         FeatureRows::Identity => {
             let at = (&side.main, row * side.stride);
-            update_row(at, side.stride, grad, 1.0, opt, alpha, buf)
+            update_row(at, grad, 1.0, opt, alpha, buf)
         }
         FeatureRows::Packed(rows) => {
             for e in rows.row(row) {
                 let at = side.at(e.feature as usize);
-                update_row(at, side.stride, grad, e.weight, opt, alpha, buf);
+                update_row(at, grad, e.weight, opt, alpha, buf);
             }
         }
     }
+    buf.g = padded;
 }
 
 /// [`apply_rows`] compiled with AVX, so that its adagrad steps ([`racy::adagrad_avx`]) are
@@ -2127,7 +2144,9 @@ mod row_access_tests {
             alpha in prop_oneof![Just(0.0f32), 0.001f32..0.5],
         ) {
             for avx in [false, Opt::new(Schedule::Adagrad, lr).avx] {
-                check_adagrad_step(&init, offset, w, lr, alpha, avx)?;
+                for pad in [false, true] {
+                    check_adagrad_step(&init, offset, w, lr, alpha, avx, pad)?;
+                }
             }
         }
     }
@@ -2139,6 +2158,7 @@ mod row_access_tests {
         lr: f32,
         alpha: f32,
         avx: bool,
+        pad: bool,
     ) -> Result<(), TestCaseError> {
         let n = init.len();
         // One row of `stride` elements at `offset` (a multiple of the stride in real
@@ -2173,7 +2193,13 @@ mod row_access_tests {
             g: vec![f32::NAN; stride],
         };
         // With `avx`, the eight-wide kernel runs (called, not inlined, from here).
-        update_row((&side, offset), stride, &grads, w, &opt, alpha, &mut buf);
+        let mut padded = vec![f32::NAN; stride];
+        let grads = if pad {
+            pad_gradient(&grads, stride, &opt, alpha, &mut padded)
+        } else {
+            &grads
+        };
+        update_row((&side, offset), grads, w, &opt, alpha, &mut buf);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         prop_assert_eq!(bits(&params[offset..offset + n]), bits(&p_ref));
         prop_assert_eq!(bits(&acc[offset..offset + n]), bits(&a_ref));
