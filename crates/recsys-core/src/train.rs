@@ -1136,6 +1136,8 @@ struct Worker<'a> {
     /// representation its gradient uses.
     pending: Option<(u32, f32)>,
     pending_user: Vec<f32>,
+    /// Some user's training positives are every item (WARP has no negative for them).
+    saturated_users: bool,
     tally: LossTally,
 }
 
@@ -1577,7 +1579,8 @@ impl<'a> Worker<'a> {
         let x = self.t.interactions;
         let k = self.t.k;
         self.tally.count += 1;
-        if x.user_items(user).len() >= x.n_items() {
+        // (A lookup per example, skipped unless some user has every item.)
+        if self.saturated_users && x.user_items(user).len() >= x.n_items() {
             return false;
         }
         let scoring = self.scoring.expect("WARP training builds the scoring rows");
@@ -1965,6 +1968,8 @@ impl<'a> Worker<'a> {
             words: vec![0.0; cs],
             pending: None,
             pending_user: vec![0.0; k],
+            saturated_users: (0..t.interactions.n_users())
+                .any(|u| t.interactions.user_items(u).len() >= t.interactions.n_items()),
             tally: LossTally::default(),
         }
     }
@@ -2381,6 +2386,41 @@ mod warp_search_tests {
         assert_eq!(after_positive.sum, (3.0f32).ln() as f64, "⌊7 / 2⌋ = 3");
         let after_two = first_step_loss(&[0, 1, 6]);
         assert_eq!(after_two.sum, (2.0f32).ln() as f64, "⌊7 / 3⌋ = 2");
+    }
+
+    #[test]
+    fn a_user_with_every_item_draws_no_candidates() {
+        // User 0 has all 3 items: no negative exists, so no draw is made and nothing changes;
+        // user 1 (one item) still trains.
+        let x = Interactions::from_pairs(2, 3, [(0, 0), (0, 1), (0, 2), (1, 0)]).unwrap();
+        let mut rng = Rng::new(1);
+        let mut items = Side::new(3, 4, Schedule::Adagrad, &mut rng);
+        let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
+        let before = (items.params.clone(), users.params.clone());
+        let positives = PairSet::new(&x);
+        let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
+        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 3, 4);
+        let lock = std::sync::Mutex::new(());
+        let view = Some(Shared::new(scoring.as_mut_slice()));
+        let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
+        assert!(w.saturated_users);
+        let example = |user| Example {
+            user,
+            item: 0,
+            value: 1.0,
+            weight: 1.0,
+        };
+        w.warp(&example(0));
+        w.flush_pending();
+        assert_eq!((w.ahead_len, w.tally.count, w.tally.sum), (0, 1, 0.0));
+        assert!(before == (items.params.clone(), users.params.clone()));
+        // User 1's first candidate is item 2: it violates, with loss ln ⌊2 / 1⌋.
+        w.ahead[0] = 2;
+        w.ahead_len = 1;
+        w.warp(&example(1));
+        w.flush_pending();
+        assert_eq!((w.tally.count, w.tally.sum), (2, (2.0f32).ln() as f64));
+        assert!(before.0 != items.params && before.1 != users.params);
     }
 }
 
