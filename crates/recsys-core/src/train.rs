@@ -101,9 +101,10 @@ impl AlignedBuf {
 }
 
 /// Asks the kernel to back `v`'s allocation with transparent huge pages if it is at least
-/// `HUGE_PAGES_FROM` bytes (Linux; elsewhere, and on any error, nothing happens).
-fn advise_huge_pages(v: &mut Vec<Block>) {
-    let bytes = v.capacity() * std::mem::size_of::<Block>();
+/// `HUGE_PAGES_FROM` bytes (Linux; elsewhere, and on any error, nothing happens). Call it
+/// before the memory is first written: pages already touched stay small.
+fn advise_huge_pages<T>(v: &mut Vec<T>) {
+    let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes < HUGE_PAGES_FROM {
         return;
     }
@@ -122,6 +123,14 @@ fn advise_huge_pages(v: &mut Vec<Block>) {
             }
         }
     }
+}
+
+/// `vec![value; len]`, advised to use huge pages first (see [`advise_huge_pages`]).
+fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    advise_huge_pages(&mut v);
+    v.resize(len, value);
+    v
 }
 
 /// Human-readable formats (JSON) get a list of numbers; binary formats (the artifact bundle)
@@ -904,7 +913,8 @@ impl PairSet {
         }
         let n_blocks = block_offsets[x.n_users()] as usize;
         let mut set = PairSet {
-            slots: vec![EMPTY; offsets[x.n_users()]],
+            // Read at random during training: huge pages spare the TLB (as `AlignedBuf`).
+            slots: huge_vec(offsets[x.n_users()], EMPTY),
             offsets,
             block_offsets,
             blocks: vec![FilterBlock([0; 8]); n_blocks],
