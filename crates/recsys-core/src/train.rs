@@ -431,24 +431,18 @@ fn update_row(
             // In registers, eight (AVX) or four at a time, straight from and back to the
             // shared rows; the tail through the buffers (see `pad_gradient` for how callers
             // avoid one).
-            let n = grads.len();
             let lr = opt.learning_rate;
-            // SAFETY: `opt.avx` is set only when the CPU supports AVX.
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+            let mut done = 0;
             #[cfg(target_arch = "x86_64")]
-            let wide = if opt.avx {
-                unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) }
-            } else {
-                0
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let wide = 0;
-            let (prow, arow, grads) = (&prow[wide..], &arow[wide..], &grads[wide..]);
-            let done = wide + racy::adagrad(prow, arow, grads, w, lr, alpha);
-            let (prow, arow, grads) = (
-                &prow[done - wide..],
-                &arow[done - wide..],
-                &grads[done - wide..],
-            );
+            if opt.avx {
+                // SAFETY: `opt.avx` is set only when the CPU supports AVX.
+                done = unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) };
+            }
+            let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
+            let four = racy::adagrad(prow, arow, grads, w, lr, alpha);
+            let (prow, arow, grads) = (&prow[four..], &arow[four..], &grads[four..]);
+            let done = done + four;
             if done < n {
                 let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
                 load_row(prow, p);
@@ -551,19 +545,16 @@ fn store_row(dst: &[AtomicU32], src: &[f32]) {
 #[inline(always)]
 fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32], avx: bool) {
     let n = out.len().min(src.len());
-    // SAFETY: `avx` is true only where the CPU supports AVX.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    let wide = if avx {
-        unsafe { racy::axpy_avx(src, w, &mut out[..n]) }
-    } else {
-        0
-    };
+    if avx {
+        // SAFETY: `avx` is true only where the CPU supports AVX.
+        done = unsafe { racy::axpy_avx(src, w, &mut out[..n]) };
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let wide = {
-        let _ = avx;
-        0
-    };
-    let done = wide + racy::axpy(&src[wide..], w, &mut out[wide..n]);
+    let _ = avx;
+    let done = done + racy::axpy(&src[done..], w, &mut out[done..n]);
     for (o, s) in out[done..n].iter_mut().zip(&src[done..]) {
         *o += w * f32::from_bits(s.load(Ordering::Relaxed));
     }
@@ -846,21 +837,30 @@ mod racy {
 struct Opt {
     schedule: Schedule,
     learning_rate: f32,
-    /// The CPU has AVX: adagrad steps eight elements at a time (see [`apply_rows_avx`]).
+    /// The CPU has AVX: adagrad steps and representation sums eight elements at a time
+    /// (see [`apply_rows_avx`], [`repr_avx`]).
     avx: bool,
 }
 
 impl Opt {
     fn new(schedule: Schedule, learning_rate: f32) -> Opt {
-        #[cfg(target_arch = "x86_64")]
-        let avx = std::arch::is_x86_feature_detected!("avx");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx = false;
         Opt {
             schedule,
             learning_rate,
-            avx,
+            avx: avx_available(),
         }
+    }
+}
+
+/// Whether this CPU has AVX (checked once per worker or build, then carried as a flag).
+fn avx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -1310,10 +1310,19 @@ fn prefetch(buf: Shared, start: usize) {
 impl<'a> Worker<'a> {
     /// Writes the representation (k latent values, then the bias) of `row` into `out`.
     #[inline]
-    fn repr(side: &SideView, rows: FeatureRows<'_>, row: usize, k: usize, out: &mut [f32]) {
+    ///
+    /// `avx` ([`Opt::avx`]) must be true only where the CPU has AVX.
+    fn repr(
+        side: &SideView,
+        rows: FeatureRows<'_>,
+        row: usize,
+        k: usize,
+        out: &mut [f32],
+        avx: bool,
+    ) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: the CPU supports AVX.
+        if avx {
+            // SAFETY: `avx` is set only where the CPU supports AVX (the caller's contract).
             unsafe { repr_avx(side, rows, row, k, out) };
             return;
         }
@@ -1430,7 +1439,14 @@ impl<'a> Worker<'a> {
     fn refresh_scoring(&mut self, item: usize) {
         if let Some(scoring) = self.scoring {
             let k = self.t.k;
-            Self::repr(&self.items, self.item_rows, item, k, &mut self.cache_tmp);
+            Self::repr(
+                &self.items,
+                self.item_rows,
+                item,
+                k,
+                &mut self.cache_tmp,
+                self.opt.avx,
+            );
             // Zeros after the bias (the row's padding), so whole pieces encode at once.
             self.cache_tmp[k + 1..].fill(0.0);
             compact::encode_row(&self.cache_tmp, &mut self.words);
@@ -1536,8 +1552,22 @@ impl<'a> Worker<'a> {
         let weight = ex.weight;
         let y = if ex.value > 0.0 { 1.0 } else { 0.0 };
         let k = self.t.k;
-        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.item_rows, item, k, &mut self.pos_repr);
+        Self::repr(
+            &self.users,
+            self.user_rows,
+            user,
+            k,
+            &mut self.user_repr,
+            self.opt.avx,
+        );
+        Self::repr(
+            &self.items,
+            self.item_rows,
+            item,
+            k,
+            &mut self.pos_repr,
+            self.opt.avx,
+        );
         let p = sigmoid(self.predict(&self.user_repr, &self.pos_repr));
         let loss = weight * (p - y);
         let ll = -(if y > 0.0 { p } else { 1.0 - p }).max(1e-12).ln();
@@ -1701,8 +1731,22 @@ impl<'a> Worker<'a> {
         let (user, pos) = (ex.user as usize, ex.item as usize);
         let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(
+            &self.users,
+            self.user_rows,
+            user,
+            k,
+            &mut self.user_repr,
+            self.opt.avx,
+        );
+        Self::repr(
+            &self.items,
+            self.item_rows,
+            pos,
+            k,
+            &mut self.pos_repr,
+            self.opt.avx,
+        );
         self.extend_user();
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
@@ -1738,9 +1782,30 @@ impl<'a> Worker<'a> {
         }
         let Some(neg) = neg else { return };
         let k = self.t.k;
-        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
-        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
-        Self::repr(&self.items, self.item_rows, neg, k, &mut self.neg_repr);
+        Self::repr(
+            &self.users,
+            self.user_rows,
+            user,
+            k,
+            &mut self.user_repr,
+            self.opt.avx,
+        );
+        Self::repr(
+            &self.items,
+            self.item_rows,
+            pos,
+            k,
+            &mut self.pos_repr,
+            self.opt.avx,
+        );
+        Self::repr(
+            &self.items,
+            self.item_rows,
+            neg,
+            k,
+            &mut self.neg_repr,
+            self.opt.avx,
+        );
         let diff = self.predict(&self.user_repr, &self.pos_repr)
             - self.predict(&self.user_repr, &self.neg_repr);
         let s = sigmoid(diff);
@@ -1757,19 +1822,40 @@ impl<'a> Worker<'a> {
         }
         let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(&self.users, self.user_rows, user, k, &mut self.user_repr);
+        Self::repr(
+            &self.users,
+            self.user_rows,
+            user,
+            k,
+            &mut self.user_repr,
+            self.opt.avx,
+        );
         self.extend_user();
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
             let item = positives[self.rng.below(positives.len())] as usize;
-            Self::repr(&self.items, self.item_rows, item, k, &mut self.pos_repr);
+            Self::repr(
+                &self.items,
+                self.item_rows,
+                item,
+                k,
+                &mut self.pos_repr,
+                self.opt.avx,
+            );
             pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
         }
         // Descending by score; stable for equal scores so runs are reproducible.
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
-        Self::repr(&self.items, self.item_rows, pos, k, &mut self.pos_repr);
+        Self::repr(
+            &self.items,
+            self.item_rows,
+            pos,
+            k,
+            &mut self.pos_repr,
+            self.opt.avx,
+        );
         let n_neg = x.n_items() - positives.len();
         if !self.warp_search(user, pos, pos_pred, 1.0, n_neg) {
             self.prefetch_pending_params();
@@ -1792,8 +1878,9 @@ fn build_scoring(items: &SideView, rows: FeatureRows<'_>, n_items: usize, k: usi
     let mut out = AlignedBuf::default();
     out.resize(n_items * cs, 0.0);
     let mut repr = vec![0.0f32; k + 1];
+    let avx = avx_available();
     for (i, dst) in out.as_mut_slice().chunks_exact_mut(cs).enumerate() {
-        Worker::repr(items, rows, i, k, &mut repr);
+        Worker::repr(items, rows, i, k, &mut repr, avx);
         compact::encode_row(&repr, dst);
     }
     out
@@ -2125,7 +2212,7 @@ mod row_access_tests {
                 let acc: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
                 let expected: Vec<f32> =
                     acc.iter().zip(&xs[offset..]).map(|(a, x)| a + w * x).collect();
-                let has_avx = Opt::new(Schedule::Adagrad, 0.1).avx;
+                let has_avx = avx_available();
                 for avx in [false, has_avx] {
                     let mut acc = acc.clone();
                     axpy_row(row, w, &mut acc, avx);
@@ -2158,7 +2245,7 @@ mod row_access_tests {
             lr in 0.001f32..0.2,
             alpha in prop_oneof![Just(0.0f32), 0.001f32..0.5],
         ) {
-            for avx in [false, Opt::new(Schedule::Adagrad, lr).avx] {
+            for avx in [false, avx_available()] {
                 for pad in [false, true] {
                     check_adagrad_step(&init, offset, w, lr, alpha, avx, pad)?;
                 }
@@ -2254,7 +2341,7 @@ mod row_access_tests {
                 let mut narrow = vec![f32::NAN; view.stride];
                 repr_rows(&view, rows, r, k, &mut narrow, false);
                 let mut wide = vec![f32::NAN; view.stride];
-                Worker::repr(&view, rows, r, k, &mut wide);
+                Worker::repr(&view, rows, r, k, &mut wide, avx_available());
                 let bits = |v: &[f32]| v[..=k].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&narrow), bits(&wide), "row {r}");
                 assert!(narrow[..=k].iter().all(|v| v.is_finite()));
