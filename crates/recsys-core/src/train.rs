@@ -1151,6 +1151,14 @@ struct Worker<'a> {
     tally: LossTally,
 }
 
+/// Which of a worker's representation buffers [`Worker::load_repr`] fills.
+#[derive(Clone, Copy)]
+enum Repr {
+    User,
+    Pos,
+    Neg,
+}
+
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Four independent accumulators let the compiler vectorise and pipeline.
@@ -1327,6 +1335,19 @@ impl<'a> Worker<'a> {
             return;
         }
         repr_rows(side, rows, row, k, out, false);
+    }
+
+    /// Row `row`'s representation into `user_repr` (a user), `pos_repr` or `neg_repr` (an
+    /// item).
+    #[inline(always)]
+    fn load_repr(&mut self, into: Repr, row: usize) {
+        let (k, avx) = (self.t.k, self.opt.avx);
+        let (side, rows, out) = match into {
+            Repr::User => (&self.users, self.user_rows, &mut self.user_repr),
+            Repr::Pos => (&self.items, self.item_rows, &mut self.pos_repr),
+            Repr::Neg => (&self.items, self.item_rows, &mut self.neg_repr),
+        };
+        Self::repr(side, rows, row, k, out, avx);
     }
 
     /// Asks the CPU to start loading the parameters (and, with `acc`, the optimiser state) of
@@ -1552,22 +1573,8 @@ impl<'a> Worker<'a> {
         let weight = ex.weight;
         let y = if ex.value > 0.0 { 1.0 } else { 0.0 };
         let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.user_rows,
-            user,
-            k,
-            &mut self.user_repr,
-            self.opt.avx,
-        );
-        Self::repr(
-            &self.items,
-            self.item_rows,
-            item,
-            k,
-            &mut self.pos_repr,
-            self.opt.avx,
-        );
+        self.load_repr(Repr::User, user);
+        self.load_repr(Repr::Pos, item);
         let p = sigmoid(self.predict(&self.user_repr, &self.pos_repr));
         let loss = weight * (p - y);
         let ll = -(if y > 0.0 { p } else { 1.0 - p }).max(1e-12).ln();
@@ -1729,24 +1736,9 @@ impl<'a> Worker<'a> {
             return;
         }
         let (user, pos) = (ex.user as usize, ex.item as usize);
-        let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(
-            &self.users,
-            self.user_rows,
-            user,
-            k,
-            &mut self.user_repr,
-            self.opt.avx,
-        );
-        Self::repr(
-            &self.items,
-            self.item_rows,
-            pos,
-            k,
-            &mut self.pos_repr,
-            self.opt.avx,
-        );
+        self.load_repr(Repr::User, user);
+        self.load_repr(Repr::Pos, pos);
         self.extend_user();
         let pos_pred = self.predict(&self.user_repr, &self.pos_repr);
         let n_neg = x.n_items().saturating_sub(1);
@@ -1781,31 +1773,9 @@ impl<'a> Worker<'a> {
             }
         }
         let Some(neg) = neg else { return };
-        let k = self.t.k;
-        Self::repr(
-            &self.users,
-            self.user_rows,
-            user,
-            k,
-            &mut self.user_repr,
-            self.opt.avx,
-        );
-        Self::repr(
-            &self.items,
-            self.item_rows,
-            pos,
-            k,
-            &mut self.pos_repr,
-            self.opt.avx,
-        );
-        Self::repr(
-            &self.items,
-            self.item_rows,
-            neg,
-            k,
-            &mut self.neg_repr,
-            self.opt.avx,
-        );
+        self.load_repr(Repr::User, user);
+        self.load_repr(Repr::Pos, pos);
+        self.load_repr(Repr::Neg, neg);
         let diff = self.predict(&self.user_repr, &self.pos_repr)
             - self.predict(&self.user_repr, &self.neg_repr);
         let s = sigmoid(diff);
@@ -1820,42 +1790,20 @@ impl<'a> Worker<'a> {
         if positives.is_empty() {
             return;
         }
-        let k = self.t.k;
         self.prefetch_pending();
-        Self::repr(
-            &self.users,
-            self.user_rows,
-            user,
-            k,
-            &mut self.user_repr,
-            self.opt.avx,
-        );
+        self.load_repr(Repr::User, user);
         self.extend_user();
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
             let item = positives[self.rng.below(positives.len())] as usize;
-            Self::repr(
-                &self.items,
-                self.item_rows,
-                item,
-                k,
-                &mut self.pos_repr,
-                self.opt.avx,
-            );
+            self.load_repr(Repr::Pos, item);
             pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
         }
         // Descending by score; stable for equal scores so runs are reproducible.
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
-        Self::repr(
-            &self.items,
-            self.item_rows,
-            pos,
-            k,
-            &mut self.pos_repr,
-            self.opt.avx,
-        );
+        self.load_repr(Repr::Pos, pos);
         let n_neg = x.n_items() - positives.len();
         if !self.warp_search(user, pos, pos_pred, 1.0, n_neg) {
             self.prefetch_pending_params();
