@@ -18,7 +18,7 @@
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
@@ -2082,24 +2082,26 @@ pub(crate) fn run_epoch(
     let merge_lock = std::sync::Mutex::new(());
     let make_worker = |seed: u64| Worker::new(t, uv, iv, scoring_view, &merge_lock, seed);
     let x = t.interactions;
-    let run = |chunk: &[u32], seed: u64| -> LossTally {
+    // One thread's share: the blocks of `order` it takes (in order) from `next`.
+    let run = |next: &AtomicUsize, block: usize, seed: u64| -> LossTally {
         let mut w = make_worker(seed);
-        if let Loss::WarpKos { k: kth, n } = t.loss {
-            for (j, &u) in chunk.iter().enumerate() {
-                w.warp_kos(u as usize, kth, n);
-                if j % hot::MERGE_EVERY == hot::MERGE_EVERY - 1 {
-                    w.merge_hot();
+        let mut examples: Vec<Example> = Vec::new();
+        while let Some(chunk) = take_block(order, next, block) {
+            if let Loss::WarpKos { k: kth, n } = t.loss {
+                for (j, &u) in chunk.iter().enumerate() {
+                    w.warp_kos(u as usize, kth, n);
+                    if j % hot::MERGE_EVERY == hot::MERGE_EVERY - 1 {
+                        w.merge_hot();
+                    }
                 }
+                w.flush_pending();
+                w.merge_hot();
+                continue;
             }
-            w.flush_pending();
-            w.merge_hot();
-            return w.tally;
-        }
-        // Gather the examples in shuffled order first: independent loads the CPU overlaps,
-        // instead of a cache miss inside every training step.
-        let examples: Vec<Example> = chunk
-            .iter()
-            .map(|&e| {
+            // Gather the examples in shuffled order first: independent loads the CPU
+            // overlaps, instead of a cache miss inside every training step.
+            examples.clear();
+            examples.extend(chunk.iter().map(|&e| {
                 let e = e as usize;
                 Example {
                     user: x.users_raw()[e],
@@ -2107,29 +2109,44 @@ pub(crate) fn run_epoch(
                     value: x.values_raw()[e],
                     weight: x.weights_raw()[e],
                 }
-            })
-            .collect();
-        train_examples(&mut w, &examples);
+            }));
+            train_examples(&mut w, &examples);
+        }
         w.tally
     };
     let threads = seeds.len().max(1);
+    let next = AtomicUsize::new(0);
     match pool {
         Some(pool) if threads > 1 => {
-            let chunk_len = order.len().div_ceil(threads).max(1);
-            let chunks: Vec<&[u32]> = order.chunks(chunk_len).collect();
-            let mut tallies = vec![LossTally::default(); chunks.len()];
+            // At least eight blocks per thread (WARP-kOS's order is the users).
+            let block = BLOCK.min(order.len().div_ceil(8 * threads)).max(1);
+            let mut tallies = vec![LossTally::default(); threads];
             pool.scope(|s| {
-                for ((chunk, seed), out) in chunks.iter().zip(seeds).zip(tallies.iter_mut()) {
-                    let run = &run;
-                    s.spawn(move |_| *out = run(chunk, *seed));
+                for (seed, out) in seeds.iter().zip(tallies.iter_mut()) {
+                    let (run, next) = (&run, &next);
+                    s.spawn(move |_| *out = run(next, block, *seed));
                 }
             });
             tallies
                 .into_iter()
                 .fold(LossTally::default(), LossTally::merge)
         }
-        _ => run(order, seeds[0]),
+        // One thread: the whole epoch as one block, one look-ahead pipeline.
+        _ => run(&next, order.len().max(1), seeds[0]),
     }
+}
+
+/// Examples per block (at most) that a thread of a multi-threaded epoch takes at a time. Threads take blocks as they finish the last one, so a thread whose core runs
+/// slower (another process, a busy neighbour on a shared host) trains fewer of them instead
+/// of the epoch waiting for it: with fixed halves, two-thread epochs ran at the pace of the
+/// slower core, one thread often idle for the last quarter of the epoch.
+const BLOCK: usize = 16 * hot::MERGE_EVERY;
+
+/// The next `block` entries of `order` not yet taken by any thread (`next` is the shared
+/// cursor), or `None` when all are taken.
+fn take_block<'o>(order: &'o [u32], next: &AtomicUsize, block: usize) -> Option<&'o [u32]> {
+    let start = next.fetch_add(block, Ordering::Relaxed);
+    (start < order.len()).then(|| &order[start..order.len().min(start + block)])
 }
 
 #[cfg(test)]
@@ -2492,5 +2509,81 @@ mod aligned_buf_tests {
         assert_eq!(s.as_ptr() as usize % 64, 0);
         b.resize(5, 0.0);
         assert_eq!(b.as_slice(), &[1.5, 1.5, 1.5, 7.0, 1.5]);
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    /// Threads taking blocks from one cursor get disjoint, contiguous pieces of the order
+    /// that together cover all of it.
+    #[test]
+    fn concurrent_takers_partition_the_order() {
+        let order: Vec<u32> = (0..10_007).collect();
+        let next = AtomicUsize::new(0);
+        let taken: Vec<Vec<&[u32]>> = std::thread::scope(|s| {
+            let takers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(b) = take_block(&order, &next, 64) {
+                            mine.push(b);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            takers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut seen: Vec<u32> = taken
+            .iter()
+            .flatten()
+            .flat_map(|b| b.iter().copied())
+            .collect();
+        assert!(taken
+            .iter()
+            .flatten()
+            .all(|b| !b.is_empty() && b.len() <= 64 && b.windows(2).all(|w| w[1] == w[0] + 1)));
+        seen.sort_unstable();
+        assert_eq!(seen, order);
+        assert!(take_block(&order, &next, 64).is_none());
+    }
+
+    /// A multi-threaded epoch trains every example (WARP-kOS: every user) exactly once,
+    /// whichever thread takes it.
+    #[test]
+    fn a_two_thread_epoch_trains_every_example_once() {
+        let mut pick = Rng::new(5);
+        let pairs: Vec<(usize, usize)> = (0..3000)
+            .map(|_| (pick.below(40), pick.below(60)))
+            .collect();
+        let x = Interactions::from_pairs(40, 60, pairs).unwrap();
+        let positives = PairSet::new(&x);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for loss in [Loss::Logistic, Loss::WarpKos { k: 2, n: 5 }] {
+            let mut rng = Rng::new(1);
+            let mut items = Side::new(60, 8, Schedule::Adagrad, &mut rng);
+            let mut users = Side::new(40, 8, Schedule::Adagrad, &mut rng);
+            let t = Trainer::collaborative(8, loss, &x, &positives);
+            let order: Vec<u32> = match loss {
+                Loss::WarpKos { .. } => (0..40).collect(),
+                _ => (0..x.len() as u32).collect(),
+            };
+            let mut scoring = None;
+            let tally = run_epoch(
+                &t,
+                &mut users,
+                &mut items,
+                &order,
+                &[1, 2],
+                Some(&pool),
+                &mut scoring,
+            );
+            assert_eq!(tally.count, order.len() as u64, "{loss:?}");
+        }
     }
 }
