@@ -14,10 +14,10 @@ use crate::blend::{certified_top_k, Approx, ExactRows, HalfItems};
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
-use crate::params::{Hyperparameters, Loss};
+use crate::params::Hyperparameters;
 use crate::rng::Rng;
 use crate::train::{
-    run_epoch, FeatureRows, HotRows, LossTally, PackedRows, PairSet, Side, Trainer,
+    run_epoch, FeatureRows, HotRows, LossTally, PackedRows, PairSet, Side, Trainer, WorkList,
 };
 
 /// A user's (or item's) latent vector and bias: its score with an item is
@@ -612,10 +612,7 @@ impl HybridModel {
         } else {
             None
         };
-        let mut order: Vec<u32> = match self.params.loss {
-            Loss::WarpKos { .. } => (0..interactions.n_users() as u32).collect(),
-            _ => (0..interactions.len() as u32).collect(),
-        };
+        let mut work = WorkList::new(self.params.loss, interactions);
         self.item_cache = OnceLock::new();
         let positives = PairSet::new(interactions);
         let user_rows = PackedRows::of(&self.user_features);
@@ -631,7 +628,7 @@ impl HybridModel {
         let mut scoring = None;
         for epoch in 0..options.epochs {
             let started = Instant::now();
-            self.rng.shuffle(&mut order);
+            work.shuffle(&mut self.rng);
             let seeds: Vec<u64> = (0..threads).map(|_| self.rng.next_u64()).collect();
             let trainer = Trainer {
                 k: self.params.no_components,
@@ -652,7 +649,7 @@ impl HybridModel {
                 &trainer,
                 &mut self.users,
                 &mut self.items,
-                &order,
+                work.view(),
                 &seeds,
                 pool.as_ref(),
                 &mut scoring,
