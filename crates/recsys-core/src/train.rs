@@ -2401,6 +2401,16 @@ mod row_access_tests {
     }
 }
 
+/// `n` random `(user, item)` pairs (seeded) among `users × items`, as interactions.
+#[cfg(test)]
+fn random_interactions(seed: u64, n: usize, users: usize, items: usize) -> Interactions {
+    let mut pick = Rng::new(seed);
+    let pairs: Vec<(usize, usize)> = (0..n)
+        .map(|_| (pick.below(users), pick.below(items)))
+        .collect();
+    Interactions::from_pairs(users, items, pairs).unwrap()
+}
+
 #[cfg(test)]
 impl<'a> Trainer<'a> {
     /// A trainer without features (adagrad, learning rate 0.05, no L2, 10 WARP draws).
@@ -2437,10 +2447,7 @@ mod scoring_tests {
     /// fresh build, bit for bit.
     #[test]
     fn identity_scoring_rows_stay_exact_across_epochs() {
-        let mut pick = Rng::new(3);
-        let pairs: Vec<(usize, usize)> =
-            (0..400).map(|_| (pick.below(30), pick.below(50))).collect();
-        let x = Interactions::from_pairs(30, 50, pairs).unwrap();
+        let x = random_interactions(3, 400, 30, 50);
         let mut rng = Rng::new(1);
         let mut items = Side::new(50, 8, Schedule::Adagrad, &mut rng);
         let mut users = Side::new(30, 8, Schedule::Adagrad, &mut rng);
@@ -2617,11 +2624,7 @@ mod block_tests {
     /// whichever thread takes it.
     #[test]
     fn a_two_thread_epoch_trains_every_example_once() {
-        let mut pick = Rng::new(5);
-        let pairs: Vec<(usize, usize)> = (0..3000)
-            .map(|_| (pick.below(40), pick.below(60)))
-            .collect();
-        let x = Interactions::from_pairs(40, 60, pairs).unwrap();
+        let x = random_interactions(5, 3000, 40, 60);
         let positives = PairSet::new(&x);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -2656,10 +2659,7 @@ mod work_tests {
     /// shuffling their indices with the same random stream and gathering them.
     #[test]
     fn shuffled_examples_match_gathered_indices() {
-        let mut pick = Rng::new(9);
-        let pairs: Vec<(usize, usize)> =
-            (0..500).map(|_| (pick.below(20), pick.below(70))).collect();
-        let x = Interactions::from_pairs(20, 70, pairs).unwrap();
+        let x = random_interactions(9, 500, 20, 70);
         let mut work = WorkList::new(Loss::Warp, &x);
         let mut order: Vec<u32> = (0..x.len() as u32).collect();
         let (mut a, mut b) = (Rng::new(4), Rng::new(4));
