@@ -2175,7 +2175,7 @@ pub(crate) fn run_epoch(
                     train_examples(&mut w, chunk);
                 }
             }
-            (Work::Users(_), _) => panic!("only WARP-kOS trains on users"),
+            (Work::Users(_), _) => unreachable!("WorkList::new gives users only to WARP-kOS"),
         }
         w.tally
     };
@@ -2202,10 +2202,11 @@ pub(crate) fn run_epoch(
     }
 }
 
-/// Examples per block (at most) that a thread of a multi-threaded epoch takes at a time. Threads take blocks as they finish the last one, so a thread whose core runs
-/// slower (another process, a busy neighbour on a shared host) trains fewer of them instead
-/// of the epoch waiting for it: with fixed halves, two-thread epochs ran at the pace of the
-/// slower core, one thread often idle for the last quarter of the epoch.
+/// Examples per block (at most) that a thread of a multi-threaded epoch takes at a time.
+/// Threads take blocks as they finish the last one, so a thread whose core runs slower
+/// (another process, a busy neighbour on a shared host) trains fewer of them instead of the
+/// epoch waiting for it: with fixed halves, two-thread epochs ran at the pace of the slower
+/// core, one thread often idle for the last quarter of the epoch.
 const BLOCK: usize = 16 * hot::MERGE_EVERY;
 
 /// The next `block` entries of `order` not yet taken by any thread (`next` is the shared
