@@ -1,6 +1,22 @@
 //! Hot loops with runtime CPU dispatch: compiled once for the baseline target and once with
 //! AVX2 + FMA, chosen at run time, so a portable binary still uses the wide vector units.
 
+/// Asks the CPU to start loading the cache line at `p` (a hint: never faults, changes no
+/// result; nothing elsewhere than x86-64).
+#[inline(always)]
+pub(crate) fn prefetch_ptr(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching never faults and has no effect on program semantics.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = p;
+    }
+}
+
 /// `out[i] = dot(rows[i], u) + add` for every row of width `stride` (a multiple of 8).
 pub(crate) fn score_rows(rows: &[f32], stride: usize, u: &[f32], add: f32, out: &mut [f32]) {
     debug_assert_eq!(stride % 8, 0);

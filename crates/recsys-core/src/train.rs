@@ -21,6 +21,7 @@
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::interactions::Interactions;
+use crate::kernels::prefetch_ptr;
 use crate::matrix::FeatureMatrix;
 use crate::params::{Loss, Schedule};
 use crate::rng::Rng;
@@ -886,6 +887,8 @@ pub(crate) struct PairSet {
     /// Start of each user's filter in `blocks` (`block_offsets[u]..block_offsets[u + 1]`).
     block_offsets: Vec<u32>,
     blocks: Vec<FilterBlock>,
+    /// Some user's positives are every item (see [`Self::some_user_has_every_item`]).
+    saturated: bool,
 }
 
 /// 512 filter bits, one cache line.
@@ -912,12 +915,14 @@ impl PairSet {
             block_offsets.push(block_offsets[u] + blocks);
         }
         let n_blocks = block_offsets[x.n_users()] as usize;
+        let saturated = (0..x.n_users()).any(|u| x.user_items(u).len() >= x.n_items());
         let mut set = PairSet {
             // Read at random during training: huge pages spare the TLB (as `AlignedBuf`).
             slots: huge_vec(offsets[x.n_users()], EMPTY),
             offsets,
             block_offsets,
             blocks: vec![FilterBlock([0; 8]); n_blocks],
+            saturated,
         };
         for u in 0..x.n_users() {
             for &i in x.user_items(u) {
@@ -935,6 +940,12 @@ impl PairSet {
             }
         }
         set
+    }
+
+    /// Whether some user's training positives are every item (WARP has no negative for
+    /// such a user; computed once, so the search asks per example only when it is true).
+    pub fn some_user_has_every_item(&self) -> bool {
+        self.saturated
     }
 
     /// The filter block of `(user, item)` and the two bits (0..512) it sets there; `None`
@@ -1015,21 +1026,10 @@ impl PairSet {
 
     #[inline(always)]
     pub fn prefetch(&self, user: usize, item: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let (start, cap) = self.table(user);
-            if cap > 0 {
-                let s = start + Self::home(item as u32, cap);
-                // SAFETY: `s` is a valid slot index; prefetching has no semantic effect.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(s).cast::<i8>());
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (user, item);
+        let (start, cap) = self.table(user);
+        if cap > 0 {
+            let s = start + Self::home(item as u32, cap);
+            prefetch_ptr((&self.slots[s] as *const u32).cast());
         }
     }
 }
@@ -1115,6 +1115,15 @@ pub(crate) enum Work<'a> {
     Users(&'a [u32]),
 }
 
+impl Work<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Work::Examples(e) => e.len(),
+            Work::Users(u) => u.len(),
+        }
+    }
+}
+
 /// The owned list behind a [`Work`], kept across epochs and shuffled before each.
 pub(crate) enum WorkList {
     Examples(Vec<Example>),
@@ -1130,12 +1139,12 @@ impl WorkList {
         }
     }
 
-    /// Fisher–Yates in place ([`shuffle_ahead`]): the permutation depends only on the length
+    /// Fisher–Yates in place ([`Rng::shuffle`]): the permutation depends only on the length
     /// and `rng`.
     pub fn shuffle(&mut self, rng: &mut Rng) {
         match self {
-            WorkList::Examples(e) => shuffle_ahead(rng, e),
-            WorkList::Users(u) => shuffle_ahead(rng, u),
+            WorkList::Examples(e) => rng.shuffle(e),
+            WorkList::Users(u) => rng.shuffle(u),
         }
     }
 
@@ -1143,41 +1152,6 @@ impl WorkList {
         match self {
             WorkList::Examples(e) => Work::Examples(e),
             WorkList::Users(u) => Work::Users(u),
-        }
-    }
-}
-
-/// [`Rng::shuffle`]'s permutation — the same draws in the same order, the same swaps — with
-/// each swap's random partner prefetched `LEAD` swaps early. Swapping 694,763 16-byte
-/// examples in place is a cache miss per swap; in order, each waits for the previous
-/// ones (20–24 ms on Complete Journey), prefetched they overlap (8 ms).
-fn shuffle_ahead<T>(rng: &mut Rng, xs: &mut [T]) {
-    const LEAD: usize = 16;
-    let n = xs.len();
-    // Swap q exchanges xs[n - 1 - q] with a uniform position at or below it.
-    let swaps = n.saturating_sub(1);
-    let mut draw = |q: usize| (rng.next_u64() % (n - q) as u64) as usize;
-    let mut ring = [0usize; LEAD];
-    for q in 0..swaps.min(LEAD) {
-        ring[q] = draw(q);
-        prefetch_ptr((&xs[ring[q]] as *const T).cast());
-    }
-    for q in 0..swaps {
-        let j = ring[q % LEAD];
-        if q + LEAD < swaps {
-            let later = draw(q + LEAD);
-            ring[q % LEAD] = later;
-            prefetch_ptr((&xs[later] as *const T).cast());
-        }
-        xs.swap(n - 1 - q, j);
-    }
-}
-
-impl Work<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Work::Examples(e) => e.len(),
-            Work::Users(u) => u.len(),
         }
     }
 }
@@ -1363,21 +1337,6 @@ impl PackedRows {
     }
 }
 
-/// Asks the CPU to start loading the cache line at `p`.
-#[inline(always)]
-fn prefetch_ptr(p: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching never faults and has no effect on program semantics.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(p);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = p;
-    }
-}
-
 /// Prefetches the whole lines holding `words` elements of `buf` from `start` (a line
 /// boundary).
 #[inline(always)]
@@ -1413,9 +1372,9 @@ fn prefetch(buf: Shared, start: usize) {
 
 impl<'a> Worker<'a> {
     /// Writes the representation (k latent values, then the bias) of `row` into `out`.
-    #[inline]
     ///
     /// `avx` ([`Opt::avx`]) must be true only where the CPU has AVX.
+    #[inline]
     fn repr(
         side: &SideView,
         rows: FeatureRows<'_>,
@@ -2109,8 +2068,7 @@ impl<'a> Worker<'a> {
             words: vec![0.0; cs],
             pending: None,
             pending_user: vec![0.0; k],
-            saturated_users: (0..t.interactions.n_users())
-                .any(|u| t.interactions.user_items(u).len() >= t.interactions.n_items()),
+            saturated_users: t.positives.some_user_has_every_item(),
             tally: LossTally::default(),
         }
     }
@@ -2712,21 +2670,6 @@ mod work_tests {
             assert_eq!(shuffled, &gathered[..]);
         }
         assert_ne!(order, (0..x.len() as u32).collect::<Vec<_>>());
-        // The prefetching shuffle is `Rng::shuffle`'s permutation at every length, shorter
-        // and longer than its lead.
-        for n in [0, 1, 2, 3, 15, 16, 17, 33, 1000] {
-            let (mut plain, mut ahead) =
-                ((0..n).collect::<Vec<u32>>(), (0..n).collect::<Vec<u32>>());
-            let (mut a, mut b) = (Rng::new(n as u64), Rng::new(n as u64));
-            a.shuffle(&mut plain);
-            shuffle_ahead(&mut b, &mut ahead);
-            assert_eq!(plain, ahead, "n = {n}");
-            assert_eq!(
-                a.next_u64(),
-                b.next_u64(),
-                "n = {n}: the same number of draws"
-            );
-        }
         let kos = WorkList::new(Loss::WarpKos { k: 2, n: 5 }, &x);
         let Work::Users(users) = kos.view() else {
             panic!("WARP-kOS trains on users")
