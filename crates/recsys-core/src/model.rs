@@ -612,19 +612,32 @@ impl HybridModel {
         } else {
             None
         };
-        let mut work = WorkList::new(self.params.loss, interactions);
         self.item_cache = OnceLock::new();
         let positives = PairSet::new(interactions);
         let user_rows = PackedRows::of(&self.user_features);
-        let item_rows = PackedRows::of(&self.item_features);
+        let mut item_rows = PackedRows::of(&self.item_features);
+        // Items with identical feature rows train as one row (see `PackedRows::classes`).
+        let item_class = match item_rows.as_ref().and_then(PackedRows::classes) {
+            Some((class, rows)) => {
+                item_rows = Some(rows);
+                Some(class)
+            }
+            None => None,
+        };
+        let mut work = WorkList::new(self.params.loss, interactions, item_class.as_deref());
         // With several threads, the most shared feature rows get a copy per thread.
         let several = threads > 1;
         let user_hot = (user_rows.as_ref())
             .filter(|_| several)
             .and_then(|r| HotRows::users(r, self.users.n_features(), interactions));
-        let item_hot = (item_rows.as_ref())
-            .filter(|_| several)
-            .and_then(|r| HotRows::items(r, self.items.n_features(), interactions));
+        let item_hot = (item_rows.as_ref()).filter(|_| several).and_then(|r| {
+            HotRows::items(
+                r,
+                self.items.n_features(),
+                interactions,
+                item_class.as_deref(),
+            )
+        });
         let mut scoring = None;
         for epoch in 0..options.epochs {
             let started = Instant::now();
@@ -640,6 +653,7 @@ impl HybridModel {
                 max_sampled: self.params.max_sampled,
                 user_rows: FeatureRows::of(&user_rows),
                 item_rows: FeatureRows::of(&item_rows),
+                item_class: item_class.as_deref(),
                 interactions,
                 positives: &positives,
                 user_hot: user_hot.as_ref(),

@@ -1066,7 +1066,12 @@ pub(crate) struct Trainer<'a> {
     pub item_alpha: f32,
     pub max_sampled: usize,
     pub user_rows: FeatureRows<'a>,
+    /// The items' feature rows: one per item, or, with `item_class`, one per class.
     pub item_rows: FeatureRows<'a>,
+    /// Items whose feature rows are identical (item metadata without an identity feature)
+    /// have the same representation, so training keeps one row per class of them: the class
+    /// of each item, or `None` when every item is its own row (see [`PackedRows::classes`]).
+    pub item_class: Option<&'a [u32]>,
     pub interactions: &'a Interactions,
     /// The training pairs, for the ranking losses' negative sampling.
     pub positives: &'a PairSet,
@@ -1081,6 +1086,8 @@ pub(crate) struct Trainer<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Example {
     user: u32,
+    /// The item's feature row: the item itself, or its class (see [`Trainer::item_class`]).
+    /// Training never needs the positive's id, only its features.
     item: u32,
     value: f32,
     weight: f32,
@@ -1088,13 +1095,15 @@ pub(crate) struct Example {
 
 impl Example {
     /// Every interaction of `x` as an example, in `x`'s order (huge pages when large: the
-    /// epoch's shuffle swaps entries at random).
-    pub fn all(x: &Interactions) -> Vec<Example> {
+    /// epoch's shuffle swaps entries at random), its item as the feature row `item_class`
+    /// maps it to (if any).
+    pub fn all(x: &Interactions, item_class: Option<&[u32]>) -> Vec<Example> {
         let mut v = Vec::with_capacity(x.len());
         advise_huge_pages(&mut v);
+        let row = |i: u32| item_class.map_or(i, |c| c[i as usize]);
         v.extend((0..x.len()).map(|e| Example {
             user: x.users_raw()[e],
-            item: x.items_raw()[e],
+            item: row(x.items_raw()[e]),
             value: x.values_raw()[e],
             weight: x.weights_raw()[e],
         }));
@@ -1131,11 +1140,12 @@ pub(crate) enum WorkList {
 }
 
 impl WorkList {
-    /// WARP-kOS: every user; any other loss: every interaction, in `x`'s order.
-    pub fn new(loss: Loss, x: &Interactions) -> WorkList {
+    /// WARP-kOS: every user; any other loss: every interaction, in `x`'s order (see
+    /// [`Example::all`] for `item_class`).
+    pub fn new(loss: Loss, x: &Interactions, item_class: Option<&[u32]>) -> WorkList {
         match loss {
             Loss::WarpKos { .. } => WorkList::Users((0..x.n_users() as u32).collect()),
-            _ => WorkList::Examples(Example::all(x)),
+            _ => WorkList::Examples(Example::all(x, item_class)),
         }
     }
 
@@ -1317,6 +1327,45 @@ impl PackedRows {
         &self.entries[self.offsets[r] as usize..self.offsets[r + 1] as usize]
     }
 
+    /// Rows with identical entries (the same features with the same weights) grouped into
+    /// classes: the class of each row, and one row per class (classes numbered in order of
+    /// first appearance). `None` unless there are at most three classes per four rows.
+    ///
+    /// Items described only by metadata (no identity feature) repeat a lot: the 68,509
+    /// products of the Complete Journey data have 13,893 distinct rows of category,
+    /// department, brand, manufacturer and price bucket. Their representations are the
+    /// same by definition, so WARP scores the class's row (a fifth of the scoring table,
+    /// which then stays in the core's cache) and an update re-encodes it for every item of
+    /// the class at once.
+    pub fn classes(&self) -> Option<(Vec<u32>, PackedRows)> {
+        let n = self.n_rows();
+        let mut seen: std::collections::HashMap<Vec<u64>, u32> = Default::default();
+        let mut class_of = Vec::with_capacity(n);
+        let mut firsts = Vec::new();
+        for r in 0..n {
+            let key: Vec<u64> = (self.row(r).iter())
+                .map(|e| (u64::from(e.feature) << 32) | u64::from(e.weight.to_bits()))
+                .collect();
+            let next = u32::try_from(firsts.len()).expect("rows fit in u32");
+            let class = *seen.entry(key).or_insert_with(|| {
+                firsts.push(r);
+                next
+            });
+            class_of.push(class);
+        }
+        if 4 * firsts.len() > 3 * n {
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(firsts.len() + 1);
+        let mut entries = Vec::new();
+        offsets.push(0u32);
+        for &r in &firsts {
+            entries.extend_from_slice(self.row(r));
+            offsets.push(entries.len() as u32);
+        }
+        Some((class_of, PackedRows { offsets, entries }))
+    }
+
     /// Starts loading where row `r` starts (see [`Self::prefetch`]).
     #[inline(always)]
     fn prefetch_offset(&self, r: usize) {
@@ -1476,7 +1525,8 @@ impl<'a> Worker<'a> {
                 let r = self.bpr_neg[slot] as usize;
                 let cand = self.t.interactions.items_raw()[r];
                 self.bpr_neg[slot] = cand;
-                Self::prefetch_row(&self.items, self.item_rows, cand as usize, true);
+                let row = self.t.item_row(cand as usize);
+                Self::prefetch_row(&self.items, self.item_rows, row, true);
                 self.t.positives.prefetch(user, cand as usize);
             }
             // Which candidates the example will score is not known yet (see
@@ -1499,7 +1549,8 @@ impl<'a> Worker<'a> {
         while self.ahead_len < CANDIDATES_AHEAD {
             let c = self.rng.below(n_items);
             if let Some(scoring) = self.scoring {
-                prefetch_words(scoring, c * self.scoring_stride, self.scoring_stride);
+                let row = self.t.item_row(c);
+                prefetch_words(scoring, row * self.scoring_stride, self.scoring_stride);
             }
             self.ahead[(self.ahead_head + self.ahead_len) % RING] = c as u32;
             self.ahead_len += 1;
@@ -1693,7 +1744,8 @@ impl<'a> Worker<'a> {
         while sampled < self.t.max_sampled {
             let cand = self.candidate();
             sampled += 1;
-            let row = scoring.row(cand * cs, cs);
+            let cand_row = self.t.item_row(cand);
+            let row = scoring.row(cand_row * cs, cs);
             let neg_pred = compact::dot(row, &self.user_ext) + user_bias;
             if neg_pred > pos_pred - 1.0 {
                 let positives = self.t.positives;
@@ -1704,7 +1756,7 @@ impl<'a> Worker<'a> {
                 let loss = (weight * rank_estimate.ln()).min(MAX_LOSS);
                 self.tally.sum += loss as f64;
                 compact::decode_row(row, &mut self.neg_repr[..=k]);
-                self.warp_update(loss, user, pos, cand);
+                self.warp_update(loss, user, pos, cand_row);
                 updated = true;
                 break;
             }
@@ -1828,6 +1880,7 @@ impl<'a> Worker<'a> {
             }
         }
         let Some(neg) = neg else { return };
+        let neg = self.t.item_row(neg);
         self.load_repr(Repr::User, user);
         self.load_repr(Repr::Pos, pos);
         self.load_repr(Repr::Neg, neg);
@@ -1851,7 +1904,9 @@ impl<'a> Worker<'a> {
         let no_positives = n.min(positives.len());
         let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
         for _ in 0..no_positives {
-            let item = positives[self.rng.below(positives.len())] as usize;
+            let item = self
+                .t
+                .item_row(positives[self.rng.below(positives.len())] as usize);
             self.load_repr(Repr::Pos, item);
             pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
         }
@@ -2126,8 +2181,7 @@ pub(crate) fn run_epoch(
     match t.loss {
         Loss::Warp | Loss::WarpKos { .. } => {
             if scoring.is_none() || matches!(t.item_rows, FeatureRows::Packed(_)) {
-                let n_items = t.interactions.n_items();
-                *scoring = Some(build_scoring(&iv, t.item_rows, n_items, t.k));
+                *scoring = Some(build_scoring(&iv, t.item_rows, t.n_item_rows(), t.k));
             }
         }
         _ => *scoring = None,
@@ -2397,6 +2451,25 @@ fn random_interactions(seed: u64, n: usize, users: usize, items: usize) -> Inter
     Interactions::from_pairs(users, items, pairs).unwrap()
 }
 
+impl Trainer<'_> {
+    /// Item `item`'s feature row (see [`Self::item_class`]).
+    #[inline(always)]
+    fn item_row(&self, item: usize) -> usize {
+        match self.item_class {
+            Some(class) => class[item] as usize,
+            None => item,
+        }
+    }
+
+    /// Number of item feature rows (items, or classes of them).
+    fn n_item_rows(&self) -> usize {
+        match self.item_rows {
+            FeatureRows::Packed(rows) if self.item_class.is_some() => rows.n_rows(),
+            _ => self.interactions.n_items(),
+        }
+    }
+}
+
 #[cfg(test)]
 impl<'a> Trainer<'a> {
     /// A trainer without features (adagrad, learning rate 0.05, no L2, 10 WARP draws).
@@ -2416,6 +2489,7 @@ impl<'a> Trainer<'a> {
             max_sampled: 10,
             user_rows: FeatureRows::Identity,
             item_rows: FeatureRows::Identity,
+            item_class: None,
             interactions,
             positives,
             user_hot: None,
@@ -2441,7 +2515,7 @@ mod scoring_tests {
         let positives = PairSet::new(&x);
         for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
             let t = Trainer::collaborative(8, loss, &x, &positives);
-            let work = WorkList::new(loss, &x);
+            let work = WorkList::new(loss, &x, None);
             let mut scoring = None;
             for seed in 0..3 {
                 run_epoch(
@@ -2461,6 +2535,148 @@ mod scoring_tests {
             assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
         }
         assert_ne!(items, before, "training changed the item parameters");
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+    use crate::rng::Rng;
+    use proptest::prelude::*;
+
+    fn entries(rows: &PackedRows, r: usize) -> Vec<(u32, u32)> {
+        rows.row(r)
+            .iter()
+            .map(|e| (e.feature, e.weight.to_bits()))
+            .collect()
+    }
+
+    proptest! {
+        /// Every row's class row holds exactly its entries, no two classes hold the same
+        /// entries, classes are numbered in order of first appearance, and rows are grouped
+        /// only when at most three in four are distinct.
+        #[test]
+        fn classes_group_exactly_the_identical_rows(
+            pool in proptest::collection::vec(
+                proptest::collection::btree_map(0usize..12, prop_oneof![Just(1.0f32), Just(0.5)], 0..4),
+                1..6,
+            ),
+            picks in proptest::collection::vec(0usize..6, 1..60),
+        ) {
+            // Feature 12 in every row: never an identity matrix (which has no packed form).
+            let rows = picks.iter().map(|&p| {
+                let row = pool[p % pool.len()].iter().map(|(&f, &w)| (f, w));
+                row.chain([(12, 0.25)]).collect::<Vec<_>>()
+            });
+            let fm = FeatureMatrix::from_rows(13, rows).unwrap();
+            let packed = PackedRows::of(&fm).unwrap();
+            let n = packed.n_rows();
+            let distinct: std::collections::HashSet<Vec<(u32, u32)>> =
+                (0..n).map(|r| entries(&packed, r)).collect();
+            match packed.classes() {
+                None => prop_assert!(4 * distinct.len() > 3 * n),
+                Some((class, rows)) => {
+                    prop_assert!(4 * distinct.len() <= 3 * n);
+                    prop_assert_eq!(class.len(), n);
+                    prop_assert_eq!(rows.n_rows(), distinct.len());
+                    let mut next = 0;
+                    for r in 0..n {
+                        let c = class[r] as usize;
+                        prop_assert!(c <= next, "class {} numbered before class {}", c, next);
+                        next = next.max(c + 1);
+                        prop_assert_eq!(entries(&rows, c), entries(&packed, r));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `n` items in `classes` classes (item `i` in class `i % classes`); class `c` has two
+    /// private features, `2c` and `2c + 1`, weighted 0.5 each (with `shared`, also feature
+    /// `2 × classes`, which every item has).
+    fn class_features(n: usize, classes: usize, shared: bool) -> PackedRows {
+        let rows = (0..n).map(|i| {
+            let c = i % classes;
+            let mut r = vec![(2 * c, 0.5), (2 * c + 1, 0.5)];
+            if shared {
+                r.push((2 * classes, 0.25));
+            }
+            r
+        });
+        PackedRows::of(&FeatureMatrix::from_rows(2 * classes + 1, rows).unwrap()).unwrap()
+    }
+
+    /// Trains `epochs` epochs of `loss` with the items' feature rows per item (`class`
+    /// `None`) or per class, and returns the model's sides and the scoring rows.
+    fn train(
+        loss: Loss,
+        x: &Interactions,
+        item_rows: &PackedRows,
+        class: Option<&[u32]>,
+        n_item_features: usize,
+    ) -> (Side, Side, Option<AlignedBuf>) {
+        let mut rng = Rng::new(5);
+        let mut items = Side::new(n_item_features, 8, Schedule::Adagrad, &mut rng);
+        let mut users = Side::new(x.n_users(), 8, Schedule::Adagrad, &mut rng);
+        let positives = PairSet::new(x);
+        let t = Trainer {
+            item_rows: FeatureRows::Packed(item_rows),
+            item_class: class,
+            ..Trainer::collaborative(8, loss, x, &positives)
+        };
+        let mut work = WorkList::new(loss, x, class);
+        let mut scoring = None;
+        let mut order = Rng::new(9);
+        for seed in 0..3 {
+            work.shuffle(&mut order);
+            run_epoch(
+                &t,
+                &mut users,
+                &mut items,
+                work.view(),
+                &[seed],
+                None,
+                &mut scoring,
+            );
+        }
+        (users, items, scoring)
+    }
+
+    /// Without a scoring table (BPR, logistic) a class row is only a shorter way to reach
+    /// the same features: training per class is training per item, bit for bit.
+    #[test]
+    fn class_rows_train_bpr_and_logistic_exactly_like_item_rows() {
+        let x = random_interactions(11, 300, 20, 60);
+        let per_item = class_features(60, 7, true);
+        let (class, per_class) = per_item.classes().expect("60 items in 7 classes");
+        assert_eq!(per_class.n_rows(), 7);
+        for loss in [Loss::Bpr, Loss::Logistic] {
+            let (u1, i1, _) = train(loss, &x, &per_item, None, 15);
+            let (u2, i2, _) = train(loss, &x, &per_class, Some(&class), 15);
+            assert_eq!(u1, u2, "{loss:?}: users");
+            assert_eq!(i1, i2, "{loss:?}: items");
+            let initial = Side::new(15, 8, Schedule::Adagrad, &mut Rng::new(5));
+            assert_ne!(i1, initial, "{loss:?}: training changed the items");
+        }
+    }
+
+    /// WARP scores candidates from one row per class, and an update re-encodes it for every
+    /// item of the class: where classes share no feature, the rows kept after an epoch are
+    /// exact (a fresh build, bit for bit). Per item they are not (an update leaves the
+    /// other items of its class on their old rows until the next epoch's rebuild).
+    #[test]
+    fn class_scoring_rows_follow_every_update_of_the_class() {
+        let x = random_interactions(12, 300, 20, 60);
+        let per_item = class_features(60, 7, false);
+        let (class, per_class) = per_item.classes().expect("60 items in 7 classes");
+        let (_, mut items, kept) = train(Loss::Warp, &x, &per_class, Some(&class), 15);
+        let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_class), 7, 8);
+        let bits = |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&kept.expect("WARP keeps scoring rows")), bits(&fresh));
+
+        let (_, mut items, kept) = train(Loss::Warp, &x, &per_item, None, 15);
+        let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_item), 60, 8);
+        assert_ne!(bits(&kept.expect("WARP keeps scoring rows")), bits(&fresh));
     }
 }
 
@@ -2621,7 +2837,7 @@ mod block_tests {
             let mut items = Side::new(60, 8, Schedule::Adagrad, &mut rng);
             let mut users = Side::new(40, 8, Schedule::Adagrad, &mut rng);
             let t = Trainer::collaborative(8, loss, &x, &positives);
-            let work = WorkList::new(loss, &x);
+            let work = WorkList::new(loss, &x, None);
             let mut scoring = None;
             let tally = run_epoch(
                 &t,
@@ -2646,7 +2862,7 @@ mod work_tests {
     #[test]
     fn shuffled_examples_match_gathered_indices() {
         let x = random_interactions(9, 500, 20, 70);
-        let mut work = WorkList::new(Loss::Warp, &x);
+        let mut work = WorkList::new(Loss::Warp, &x, None);
         let mut order: Vec<u32> = (0..x.len() as u32).collect();
         let (mut a, mut b) = (Rng::new(4), Rng::new(4));
         for _ in 0..3 {
@@ -2670,7 +2886,7 @@ mod work_tests {
             assert_eq!(shuffled, &gathered[..]);
         }
         assert_ne!(order, (0..x.len() as u32).collect::<Vec<_>>());
-        let kos = WorkList::new(Loss::WarpKos { k: 2, n: 5 }, &x);
+        let kos = WorkList::new(Loss::WarpKos { k: 2, n: 5 }, &x, None);
         let Work::Users(users) = kos.view() else {
             panic!("WARP-kOS trains on users")
         };

@@ -65,16 +65,27 @@ impl HotRows {
 
     /// The hot item features: each item row is touched once per interaction of the item
     /// (as the positive) and about once per epoch's worth of uniform negatives.
+    ///
+    /// With `item_class` (see [`super::Trainer::item_class`]), `rows` has a row per class,
+    /// touched as often as all its items together.
     pub(crate) fn items(
         rows: &PackedRows,
         n_features: usize,
         interactions: &Interactions,
+        item_class: Option<&[u32]>,
     ) -> Option<HotRows> {
         let examples = interactions.len() as f64;
         let uniform = examples / interactions.n_items().max(1) as f64;
         let mut touches = vec![uniform; interactions.n_items()];
         for &i in interactions.items_raw() {
             touches[i as usize] += 1.0;
+        }
+        if let Some(class) = item_class {
+            let mut per_class = vec![0.0; rows.n_rows()];
+            for (i, t) in touches.iter().enumerate() {
+                per_class[class[i] as usize] += t;
+            }
+            touches = per_class;
         }
         Self::select(rows, n_features, &touches, examples)
     }
@@ -225,7 +236,7 @@ impl PackedRows {
     }
 
     /// Number of rows.
-    fn n_rows(&self) -> usize {
+    pub(crate) fn n_rows(&self) -> usize {
         self.offsets.len() - 1
     }
 }
@@ -256,7 +267,7 @@ mod tests {
     #[test]
     fn hot_features_are_the_often_touched_ones_renumbered_as_slots() {
         let (rows, x) = fixture();
-        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        let hot = HotRows::items(&rows, 203, &x, None).unwrap();
         // 201 examples, so the threshold is 201 / 64 = 3.1 touches an epoch. An item is
         // touched about twice (once as a positive, about once as a uniform negative), item 0
         // and the tag three times: not hot. The colours are touched about 200 times each,
@@ -305,6 +316,30 @@ mod tests {
         );
     }
 
+    /// Items grouped into classes of identical feature rows (see
+    /// [`PackedRows::classes`]) touch each feature as often as the items do: the same
+    /// features are hot, in the same order.
+    #[test]
+    fn classes_of_items_make_the_same_features_hot() {
+        // 400 items without identity: one of 200 makers (rarely touched), one of 2 colours
+        // and one of 4 sizes (hot); interactions skewed to the low item numbers.
+        let rows = (0..400).map(|i| vec![(i % 200, 1.0), (200 + i % 2, 0.5), (202 + i % 4, 0.5)]);
+        let fm = FeatureMatrix::from_rows(206, rows).unwrap();
+        let per_item = PackedRows::of(&fm).unwrap();
+        let (class, per_class) = per_item.classes().expect("400 items in 200 classes");
+        assert_eq!(per_class.n_rows(), 200);
+        let pairs = (0..30).flat_map(|u| {
+            (0..400)
+                .filter(move |i| (i * 7 + u) % (1 + i / 20) == 0)
+                .map(move |i| (u, i))
+        });
+        let x = Interactions::from_pairs(30, 400, pairs).unwrap();
+        let by_item = HotRows::items(&per_item, 206, &x, None).unwrap();
+        let by_class = HotRows::items(&per_class, 206, &x, Some(&class)).unwrap();
+        assert_eq!(by_class.features, by_item.features);
+        assert!(by_item.features.contains(&200) && !by_item.features.contains(&199));
+    }
+
     fn bufs(p: &mut [f32], a: &mut [f32], d: &mut [f32]) -> Bufs {
         Bufs {
             params: Shared::new(p),
@@ -323,7 +358,7 @@ mod tests {
     #[test]
     fn merges_add_every_threads_changes_to_the_model() {
         let (rows, x) = fixture();
-        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        let hot = HotRows::items(&rows, 203, &x, None).unwrap();
         let stride = 16;
         let init = |f: usize| (0..203 * stride).map(move |i| (i / stride * 10 + f) as f32);
         let (mut p, mut a, mut d): (Vec<f32>, Vec<f32>, Vec<f32>) =
@@ -363,7 +398,7 @@ mod tests {
     #[test]
     fn adadelta_state_merges_by_replacing_not_adding() {
         let (rows, x) = fixture();
-        let hot = HotRows::items(&rows, 203, &x).unwrap();
+        let hot = HotRows::items(&rows, 203, &x, None).unwrap();
         let stride = 16;
         let (mut p, mut a, mut d) = (
             vec![1.0; 203 * stride],
