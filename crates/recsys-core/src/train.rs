@@ -1210,8 +1210,9 @@ struct Worker<'a> {
     /// BPR: the interaction index of each example's negative (stage 1), then the negative
     /// itself (stage 2).
     bpr_neg: [u32; SLOTS],
-    /// WARP: every item's representation in bfloat16 (see [`compact`]), rebuilt at the
-    /// start of each epoch and refreshed for the items an update touches.
+    /// WARP: every item's (or class's, see [`Trainer::item_class`]) representation in
+    /// bfloat16 (see [`compact`]), rebuilt at the start of each epoch and refreshed for the
+    /// rows an update touches.
     scoring: Option<Shared>,
     /// Words per row of `scoring`.
     scoring_stride: usize,
@@ -1922,8 +1923,10 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Every item's representation (latent vector and bias) as a bfloat16 scoring row (see
-/// [`compact`]), built at the start of each epoch for WARP's candidates.
+/// The representation (latent vector and bias) of each of `rows`' first `n_items` rows — an
+/// item, or a class of items with identical features (see [`Trainer::item_class`]) — as a
+/// bfloat16 scoring row (see [`compact`]), built at the start of each epoch for WARP's
+/// candidates.
 ///
 /// With item features, this is also what keeps scoring a candidate to one cache line instead
 /// of one parameter row per feature (a dozen lines for a product with five metadata
@@ -2669,14 +2672,18 @@ mod class_tests {
         let x = random_interactions(12, 300, 20, 60);
         let per_item = class_features(60, 7, false);
         let (class, per_class) = per_item.classes().expect("60 items in 7 classes");
-        let (_, mut items, kept) = train(Loss::Warp, &x, &per_class, Some(&class), 15);
-        let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_class), 7, 8);
         let bits = |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&kept.expect("WARP keeps scoring rows")), bits(&fresh));
+        for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
+            let (_, mut items, kept) = train(loss, &x, &per_class, Some(&class), 15);
+            let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_class), 7, 8);
+            let kept = kept.expect("WARP keeps scoring rows");
+            assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
 
-        let (_, mut items, kept) = train(Loss::Warp, &x, &per_item, None, 15);
-        let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_item), 60, 8);
-        assert_ne!(bits(&kept.expect("WARP keeps scoring rows")), bits(&fresh));
+            let (_, mut items, kept) = train(loss, &x, &per_item, None, 15);
+            let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_item), 60, 8);
+            let kept = kept.expect("WARP keeps scoring rows");
+            assert_ne!(bits(&kept), bits(&fresh), "{loss:?}");
+        }
     }
 }
 
