@@ -615,14 +615,13 @@ impl HybridModel {
         self.item_cache = OnceLock::new();
         let positives = PairSet::new(interactions);
         let user_rows = PackedRows::of(&self.user_features);
-        let mut item_rows = PackedRows::of(&self.item_features);
         // Items with identical feature rows train as one row (see `PackedRows::classes`).
-        let item_class = match item_rows.as_ref().and_then(PackedRows::classes) {
-            Some((class, rows)) => {
-                item_rows = Some(rows);
-                Some(class)
-            }
-            None => None,
+        let (item_class, item_rows) = match PackedRows::of(&self.item_features) {
+            Some(rows) => match rows.classes() {
+                Some((class, per_class)) => (Some(class), Some(per_class)),
+                None => (None, Some(rows)),
+            },
+            None => (None, None),
         };
         let mut work = WorkList::new(self.params.loss, interactions, item_class.as_deref());
         // With several threads, the most shared feature rows get a copy per thread.

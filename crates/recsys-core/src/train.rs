@@ -1081,6 +1081,25 @@ pub(crate) struct Trainer<'a> {
     pub item_hot: Option<&'a HotRows>,
 }
 
+impl Trainer<'_> {
+    /// Item `item`'s feature row (see [`Self::item_class`]).
+    #[inline(always)]
+    fn item_row(&self, item: usize) -> usize {
+        match self.item_class {
+            Some(class) => class[item] as usize,
+            None => item,
+        }
+    }
+
+    /// Number of item feature rows (items, or classes of them).
+    fn n_item_rows(&self) -> usize {
+        match self.item_rows {
+            FeatureRows::Packed(rows) if self.item_class.is_some() => rows.n_rows(),
+            _ => self.interactions.n_items(),
+        }
+    }
+}
+
 /// One training example: 16 bytes, so the hot loop reads the epoch's examples sequentially
 /// from one array (see [`Work`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -2454,23 +2473,24 @@ fn random_interactions(seed: u64, n: usize, users: usize, items: usize) -> Inter
     Interactions::from_pairs(users, items, pairs).unwrap()
 }
 
-impl Trainer<'_> {
-    /// Item `item`'s feature row (see [`Self::item_class`]).
-    #[inline(always)]
-    fn item_row(&self, item: usize) -> usize {
-        match self.item_class {
-            Some(class) => class[item] as usize,
-            None => item,
+/// Three one-thread epochs (seeds 0, 1, 2) of `work`, shuffled with `order` before each if
+/// given; returns the scoring rows they kept.
+#[cfg(test)]
+fn three_epochs(
+    t: &Trainer<'_>,
+    users: &mut Side,
+    items: &mut Side,
+    work: &mut WorkList,
+    mut order: Option<&mut Rng>,
+) -> Option<AlignedBuf> {
+    let mut scoring = None;
+    for seed in 0..3 {
+        if let Some(rng) = order.as_deref_mut() {
+            work.shuffle(rng);
         }
+        run_epoch(t, users, items, work.view(), &[seed], None, &mut scoring);
     }
-
-    /// Number of item feature rows (items, or classes of them).
-    fn n_item_rows(&self) -> usize {
-        match self.item_rows {
-            FeatureRows::Packed(rows) if self.item_class.is_some() => rows.n_rows(),
-            _ => self.interactions.n_items(),
-        }
-    }
+    scoring
 }
 
 #[cfg(test)]
@@ -2518,19 +2538,8 @@ mod scoring_tests {
         let positives = PairSet::new(&x);
         for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
             let t = Trainer::collaborative(8, loss, &x, &positives);
-            let work = WorkList::new(loss, &x, None);
-            let mut scoring = None;
-            for seed in 0..3 {
-                run_epoch(
-                    &t,
-                    &mut users,
-                    &mut items,
-                    work.view(),
-                    &[seed],
-                    None,
-                    &mut scoring,
-                );
-            }
+            let mut work = WorkList::new(loss, &x, None);
+            let scoring = three_epochs(&t, &mut users, &mut items, &mut work, None);
             let kept = scoring.expect("WARP keeps scoring rows");
             let fresh = build_scoring(&items.view(), FeatureRows::Identity, 50, 8);
             let bits =
@@ -2628,20 +2637,8 @@ mod class_tests {
             ..Trainer::collaborative(8, loss, x, &positives)
         };
         let mut work = WorkList::new(loss, x, class);
-        let mut scoring = None;
-        let mut order = Rng::new(9);
-        for seed in 0..3 {
-            work.shuffle(&mut order);
-            run_epoch(
-                &t,
-                &mut users,
-                &mut items,
-                work.view(),
-                &[seed],
-                None,
-                &mut scoring,
-            );
-        }
+        let order = &mut Rng::new(9);
+        let scoring = three_epochs(&t, &mut users, &mut items, &mut work, Some(order));
         (users, items, scoring)
     }
 
