@@ -1081,14 +1081,21 @@ pub(crate) struct Trainer<'a> {
     pub item_hot: Option<&'a HotRows>,
 }
 
+/// Item `item`'s feature row: its class under `item_class` (see [`Trainer::item_class`]),
+/// else the item itself.
+#[inline(always)]
+fn item_row(item_class: Option<&[u32]>, item: usize) -> usize {
+    match item_class {
+        Some(class) => class[item] as usize,
+        None => item,
+    }
+}
+
 impl Trainer<'_> {
     /// Item `item`'s feature row (see [`Self::item_class`]).
     #[inline(always)]
     fn item_row(&self, item: usize) -> usize {
-        match self.item_class {
-            Some(class) => class[item] as usize,
-            None => item,
-        }
+        item_row(self.item_class, item)
     }
 
     /// Number of item feature rows (items, or classes of them).
@@ -1119,10 +1126,9 @@ impl Example {
     pub fn all(x: &Interactions, item_class: Option<&[u32]>) -> Vec<Example> {
         let mut v = Vec::with_capacity(x.len());
         advise_huge_pages(&mut v);
-        let row = |i: u32| item_class.map_or(i, |c| c[i as usize]);
         v.extend((0..x.len()).map(|e| Example {
             user: x.users_raw()[e],
-            item: row(x.items_raw()[e]),
+            item: item_row(item_class, x.items_raw()[e] as usize) as u32,
             value: x.values_raw()[e],
             weight: x.weights_raw()[e],
         }));
@@ -1345,6 +1351,11 @@ impl PackedRows {
     #[inline(always)]
     fn row(&self, r: usize) -> &[Entry] {
         &self.entries[self.offsets[r] as usize..self.offsets[r + 1] as usize]
+    }
+
+    /// Number of rows.
+    pub(crate) fn n_rows(&self) -> usize {
+        self.offsets.len() - 1
     }
 
     /// Rows with identical entries (the same features with the same weights) grouped into

@@ -12,9 +12,9 @@
 //! So in multi-threaded training the *hot* features (touched, on average, at least once
 //! every [`HOT_EVERY`] examples) get a private copy per thread: the thread's packed feature
 //! rows address them as features `boundary + slot` (see [`super::SideView::at`]), and every
-//! [`MERGE_EVERY`] examples (and at the end of each block of the epoch it takes) the thread adds what
-//! its steps changed since the last merge to the model's rows, under a lock, and takes the
-//! sum as its new copy. Parameters and adagrad's sums of squared gradients merge by adding
+//! [`MERGE_EVERY`] examples (and at the end of each block of the epoch it takes) the thread
+//! adds what its steps changed since the last merge to the model's rows, under a lock, and
+//! takes the sum as its new copy. Parameters and adagrad's sums of squared gradients merge by adding
 //! the changes, so no update is lost (plain Hogwild can lose some); adadelta's running
 //! averages are not sums, so the thread's own average replaces the model's. Each thread
 //! sees the other threads' changes to a hot row up to `MERGE_EVERY` examples late, where
@@ -233,11 +233,6 @@ impl PackedRows {
                 })
                 .collect(),
         }
-    }
-
-    /// Number of rows.
-    pub(crate) fn n_rows(&self) -> usize {
-        self.offsets.len() - 1
     }
 }
 
