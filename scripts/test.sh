@@ -3,7 +3,8 @@
 #   1. installs the system packages the build needs (OpenBLAS for ndarray-linalg),
 #   2. starts a real MongoDB-compatible server (scripts/db.sh: $MONGODB_URI, a mongod on
 #      PATH, or FerretDB built from the Go module proxy) and stops it again on exit,
-#   3. runs every test of the workspace against it (RECSYS_REQUIRE_DB=1 makes the
+#   3. checks that the quickstart (the README's first command) binds no system library,
+#   4. runs every test of the workspace against it (RECSYS_REQUIRE_DB=1 makes the
 #      database tests fail instead of skip when no server answers).
 # Extra arguments are passed to `cargo test`.
 set -euo pipefail
@@ -37,5 +38,15 @@ else
   log "scripts/db.sh not present: database tests will skip"
 fi
 
-# ---- 3. tests --------------------------------------------------------------------------
+# ---- 3. the README's first command needs nothing beyond cargo --------------------------
+# The quickstart's dependency graph must not bind a system library (no `*-sys`/`*-src`
+# crate: LAPACK stays behind recsys-core's `lapack` feature, which the examples leave off).
+sys_crates=$(cargo tree -q -p recsys-examples -e normal,build --prefix none --format '{p}' \
+  | awk '{print $1}' | grep -E -- '-(sys|src)$' | sort -u || true)
+if [ -n "$sys_crates" ]; then
+  log "the quickstart would need system libraries, through: $sys_crates"
+  exit 1
+fi
+
+# ---- 4. tests --------------------------------------------------------------------------
 cargo test --workspace "$@"

@@ -12,14 +12,15 @@
 //! items and `p_i = s_neg`, `c_i = 1` for the rest. `s_pos` and `s_neg` are the mean scores
 //! the trained model gives to training positives and to all items, so the folded-in user
 //! lives on the same scale as trained users. Thanks to the Gram trick (precomputed
-//! `Σ q_i q_iᵀ`, `Σ q_i`, `Σ b_i q_i`) a fold-in costs `O(n_pos·k² + k³)`; the `k × k`
-//! system is solved with LAPACK through `ndarray-linalg`.
+//! `Σ q_i q_iᵀ`, `Σ q_i`, `Σ b_i q_i`) a fold-in costs `O(n_pos·k² + k³)`. The `k × k`
+//! system is symmetric positive definite (`λ > 0`); with the `lapack` feature (on by
+//! default) it is solved by LAPACK through `ndarray-linalg`, without it by the crate's own
+//! Cholesky factorisation, so the crate can be built with nothing but cargo.
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
 
 use ndarray::{Array1, Array2};
-use ndarray_linalg::Solve;
 
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
@@ -158,13 +159,105 @@ impl FoldIn {
             let w = (1.0 + alpha) * (self.s_pos - bi) - (self.s_neg - bi);
             rhs.scaled_add(w, &qi);
         }
-        let u = a.solve_into(rhs).map_err(|e| CoreError::Linalg {
-            context: "fold-in",
-            message: e.to_string(),
-        })?;
+        let u = solve_spd(a, rhs)?;
         Ok(Representation {
             vector: u.mapv(|v| v as f32),
             bias: 0.0,
         })
+    }
+}
+
+/// Solves `a x = b` for the symmetric positive definite fold-in system, with LAPACK.
+#[cfg(feature = "lapack")]
+fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
+    use ndarray_linalg::Solve;
+    a.solve_into(b).map_err(|e| CoreError::Linalg {
+        context: "fold-in",
+        message: e.to_string(),
+    })
+}
+
+/// Solves `a x = b` for the symmetric positive definite fold-in system, without LAPACK.
+#[cfg(not(feature = "lapack"))]
+fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
+    cholesky_solve(a, b)
+}
+
+/// Solves `a x = b` for a symmetric positive definite `a` by Cholesky factorisation
+/// (`a = L Lᵀ`, then two triangular solves), reading only `a`'s lower triangle. Fails when a
+/// pivot is not positive (`a` not positive definite, or too ill-conditioned).
+#[cfg_attr(feature = "lapack", allow(dead_code))] // used by the tests then
+fn cholesky_solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Result<Array1<f64>> {
+    let n = b.len();
+    assert_eq!(a.dim(), (n, n), "cholesky_solve: shapes");
+    // Overwrite the lower triangle with L, column by column.
+    for j in 0..n {
+        let pivot = a[[j, j]] - (0..j).map(|c| a[[j, c]] * a[[j, c]]).sum::<f64>();
+        if !(pivot > 0.0 && pivot.is_finite()) {
+            return Err(CoreError::Linalg {
+                context: "fold-in",
+                message: format!("matrix is not positive definite (pivot {pivot} at row {j})"),
+            });
+        }
+        let d = pivot.sqrt();
+        a[[j, j]] = d;
+        for r in j + 1..n {
+            let dot = (0..j).map(|c| a[[r, c]] * a[[j, c]]).sum::<f64>();
+            a[[r, j]] = (a[[r, j]] - dot) / d;
+        }
+    }
+    // L y = b.
+    for r in 0..n {
+        let dot = (0..r).map(|c| a[[r, c]] * b[c]).sum::<f64>();
+        b[r] = (b[r] - dot) / a[[r, r]];
+    }
+    // Lᵀ x = y.
+    for r in (0..n).rev() {
+        let dot = (r + 1..n).map(|c| a[[c, r]] * b[c]).sum::<f64>();
+        b[r] = (b[r] - dot) / a[[r, r]];
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `m mᵀ + λ I` for an `n × n` matrix `m` with entries from `values` (cycled).
+    fn spd(n: usize, values: &[f64], lambda: f64) -> Array2<f64> {
+        let m = Array2::from_shape_fn((n, n), |(r, c)| values[(r * n + c) % values.len()]);
+        m.dot(&m.t()) + Array2::<f64>::eye(n) * lambda
+    }
+
+    proptest! {
+        #[test]
+        fn cholesky_solves_spd_systems(
+            n in 1usize..24,
+            values in prop::collection::vec(-3.0f64..3.0, 1..600),
+            rhs in prop::collection::vec(-10.0f64..10.0, 24),
+            lambda in 0.01f64..5.0,
+        ) {
+            let a = spd(n, &values, lambda);
+            let b = Array1::from(rhs[..n].to_vec());
+            let x = cholesky_solve(a.clone(), b.clone()).unwrap();
+            let residual = (a.dot(&x) - &b).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
+            let scale = a.mapv(f64::abs).sum() * x.mapv(f64::abs).sum() + b.mapv(f64::abs).sum();
+            prop_assert!(residual <= 1e-10 * scale, "residual {residual}, scale {scale}");
+            // The solver the build uses (LAPACK with the `lapack` feature) agrees.
+            let y = solve_spd(a, b).unwrap();
+            for (u, v) in x.iter().zip(y.iter()) {
+                prop_assert!((u - v).abs() <= 1e-8 * (1.0 + v.abs()), "{u} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn cholesky_rejects_a_matrix_that_is_not_positive_definite() {
+        let a = ndarray::arr2(&[[1.0, 2.0], [2.0, 1.0]]); // eigenvalues 3 and -1
+        let err = cholesky_solve(a, ndarray::arr1(&[1.0, 1.0])).unwrap_err();
+        assert!(matches!(err, CoreError::Linalg { .. }), "{err}");
+        let nan = ndarray::arr2(&[[f64::NAN]]);
+        assert!(cholesky_solve(nan, ndarray::arr1(&[1.0])).is_err());
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! This crate does no IO. Building feature matrices from records is `recsys-features`' job.
 //!
+//! Cargo feature `lapack` (default): fold-in solves its small linear system with LAPACK
+//! through `ndarray-linalg`, which links the system's OpenBLAS (`libopenblas-dev`). With
+//! `default-features = false` it uses a built-in Cholesky solver and needs no system library.
+//!
 //! ```
 //! use recsys_core::{evaluate, EvalOptions, FitOptions, HybridModel, Hyperparameters, Interactions, Loss};
 //!

@@ -15,6 +15,9 @@
 //!
 //! The most used types are re-exported at the top level.
 //!
+//! Cargo feature `lapack` (default) is recsys-core's: fold-in through LAPACK, which needs
+//! `libopenblas-dev`; `default-features = false` builds with nothing beyond cargo.
+//!
 //! ```
 //! use recsys::demo::{generate, DemoConfig};
 //! use recsys::experiment::{Experiment, ExperimentConfig, Split};
