@@ -433,32 +433,28 @@ fn update_row(
             // shared rows; the tail through the buffers (see `pad_gradient` for how callers
             // avoid one).
             let lr = opt.learning_rate;
-            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-            let mut done = 0;
-            #[cfg(target_arch = "x86_64")]
-            if opt.avx {
+            let done = if opt.avx {
                 // SAFETY: `opt.avx` is set only when the CPU supports AVX.
-                done = unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) };
-            }
+                unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) }
+            } else {
+                racy::adagrad(prow, arow, grads, w, lr, alpha)
+            };
             let (prow, arow, grads) = (&prow[done..], &arow[done..], &grads[done..]);
-            let four = racy::adagrad(prow, arow, grads, w, lr, alpha);
-            let (prow, arow, grads) = (&prow[four..], &arow[four..], &grads[four..]);
-            let done = done + four;
             if done < n {
                 let (p, a) = (&mut buf.p[..n - done], &mut buf.a[..n - done]);
-                load_row(prow, p);
-                load_row(arow, a);
+                load_row(prow, p, opt.avx);
+                load_row(arow, a, opt.avx);
                 adagrad_scalar(p, a, grads, w, opt.learning_rate, alpha);
-                store_row(prow, p);
-                store_row(arow, a);
+                store_row(prow, p, opt.avx);
+                store_row(arow, a, opt.avx);
             }
         }
         Schedule::Adadelta { rho, epsilon } => {
             let (p, a, d) = (&mut buf.p[..n], &mut buf.a[..n], &mut buf.d[..n]);
             let drow = side.delta.row(base, n);
-            load_row(prow, p);
-            load_row(arow, a);
-            load_row(drow, d);
+            load_row(prow, p, opt.avx);
+            load_row(arow, a, opt.avx);
+            load_row(drow, d, opt.avx);
             for c in 0..n {
                 let g = grads[c] * w;
                 a[c] = rho * a[c] + (1.0 - rho) * g * g;
@@ -472,30 +468,30 @@ fn update_row(
                         1.0
                     };
             }
-            store_row(drow, d);
-            store_row(prow, p);
-            store_row(arow, a);
+            store_row(drow, d, opt.avx);
+            store_row(prow, p, opt.avx);
+            store_row(arow, a, opt.avx);
         }
     }
 }
 
 /// The gradient for [`update_row`], zero-padded to whole vector pieces (8 elements with
-/// AVX, else 4) when that fits in the rows' `stride` and changes nothing: adagrad without
-/// L2, where a zero gradient leaves a parameter and its accumulator bit for bit as they are
-/// (`p - lr·0 = p`, `a + 0 = a`), so the step runs into the row's own padding instead of
-/// finishing with a scalar tail. Done once per gradient, not once per feature row.
+/// AVX, else 4) when that fits in the rows' `stride` and changes nothing: adagrad, where a
+/// zero gradient leaves an accumulator as it is (`a + 0 = a`) and a padding parameter at its
+/// zero (`0 - lr·0 = 0`, and with L2 `0 · shrink = 0`), so the step runs into the row's own
+/// padding instead of finishing with a scalar tail. Done once per gradient, not once per
+/// feature row.
 #[inline(always)]
 fn pad_gradient<'g>(
     grads: &'g [f32],
     stride: usize,
     opt: &Opt,
-    alpha: f32,
     padded: &'g mut [f32],
 ) -> &'g [f32] {
     let n = grads.len();
     let piece = if opt.avx { 8 } else { 4 };
     let len = n.div_ceil(piece) * piece;
-    if matches!(opt.schedule, Schedule::Adagrad) && alpha == 0.0 && len != n && len <= stride {
+    if matches!(opt.schedule, Schedule::Adagrad) && len != n && len <= stride {
         let g = &mut padded[..len];
         g[..n].copy_from_slice(grads);
         g[n..].fill(0.0);
@@ -521,41 +517,51 @@ fn adagrad_scalar(p: &mut [f32], a: &mut [f32], grads: &[f32], w: f32, lr0: f32,
     }
 }
 
-/// Relaxed atomic loads of a parameter row into a local buffer.
+/// Relaxed atomic loads of a parameter row into a local buffer; with `avx` (which the
+/// caller guarantees the CPU has) eight elements at a time.
+///
+/// With `avx` the remainder is done one element at a time, never four: these helpers are
+/// inlined into AVX-compiled functions, and on this project's benchmark machine a
+/// legacy-SSE instruction after 256-bit AVX code costs about 110 ns (see [`racy`]).
 #[inline(always)]
-fn load_row(src: &[AtomicU32], dst: &mut [f32]) {
+fn load_row(src: &[AtomicU32], dst: &mut [f32], avx: bool) {
     let n = dst.len().min(src.len());
-    let done = racy::load(src, &mut dst[..n]);
+    let done = if avx {
+        // SAFETY: `avx` is true only where the CPU supports AVX.
+        unsafe { racy::load_avx(src, &mut dst[..n]) }
+    } else {
+        racy::load(src, &mut dst[..n])
+    };
     for (d, s) in dst[done..n].iter_mut().zip(&src[done..]) {
         *d = f32::from_bits(s.load(Ordering::Relaxed));
     }
 }
 
-/// Relaxed atomic stores of a local buffer into a parameter row.
+/// Relaxed atomic stores of a local buffer into a parameter row; `avx` as in [`load_row`].
 #[inline(always)]
-fn store_row(dst: &[AtomicU32], src: &[f32]) {
+fn store_row(dst: &[AtomicU32], src: &[f32], avx: bool) {
     let n = dst.len().min(src.len());
-    let done = racy::store(&dst[..n], src);
+    let done = if avx {
+        // SAFETY: `avx` is true only where the CPU supports AVX.
+        unsafe { racy::store_avx(&dst[..n], src) }
+    } else {
+        racy::store(&dst[..n], src)
+    };
     for (d, s) in dst[done..n].iter().zip(&src[done..]) {
         d.store(s.to_bits(), Ordering::Relaxed);
     }
 }
 
-/// `out += w × row`, the row read with relaxed atomic loads; with `avx` (which the caller
-/// guarantees the CPU has) eight elements at a time.
+/// `out += w × row`, the row read with relaxed atomic loads; `avx` as in [`load_row`].
 #[inline(always)]
 fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32], avx: bool) {
     let n = out.len().min(src.len());
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if avx {
+    let done = if avx {
         // SAFETY: `avx` is true only where the CPU supports AVX.
-        done = unsafe { racy::axpy_avx(src, w, &mut out[..n]) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = avx;
-    let done = done + racy::axpy(&src[done..], w, &mut out[done..n]);
+        unsafe { racy::axpy_avx(src, w, &mut out[..n]) }
+    } else {
+        racy::axpy(src, w, &mut out[..n])
+    };
     for (o, s) in out[done..n].iter_mut().zip(&src[done..]) {
         *o += w * f32::from_bits(s.load(Ordering::Relaxed));
     }
@@ -573,8 +579,17 @@ fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32], avx: bool) {
 /// atomic accesses would do, in one instruction. The arithmetic happens on local buffers, in
 /// the same order as the scalar code, so results are bit-identical to it.
 ///
-/// Each function handles a prefix of whole 4-element pieces and returns its length; callers
-/// finish the tail with atomics. Elsewhere than x86-64 the prefix is empty.
+/// Each function handles a prefix of whole 4-element pieces (`*_avx`: 8-element pieces, VEX
+/// `vmovups`) and returns its length; callers finish the tail with atomics. Elsewhere than
+/// x86-64 the prefix is empty.
+///
+/// The 4-element pieces are legacy SSE (non-VEX) instructions, and they must not run inside
+/// AVX-compiled code (`repr_avx`, `apply_rows_avx`) once 256-bit instructions have run there:
+/// on the benchmark machine each such switch costs about 110 ns (a one-off C probe: 1.9 ns
+/// per loop iteration of 256-bit adds, 111 ns with one legacy `movups` in the loop, 1.9 ns
+/// with `vmovups`), which made a 5-element tail after the 8-wide pieces cost more than the
+/// rest of the row. So with `avx` the row helpers use only the `*_avx` pieces and then
+/// single elements.
 mod racy {
     use std::sync::atomic::AtomicU32;
 
@@ -807,6 +822,65 @@ mod racy {
             }
         }
         m
+    }
+
+    /// [`load`] eight elements at a time: `dst[..m] = src[..m]` for the largest
+    /// `m ≤ dst.len()` that is a multiple of 8.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn load_avx(src: &[AtomicU32], dst: &mut [f32]) -> usize {
+        let m = dst.len().min(src.len()) / 8 * 8;
+        for (d, s) in dst[..m].chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+            // SAFETY: AVX is available (the caller's contract); every `d` has 8 elements.
+            unsafe { std::arch::x86_64::_mm256_storeu_ps(d.as_mut_ptr(), get8(s)) }
+        }
+        m
+    }
+
+    /// [`store`] eight elements at a time: `dst[..m] = src[..m]` for the largest
+    /// `m ≤ src.len()` that is a multiple of 8.
+    ///
+    /// # Safety
+    /// The CPU must support AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) unsafe fn store_avx(dst: &[AtomicU32], src: &[f32]) -> usize {
+        let m = dst.len().min(src.len()) / 8 * 8;
+        for (d, s) in dst[..m].chunks_exact(8).zip(src.chunks_exact(8)) {
+            // SAFETY: AVX is available (the caller's contract); every `s` has 8 elements.
+            unsafe { put8(d, std::arch::x86_64::_mm256_loadu_ps(s.as_ptr())) }
+        }
+        m
+    }
+
+    // Elsewhere than x86-64 there is no AVX and `avx` is always false: empty prefixes.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn load_avx(_: &[AtomicU32], _: &mut [f32]) -> usize {
+        0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn store_avx(_: &[AtomicU32], _: &[f32]) -> usize {
+        0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn axpy_avx(_: &[AtomicU32], _: f32, _: &mut [f32]) -> usize {
+        0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn adagrad_avx(
+        _: &[AtomicU32],
+        _: &[AtomicU32],
+        _: &[f32],
+        _: f32,
+        _: f32,
+        _: f32,
+    ) -> usize {
+        0
     }
 
     /// `out[..m] += w × src[..m]` (multiply, then add: no fused rounding) for the largest
@@ -1609,7 +1683,7 @@ impl<'a> Worker<'a> {
             self.cache_tmp[k + 1..].fill(0.0);
             compact::encode_row(&self.cache_tmp, &mut self.words);
             let cs = self.scoring_stride;
-            store_row(scoring.row(item * cs, cs), &self.words);
+            store_row(scoring.row(item * cs, cs), &self.words, self.opt.avx);
         }
     }
 
@@ -1964,15 +2038,45 @@ impl<'a> Worker<'a> {
 /// miss changes to features it shares with items updated since the epoch began (shared
 /// features move slowly under adagrad). Quality is measured against LightFM in
 /// docs/benchmarks.md.
-fn build_scoring(items: &SideView, rows: FeatureRows<'_>, n_items: usize, k: usize) -> AlignedBuf {
+fn build_scoring(
+    items: &SideView,
+    rows: FeatureRows<'_>,
+    n_items: usize,
+    k: usize,
+    pool: Option<&rayon::ThreadPool>,
+    reuse: Option<AlignedBuf>,
+) -> AlignedBuf {
     let cs = compact::stride(k);
-    let mut out = AlignedBuf::default();
-    out.resize(n_items * cs, 0.0);
-    let mut repr = vec![0.0f32; k + 1];
+    // Every word of every row is written below, so last epoch's rows can be overwritten.
+    let mut out = reuse
+        .filter(|b| b.as_slice().len() == n_items * cs)
+        .unwrap_or_else(|| {
+            let mut b = AlignedBuf::default();
+            b.resize(n_items * cs, 0.0);
+            b
+        });
     let avx = avx_available();
-    for (i, dst) in out.as_mut_slice().chunks_exact_mut(cs).enumerate() {
-        Worker::repr(items, rows, i, k, &mut repr, avx);
-        compact::encode_row(&repr, dst);
+    // Rows `first..` into `dst`.
+    let fill = |first: usize, dst: &mut [f32]| {
+        // Whole 8-element pieces, so `repr` takes its AVX path throughout (a 4-element SSE
+        // tail after 256-bit AVX code cost four times the rest of the row here).
+        let mut repr = vec![0.0f32; (k + 1).div_ceil(8) * 8];
+        for (j, dst) in dst.chunks_exact_mut(cs).enumerate() {
+            Worker::repr(items, rows, first + j, k, &mut repr, avx);
+            compact::encode_row(&repr[..=k], dst);
+        }
+    };
+    match pool {
+        // Rows are independent: the result is the same however they are shared out.
+        Some(pool) if pool.current_num_threads() > 1 => {
+            use rayon::prelude::*;
+            const CHUNK: usize = 1024;
+            pool.install(|| {
+                (out.as_mut_slice().par_chunks_mut(CHUNK * cs).enumerate())
+                    .for_each(|(c, dst)| fill(c * CHUNK, dst));
+            });
+        }
+        _ => fill(0, out.as_mut_slice()),
     }
     out
 }
@@ -1998,7 +2102,11 @@ fn repr_rows(
     };
     match rows {
         FeatureRows::Identity => {
-            load_row(side.main.params.row(row * side.stride, n), &mut out[..n]);
+            load_row(
+                side.main.params.row(row * side.stride, n),
+                &mut out[..n],
+                avx,
+            );
         }
         FeatureRows::Packed(rows) => {
             out[..n].iter_mut().for_each(|v| *v = 0.0);
@@ -2033,7 +2141,7 @@ fn apply_rows(
     buf: &mut RowBuf,
 ) {
     let mut padded = std::mem::take(&mut buf.g);
-    let grad = pad_gradient(grad, side.stride, opt, alpha, &mut padded);
+    let grad = pad_gradient(grad, side.stride, opt, &mut padded);
     match rows {
         FeatureRows::Identity => {
             let at = (&side.main, row * side.stride);
@@ -2214,7 +2322,9 @@ pub(crate) fn run_epoch(
     match t.loss {
         Loss::Warp | Loss::WarpKos { .. } => {
             if scoring.is_none() || matches!(t.item_rows, FeatureRows::Packed(_)) {
-                *scoring = Some(build_scoring(&iv, t.item_rows, t.n_item_rows(), t.k));
+                let last = scoring.take();
+                let rows = t.n_item_rows();
+                *scoring = Some(build_scoring(&iv, t.item_rows, rows, t.k, pool, last));
             }
         }
         _ => *scoring = None,
@@ -2309,14 +2419,16 @@ mod row_access_tests {
             if offset + n <= xs.len() {
                 let view = Shared::new(&mut shared);
                 let row = view.row(offset, n);
-                let mut local = vec![f32::NAN; n];
-                load_row(row, &mut local);
-                prop_assert_eq!(&local[..], &xs[offset..offset + n]);
+                let has_avx = avx_available();
+                for avx in [false, has_avx] {
+                    let mut local = vec![f32::NAN; n];
+                    load_row(row, &mut local, avx);
+                    prop_assert_eq!(&local[..], &xs[offset..offset + n]);
+                }
 
                 let acc: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
                 let expected: Vec<f32> =
                     acc.iter().zip(&xs[offset..]).map(|(a, x)| a + w * x).collect();
-                let has_avx = avx_available();
                 for avx in [false, has_avx] {
                     let mut acc = acc.clone();
                     axpy_row(row, w, &mut acc, avx);
@@ -2324,8 +2436,14 @@ mod row_access_tests {
                         expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                 }
 
-                let new: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
-                store_row(row, &new);
+                // Both widths store every element; the last store is also checked below.
+                for (avx, sign) in [(false, 1.0), (has_avx, -1.0)] {
+                    let new: Vec<f32> = (0..n).map(|i| sign * i as f32).collect();
+                    store_row(row, &new, avx);
+                    let stored: Vec<f32> =
+                        row.iter().map(|a| f32::from_bits(a.load(Ordering::Relaxed))).collect();
+                    prop_assert_eq!(stored, new);
+                }
             }
             for (i, (&after, &before)) in shared.iter().zip(&xs).enumerate() {
                 if i >= offset && i < offset + n {
@@ -2370,8 +2488,10 @@ mod row_access_tests {
         // One row of `stride` elements at `offset` (a multiple of the stride in real
         // rows; any offset here); what follows the row's `n` values is padding.
         let stride = n.div_ceil(16) * 16;
+        // Parameters' padding is zero, as in a `Side`; the accumulators' is not.
         let mut params: Vec<f32> = vec![9.0; offset];
         params.extend(init.iter().map(|t| t.0));
+        params.resize(offset + stride, 0.0);
         params.resize(offset + stride + 3, 7.0);
         let mut acc: Vec<f32> = vec![9.0; offset];
         acc.extend(init.iter().map(|t| t.1));
@@ -2401,7 +2521,7 @@ mod row_access_tests {
         // With `avx`, the eight-wide kernel runs (called, not inlined, from here).
         let mut padded = vec![f32::NAN; stride];
         let grads = if pad {
-            pad_gradient(&grads, stride, &opt, alpha, &mut padded)
+            pad_gradient(&grads, stride, &opt, &mut padded)
         } else {
             &grads
         };
@@ -2414,7 +2534,10 @@ mod row_access_tests {
             .chain(&acc[..offset])
             .all(|&v| v == 9.0));
         // The padding (and beyond) is untouched, whether or not the step used it.
-        prop_assert!(params[offset + n..]
+        prop_assert!(params[offset + n..offset + stride]
+            .iter()
+            .all(|&v| v.to_bits() == 0));
+        prop_assert!(params[offset + stride..]
             .iter()
             .chain(&acc[offset + n..])
             .all(|&v| v == 7.0));
@@ -2552,12 +2675,38 @@ mod scoring_tests {
             let mut work = WorkList::new(loss, &x, None);
             let scoring = three_epochs(&t, &mut users, &mut items, &mut work, None);
             let kept = scoring.expect("WARP keeps scoring rows");
-            let fresh = build_scoring(&items.view(), FeatureRows::Identity, 50, 8);
+            let fresh = build_scoring(&items.view(), FeatureRows::Identity, 50, 8, None, None);
             let bits =
                 |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
         }
         assert_ne!(items, before, "training changed the item parameters");
+    }
+
+    /// The rows are the same, bit for bit, whether built by one thread into a new buffer or
+    /// by two threads over an old one (several chunks, rows of several features each).
+    #[test]
+    fn scoring_rows_built_in_parallel_into_an_old_buffer_are_the_same() {
+        let n = 2500;
+        let rows = (0..n).map(|i| vec![(i, 1.0), (n + i % 7, 0.5), (n + 7 + i % 3, 0.25)]);
+        let rows = PackedRows::of(&FeatureMatrix::from_rows(n + 10, rows).unwrap()).unwrap();
+        let mut items = Side::new(n + 10, 8, Schedule::Adagrad, &mut Rng::new(2));
+        let rows = FeatureRows::Packed(&rows);
+        let serial = build_scoring(&items.view(), rows, n, 8, None, None);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut old = AlignedBuf::default();
+        old.resize(serial.as_slice().len(), f32::NAN);
+        let parallel = build_scoring(&items.view(), rows, n, 8, Some(&pool), Some(old));
+        let bits = |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&serial), bits(&parallel));
+        // A buffer of the wrong size is not reused.
+        let mut short = AlignedBuf::default();
+        short.resize(16, f32::NAN);
+        let fresh = build_scoring(&items.view(), rows, n, 8, Some(&pool), Some(short));
+        assert_eq!(bits(&serial), bits(&fresh));
     }
 }
 
@@ -2683,12 +2832,26 @@ mod class_tests {
         let bits = |b: &AlignedBuf| b.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for loss in [Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
             let (_, mut items, kept) = train(loss, &x, &per_class, Some(&class), 15);
-            let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_class), 7, 8);
+            let fresh = build_scoring(
+                &items.view(),
+                FeatureRows::Packed(&per_class),
+                7,
+                8,
+                None,
+                None,
+            );
             let kept = kept.expect("WARP keeps scoring rows");
             assert_eq!(bits(&kept), bits(&fresh), "{loss:?}");
 
             let (_, mut items, kept) = train(loss, &x, &per_item, None, 15);
-            let fresh = build_scoring(&items.view(), FeatureRows::Packed(&per_item), 60, 8);
+            let fresh = build_scoring(
+                &items.view(),
+                FeatureRows::Packed(&per_item),
+                60,
+                8,
+                None,
+                None,
+            );
             let kept = kept.expect("WARP keeps scoring rows");
             assert_ne!(bits(&kept), bits(&fresh), "{loss:?}");
         }
@@ -2709,7 +2872,7 @@ mod warp_search_tests {
         let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
         let positives = PairSet::new(&x);
         let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
-        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 8, 4);
+        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 8, 4, None, None);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
         let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
@@ -2748,7 +2911,7 @@ mod warp_search_tests {
         let before = (items.params.clone(), users.params.clone());
         let positives = PairSet::new(&x);
         let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
-        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 3, 4);
+        let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 3, 4, None, None);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
         let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
