@@ -442,7 +442,9 @@ pub struct HybridModel {
     params: Hyperparameters,
     user_features: FeatureMatrix,
     item_features: FeatureMatrix,
+    #[serde(deserialize_with = "Side::deserialize_checked")]
     users: Side,
+    #[serde(deserialize_with = "Side::deserialize_checked")]
     items: Side,
     rng: Rng,
     epochs_trained: usize,

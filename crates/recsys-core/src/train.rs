@@ -205,6 +205,12 @@ impl<'de> serde::Deserialize<'de> for AlignedBuf {
 /// Row `f` (one feature) holds its `k` embedding values, then its bias, padded to a multiple
 /// of 16 floats (`stride`), so fetching a feature's parameters touches the fewest cache lines.
 /// The optimiser accumulators use the same layout.
+///
+/// Training relies on the padding: the 8-wide sums read it (so parameters' padding must be
+/// zero) and adagrad's padded step writes zeros into it (so, for adagrad, the accumulators'
+/// padding must be positive). The model deserialises its sides through
+/// [`Side::deserialize_checked`], which checks both and the buffers' lengths, so a hand-made
+/// or damaged model file gives an error instead of wrong scores or a panic.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Side {
     k: usize,
@@ -260,6 +266,48 @@ impl Side {
 
     pub fn n_features(&self) -> usize {
         self.n
+    }
+
+    /// Deserialises a side and checks its layout (see [`Side`]); for the model's
+    /// `#[serde(deserialize_with)]`.
+    pub fn deserialize_checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Side, D::Error> {
+        let side = <Side as serde::Deserialize>::deserialize(d)?;
+        side.check_layout().map_err(serde::de::Error::custom)?;
+        Ok(side)
+    }
+
+    /// Row stride and buffer lengths consistent with `k` and `n`; parameters' padding zero;
+    /// adagrad accumulators' padding positive.
+    fn check_layout(&self) -> Result<(), String> {
+        let stride = (self.k + 1).div_ceil(16) * 16;
+        if self.stride != stride {
+            return Err(format!(
+                "parameter rows of {} floats for {} components (expected {stride})",
+                self.stride, self.k
+            ));
+        }
+        let len = (self.n.checked_mul(stride)).ok_or("parameter buffer size overflows")?;
+        let lens = [self.params.len, self.acc.len, self.delta.len];
+        if lens[0] != len || lens[1] != len || (lens[2] != 0 && lens[2] != len) {
+            return Err(format!(
+                "parameter buffers of {lens:?} floats for {} features × {stride}",
+                self.n
+            ));
+        }
+        let adagrad = self.delta.len == 0;
+        let (p, a) = (self.params.as_slice(), self.acc.as_slice());
+        for row in 0..self.n {
+            let pad = row * stride + self.k + 1..(row + 1) * stride;
+            if p[pad.clone()].iter().any(|&v| v != 0.0) {
+                return Err(format!("feature {row}: non-zero parameter padding"));
+            }
+            if adagrad && a[pad].iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+                return Err(format!(
+                    "feature {row}: adagrad accumulator padding not positive"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Embedding (k values) followed by the bias of feature `f`.
@@ -2933,6 +2981,44 @@ mod warp_search_tests {
         w.flush_pending();
         assert_eq!((w.tally.count, w.tally.sum), (2, (2.0f32).ln() as f64));
         assert!(before.0 != items.params && before.1 != users.params);
+    }
+}
+
+#[cfg(test)]
+mod side_tests {
+    use super::*;
+
+    /// Sides survive serialisation; damaged padding, strides or lengths are errors.
+    #[test]
+    fn deserialising_a_side_checks_its_layout() {
+        let adadelta = Schedule::Adadelta {
+            rho: 0.95,
+            epsilon: 1e-6,
+        };
+        for schedule in [Schedule::Adagrad, adadelta] {
+            let side = Side::new(3, 5, schedule, &mut Rng::new(1));
+            let json = serde_json::to_value(&side).unwrap();
+            let back = Side::deserialize_checked(json.clone()).unwrap();
+            assert_eq!(back, side);
+            let damaged = |field: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+                let mut j = json.clone();
+                edit(&mut j[field]);
+                Side::deserialize_checked(j).unwrap_err().to_string()
+            };
+            // Row 1 holds 5 values and a bias at 16..22; 22..32 is padding.
+            let err = damaged("params", &|v| v[22] = 0.5.into());
+            assert!(err.contains("non-zero parameter padding"), "{err}");
+            let err = damaged("stride", &|v| *v = 32.into());
+            assert!(err.contains("expected 16"), "{err}");
+            let err = damaged("params", &|v| {
+                v.as_array_mut().unwrap().pop();
+            });
+            assert!(err.contains("parameter buffers"), "{err}");
+            if matches!(schedule, Schedule::Adagrad) {
+                let err = damaged("acc", &|v| v[22] = 0.0.into());
+                assert!(err.contains("accumulator padding"), "{err}");
+            }
+        }
     }
 }
 

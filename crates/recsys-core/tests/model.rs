@@ -469,6 +469,21 @@ fn a_model_round_trips_through_json_and_keeps_training_identically() {
 }
 
 #[test]
+fn a_damaged_model_file_is_an_error_not_a_panic() {
+    let model = HybridModel::collaborative(params(Loss::Warp), 6, 5).unwrap();
+    let json = serde_json::to_value(&model).unwrap();
+    serde_json::from_value::<HybridModel>(json.clone()).expect("an intact model loads");
+    let mut damaged = json;
+    // Item 0's row: 16 values and a bias at 0..17, then zero padding up to 32.
+    damaged["items"]["params"][20] = 0.25.into();
+    let err = serde_json::from_value::<HybridModel>(damaged).unwrap_err();
+    assert!(
+        err.to_string().contains("non-zero parameter padding"),
+        "{err}"
+    );
+}
+
+#[test]
 fn blended_scores_are_model_scores_plus_weighted_cosine() {
     let train = common::planted(50, 45, 3, 6, 1, 8); // 45 items: a partial block of 8
     let mut model = HybridModel::collaborative(params(Loss::Warp), 50, 45).unwrap();
