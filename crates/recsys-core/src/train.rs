@@ -2086,6 +2086,10 @@ impl<'a> Worker<'a> {
 /// miss changes to features it shares with items updated since the epoch began (shared
 /// features move slowly under adagrad). Quality is measured against LightFM in
 /// docs/benchmarks.md.
+///
+/// With a `pool` of several threads the rows are built in parallel (each row depends only on
+/// the parameters, so the bits are the same); `reuse`, last epoch's table, is overwritten
+/// when its size fits.
 fn build_scoring(
     items: &SideView,
     rows: FeatureRows<'_>,
@@ -2106,8 +2110,8 @@ fn build_scoring(
     let avx = avx_available();
     // Rows `first..` into `dst`.
     let fill = |first: usize, dst: &mut [f32]| {
-        // Whole 8-element pieces, so `repr` takes its AVX path throughout (a 4-element SSE
-        // tail after 256-bit AVX code cost four times the rest of the row here).
+        // Whole 8-element pieces (the rows' padding is zero), so `repr` needs no
+        // element-wise tail.
         let mut repr = vec![0.0f32; (k + 1).div_ceil(8) * 8];
         for (j, dst) in dst.chunks_exact_mut(cs).enumerate() {
             Worker::repr(items, rows, first + j, k, &mut repr, avx);
