@@ -229,7 +229,7 @@ impl Side {
     pub fn new(n_features: usize, k: usize, schedule: Schedule, rng: &mut Rng) -> Side {
         let mut s = Side {
             k,
-            stride: (k + 1).div_ceil(16) * 16,
+            stride: Side::stride_for(k),
             n: 0,
             params: AlignedBuf::default(),
             acc: AlignedBuf::default(),
@@ -268,6 +268,12 @@ impl Side {
         self.n
     }
 
+    /// Floats per row for `k` components: the embedding and the bias, padded to whole
+    /// 64-byte lines.
+    fn stride_for(k: usize) -> usize {
+        (k + 1).div_ceil(16) * 16
+    }
+
     /// Deserialises a side and checks its layout (see [`Side`]); for the model's
     /// `#[serde(deserialize_with)]`.
     pub fn deserialize_checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Side, D::Error> {
@@ -279,7 +285,7 @@ impl Side {
     /// Row stride and buffer lengths consistent with `k` and `n`; parameters' padding zero;
     /// adagrad accumulators' padding positive.
     fn check_layout(&self) -> Result<(), String> {
-        let stride = (self.k + 1).div_ceil(16) * 16;
+        let stride = Side::stride_for(self.k);
         if self.stride != stride {
             return Err(format!(
                 "parameter rows of {} floats for {} components (expected {stride})",
@@ -2110,9 +2116,9 @@ fn build_scoring(
     let avx = avx_available();
     // Rows `first..` into `dst`.
     let fill = |first: usize, dst: &mut [f32]| {
-        // Whole 8-element pieces (the rows' padding is zero), so `repr` needs no
-        // element-wise tail.
-        let mut repr = vec![0.0f32; (k + 1).div_ceil(8) * 8];
+        // A whole row's width, as the workers' buffers: `repr` then sums whole 8-element
+        // pieces (the rows' padding is zero) and needs no element-wise tail.
+        let mut repr = vec![0.0f32; items.stride];
         for (j, dst) in dst.chunks_exact_mut(cs).enumerate() {
             Worker::repr(items, rows, first + j, k, &mut repr, avx);
             compact::encode_row(&repr[..=k], dst);
