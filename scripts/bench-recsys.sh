@@ -11,6 +11,7 @@
 #   cold  d trained without the training pairs of 10 % of the products, evaluated on them
 #   e  c with identity-anchored weighting (--metadata-weight 1) instead of L1
 #   cold-e  cold with --metadata-weight 1
+#   kos  WARP-kOS (k 5, n 10), no features
 # For LightFM itself use scripts/compare-lightfm.sh (same flags, same split).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +45,7 @@ flags() {
     cold) echo "--loss warp --user-features $DEMO --item-features $META --no-identity --cold-start-items 0.1" ;;
     e) echo "--loss warp --user-features $DEMO --item-features $META --metadata-weight 1" ;;
     cold-e) echo "--loss warp --user-features $DEMO --item-features $META --no-identity --cold-start-items 0.1 --metadata-weight 1" ;;
+    kos) echo "--loss warp-kos" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }

@@ -2,7 +2,7 @@
 # Compare recsys against LightFM 1.17 on the Complete Journey split.
 #
 # usage: scripts/compare-lightfm.sh [--quick] [--threads "1 2"] [--data DIR]
-#                                   [--variants "a b c d cold"] [--epochs N]
+#                                   [--variants "a b c d cold kos"] [--epochs N]
 #                                   [--out FILE] [--no-recsys]
 #
 #   a     WARP, no features (pure CF)
@@ -12,6 +12,7 @@
 #   d     WARP item metadata only: as c but without the item id feature
 #   cold  d trained without the training pairs of 10 % of the products
 #         (RandomState(42)), evaluated on those products only
+#   kos   WARP-kOS (k 5, n 10, LightFM's defaults), no features
 #
 # Creates/refreshes the LightFM venv at .venv-lightfm (idempotent), runs every variant
 # with LightFM and — when it builds and prints JSON — with recsys'
@@ -24,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$ROOT/../shared/data/completejourney-seed"
 THREADS="1 2"
-VARIANTS="a b c d cold"
+VARIANTS="a b c d cold kos"
 EPOCHS=10
 OUT="$ROOT/target/compare-lightfm/results.jsonl"
 RUN_RECSYS=1
@@ -40,7 +41,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --no-recsys) RUN_RECSYS=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -85,7 +86,8 @@ variant_flags() {
     c) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5" ;;
     d) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity" ;;
     cold) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity --cold-start-items 0.1" ;;
-    *) echo "unknown variant '$1' (a b c d cold)" >&2; return 1 ;;
+    kos) echo "--loss warp-kos" ;;
+    *) echo "unknown variant '$1' (a b c d cold kos)" >&2; return 1 ;;
   esac
 }
 

@@ -1265,7 +1265,8 @@ impl Example {
 }
 
 /// What an epoch trains on, in (shuffled) order: the examples themselves, or WARP-kOS's
-/// users.
+/// users, one entry per interaction (as LightFM's `fit_warp_kos`, which steps once for each
+/// interaction's user, so users are drawn in proportion to their interactions).
 ///
 /// The examples are shuffled in place from one epoch to the next with the same swaps as a
 /// list of their indices would be, so training sees the same sequence as gathering
@@ -1293,11 +1294,16 @@ pub(crate) enum WorkList {
 }
 
 impl WorkList {
-    /// WARP-kOS: every user; any other loss: every interaction, in `x`'s order (see
-    /// [`Example::all`] for `item_class`).
+    /// WARP-kOS: the user of every interaction; any other loss: every interaction; both in
+    /// `x`'s order (see [`Example::all`] for `item_class`).
     pub fn new(loss: Loss, x: &Interactions, item_class: Option<&[u32]>) -> WorkList {
         match loss {
-            Loss::WarpKos { .. } => WorkList::Users((0..x.n_users() as u32).collect()),
+            Loss::WarpKos { .. } => {
+                let mut users = Vec::with_capacity(x.len());
+                advise_huge_pages(&mut users);
+                users.extend_from_slice(x.users_raw());
+                WorkList::Users(users)
+            }
             _ => WorkList::Examples(Example::all(x, item_class)),
         }
     }
@@ -2073,7 +2079,9 @@ impl<'a> Worker<'a> {
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
         self.load_repr(Repr::Pos, pos);
-        let n_neg = x.n_items() - positives.len();
+        // LightFM's rank estimate for k-OS divides `n_items - 1`, as for WARP (not the
+        // user's negatives).
+        let n_neg = x.n_items().saturating_sub(1);
         if !self.warp_search(user, pos, pos_pred, 1.0, n_neg) {
             self.prefetch_pending_params();
             self.flush_pending();
@@ -2356,7 +2364,7 @@ fn thread_side<'a>(
     }
 }
 
-/// Runs one epoch over `order` (example indices, or user indices for WARP-kOS) split into
+/// Runs one epoch over `order` (examples, or for WARP-kOS each interaction's user) split into
 /// `threads` contiguous chunks. With one thread everything runs on the calling thread and the
 /// result is a pure function of the inputs and `seeds[0]`.
 ///
@@ -2364,8 +2372,7 @@ fn thread_side<'a>(
 /// first). With item features they are rebuilt every epoch (shared features move under every
 /// item); without, every change to an item's parameters re-encodes its row, so they stay
 /// exact and are built once (with one thread bit for bit what a rebuild would give; with
-/// several, up to the Hogwild race of two threads re-encoding one item at once) — a WARP-kOS
-/// epoch is only one step per user, and rebuilding 68,509 rows cost as much as its steps.
+/// several, up to the Hogwild race of two threads re-encoding one item at once).
 pub(crate) fn run_epoch(
     t: &Trainer<'_>,
     users: &mut Side,
@@ -2424,7 +2431,7 @@ pub(crate) fn run_epoch(
     let len = work.len();
     match pool {
         Some(pool) if threads > 1 => {
-            // At least eight blocks per thread (WARP-kOS's work is the users).
+            // At least eight blocks per thread.
             let block = BLOCK.min(len.div_ceil(8 * threads)).max(1);
             let mut tallies = vec![LossTally::default(); threads];
             pool.scope(|s| {
@@ -3096,33 +3103,37 @@ mod block_tests {
         assert!(take_block(&order, &next, 64).is_none());
     }
 
-    /// A multi-threaded epoch trains every example (WARP-kOS: every user) exactly once,
-    /// whichever thread takes it.
+    /// An epoch, on one thread or two, makes one step per interaction, whichever thread
+    /// takes it: every example, and for WARP-kOS every interaction's user (as LightFM's
+    /// `fit_warp_kos`; one step per *user* trained 40 steps here instead of 3,000).
     #[test]
-    fn a_two_thread_epoch_trains_every_example_once() {
+    fn an_epoch_steps_once_per_interaction() {
         let x = random_interactions(5, 3000, 40, 60);
         let positives = PairSet::new(&x);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
-        for loss in [Loss::Logistic, Loss::WarpKos { k: 2, n: 5 }] {
-            let mut rng = Rng::new(1);
-            let mut items = Side::new(60, 8, Schedule::Adagrad, &mut rng);
-            let mut users = Side::new(40, 8, Schedule::Adagrad, &mut rng);
-            let t = Trainer::collaborative(8, loss, &x, &positives);
-            let work = WorkList::new(loss, &x, None);
-            let mut scoring = None;
-            let tally = run_epoch(
-                &t,
-                &mut users,
-                &mut items,
-                work.view(),
-                &[1, 2],
-                Some(&pool),
-                &mut scoring,
-            );
-            assert_eq!(tally.count, work.view().len() as u64, "{loss:?}");
+        for loss in [Loss::Logistic, Loss::Warp, Loss::WarpKos { k: 2, n: 5 }] {
+            for (seeds, pool) in [(&[1u64][..], None), (&[1, 2][..], Some(&pool))] {
+                let mut rng = Rng::new(1);
+                let mut items = Side::new(60, 8, Schedule::Adagrad, &mut rng);
+                let mut users = Side::new(40, 8, Schedule::Adagrad, &mut rng);
+                let t = Trainer::collaborative(8, loss, &x, &positives);
+                let work = WorkList::new(loss, &x, None);
+                let mut scoring = None;
+                let tally = run_epoch(
+                    &t,
+                    &mut users,
+                    &mut items,
+                    work.view(),
+                    seeds,
+                    pool,
+                    &mut scoring,
+                );
+                let threads = seeds.len();
+                assert_eq!(tally.count, x.len() as u64, "{loss:?}, {threads} thread(s)");
+            }
         }
     }
 }
@@ -3164,6 +3175,6 @@ mod work_tests {
         let Work::Users(users) = kos.view() else {
             panic!("WARP-kOS trains on users")
         };
-        assert_eq!(users, &(0..20).collect::<Vec<u32>>()[..]);
+        assert_eq!(users, x.users_raw(), "one entry per interaction, as LightFM");
     }
 }

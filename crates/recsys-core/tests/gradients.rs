@@ -236,7 +236,7 @@ fn warp() {
 
 #[test]
 fn warp_kos() {
-    // WARP-kOS ignores sample weights; its rank denominator is the user's negatives (2).
+    // WARP-kOS ignores sample weights; its rank denominator is n_items - 1 = 2, as WARP's.
     let w = 2f64.ln();
     check_warp(
         Loss::WarpKos { k: 1, n: 3 },

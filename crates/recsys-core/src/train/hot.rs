@@ -34,7 +34,7 @@ pub(super) const HOT_EVERY: f64 = 64.0;
 /// At most this many hot features per side.
 const MAX_HOT: usize = 256;
 
-/// Examples (users, for WARP-kOS) a thread trains between merges of its hot rows.
+/// Examples (for WARP-kOS, interactions' users) a thread trains between merges of its hot rows.
 pub(super) const MERGE_EVERY: usize = 1024;
 
 /// The hot features of one side and the packed feature rows that address them as slots.
