@@ -1388,6 +1388,8 @@ struct Worker<'a> {
     pending_user: Vec<f32>,
     /// Some user's training positives are every item (WARP has no negative for them).
     saturated_users: bool,
+    /// WARP-kOS: the step's sampled positives (feature rows) and their scores, reused.
+    kos_pairs: Vec<(usize, f32)>,
     tally: LossTally,
 }
 
@@ -2067,17 +2069,26 @@ impl<'a> Worker<'a> {
         self.load_repr(Repr::User, user);
         self.extend_user();
         let no_positives = n.min(positives.len());
-        let mut pairs: Vec<(usize, f32)> = Vec::with_capacity(no_positives);
+        // Draw every sampled positive first (the same draws in the same order) and start
+        // loading their parameters, so the representation sums below wait for the `n`
+        // random rows together instead of one after another.
+        let mut pairs = std::mem::take(&mut self.kos_pairs);
+        pairs.clear();
         for _ in 0..no_positives {
             let item = self
                 .t
                 .item_row(positives[self.rng.below(positives.len())] as usize);
-            self.load_repr(Repr::Pos, item);
-            pairs.push((item, self.predict(&self.user_repr, &self.pos_repr)));
+            Self::prefetch_row(&self.items, self.item_rows, item, false);
+            pairs.push((item, 0.0));
+        }
+        for pair in pairs.iter_mut() {
+            self.load_repr(Repr::Pos, pair.0);
+            pair.1 = self.predict(&self.user_repr, &self.pos_repr);
         }
         // Descending by score; stable for equal scores so runs are reproducible.
         pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (pos, pos_pred) = pairs[kth.min(no_positives) - 1];
+        self.kos_pairs = pairs;
         self.load_repr(Repr::Pos, pos);
         // LightFM's rank estimate for k-OS divides `n_items - 1`, as for WARP (not the
         // user's negatives).
@@ -2331,6 +2342,7 @@ impl<'a> Worker<'a> {
             pending: None,
             pending_user: vec![0.0; k],
             saturated_users: t.positives.some_user_has_every_item(),
+            kos_pairs: Vec::new(),
             tally: LossTally::default(),
         }
     }
@@ -3175,6 +3187,10 @@ mod work_tests {
         let Work::Users(users) = kos.view() else {
             panic!("WARP-kOS trains on users")
         };
-        assert_eq!(users, x.users_raw(), "one entry per interaction, as LightFM");
+        assert_eq!(
+            users,
+            x.users_raw(),
+            "one entry per interaction, as LightFM"
+        );
     }
 }
