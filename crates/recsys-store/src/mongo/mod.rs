@@ -209,6 +209,24 @@ pub fn redact_uri(uri: &str) -> String {
     }
 }
 
+/// `text` (typically a driver's error message about `uri`) with the password of `uri`
+/// removed: its user-info, its password (raw and percent-decoded) and the pieces of the
+/// password between URI delimiters, which the driver quotes when an unencoded `/`, `?` or
+/// `@` makes it misread the URI, each become `***`.
+///
+/// ```
+/// use recsys_store::mongo::redact_secrets;
+/// let uri = "mongodb://bob:se?cret@db/x";
+/// let message = "invalid server address bob:se: the port must be an integer, got se";
+/// assert_eq!(
+///     redact_secrets(uri, message),
+///     "invalid server address bob:***: the port must be an integer, got ***"
+/// );
+/// ```
+pub fn redact_secrets(uri: &str, text: &str) -> String {
+    Secrets::of(uri).scrub(text)
+}
+
 /// The text between `scheme://` and the last `@` of `uri`, and the byte index just after
 /// that `@`.
 fn split_userinfo(uri: &str) -> Option<(&str, usize)> {
