@@ -321,6 +321,32 @@ fn skipping_bad_rows_writes_a_rejects_file() {
     assert!(text.contains("\"2,P-12,-1\""), "{text}");
 }
 
+/// A quote never closed swallows the rest of the file: even when skipping bad rows, the
+/// import must stop with the line of the quote instead of dropping the following rows.
+#[test]
+fn an_unterminated_quote_stops_the_import_even_when_skipping_bad_rows() {
+    let Some(db) = TestDb::new("open_quote") else {
+        return;
+    };
+    let mut products = String::from("product_id,name,price\n10,Shirt,1\n11,\"Dress,2\n");
+    for i in 0..15 {
+        products.push_str(&format!("{},Hat {i},3\n", 20 + i));
+    }
+    let dir = csv_dir(USERS_CSV, &products, "user_id,product_id\n1,10\n");
+    let options = ImportOptions {
+        bad_rows: BadRows::Skip {
+            rejects: dir.0.join("rejects.csv"),
+        },
+        ..ImportOptions::default()
+    };
+    let err = import(&db.store, &dir, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("products.csv:3") && err.contains("unterminated quote"),
+        "{err}"
+    );
+    assert_eq!(counts(&db.store), [0, 0, 0]);
+}
+
 /// A shop with `users` users, `products` products and `interactions` interactions (every
 /// fifth one a repeat of the one before, to exercise repeated keys).
 fn shop(users: usize, products: usize, interactions: usize) -> (String, String, String) {
@@ -458,6 +484,24 @@ fn rerun_after_an_interrupted_import_with_hundreds_of_existing_rows_completes() 
     }
     assert_eq!(counts(&db.store), [400, 300, 2_000]);
     assert_same_rows(&db.store, &full);
+
+    // Every product changed: 300 replacements, sent in several small commands.
+    let renamed = csv_dir(
+        &users,
+        &products.replace(",Product ", ",Item "),
+        &interactions,
+    );
+    let third = import(&db.store, &renamed, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        (
+            third.products.inserted,
+            third.products.updated,
+            third.products.unchanged
+        ),
+        (0, 300, 0)
+    );
+    assert_eq!(counts(&db.store), [400, 300, 2_000]);
+    assert_same_rows(&db.store, &renamed);
 }
 
 /// A server that accepts connections and answers the handshake but never answers any other
