@@ -11,7 +11,9 @@
 //! Default: any invalid row (missing id, bad number or timestamp, wrong column count, unknown
 //! user/product, …) fails the import with file, line, column and value, and nothing is
 //! written. `--skip-bad-rows FILE` imports the valid rows and writes the others to FILE.
-//! Running the same import twice changes nothing; an interrupted import can simply be rerun.
+//! Running the same import twice changes nothing; an interrupted import can simply be rerun
+//! (what is already there is read once, only missing and changed rows are written); a row
+//! changed in the files is updated. No database call waits longer than `--op-timeout`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,9 +51,13 @@ struct Args {
     /// Documents per upsert command.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
-    /// Seconds to wait for the server before giving up.
+    /// Seconds to wait for the server to answer when connecting.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Seconds to wait for any one database operation (a batch, one cursor batch) before
+    /// failing with an error naming it.
+    #[arg(long, default_value_t = 120)]
+    op_timeout: u64,
     /// Drop the database first (a clean benchmark run).
     #[arg(long)]
     drop: bool,
@@ -96,6 +102,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let options = ConnectOptions {
         database: args.database.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
+        operation_timeout: Duration::from_secs(args.op_timeout.max(1)),
     };
     let store = MongoStore::connect_with(&uri, &options)?;
     eprintln!(
@@ -220,6 +227,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
 fn show(bar: &ProgressBar, p: &ImportProgress) {
     let phase = match p.phase {
         ImportPhase::Validate => "validating",
+        ImportPhase::ReadExisting => "reading existing",
         ImportPhase::Write => "writing",
     };
     match p.total {

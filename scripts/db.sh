@@ -4,6 +4,7 @@
 #   eval "$(scripts/db.sh start)"   # prints: export MONGODB_URI=...; export RECSYS_DB_PID=...
 #   scripts/db.sh status            # is the server we started running and answering?
 #   scripts/db.sh stop              # stops exactly the process `start` started (safe if none)
+#   scripts/db.sh redact URI        # prints URI with its password replaced by ***
 #
 # `start` picks, in order:
 #   1. $MONGODB_URI, if it is set and its (first) host answers a ping; nothing is started;
@@ -33,13 +34,14 @@ LOG="$STATE/server.log"
 say() { echo "db.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# Prints a URI with any password replaced by ***.
-redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
+# Prints a URI with any password replaced by ***: everything from the first ':' after the
+# scheme to the LAST '@', whatever it contains (a password may hold unencoded / ? @ :).
+redact() { sed -E 's#(://[^:@]*):.*@#\1:***@#' <<<"$1"; }
 
 # host and port of the first host of a mongodb:// URI ("host port" on stdout).
 first_host() {
   local rest="${1#mongodb://}"
-  rest="${rest#*@}"              # drop user:password@ (if any)
+  rest="${rest##*@}"             # drop user:password@ (if any; up to the last @)
   rest="${rest%%[/?]*}"          # drop /db?options
   rest="${rest%%,*}"             # first of several hosts
   local host="${rest%:*}" port="${rest##*:}"
@@ -225,8 +227,9 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  redact) redact "${2:-}" ;;
   *)
-    echo "usage: scripts/db.sh start|stop|status" >&2
+    echo "usage: scripts/db.sh start|stop|status|redact URI" >&2
     exit 2
     ;;
 esac

@@ -74,6 +74,25 @@ pub enum StoreError {
         /// The driver's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A MongoDB operation got no answer within the operation timeout
+    /// ([`ConnectOptions::operation_timeout`](crate::mongo::ConnectOptions::operation_timeout)).
+    #[error("MongoDB at {uri}: {context}: no answer within {after:?} (the operation timeout); the server is stuck or overloaded — check it, or raise the timeout if it is only slow")]
+    Timeout {
+        /// The server's URI, password redacted.
+        uri: String,
+        /// The operation, e.g. `insert 1000 documents into products`.
+        context: String,
+        /// How long the caller waited.
+        after: std::time::Duration,
+    },
+    /// Both the plain and the gzip file of one table exist, so which to read is ambiguous.
+    #[error("both {} and {} exist: remove or rename one of them", plain.display(), gzip.display())]
+    AmbiguousFile {
+        /// The `.csv` file.
+        plain: PathBuf,
+        /// The `.csv.gz` file.
+        gzip: PathBuf,
+    },
     /// A document in the database does not fit the schema (names collection, id and field).
     #[error("{location}: {message}")]
     BadDocument {
@@ -108,7 +127,10 @@ impl From<StoreError> for SourceError {
                     StoreError::BadDocument { location, message } => {
                         return SourceError::new(location.clone(), message.clone())
                     }
-                    StoreError::Database { uri, .. } => format!("mongodb {uri}"),
+                    StoreError::Database { uri, .. } | StoreError::Timeout { uri, .. } => {
+                        format!("mongodb {uri}")
+                    }
+                    StoreError::AmbiguousFile { plain, .. } => plain.display().to_string(),
                     _ => "recsys-store".to_string(),
                 };
                 SourceError::new(location, other.to_string())

@@ -43,8 +43,10 @@ const PAIR_COLUMNS: [&str; 2] = ["user_id", "product_id"];
 /// Every call to [`RecordSource::users`] (etc.) reopens the file and streams it row by row
 /// into one reused buffer; nothing is loaded whole. A bad row comes out of the iterator as a
 /// [`SourceError`] whose location names file, line and column, e.g.
-/// `data/products.csv:17 column price: invalid price "NaN": must be a finite number`; the
-/// iterator goes on with the next row, except after an I/O or gzip error, which ends it.
+/// `data/products.csv:17 column price: invalid price "NaN": must be a finite number` (lines
+/// count every line of the file, blank ones included; a row's line is where it starts);
+/// the iterator goes on with the next row, except after an I/O or gzip error or a quote
+/// that is never closed, which end it. Prices and weights must be `>= 0`.
 /// Problems with the header (missing required column, duplicate or empty names) are returned
 /// by the call that opens the stream. Users and products must have unique ids.
 ///
@@ -125,20 +127,22 @@ impl CsvSource {
     }
 }
 
-/// `dir/<stem>.csv` if it exists, else `dir/<stem>.csv.gz`, else
-/// [`StoreError::FileNotFound`].
+/// `dir/<stem>.csv` or `dir/<stem>.csv.gz`, whichever exists; [`StoreError::FileNotFound`]
+/// if neither does, [`StoreError::AmbiguousFile`] if both do (which one holds the data
+/// cannot be guessed).
 pub fn find_csv(dir: impl AsRef<Path>, stem: &str) -> Result<PathBuf, StoreError> {
     let dir = dir.as_ref();
-    for ext in ["csv", "csv.gz"] {
-        let path = dir.join(format!("{stem}.{ext}"));
-        if path.is_file() {
-            return Ok(path);
-        }
+    let plain = dir.join(format!("{stem}.csv"));
+    let gzip = dir.join(format!("{stem}.csv.gz"));
+    match (plain.is_file(), gzip.is_file()) {
+        (true, true) => Err(StoreError::AmbiguousFile { plain, gzip }),
+        (true, false) => Ok(plain),
+        (false, true) => Ok(gzip),
+        (false, false) => Err(StoreError::FileNotFound {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+        }),
     }
-    Err(StoreError::FileNotFound {
-        dir: dir.to_path_buf(),
-        stem: stem.to_string(),
-    })
 }
 
 /// Rejects a second row with an id already seen (remembering the first line).
@@ -230,7 +234,18 @@ impl CsvSource {
         Ok(std::iter::from_fn(move || {
             next_located(&mut table, |table| {
                 let product_id = table.id(id)?;
-                let price = table.number::<f64>(price)?;
+                let price = match (price, table.number::<f64>(price)?) {
+                    (Some(column), Some(p)) if p < 0.0 => {
+                        return Err(table.cell_error(
+                            column,
+                            format!(
+                                "invalid price {:?}: must be >= 0",
+                                table.cell(column).unwrap_or("")
+                            ),
+                        ))
+                    }
+                    (_, p) => p,
+                };
                 check_unique(table, id, &product_id, &mut seen)?;
                 let text = |c: Option<usize>| c.and_then(|c| table.cell(c)).map(str::to_string);
                 Ok(ProductRecord {
@@ -244,10 +259,12 @@ impl CsvSource {
         }))
     }
 
-    /// Interactions with their lines (see [`Located`]).
-    pub(crate) fn interactions_located(
+    /// Interactions with their lines (see [`Located`]); `check` runs on each valid record
+    /// (with its line) while the row is still at hand, so a row it refuses keeps its raw text.
+    pub(crate) fn interactions_located<'a>(
         &self,
-    ) -> Result<impl Iterator<Item = Located<InteractionRecord>>, SourceError> {
+        mut check: impl FnMut(u64, InteractionRecord) -> Result<InteractionRecord, SourceError> + 'a,
+    ) -> Result<impl Iterator<Item = Located<InteractionRecord>> + 'a, SourceError> {
         let mut table = Table::open(&self.interactions)?;
         let user = table.require("user_id")?;
         let product = table.require("product_id")?;
@@ -283,13 +300,14 @@ impl CsvSource {
                         )
                     })?),
                 };
-                Ok(InteractionRecord {
+                let record = InteractionRecord {
                     user_id,
                     product_id,
                     interaction_type: kind.and_then(|c| table.cell(c)).map(str::to_string),
                     weight,
                     timestamp,
-                })
+                };
+                check(table.line(), record)
             })
         }))
     }
@@ -305,7 +323,10 @@ impl RecordSource for CsvSource {
     }
 
     fn interactions(&mut self) -> Result<RecordIter<'_, InteractionRecord>, SourceError> {
-        Ok(Box::new(self.interactions_located()?.map(|row| row.record)))
+        Ok(Box::new(
+            self.interactions_located(|_, i| Ok(i))?
+                .map(|row| row.record),
+        ))
     }
 }
 

@@ -1,8 +1,10 @@
 //! A CSV file opened for streaming: plain or gzip, header checked, one reused row buffer.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use csv::StringRecord;
 use recsys_features::{ExternalId, SourceError};
@@ -21,6 +23,10 @@ pub(crate) struct Table {
     pub(crate) headers: Vec<String>,
     gzip: bool,
     done: bool,
+    /// What the [`Tracked`] reader learnt about the bytes read so far.
+    tracking: Arc<Mutex<Tracking>>,
+    /// The line where the current row starts.
+    line: u64,
 }
 
 impl Table {
@@ -46,10 +52,11 @@ impl Table {
                 "bad gzip: the file is named .gz but does not start with the gzip magic bytes",
             ));
         }
+        let tracking = Arc::new(Mutex::new(Tracking::default()));
         let inner: Box<dyn Read> = if gzip {
-            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+            Box::new(Tracked::new(GzipMembers::new(buffered), tracking.clone()))
         } else {
-            Box::new(buffered)
+            Box::new(Tracked::new(buffered, tracking.clone()))
         };
         let reader = csv::ReaderBuilder::new()
             .flexible(true)
@@ -62,14 +69,56 @@ impl Table {
             headers: Vec::new(),
             gzip,
             done: false,
+            tracking,
+            line: 1,
         };
         let headers = match table.reader.headers() {
             Ok(h) => h.iter().map(|name| name.trim().to_string()).collect(),
             Err(e) => return Err(table.csv_error(e)),
         };
+        table.next_line();
+        if let Some(e) = table.open_quote_error() {
+            return Err(e);
+        }
         table.headers = headers;
         table.check_headers()?;
         Ok(table)
+    }
+
+    /// Moves [`Table::line`] to the start of the record just read.
+    fn next_line(&mut self) {
+        let mut tracking = self.tracking();
+        if let Some(line) = tracking.starts.pop_front() {
+            drop(tracking);
+            self.line = line;
+        }
+    }
+
+    fn tracking(&self) -> std::sync::MutexGuard<'_, Tracking> {
+        self.tracking.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The error for a record that holds a quote never closed (it swallowed the rest of
+    /// the file); ends the table.
+    fn open_quote_error(&mut self) -> Option<SourceError> {
+        let (start, quote) = self.tracking().open_quote?;
+        if start != self.line {
+            return None;
+        }
+        self.done = true;
+        let last = self.tracking().line;
+        let row = if start == quote {
+            String::new()
+        } else {
+            format!(" (in the row starting on line {start})")
+        };
+        let message = format!(
+            "unterminated quote: the quoted field opened on line {quote}{row} is never closed, \
+             so lines {quote}-{last} would be read as one field; close or escape the quote \
+             (a quote inside a quoted field is written \"\")"
+        );
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidData, "unterminated quote");
+        Some(SourceError::new(format!("{}:{quote}", self.label), message).with_source(source))
     }
 
     fn check_headers(&self) -> Result<(), SourceError> {
@@ -146,7 +195,20 @@ impl Table {
         if self.done {
             return None;
         }
-        match self.reader.read_record(&mut self.record) {
+        let result = self.reader.read_record(&mut self.record);
+        if matches!(&result, Ok(true))
+            || result
+                .as_ref()
+                .is_err_and(|e| matches!(e.kind(), csv::ErrorKind::Utf8 { .. }))
+        {
+            self.next_line();
+        }
+        if result.is_ok() {
+            if let Some(e) = self.open_quote_error() {
+                return Some(Err(e));
+            }
+        }
+        match result {
             Ok(false) => {
                 self.done = true;
                 None
@@ -164,9 +226,10 @@ impl Table {
         }
     }
 
-    /// The line where the current row starts (the header is line 1).
+    /// The line where the current row starts (the first line of the file is line 1; blank
+    /// lines count).
     pub(crate) fn line(&self) -> u64 {
-        self.record.position().map_or(0, |p| p.line())
+        self.line
     }
 
     /// The current row as one line of CSV text (fields quoted where needed), for rejects
@@ -243,9 +306,11 @@ impl Table {
     }
 
     fn csv_error(&mut self, e: csv::Error) -> SourceError {
-        let line = e
-            .position()
-            .map_or_else(|| self.reader.position().line(), |p| p.line());
+        let line = match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => self.line,
+            // Where the data broke: the last line read so far.
+            _ => self.tracking().line,
+        };
         match e.kind() {
             csv::ErrorKind::Utf8 { err, .. } => {
                 let column = self
@@ -260,7 +325,7 @@ impl Table {
             csv::ErrorKind::Io(io) => {
                 self.done = true;
                 let message = if self.gzip {
-                    format!("bad gzip data near line {line}: {io}")
+                    format!("corrupt gzip file (the error is after line {line}): {io}")
                 } else {
                     format!("read failed near line {line}: {io}")
                 };
@@ -270,6 +335,194 @@ impl Table {
                 self.done = true;
                 SourceError::new(format!("{}:{line}", self.label), e.to_string()).with_source(e)
             }
+        }
+    }
+}
+
+/// What [`Tracked`] shares with its [`Table`].
+#[derive(Debug, Default)]
+struct Tracking {
+    /// The lines where the records read ahead start, oldest first.
+    starts: VecDeque<u64>,
+    /// At the end of the file, if a quoted field was still open: (the line its record
+    /// starts on, the line of the opening quote).
+    open_quote: Option<(u64, u64)>,
+    /// The line of the last byte read.
+    line: u64,
+}
+
+/// Where [`Tracked`] is in the CSV grammar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scan {
+    StartRecord,
+    StartField,
+    InField,
+    InQuoted,
+    QuoteInQuoted,
+}
+
+/// Follows the CSV structure of the bytes as the `csv` reader pulls them, with the same
+/// rules as its default configuration (a `"` opens a quoted field only at the start of a
+/// field, `""` inside one is a quote, CR, LF and CRLF end a record, blank lines are
+/// skipped), to know the line every record starts on (the `csv` crate's positions do not
+/// count the blank lines before a record) and whether the file ends inside a quoted field
+/// (which the `csv` crate silently accepts as one long field).
+struct Tracked<R> {
+    inner: R,
+    tracking: Arc<Mutex<Tracking>>,
+    scan: Scan,
+    line: u64,
+    record_line: u64,
+    quote_line: u64,
+    starts: Vec<u64>,
+}
+
+impl<R: Read> Tracked<R> {
+    fn new(inner: R, tracking: Arc<Mutex<Tracking>>) -> Tracked<R> {
+        Tracked {
+            inner,
+            tracking,
+            scan: Scan::StartRecord,
+            line: 1,
+            record_line: 1,
+            quote_line: 1,
+            starts: Vec::new(),
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.scan = match (self.scan, b) {
+                (Scan::InQuoted, b'"') => Scan::QuoteInQuoted,
+                (Scan::InQuoted, b'\n') => {
+                    self.line += 1;
+                    Scan::InQuoted
+                }
+                (Scan::InQuoted, _) => Scan::InQuoted,
+                (Scan::StartRecord, b'\r') => Scan::StartRecord,
+                (Scan::StartRecord, b'\n') => {
+                    self.line += 1;
+                    Scan::StartRecord
+                }
+                (Scan::StartRecord, _) => {
+                    self.record_line = self.line;
+                    self.starts.push(self.line);
+                    self.field_start(b)
+                }
+                (Scan::StartField, _) => self.field_start(b),
+                (Scan::QuoteInQuoted, b'"') => Scan::InQuoted,
+                (Scan::InField | Scan::QuoteInQuoted, b',') => Scan::StartField,
+                (Scan::InField | Scan::QuoteInQuoted, b'\r') => Scan::StartRecord,
+                (Scan::InField | Scan::QuoteInQuoted, b'\n') => {
+                    self.line += 1;
+                    Scan::StartRecord
+                }
+                (Scan::InField | Scan::QuoteInQuoted, _) => Scan::InField,
+            };
+        }
+    }
+
+    /// The state after the first byte of a field.
+    fn field_start(&mut self, b: u8) -> Scan {
+        match b {
+            b'"' => {
+                self.quote_line = self.line;
+                Scan::InQuoted
+            }
+            b',' => Scan::StartField,
+            b'\r' => Scan::StartRecord,
+            b'\n' => {
+                self.line += 1;
+                Scan::StartRecord
+            }
+            _ => Scan::InField,
+        }
+    }
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scan(&buf[..n]);
+        let mut tracking = self.tracking.lock().unwrap_or_else(PoisonError::into_inner);
+        tracking.starts.extend(self.starts.drain(..));
+        tracking.line = self.line;
+        if n == 0 && !buf.is_empty() && self.scan == Scan::InQuoted {
+            tracking.open_quote = Some((self.record_line, self.quote_line));
+        }
+        Ok(n)
+    }
+}
+
+/// The members of a gzip file, one after the other, with clear errors: a stream that ends
+/// inside a member is *truncated*, bytes after the last member that are not another member
+/// are *trailing data* (flate2's `MultiGzDecoder` reports both as a bare "unexpected end of
+/// file" or "invalid gzip header"). Trailing data is an error, not ignored: it means the
+/// file was damaged or appended to, and rows may be missing.
+struct GzipMembers {
+    decoder: Option<flate2::bufread::GzDecoder<BufReader<File>>>,
+    members: u64,
+}
+
+impl GzipMembers {
+    fn new(inner: BufReader<File>) -> GzipMembers {
+        GzipMembers {
+            decoder: Some(flate2::bufread::GzDecoder::new(inner)),
+            members: 1,
+        }
+    }
+}
+
+impl Read for GzipMembers {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
+            match decoder.read(buf) {
+                Ok(0) if !buf.is_empty() => {}
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    self.decoder = None;
+                    let member = if self.members > 1 {
+                        format!(" (member {})", self.members)
+                    } else {
+                        String::new()
+                    };
+                    let message = match e.kind() {
+                        ErrorKind::UnexpectedEof => format!(
+                            "the gzip stream is truncated{member}: the file ends before the end \
+                             of its compressed data ({e})"
+                        ),
+                        _ => format!("the gzip stream is corrupt{member}: {e}"),
+                    };
+                    return Err(Error::new(e.kind(), message));
+                }
+            }
+            // The member ended (its checksum matched): another member, or the end.
+            let mut inner = self
+                .decoder
+                .take()
+                .map(|d| d.into_inner())
+                .expect("decoder");
+            let rest = inner.fill_buf()?;
+            if rest.is_empty() {
+                return Ok(0);
+            }
+            if !rest.starts_with(&GZIP_MAGIC) {
+                return Err(Error::new(
+                    ErrorKind::InvalidData,
+                    format!(
+                        "trailing data after the end of the gzip stream (after {} complete \
+                         member(s), bytes that are not another gzip member): the file is \
+                         damaged or something was appended to it",
+                        self.members
+                    ),
+                ));
+            }
+            self.members += 1;
+            self.decoder = Some(flate2::bufread::GzDecoder::new(inner));
         }
     }
 }

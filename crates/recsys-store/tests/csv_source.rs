@@ -430,7 +430,9 @@ fn bad_gzip() {
     let rows = stream(&dir, "interactions").unwrap();
     let last = rows.last().unwrap().as_ref().unwrap_err();
     assert!(
-        last.contains("user_product_interactions.csv.gz") && last.contains("bad gzip"),
+        last.contains("user_product_interactions.csv.gz")
+            && last.contains("corrupt gzip file")
+            && last.contains("truncated"),
         "{last}"
     );
     assert!(rows[..rows.len() - 1].iter().all(Result::is_ok));
@@ -441,8 +443,174 @@ fn bad_gzip() {
     std::fs::write(dir.0.join("products.csv"), b"\x1f\x8b\x08garbage").unwrap();
     let err = stream(&dir, "products").unwrap_err().to_string();
     assert!(
-        err.contains("products.csv") && err.contains("bad gzip"),
+        err.contains("products.csv") && err.contains("corrupt gzip"),
         "{err}"
+    );
+}
+
+/// gzip bytes of `text`.
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn gzip_trailing_data_and_truncation_name_the_file_and_the_problem() {
+    let body = "user_id,city\n1,Paris\n2,Rome\n";
+    for (garbage, what) in [
+        (&b"x"[..], "trailing data"),
+        (&b"\n\n\0\0\0\0\0\0\0\0\0\0\0\0"[..], "trailing data"),
+        (&b"some text appended to the file\n"[..], "trailing data"),
+    ] {
+        let dir = fixture();
+        std::fs::remove_file(dir.0.join("users.csv")).unwrap();
+        let mut bytes = gzip(body);
+        bytes.extend_from_slice(garbage);
+        std::fs::write(dir.0.join("users.csv.gz"), &bytes).unwrap();
+        let rows = stream(&dir, "users").unwrap();
+        let last = rows.last().unwrap().as_ref().unwrap_err();
+        assert!(
+            last.contains("users.csv.gz") && last.contains(what) && last.contains("gzip"),
+            "{garbage:?}: {last}"
+        );
+        assert!(!last.contains("unexpected end of file") || last.contains("truncated"));
+    }
+
+    // Truncated inside the 8-byte trailer and inside the data: "truncated", with the file.
+    for cut in [3, 12] {
+        let dir = fixture();
+        std::fs::remove_file(dir.0.join("users.csv")).unwrap();
+        let mut bytes = gzip(body);
+        bytes.truncate(bytes.len() - cut);
+        std::fs::write(dir.0.join("users.csv.gz"), &bytes).unwrap();
+        let err = match stream(&dir, "users") {
+            Ok(rows) => rows.into_iter().find_map(Result::err).expect("an error"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("users.csv.gz") && err.contains("gzip stream is truncated"),
+            "cut {cut}: {err}"
+        );
+    }
+
+    // Several members one after the other are one valid file (as `cat a.gz b.gz`).
+    let dir = fixture();
+    std::fs::remove_file(dir.0.join("users.csv")).unwrap();
+    let mut bytes = gzip("user_id,city\n1,Paris\n");
+    bytes.extend(gzip("2,Rome\n"));
+    bytes.extend(gzip("3,Oslo\n"));
+    std::fs::write(dir.0.join("users.csv.gz"), &bytes).unwrap();
+    let rows = stream(&dir, "users").unwrap();
+    assert_eq!(rows, vec![Ok(()), Ok(()), Ok(())]);
+}
+
+#[test]
+fn unterminated_quote_names_the_line_where_it_opened_and_ends_the_file() {
+    let mut text = String::from("product_id,name,price\n10,Shirt,1\n11,\"Dress,2\n");
+    for i in 0..15 {
+        text.push_str(&format!("{},Hat {i},3\n", 20 + i));
+    }
+    let dir = fixture();
+    dir.write("products.csv", &text);
+    let rows = stream(&dir, "products").unwrap();
+    // The good row, then one error that ends the stream: the rest cannot be parsed.
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].is_ok());
+    let err = rows[1].as_ref().unwrap_err();
+    assert!(
+        err.contains("products.csv:3") && err.contains("unterminated quote"),
+        "{err}"
+    );
+    assert!(err.contains("opened on line 3"), "{err}");
+    assert!(!err.contains("fields"), "{err}");
+
+    // A quote opened in a later field of a row that starts earlier, after blank lines.
+    let dir = fixture();
+    dir.write(
+        "users.csv",
+        "user_id,city\n\n1,Paris\n\n\n2,\"Rome\n3,Oslo\n4,Bern\n",
+    );
+    let rows = stream(&dir, "users").unwrap();
+    let err = rows.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        err.contains("users.csv:6") && err.contains("opened on line 6"),
+        "{err}"
+    );
+
+    // In the header: the file cannot be read at all.
+    let dir = fixture();
+    dir.write("users.csv", "user_id,\"city\n1,Paris\n");
+    let err = stream(&dir, "users").unwrap_err().to_string();
+    assert!(
+        err.contains("users.csv:1") && err.contains("unterminated quote"),
+        "{err}"
+    );
+
+    // Closed quotes spanning lines are fine, and count their lines.
+    let dir = fixture();
+    dir.write(
+        "users.csv",
+        "user_id,city\n1,\"Paris\nFrance\"\n2,\"Ro\"\"me\"\n3\n",
+    );
+    let rows = stream(&dir, "users").unwrap();
+    assert!(rows[0].is_ok() && rows[1].is_ok(), "{rows:?}");
+    let err = rows[2].as_ref().unwrap_err();
+    assert!(
+        err.contains("users.csv:5") && err.contains("row has 1 fields"),
+        "{err}"
+    );
+}
+
+#[test]
+fn line_numbers_count_blank_lines_and_crlf() {
+    // A bad row on line 7, after two blank lines.
+    row_error(
+        "products.csv",
+        "product_id,price\n10,1\n\n11,2\n\n12,3\n13,abc\n14,4\n",
+        "products.csv:7 column price",
+        "\"abc\"",
+    );
+    // Blank lines before the header and CRLF line ends.
+    row_error(
+        "products.csv",
+        "\r\n\r\nproduct_id,price\r\n10,1\r\n\r\n11,x\r\n12,2\r\n",
+        "products.csv:6 column price",
+        "\"x\"",
+    );
+    // Wrong field counts too.
+    let dir = fixture();
+    dir.write("users.csv", "user_id,city\n\n\n1,Paris,extra\n");
+    let rows = stream(&dir, "users").unwrap();
+    let err = rows[0].as_ref().unwrap_err();
+    assert!(
+        err.contains("users.csv:4") && err.contains("row has 3 fields"),
+        "{err}"
+    );
+}
+
+#[test]
+fn negative_prices_are_refused() {
+    let err = row_error(
+        "products.csv",
+        "product_id,name,price\n10,Shirt,1.5\n11,Dress,-3\n12,Hat,0\n",
+        "products.csv:3 column price",
+        "\"-3\"",
+    );
+    assert!(err.contains(">= 0"), "{err}");
+}
+
+#[test]
+fn plain_and_gzip_file_of_the_same_table_is_an_error() {
+    let dir = fixture();
+    dir.write_gz("users.csv.gz", USERS);
+    let err = CsvSource::open(&dir.0).unwrap_err();
+    assert!(matches!(err, StoreError::AmbiguousFile { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&dir.0.join("users.csv").display().to_string())
+            && text.contains(&dir.0.join("users.csv.gz").display().to_string()),
+        "{text}"
     );
 }
 

@@ -305,7 +305,331 @@ fn skipping_bad_rows_writes_a_rejects_file() {
     );
     assert!(text.contains("unknown product_id 11"), "{text}");
     assert!(text.contains("unknown user_id 99"), "{text}");
+    // Rows refused for an unknown id keep their original text.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("unknown user_id 99") && l.ends_with(",\"99,10,1\"")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("unknown product_id 11") && l.ends_with(",\"1,11,1\"")),
+        "{text}"
+    );
     assert!(text.contains("\"2,P-12,-1\""), "{text}");
+}
+
+/// A quote never closed swallows the rest of the file: even when skipping bad rows, the
+/// import must stop with the line of the quote instead of dropping the following rows.
+#[test]
+fn an_unterminated_quote_stops_the_import_even_when_skipping_bad_rows() {
+    let Some(db) = TestDb::new("open_quote") else {
+        return;
+    };
+    let mut products = String::from("product_id,name,price\n10,Shirt,1\n11,\"Dress,2\n");
+    for i in 0..15 {
+        products.push_str(&format!("{},Hat {i},3\n", 20 + i));
+    }
+    let dir = csv_dir(USERS_CSV, &products, "user_id,product_id\n1,10\n");
+    let options = ImportOptions {
+        bad_rows: BadRows::Skip {
+            rejects: dir.0.join("rejects.csv"),
+        },
+        ..ImportOptions::default()
+    };
+    let err = import(&db.store, &dir, &options).unwrap_err().to_string();
+    assert!(
+        err.contains("products.csv:3") && err.contains("unterminated quote"),
+        "{err}"
+    );
+    assert_eq!(counts(&db.store), [0, 0, 0]);
+}
+
+/// A shop with `users` users, `products` products and `interactions` interactions (every
+/// fifth one a repeat of the one before, to exercise repeated keys).
+fn shop(users: usize, products: usize, interactions: usize) -> (String, String, String) {
+    let mut u = String::from("user_id,city\n");
+    for i in 1..=users {
+        u.push_str(&format!("{i},city-{}\n", i % 7));
+    }
+    let mut p = String::from("product_id,name,price,category\n");
+    for i in 0..products {
+        p.push_str(&format!("P-{i},Product {i},{}.5,cat-{}\n", i % 50, i % 9));
+    }
+    let mut x = String::from("user_id,product_id,interaction_type,weight,timestamp\n");
+    let mut last = String::new();
+    for i in 0..interactions {
+        let row = if i % 5 == 4 {
+            last.clone()
+        } else {
+            let kind = ["view", "cart", "purchase"][i % 3];
+            format!(
+                "{},P-{},{kind},{},{}\n",
+                1 + (i * 7) % users,
+                (i * 13) % products,
+                1 + i % 3,
+                1_500_000_000 + i
+            )
+        };
+        x.push_str(&row);
+        last = row;
+    }
+    (u, p, x)
+}
+
+/// The first `n` data rows of a CSV text (with its header).
+fn prefix(text: &str, n: usize) -> String {
+    text.lines().take(n + 1).map(|l| format!("{l}\n")).collect()
+}
+
+/// Every document of a collection, as sorted debug text of its records, checked against
+/// the CSV folder's records: same rows, each exactly once.
+fn assert_same_rows(store: &MongoStore, dir: &TempDir) {
+    let loaded = InMemorySource::collect_from(store.source()).unwrap();
+    let csv = InMemorySource::collect_from(CsvSource::open(&dir.0).unwrap()).unwrap();
+    fn sorted<T: std::fmt::Debug>(rows: &[T]) -> Vec<String> {
+        let mut rows: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+        rows.sort();
+        rows
+    }
+    assert_eq!(sorted(&loaded.users), sorted(&csv.users));
+    assert_eq!(sorted(&loaded.products), sorted(&csv.products));
+    assert_eq!(sorted(&loaded.interactions), sorted(&csv.interactions));
+    // Ids are unique in the database too (no duplicate documents of one row).
+    for (collection, field) in [(USERS, "user_id"), (PRODUCTS, "product_id")] {
+        let ids: Vec<String> = store
+            .database()
+            .collection::<Document>(collection)
+            .find(doc! {})
+            .run()
+            .unwrap()
+            .map(|d| d.unwrap().get(field).unwrap().to_string())
+            .collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "{collection}");
+    }
+}
+
+/// FerretDB 1.24 never answers an `update` with more than 100 replacements of existing
+/// documents; an import rerun over a partly written collection used to send one per batch
+/// (up to the batch size) and hang. Rerunning after an interruption that left hundreds of
+/// rows in every collection must complete, write only what is missing or changed, and
+/// leave exactly the files' rows.
+#[test]
+fn rerun_after_an_interrupted_import_with_hundreds_of_existing_rows_completes() {
+    let Some(db) = TestDb::new("rerun_many") else {
+        return;
+    };
+    let (users, products, interactions) = shop(400, 300, 2_000);
+    // The interrupted run: users complete, products and interactions partly written (the
+    // first 1,300 interactions with the 220 products written).
+    let written: String = interactions
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(1).unwrap()[2..].parse::<usize>().unwrap() < 220)
+        .take(1_300)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let header = interactions.lines().next().unwrap();
+    let partial = csv_dir(
+        &users,
+        &prefix(&products, 220),
+        &format!("{header}\n{written}"),
+    );
+    import(&db.store, &partial, &ImportOptions::default()).unwrap();
+    assert_eq!(counts(&db.store), [400, 220, 1_300]);
+
+    // One product and one interaction changed since: they are updated, not duplicated.
+    let products = products.replace("P-7,Product 7,7.5,", "P-7,Product 7,99.25,");
+    let interactions = interactions.replacen(",cart,2,1500000001", ",cart,5,1500000001", 1);
+    let full = csv_dir(&users, &products, &interactions);
+    let rerun = import(&db.store, &full, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        (
+            rerun.users.inserted,
+            rerun.users.updated,
+            rerun.users.unchanged
+        ),
+        (0, 0, 400)
+    );
+    assert_eq!(
+        (
+            rerun.products.inserted,
+            rerun.products.updated,
+            rerun.products.unchanged
+        ),
+        (80, 1, 219)
+    );
+    assert_eq!(
+        (
+            rerun.interactions.inserted,
+            rerun.interactions.updated,
+            rerun.interactions.unchanged
+        ),
+        (700, 1, 1_299)
+    );
+    assert_eq!(counts(&db.store), [400, 300, 2_000]);
+    assert_same_rows(&db.store, &full);
+
+    // A plain second import of the same files completes and changes nothing.
+    let again = import(&db.store, &full, &ImportOptions::default()).unwrap();
+    for (name, c) in again.collections() {
+        assert_eq!(
+            (c.inserted, c.updated, c.unchanged),
+            (0, 0, c.read),
+            "{name}"
+        );
+    }
+    assert_eq!(counts(&db.store), [400, 300, 2_000]);
+    assert_same_rows(&db.store, &full);
+
+    // Every product changed: 300 replacements, sent in several small commands.
+    let renamed = csv_dir(
+        &users,
+        &products.replace(",Product ", ",Item "),
+        &interactions,
+    );
+    let third = import(&db.store, &renamed, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        (
+            third.products.inserted,
+            third.products.updated,
+            third.products.unchanged
+        ),
+        (0, 300, 0)
+    );
+    assert_eq!(counts(&db.store), [400, 300, 2_000]);
+    assert_same_rows(&db.store, &renamed);
+}
+
+/// A server that accepts connections and answers the handshake but never answers any other
+/// command: every operation must fail with a timeout naming it, never hang.
+#[test]
+fn a_server_that_stops_answering_gives_a_timeout_naming_the_operation() {
+    use recsys_store::mongo::ConnectOptions;
+    use std::time::{Duration, Instant};
+
+    let uri = silent_server::start();
+    let options = ConnectOptions {
+        timeout: Duration::from_secs(5),
+        operation_timeout: Duration::from_millis(400),
+        ..ConnectOptions::default()
+    };
+    let store = MongoStore::connect_with(&uri, &options).unwrap();
+    let start = Instant::now();
+    let err = store.count(PRODUCTS).unwrap_err();
+    assert!(matches!(err, StoreError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("count products"), "{err}");
+    let err = InMemorySource::collect_from(store.source()).unwrap_err();
+    assert!(err.to_string().contains("read users"), "{err}");
+    assert!(err.to_string().contains("no answer within"), "{err}");
+    let dir = csv_dir(USERS_CSV, PRODUCTS_CSV, INTERACTIONS_CSV);
+    let err = import(&store, &dir, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Timeout { .. }), "{err}");
+    assert!(
+        err.to_string().contains("existing documents of users"),
+        "{err}"
+    );
+    let err = store.put_artifact("m", b"bytes").unwrap_err();
+    assert!(err.to_string().contains("upload artifact"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A minimal wire-protocol server on loopback: answers `hello`/`isMaster`/`ping` (OP_MSG
+/// and the legacy OP_QUERY handshake) and never answers anything else.
+mod silent_server {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use mongodb::bson::{doc, Document};
+
+    pub fn start() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        format!("mongodb://127.0.0.1:{port}/silent?directConnection=true")
+    }
+
+    fn hello() -> Document {
+        doc! {
+            "ok": 1.0, "isWritablePrimary": true, "ismaster": true, "helloOk": true,
+            "maxWireVersion": 17_i32, "minWireVersion": 0_i32, "maxBsonObjectSize": 16_777_216_i32,
+            "maxMessageSizeBytes": 48_000_000_i32, "maxWriteBatchSize": 100_000_i32,
+            "localTime": mongodb::bson::DateTime::now(), "connectionId": 1_i32,
+        }
+    }
+
+    fn serve(mut stream: TcpStream) {
+        loop {
+            let mut header = [0u8; 16];
+            if stream.read_exact(&mut header).is_err() {
+                return;
+            }
+            let int = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let (length, request_id, opcode) =
+                (int(&header[0..]), int(&header[4..]), int(&header[12..]));
+            let mut body = vec![0u8; length as usize - 16];
+            if stream.read_exact(&mut body).is_err() {
+                return;
+            }
+            let command = match opcode {
+                // OP_MSG: flags, then a kind-0 section with the command document.
+                2013 => Document::from_reader(&body[5..]).ok(),
+                // OP_QUERY: flags, cstring collection name, skip, limit, query document.
+                2004 => {
+                    let end = body[4..].iter().position(|&b| b == 0).unwrap() + 5;
+                    Document::from_reader(&body[end + 8..]).ok()
+                }
+                _ => None,
+            };
+            let Some(command) = command else { return };
+            let name = command
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_default()
+                .to_lowercase();
+            if !["hello", "ismaster", "ping"].contains(&name.as_str()) {
+                continue; // never answer
+            }
+            let mut reply_doc = Vec::new();
+            hello().to_writer(&mut reply_doc).unwrap();
+            let mut reply = Vec::new();
+            if opcode == 2013 {
+                let total = 16 + 4 + 1 + reply_doc.len();
+                reply.extend((total as i32).to_le_bytes());
+                reply.extend(1_i32.to_le_bytes());
+                reply.extend(request_id.to_le_bytes());
+                reply.extend(2013_i32.to_le_bytes());
+                reply.extend(0_i32.to_le_bytes());
+                reply.push(0);
+            } else {
+                let total = 16 + 20 + reply_doc.len();
+                reply.extend((total as i32).to_le_bytes());
+                reply.extend(1_i32.to_le_bytes());
+                reply.extend(request_id.to_le_bytes());
+                reply.extend(1_i32.to_le_bytes()); // OP_REPLY
+                reply.extend(0_i32.to_le_bytes()); // flags
+                reply.extend(0_i64.to_le_bytes()); // cursor id
+                reply.extend(0_i32.to_le_bytes()); // starting from
+                reply.extend(1_i32.to_le_bytes()); // number returned
+            }
+            reply.extend(reply_doc);
+            if stream.write_all(&reply).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[test]

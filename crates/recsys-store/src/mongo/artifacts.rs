@@ -35,7 +35,15 @@ impl MongoStore {
     /// Stores `bytes` under `name` (e.g. `model-2024-05-01.recsys`), replacing any earlier
     /// artifact of that name once the new one is complete: a reader sees the old or the new
     /// bytes, never a partial upload.
+    ///
+    /// The whole transfer is bounded by the operation timeout.
     pub fn put_artifact(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let context = format!("upload artifact {name:?}");
+        let (name, bytes) = (name.to_string(), bytes.to_vec());
+        self.bounded_store(&context, move |s| s.put_artifact_now(&name, &bytes))
+    }
+
+    fn put_artifact_now(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let bucket = self.bucket();
         let context = format!("upload artifact {name:?}");
         let mut upload = bucket
@@ -75,7 +83,15 @@ impl MongoStore {
 
     /// The bytes of the newest artifact named `name`
     /// ([`StoreError::ArtifactNotFound`] if there is none).
+    ///
+    /// The whole transfer is bounded by the operation timeout.
     pub fn get_artifact(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let context = format!("download artifact {name:?}");
+        let name = name.to_string();
+        self.bounded_store(&context, move |s| s.get_artifact_now(&name))
+    }
+
+    fn get_artifact_now(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let bucket = self.bucket();
         let context = format!("download artifact {name:?}");
         let newest = bucket
@@ -111,6 +127,10 @@ impl MongoStore {
 
     /// Every artifact name with its newest revision's size and time, sorted by name.
     pub fn list_artifacts(&self) -> Result<Vec<ArtifactInfo>, StoreError> {
+        self.bounded_store("list artifacts", |s| s.list_artifacts_now())
+    }
+
+    fn list_artifacts_now(&self) -> Result<Vec<ArtifactInfo>, StoreError> {
         let files = self
             .bucket()
             .find(doc! {})
@@ -137,6 +157,12 @@ impl MongoStore {
 
     /// Deletes every revision of `name`; returns whether there was any.
     pub fn delete_artifact(&self, name: &str) -> Result<bool, StoreError> {
+        let context = format!("delete artifact {name:?}");
+        let name = name.to_string();
+        self.bounded_store(&context, move |s| s.delete_artifact_now(&name))
+    }
+
+    fn delete_artifact_now(&self, name: &str) -> Result<bool, StoreError> {
         let bucket = self.bucket();
         let files = bucket
             .find(doc! { "filename": name })

@@ -11,10 +11,10 @@ use mongodb::bson::Document;
 use recsys_features::{Attributes, ExternalId, SourceError};
 
 use super::schema::{
-    check_attribute_name, interaction_document, interaction_key, product_document, user_document,
-    INTERACTIONS, PRODUCTS, USERS,
+    check_attribute_name, id_from_bson, interaction_document, interaction_key, product_document,
+    user_document, INTERACTIONS, PRODUCTS, USERS,
 };
-use super::{MongoStore, WriteCounts};
+use super::{MongoStore, Snapshot, WriteCounts};
 use crate::{CsvSource, StoreError};
 
 /// How many invalid rows [`StoreError::InvalidInput`] lists.
@@ -52,12 +52,14 @@ impl Default for ImportOptions {
     }
 }
 
-/// The two passes of an import.
+/// The passes of an import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportPhase {
     /// Reading every file and checking every row; nothing is written.
     Validate,
-    /// Upserting the valid rows.
+    /// Reading what a collection already holds (once, to skip unchanged rows).
+    ReadExisting,
+    /// Writing the new and changed rows.
     Write,
 }
 
@@ -68,7 +70,8 @@ pub struct ImportProgress {
     pub phase: ImportPhase,
     /// `users`, `products` or `user_product_interactions`.
     pub collection: &'static str,
-    /// Rows handled so far in this collection and pass.
+    /// Rows (documents, when reading what exists) handled so far in this collection and
+    /// pass.
     pub rows: u64,
     /// Rows in this collection's file (known in the write pass).
     pub total: Option<u64>,
@@ -92,7 +95,7 @@ pub struct CollectionSummary {
 }
 
 impl CollectionSummary {
-    /// Rows written (upserted) per second.
+    /// Rows handled by the write pass (written or found unchanged) per second.
     pub fn rows_per_second(&self) -> f64 {
         let written = (self.inserted + self.updated + self.unchanged) as f64;
         if self.write_seconds > 0.0 {
@@ -142,9 +145,15 @@ impl ImportSummary {
 ///    line, column and value. With [`BadRows::Skip`] the bad rows go to the rejects file.
 ///    Header problems, unreadable files and attribute columns MongoDB cannot store
 ///    (`_id`, `$x`, `a.b`) always fail the import.
-/// 2. **Write**: create the indexes, then upsert the valid rows in batches keyed on `_id`
-///    (user id, product id, interaction key). Running the same import twice changes
-///    nothing; an import killed half-way and run again ends with every row present once.
+/// 2. **Write**: create the indexes, then write the valid rows in batches keyed on `_id`
+///    (user id, product id, interaction key). Each collection's existing documents are read
+///    once first (one scan, keeping a hash of each `_id` and of its content): rows whose
+///    `_id` is new are inserted in bulk, rows whose stored content differs are replaced
+///    (small commands, see [`MAX_REPLACEMENTS_PER_COMMAND`](super::MAX_REPLACEMENTS_PER_COMMAND)),
+///    identical rows are not sent. So running the same import twice changes nothing and
+///    writes nothing; an import killed half-way and run again ends with every row present
+///    once; a row changed in the CSV files is updated. Documents that are in the database
+///    but not in the files are left alone (the import adds and updates, it never deletes).
 ///
 /// `progress` is called after every batch of each pass.
 pub fn import_csv(
@@ -197,23 +206,34 @@ pub fn import_csv(
             Err(e) => bad.add(&mut rejects, e, row.line, row.raw, source.products_path())?,
         }
     }
-    user_ids.extend(store.ids(USERS, "user_id")?);
-    product_ids.extend(store.ids(PRODUCTS, "product_id")?);
+    let users_before = read_existing(store, USERS, "user_id", &mut user_ids, progress)?;
+    let products_before = read_existing(store, PRODUCTS, "product_id", &mut product_ids, progress)?;
     let known = KnownIds {
         users: &user_ids,
         products: &product_ids,
         file: source.interactions_path().display().to_string(),
     };
-    for row in source.interactions_located()? {
+    let mut report = |collection, rows| {
+        if rows % batch_size as u64 == 0 {
+            progress(&ImportProgress {
+                phase: ImportPhase::Validate,
+                collection,
+                rows,
+                total: None,
+            });
+        }
+    };
+    for row in source.interactions_located(|line, i| known.check(line, i))? {
         summary.interactions.read += 1;
         report(INTERACTIONS, summary.interactions.read);
-        let line = row.line;
-        match row.record.and_then(|i| known.check(line, i)) {
-            Ok(_) => {}
-            Err(e) => {
-                let raw = row.raw.or_else(|| Some(String::new()));
-                bad.add(&mut rejects, e, line, raw, source.interactions_path())?;
-            }
+        if let Err(e) = row.record {
+            bad.add(
+                &mut rejects,
+                e,
+                row.line,
+                row.raw,
+                source.interactions_path(),
+            )?;
         }
     }
     if let Some(rejects) = rejects.as_mut() {
@@ -237,11 +257,12 @@ pub fn import_csv(
         collection: USERS,
         rows: 0,
         total: 0,
+        existing: Snapshot::default(),
     };
 
     let total = summary.users.read;
     let t = Instant::now();
-    writer.begin(USERS, total);
+    writer.begin(USERS, total, users_before);
     for row in source.users_located()? {
         match row.record {
             Ok(user) => writer.push(&mut summary.users, user_document(&user))?,
@@ -253,7 +274,7 @@ pub fn import_csv(
 
     let total = summary.products.read;
     let t = Instant::now();
-    writer.begin(PRODUCTS, total);
+    writer.begin(PRODUCTS, total, products_before);
     for row in source.products_located()? {
         match row.record {
             Ok(product) => writer.push(&mut summary.products, product_document(&product))?,
@@ -267,14 +288,20 @@ pub fn import_csv(
     // valid rows just written plus what was in the database), so the same rows are skipped.
     let total = summary.interactions.read;
     let t = Instant::now();
-    writer.begin(INTERACTIONS, total);
+    let interactions_before = read_existing(
+        store,
+        INTERACTIONS,
+        "",
+        &mut HashSet::new(),
+        writer.progress,
+    )?;
+    writer.begin(INTERACTIONS, total, interactions_before);
     // Repeated interaction keys in one file get an occurrence number; keys are remembered
     // by a 64-bit hash, which only has to be deterministic for the same file.
     let hasher = RandomState::new();
     let mut occurrences: HashMap<u64, u32> = HashMap::new();
-    for row in source.interactions_located()? {
-        let line = row.line;
-        match row.record.and_then(|i| known.check(line, i)) {
+    for row in source.interactions_located(|line, i| known.check(line, i))? {
+        match row.record {
             Ok(interaction) => {
                 let key = interaction_key(&interaction, 1);
                 let seen = occurrences.entry(hasher.hash_one(&key)).or_insert(0);
@@ -298,6 +325,40 @@ pub fn import_csv(
     summary.rejects = rejects.map(|r| r.path);
     summary.total_seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Reads the documents `collection` holds (see [`MongoStore::snapshot`]), adding the ids in
+/// `id_field` (if not empty) to `ids` and reporting progress every 10,000 documents.
+fn read_existing(
+    store: &MongoStore,
+    collection: &'static str,
+    id_field: &str,
+    ids: &mut HashSet<ExternalId>,
+    progress: &mut dyn FnMut(&ImportProgress),
+) -> Result<Snapshot, StoreError> {
+    let mut rows = 0u64;
+    let mut report = |rows| {
+        progress(&ImportProgress {
+            phase: ImportPhase::ReadExisting,
+            collection,
+            rows,
+            total: None,
+        })
+    };
+    report(0);
+    let snapshot = store.snapshot(collection, |d| {
+        if !id_field.is_empty() {
+            if let Some(id) = d.get(id_field).and_then(id_from_bson) {
+                ids.insert(id);
+            }
+        }
+        rows += 1;
+        if rows.is_multiple_of(10_000) {
+            report(rows);
+        }
+    })?;
+    report(rows);
+    Ok(snapshot)
 }
 
 fn check_attributes(path: &std::path::Path, attributes: &Attributes) -> Result<(), StoreError> {
@@ -444,10 +505,13 @@ struct BatchWriter<'a, 'p> {
     collection: &'static str,
     rows: u64,
     total: u64,
+    /// What the current collection held before the write pass.
+    existing: Snapshot,
 }
 
 impl BatchWriter<'_, '_> {
-    fn begin(&mut self, collection: &'static str, total: u64) {
+    fn begin(&mut self, collection: &'static str, total: u64, existing: Snapshot) {
+        self.existing = existing;
         self.collection = collection;
         self.rows = 0;
         self.total = total;
@@ -479,7 +543,9 @@ impl BatchWriter<'_, '_> {
             inserted,
             updated,
             unchanged,
-        } = self.store.upsert_batch(self.collection, batch)?;
+        } = self
+            .store
+            .upsert_batch(self.collection, batch, &self.existing)?;
         summary.inserted += inserted;
         summary.updated += updated;
         summary.unchanged += unchanged;

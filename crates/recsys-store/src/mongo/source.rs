@@ -16,8 +16,9 @@ const DEFAULT_BATCH_SIZE: u32 = 10_000;
 /// interaction `_id` key is never sent). Feed it to
 /// [`Dataset::from_source`](recsys_features::Dataset::from_source) to train from the
 /// database. A document that does not fit the schema comes out of the iterator as a
-/// [`SourceError`] naming collection, document id and field; a lost connection ends the
-/// stream with an error.
+/// [`SourceError`] naming collection, document id and field; a lost connection, or no
+/// answer within the store's operation timeout, ends the stream with an error. The cursor
+/// is read on a helper thread, so decoding the next batch overlaps with using this one.
 #[derive(Clone, Debug)]
 pub struct MongoSource {
     store: MongoStore,
@@ -48,32 +49,20 @@ impl MongoSource {
         F: Fn(&DocReader<'_>, &Document) -> Result<T, SourceError> + 'a,
     {
         let namespace = format!("{}.{collection}", self.store.database_name());
-        let cursor = self
-            .store
-            .database()
-            .collection::<Document>(collection)
-            .find(doc! {})
-            .projection(projection)
-            .batch_size(self.batch_size)
-            .run()
-            .map_err(|e| SourceError::from(self.store.error(format!("find in {collection}"), e)))?;
-        let mut failed = false;
-        Ok(Box::new(cursor.map_while(move |d| {
-            if failed {
-                return None;
-            }
+        let documents = self.store.stream(
+            collection,
+            Some(projection),
+            self.batch_size,
+            format!("read {collection}"),
+        );
+        Ok(Box::new(documents.map(move |d| {
             let reader = DocReader {
                 namespace: &namespace,
             };
-            Some(match d {
+            match d {
                 Ok(d) => read(&reader, &d),
-                Err(e) => {
-                    failed = true;
-                    Err(SourceError::from(
-                        self.store.error(format!("read {collection}"), e),
-                    ))
-                }
-            })
+                Err(e) => Err(SourceError::from(e)),
+            }
         })))
     }
 }
