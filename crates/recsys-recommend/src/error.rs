@@ -80,6 +80,17 @@ pub enum RecommendError {
         /// What the decoder said.
         message: String,
     },
+    /// A part of a bundle file decodes but is invalid (its checksum matched, so the file was
+    /// written by a faulty tool or altered after writing): nothing is served from it.
+    #[error("{path}: invalid {part}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Which part (`model`, `seen interactions`, `item id map`, `metadata`, …).
+        part: &'static str,
+        /// What is wrong, naming the offending value.
+        message: String,
+    },
     /// A bundle part is invalid (e.g. a corrupt id map).
     #[error("invalid {what}: {message}")]
     Invalid {
