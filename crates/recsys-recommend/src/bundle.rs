@@ -6,16 +6,17 @@
 //! |---|---|
 //! | 0..8 | magic `\x89RECSYS\n` (the high byte catches 7-bit transfers, the newline text-mode ones) |
 //! | 8..12 | format version, u32 little-endian |
-//! | 12..16 | flags, u32 (0) |
+//! | 12..16 | flags, u32: 0 (no flag is defined; any other value is refused) |
 //! | 16..24 | metadata length `m`, u64 |
 //! | 24..32 | payload length `p`, u64 |
 //! | 32..36 | CRC-32 (IEEE) of bytes 8..32, the metadata and the payload |
-//! | 36..40 | reserved (0) |
+//! | 36..40 | reserved: 0 (any other value is refused) |
 //! | 40..40+m | metadata: UTF-8 JSON ([`BundleMetadata`]), readable without decoding the rest |
 //! | 40+m..40+m+p | payload: [postcard](https://docs.rs/postcard) encoding of the parts |
 //!
-//! Loading checks the magic, the version, the lengths against the file size and the
-//! checksum *before* decoding anything.
+//! Every header byte is checked: the magic, the version, the zero flags and reserved bytes
+//! directly, the lengths against the file size, and bytes 8..32 (with the metadata and the
+//! payload) by the checksum — all *before* anything is decoded.
 //!
 //! The CRC detects accidental damage, not a file written by a faulty tool or altered with
 //! its checksum recomputed, so loading then validates every decoded part in one pass
@@ -668,6 +669,15 @@ fn split_checked<'b>(bytes: &'b [u8], path: &Path) -> Result<(&'b [u8], &'b [u8]
             found: version,
             supported: FORMAT_VERSION,
         });
+    }
+    for (at, field) in [(12, "flags"), (36, "reserved bytes 36..40")] {
+        if u32_at(at) != 0 {
+            return Err(RecommendError::UnsupportedHeader {
+                path: path.to_path_buf(),
+                field,
+                value: u32_at(at),
+            });
+        }
     }
     let (m, p) = (u64_at(16), u64_at(24));
     let expected = (HEADER_LEN as u64)

@@ -48,6 +48,20 @@ pub enum RecommendError {
         /// The version this library reads.
         supported: u32,
     },
+    /// A header field this library only knows as 0 (the flags, the reserved bytes) is not 0:
+    /// the file was written by a newer recsys, or its header is damaged.
+    #[error(
+        "{path}: header {field} is {value:#010x}, but this library reads only 0 there: the file \
+         was written by a newer recsys or is damaged"
+    )]
+    UnsupportedHeader {
+        /// The file.
+        path: PathBuf,
+        /// Which field (`flags`, `reserved bytes 36..40`).
+        field: &'static str,
+        /// Its value (little-endian u32).
+        value: u32,
+    },
     /// The file is shorter or longer than its header says.
     #[error(
         "{path} is truncated or has trailing bytes: header says {expected} bytes, file has {found}"

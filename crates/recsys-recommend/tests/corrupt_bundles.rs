@@ -853,3 +853,38 @@ fn metadata_that_contradicts_the_parts_is_refused() {
     assert!(e.to_string().contains("model id"), "{e}");
     load(&with_payload(&raw)).expect("a consistent change loads");
 }
+
+// ---------------------------------------------------------------------------------------
+// The header: every byte is checked or covered by the checksum.
+
+#[test]
+fn changing_any_single_header_byte_is_refused() {
+    let good = good_file();
+    assert!(load(good).is_ok());
+    for at in 0..HEADER {
+        for xor in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
+            let mut bytes = good.to_vec();
+            bytes[at] ^= xor;
+            assert!(
+                load(&bytes).is_err(),
+                "header byte {at} changed by {xor:#04x} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_flags_or_reserved_bits_are_refused_even_with_a_valid_checksum() {
+    let good = good_file();
+    let (metadata, payload) = sections(good);
+    for at in [12, 13, 14, 15, 36, 37, 38, 39] {
+        let mut template = good[..HEADER].to_vec();
+        template[at] = 0x01;
+        let e = load(&assemble(&template, metadata, payload)).unwrap_err();
+        assert!(
+            matches!(e, RecommendError::UnsupportedHeader { .. }),
+            "byte {at}: {e}"
+        );
+        assert!(e.to_string().contains("newer"), "{e}");
+    }
+}
