@@ -254,21 +254,21 @@ struct Payload {
 /// the libraries' constructors pass; this catches e.g. a diverged model or hand-made counts
 /// before a bundle that could not be loaded is written).
 fn validate_parts(parts: &BundleParts) -> Result<()> {
-    let here = Path::new(IN_MEMORY);
-    part(here, "model", parts.model.validate())?;
-    part(
-        here,
-        "user id map",
-        IdMap::try_from(parts.users.ids().to_vec()),
-    )?;
-    part(
-        here,
-        "item id map",
-        IdMap::try_from(parts.items.ids().to_vec()),
-    )?;
-    part(here, "product catalogue", parts.products.validate())?;
-    part(here, "popularity", parts.popularity.validate())?;
-    part(here, "seen interactions", parts.seen.validate())?;
+    fn invalid<T, E: std::fmt::Display>(
+        what: &'static str,
+        checked: std::result::Result<T, E>,
+    ) -> Result<T> {
+        checked.map_err(|e| RecommendError::Invalid {
+            what,
+            message: e.to_string(),
+        })
+    }
+    invalid("model", parts.model.validate())?;
+    invalid("user id map", IdMap::try_from(parts.users.ids().to_vec()))?;
+    invalid("item id map", IdMap::try_from(parts.items.ids().to_vec()))?;
+    invalid("product catalogue", parts.products.validate())?;
+    invalid("popularity", parts.popularity.validate())?;
+    invalid("seen interactions", parts.seen.validate())?;
     Ok(())
 }
 

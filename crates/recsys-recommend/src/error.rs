@@ -105,7 +105,8 @@ pub enum RecommendError {
         /// What is wrong, naming the offending value.
         message: String,
     },
-    /// A bundle part is invalid (e.g. a corrupt id map).
+    /// A part given to [`Bundle::new`](crate::Bundle::new) is invalid (e.g. a diverged model
+    /// with NaN parameters, NaN popularity counts): a bundle of it could not be loaded.
     #[error("invalid {what}: {message}")]
     Invalid {
         /// Which part.
