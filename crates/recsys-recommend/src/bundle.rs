@@ -269,6 +269,16 @@ fn validate_parts(parts: &BundleParts) -> Result<()> {
     invalid("product catalogue", parts.products.validate())?;
     invalid("popularity", parts.popularity.validate())?;
     invalid("seen interactions", parts.seen.validate())?;
+    if let Some(m) = &parts.metrics {
+        // JSON has no NaN or infinity: serde_json would write null, which never parses back.
+        let values = [m.precision_at_k, m.recall_at_k, m.auc];
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(RecommendError::Invalid {
+                what: "metrics",
+                message: format!("precision, recall and AUC {values:?} must be finite"),
+            });
+        }
+    }
     Ok(())
 }
 

@@ -176,6 +176,20 @@ fn a_checksummed_but_inconsistent_payload_is_refused() {
     parts.items = items;
     let e = Bundle::new(parts).unwrap_err();
     assert!(e.to_string().contains("integer id stored as text"), "{e}");
+    // JSON has no NaN: a NaN metric would be written as null and the metadata never parse.
+    let mut parts = w.parts(3);
+    parts.metrics.as_mut().unwrap().auc = f64::NAN;
+    let e = Bundle::new(parts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RecommendError::Invalid {
+                what: "metrics",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
