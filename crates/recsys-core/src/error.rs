@@ -59,6 +59,15 @@ pub enum CoreError {
         /// The value, formatted.
         value: String,
     },
+    /// A stored value (a model file, a bundle part) decoded but is internally inconsistent:
+    /// it was written by a faulty tool or altered. Nothing is built from it.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt {
+        /// What was being loaded (`model`, `interactions`, `feature matrix`, …).
+        what: &'static str,
+        /// What is inconsistent, naming the offending value.
+        reason: String,
+    },
     /// Training produced NaN or infinite parameters.
     #[error(
         "training diverged in epoch {epoch}: parameters became NaN or infinite; \

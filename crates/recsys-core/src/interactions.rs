@@ -36,7 +36,11 @@ impl Interaction {
 /// with items sorted (fast "has the user seen this item?" checks).
 ///
 /// Duplicated `(user, item)` pairs are merged on construction: values and weights are summed.
+///
+/// Deserialising checks every invariant ([`Interactions::validate`]), so a damaged file is an
+/// error, never an out-of-range slice later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "InteractionsData")]
 pub struct Interactions {
     n_users: usize,
     n_items: usize,
@@ -47,7 +51,129 @@ pub struct Interactions {
     weights: Vec<f32>,
 }
 
+/// The serialised form of [`Interactions`], before validation.
+#[derive(Deserialize)]
+pub(crate) struct InteractionsData {
+    n_users: usize,
+    n_items: usize,
+    indptr: Vec<usize>,
+    users: Vec<u32>,
+    items: Vec<u32>,
+    values: Vec<f32>,
+    weights: Vec<f32>,
+}
+
+impl TryFrom<InteractionsData> for Interactions {
+    type Error = CoreError;
+
+    fn try_from(d: InteractionsData) -> Result<Self> {
+        let x = Interactions {
+            n_users: d.n_users,
+            n_items: d.n_items,
+            indptr: d.indptr,
+            users: d.users,
+            items: d.items,
+            values: d.values,
+            weights: d.weights,
+        };
+        x.validate()?;
+        Ok(x)
+    }
+}
+
 impl Interactions {
+    /// Deserialises like the `Deserialize` impl, but returns interactions that decode and
+    /// break an invariant as `Ok(Err(reason))`, so that formats which drop error messages
+    /// (postcard, in the artifact bundle) can still say what is wrong.
+    pub fn deserialize_validated<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Result<Self>, D::Error> {
+        Ok(Interactions::try_from(InteractionsData::deserialize(d)?))
+    }
+
+    /// Checks the invariants every method relies on, in one pass: dimensions fit in `u32`;
+    /// one row pointer per user plus one, starting at 0, non-decreasing, ending at the number
+    /// of entries; per-entry arrays of equal length; each entry's user is its row; items in
+    /// range and strictly increasing within a user; values finite; weights finite and ≥ 0.
+    /// [`Interactions::from_entries`] guarantees all of it; a deserialised set is checked.
+    pub fn validate(&self) -> Result<()> {
+        let corrupt = |reason: String| {
+            Err(CoreError::Corrupt {
+                what: "interactions",
+                reason,
+            })
+        };
+        let (n_users, n_items) = (self.n_users, self.n_items);
+        if n_users > u32::MAX as usize || n_items > u32::MAX as usize {
+            return corrupt(format!("{n_users} users × {n_items} items exceed 2^32 − 1"));
+        }
+        let n = self.items.len();
+        if self.indptr.len() != n_users + 1 {
+            return corrupt(format!(
+                "{} row pointers for {n_users} users (expected {})",
+                self.indptr.len(),
+                n_users + 1
+            ));
+        }
+        if self.indptr[0] != 0 || self.indptr[n_users] != n {
+            return corrupt(format!(
+                "row pointers run from {} to {} over {n} entries",
+                self.indptr[0], self.indptr[n_users]
+            ));
+        }
+        let lens = [self.users.len(), self.values.len(), self.weights.len()];
+        if lens.iter().any(|&l| l != n) {
+            return corrupt(format!(
+                "{n} items but {} users, {} values, {} weights",
+                lens[0], lens[1], lens[2]
+            ));
+        }
+        // Non-decreasing from 0 to `n`: every row is a range of the entries.
+        for (u, w) in self.indptr.windows(2).enumerate() {
+            if w[0] > w[1] {
+                return corrupt(format!(
+                    "row pointer {} ({}) is below row pointer {u} ({})",
+                    u + 1,
+                    w[1],
+                    w[0]
+                ));
+            }
+        }
+        for u in 0..n_users {
+            let (start, end) = (self.indptr[u], self.indptr[u + 1]);
+            let mut previous: Option<u32> = None;
+            for k in start..end {
+                let item = self.items[k];
+                if self.users[k] as usize != u {
+                    return corrupt(format!(
+                        "entry {k} is in user {u}'s row but names user {}",
+                        self.users[k]
+                    ));
+                }
+                if item as usize >= n_items {
+                    return corrupt(format!(
+                        "entry {k}: item {item} is out of range ({n_items} items)"
+                    ));
+                }
+                if previous.is_some_and(|p| p >= item) {
+                    return corrupt(format!(
+                        "user {u}'s items are not sorted and distinct at entry {k} (item {item})"
+                    ));
+                }
+                previous = Some(item);
+            }
+        }
+        for (k, (&v, &w)) in self.values.iter().zip(&self.weights).enumerate() {
+            if !v.is_finite() {
+                return corrupt(format!("entry {k}: value {v} is not finite"));
+            }
+            if !(w.is_finite() && w >= 0.0) {
+                return corrupt(format!("entry {k}: weight {w} is not finite and ≥ 0"));
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the set from entries; checks indices, finiteness and non-negative weights.
     pub fn from_entries<I>(n_users: usize, n_items: usize, entries: I) -> Result<Self>
     where

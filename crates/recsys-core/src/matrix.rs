@@ -1,7 +1,7 @@
 //! Sparse feature matrices (CSR, `f32`), the input that makes the model hybrid.
 
 use serde::{Deserialize, Serialize};
-use sprs::{CsMat, TriMat};
+use sprs::{CompressedStorage, CsMat, TriMat};
 
 use crate::error::{CoreError, Result};
 
@@ -9,10 +9,67 @@ use crate::error::{CoreError, Result};
 ///
 /// Row *i* lists the features of user (or item) *i* with their weights. A user's latent
 /// representation is the weighted sum of its features' embeddings, exactly as in LightFM.
-/// All values are finite; this is checked on construction.
+/// All values are finite; this is checked on construction, and deserialising checks it too,
+/// with the CSR structure (row pointers non-decreasing and consistent with the entries,
+/// feature indices in range and strictly increasing within each row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FeatureMatrixData")]
 pub struct FeatureMatrix {
     csr: CsMat<f32>,
+}
+
+/// The serialised form of [`FeatureMatrix`] (as `sprs` writes a `CsMat`), before validation.
+#[derive(Deserialize)]
+pub(crate) struct FeatureMatrixData {
+    csr: CsrData,
+}
+
+#[derive(Deserialize)]
+struct CsrData {
+    storage: CompressedStorage,
+    nrows: usize,
+    ncols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl TryFrom<FeatureMatrixData> for FeatureMatrix {
+    type Error = CoreError;
+
+    fn try_from(d: FeatureMatrixData) -> Result<Self> {
+        let c = d.csr;
+        let corrupt = |reason: String| CoreError::Corrupt {
+            what: "feature matrix",
+            reason,
+        };
+        if c.storage != CompressedStorage::CSR {
+            return Err(corrupt(
+                "stored by column (CSC), expected rows (CSR)".into(),
+            ));
+        }
+        // Checked here because `sprs` computes `nrows + 1` unchecked.
+        if c.nrows.checked_add(1) != Some(c.indptr.len()) {
+            return Err(corrupt(format!(
+                "{} row pointers for {} rows",
+                c.indptr.len(),
+                c.nrows
+            )));
+        }
+        let csr = CsMat::try_new((c.nrows, c.ncols), c.indptr, c.indices, c.data).map_err(
+            |(indptr, indices, data, e)| {
+                corrupt(format!(
+                    "{e} ({} × {} with {} row pointers, {} indices, {} values)",
+                    c.nrows,
+                    c.ncols,
+                    indptr.len(),
+                    indices.len(),
+                    data.len()
+                ))
+            },
+        )?;
+        Self::from_csr(csr)
+    }
 }
 
 impl FeatureMatrix {

@@ -437,19 +437,61 @@ impl<'a> FitOptions<'a> {
 /// assert!(scores[0] > scores[1]);
 /// # Ok::<(), recsys_core::CoreError>(())
 /// ```
+///
+/// Deserialising (a model file, a bundle) checks everything [`HybridModel::validate`] checks
+/// and the parts' own invariants, so a damaged model is an error, never a panic later.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "ModelData")]
 pub struct HybridModel {
     params: Hyperparameters,
     user_features: FeatureMatrix,
     item_features: FeatureMatrix,
-    #[serde(deserialize_with = "Side::deserialize_checked")]
     users: Side,
-    #[serde(deserialize_with = "Side::deserialize_checked")]
     items: Side,
     rng: Rng,
     epochs_trained: usize,
     #[serde(skip)]
     item_cache: OnceLock<ItemRepresentations>,
+}
+
+/// The serialised form of [`HybridModel`], before validation: every part in its unchecked
+/// form, so each refusal can name the part (binary formats drop nested error messages).
+#[derive(Deserialize)]
+struct ModelData {
+    params: crate::params::HyperparametersData,
+    user_features: crate::matrix::FeatureMatrixData,
+    item_features: crate::matrix::FeatureMatrixData,
+    users: Side,
+    items: Side,
+    rng: crate::rng::RngData,
+    epochs_trained: usize,
+}
+
+impl TryFrom<ModelData> for HybridModel {
+    type Error = CoreError;
+
+    fn try_from(d: ModelData) -> Result<Self> {
+        let part = |what: &'static str| {
+            move |e: CoreError| CoreError::Corrupt {
+                what,
+                reason: e.to_string(),
+            }
+        };
+        let model = HybridModel {
+            params: Hyperparameters::try_from(d.params).map_err(part("model hyper-parameters"))?,
+            user_features: FeatureMatrix::try_from(d.user_features)
+                .map_err(part("model user feature matrix"))?,
+            item_features: FeatureMatrix::try_from(d.item_features)
+                .map_err(part("model item feature matrix"))?,
+            users: d.users,
+            items: d.items,
+            rng: Rng::try_from(d.rng).map_err(part("model random generator"))?,
+            epochs_trained: d.epochs_trained,
+            item_cache: OnceLock::new(),
+        };
+        model.validate()?;
+        Ok(model)
+    }
 }
 
 impl PartialEq for HybridModel {
@@ -465,6 +507,65 @@ impl PartialEq for HybridModel {
 }
 
 impl HybridModel {
+    /// Deserialises like the `Deserialize` impl, but returns a model that decodes and is
+    /// invalid as `Ok(Err(reason))`, so that formats which drop error messages (postcard, in
+    /// the artifact bundle) can still say what is wrong.
+    pub fn deserialize_validated<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Result<Self>, D::Error> {
+        Ok(HybridModel::try_from(ModelData::deserialize(d)?))
+    }
+
+    /// Checks that the parts agree, in one pass over the parameters: the hyper-parameters
+    /// are valid; there is at least one item; each side has one parameter row per column of
+    /// its feature matrix and `no_components` components; each side's layout and optimiser
+    /// state match the schedule (row stride, buffer lengths, zero padding);
+    /// parameters are finite and optimiser state never NaN or negative. Every model built
+    /// by [`HybridModel::new`] and trained without [`CoreError::Diverged`] passes; a
+    /// deserialised model is checked before it is returned.
+    pub fn validate(&self) -> Result<()> {
+        let corrupt = |what: &'static str, reason: String| Err(CoreError::Corrupt { what, reason });
+        self.params.to_builder().build()?;
+        if self.item_features.n_rows() == 0 {
+            return Err(CoreError::Empty("the model needs at least one item"));
+        }
+        let k = self.params.no_components;
+        for (what, name, side, features) in [
+            (
+                "model user parameters",
+                "user",
+                &self.users,
+                &self.user_features,
+            ),
+            (
+                "model item parameters",
+                "item",
+                &self.items,
+                &self.item_features,
+            ),
+        ] {
+            if side.k() != k {
+                return corrupt(
+                    what,
+                    format!("{} components, the hyper-parameters say {k}", side.k()),
+                );
+            }
+            if side.n_features() != features.n_features() {
+                return corrupt(
+                    what,
+                    format!(
+                        "{} feature rows for the {name} feature matrix's {} columns",
+                        side.n_features(),
+                        features.n_features()
+                    ),
+                );
+            }
+            side.check_layout(self.params.schedule)
+                .or_else(|reason| corrupt(what, reason))?;
+        }
+        Ok(())
+    }
+
     /// A new, initialised model for the given user and item feature matrices
     /// (`n_users × n_user_features`, `n_items × n_item_features`).
     pub fn new(

@@ -64,7 +64,10 @@ pub enum Schedule {
 }
 
 /// Validated hyper-parameters. Build them with [`Hyperparameters::builder`].
+///
+/// Deserialising validates them like [`HyperparametersBuilder::build`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "HyperparametersData")]
 pub struct Hyperparameters {
     pub(crate) no_components: usize,
     pub(crate) loss: Loss,
@@ -74,6 +77,39 @@ pub struct Hyperparameters {
     pub(crate) user_alpha: f32,
     pub(crate) max_sampled: usize,
     pub(crate) seed: u64,
+}
+
+/// The serialised form of [`Hyperparameters`], before validation.
+#[derive(Deserialize)]
+pub(crate) struct HyperparametersData {
+    no_components: usize,
+    loss: Loss,
+    schedule: Schedule,
+    learning_rate: f32,
+    item_alpha: f32,
+    user_alpha: f32,
+    max_sampled: usize,
+    seed: u64,
+}
+
+impl TryFrom<HyperparametersData> for Hyperparameters {
+    type Error = CoreError;
+
+    fn try_from(d: HyperparametersData) -> Result<Self> {
+        HyperparametersBuilder {
+            p: Hyperparameters {
+                no_components: d.no_components,
+                loss: d.loss,
+                schedule: d.schedule,
+                learning_rate: d.learning_rate,
+                item_alpha: d.item_alpha,
+                user_alpha: d.user_alpha,
+                max_sampled: d.max_sampled,
+                seed: d.seed,
+            },
+        }
+        .build()
+    }
 }
 
 impl Default for Hyperparameters {

@@ -6,9 +6,33 @@
 use crate::kernels::prefetch_ptr;
 
 /// Seedable pseudo-random generator (xoshiro256++).
+///
+/// Deserialising refuses the all-zero state, which xoshiro never leaves (it would draw
+/// zeros forever) and no seed produces.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "RngData")]
 pub struct Rng {
     s: [u64; 4],
+}
+
+/// The serialised form of [`Rng`], before validation.
+#[derive(serde::Deserialize)]
+pub(crate) struct RngData {
+    s: [u64; 4],
+}
+
+impl TryFrom<RngData> for Rng {
+    type Error = crate::CoreError;
+
+    fn try_from(d: RngData) -> Result<Self, crate::CoreError> {
+        if d.s == [0; 4] {
+            return Err(crate::CoreError::Corrupt {
+                what: "random generator state",
+                reason: "all zero (a state no seed produces)".into(),
+            });
+        }
+        Ok(Rng { s: d.s })
+    }
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

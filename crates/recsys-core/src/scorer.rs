@@ -138,12 +138,53 @@ impl Scorer for HybridModel {
 }
 
 /// The non-personalised baseline: an item's score is its number of interactions.
+///
+/// Deserialising checks that every count is finite ([`Popularity::validate`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "PopularityData")]
 pub struct Popularity {
     counts: Vec<f32>,
 }
 
+/// The serialised form of [`Popularity`], before validation.
+#[derive(serde::Deserialize)]
+struct PopularityData {
+    counts: Vec<f32>,
+}
+
+impl TryFrom<PopularityData> for Popularity {
+    type Error = CoreError;
+
+    fn try_from(d: PopularityData) -> Result<Self> {
+        let p = Popularity { counts: d.counts };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
 impl Popularity {
+    /// Deserialises like the `Deserialize` impl, but returns counts that decode and are
+    /// invalid as `Ok(Err(reason))`, so that formats which drop error messages (postcard, in
+    /// the artifact bundle) can still say what is wrong.
+    pub fn deserialize_validated<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Result<Self>, D::Error> {
+        use serde::Deserialize;
+        Ok(Popularity::try_from(PopularityData::deserialize(d)?))
+    }
+
+    /// Checks that every count is finite (a NaN or infinite count would rank arbitrarily).
+    pub fn validate(&self) -> Result<()> {
+        match self.counts.iter().position(|c| !c.is_finite()) {
+            Some(position) => Err(CoreError::NonFinite {
+                what: "popularity counts",
+                position,
+                value: self.counts[position].to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Popularity from training interactions.
     pub fn from_interactions(x: &crate::Interactions) -> Self {
         Popularity {

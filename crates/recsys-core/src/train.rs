@@ -208,9 +208,9 @@ impl<'de> serde::Deserialize<'de> for AlignedBuf {
 ///
 /// Training relies on the padding: the 8-wide sums read it (so parameters' padding must be
 /// zero) and adagrad's padded step writes zeros into it (so, for adagrad, the accumulators'
-/// padding must be positive). The model deserialises its sides through
-/// [`Side::deserialize_checked`], which checks both and the buffers' lengths, so a hand-made
-/// or damaged model file gives an error instead of wrong scores or a panic.
+/// padding must be positive). A deserialised model checks its sides with
+/// [`Side::check_layout`] (both, the buffers' lengths and finiteness), so a hand-made or
+/// damaged model file gives an error instead of wrong scores or a panic.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Side {
     k: usize,
@@ -268,23 +268,22 @@ impl Side {
         self.n
     }
 
+    /// Latent components per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// Floats per row for `k` components: the embedding and the bias, padded to whole
     /// 64-byte lines.
     fn stride_for(k: usize) -> usize {
         (k + 1).div_ceil(16) * 16
     }
 
-    /// Deserialises a side and checks its layout (see [`Side`]); for the model's
-    /// `#[serde(deserialize_with)]`.
-    pub fn deserialize_checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Side, D::Error> {
-        let side = <Side as serde::Deserialize>::deserialize(d)?;
-        side.check_layout().map_err(serde::de::Error::custom)?;
-        Ok(side)
-    }
-
-    /// Row stride and buffer lengths consistent with `k` and `n`; parameters' padding zero;
-    /// adagrad accumulators' padding positive.
-    fn check_layout(&self) -> Result<(), String> {
+    /// Row stride and buffer lengths consistent with `k` and `n`; the optimiser state of
+    /// `schedule` (adadelta's second buffer exactly when the schedule is adadelta);
+    /// parameters finite and their padding zero; optimiser state never NaN or negative;
+    /// adagrad accumulators' padding positive and finite. One pass over the buffers.
+    pub fn check_layout(&self, schedule: Schedule) -> Result<(), String> {
         let stride = Side::stride_for(self.k);
         if self.stride != stride {
             return Err(format!(
@@ -293,16 +292,28 @@ impl Side {
             ));
         }
         let len = (self.n.checked_mul(stride)).ok_or("parameter buffer size overflows")?;
+        let adagrad = matches!(schedule, Schedule::Adagrad);
+        let delta_len = if adagrad { 0 } else { len };
         let lens = [self.params.len, self.acc.len, self.delta.len];
-        if lens[0] != len || lens[1] != len || (lens[2] != 0 && lens[2] != len) {
+        if lens != [len, len, delta_len] {
             return Err(format!(
-                "parameter buffers of {lens:?} floats for {} features × {stride}",
-                self.n
+                "parameter buffers of {lens:?} floats for {} features × {stride} with {} \
+                 (expected {:?})",
+                self.n,
+                if adagrad { "adagrad" } else { "adadelta" },
+                [len, len, delta_len]
             ));
         }
-        let adagrad = self.delta.len == 0;
-        let (p, a) = (self.params.as_slice(), self.acc.as_slice());
+        let (p, a, d) = (
+            self.params.as_slice(),
+            self.acc.as_slice(),
+            self.delta.as_slice(),
+        );
         for row in 0..self.n {
+            let values = row * stride..row * stride + self.k + 1;
+            if let Some(v) = p[values].iter().find(|v| !v.is_finite()) {
+                return Err(format!("feature {row}: parameter {v} is not finite"));
+            }
             let pad = row * stride + self.k + 1..(row + 1) * stride;
             if p[pad.clone()].iter().any(|&v| v != 0.0) {
                 return Err(format!("feature {row}: non-zero parameter padding"));
@@ -312,6 +323,9 @@ impl Side {
                     "feature {row}: adagrad accumulator padding not positive"
                 ));
             }
+        }
+        if let Some(v) = a.iter().chain(d).find(|&&v| v.is_nan() || v < 0.0) {
+            return Err(format!("optimiser state {v} is NaN or negative"));
         }
         Ok(())
     }
@@ -3027,12 +3041,14 @@ mod side_tests {
         for schedule in [Schedule::Adagrad, adadelta] {
             let side = Side::new(3, 5, schedule, &mut Rng::new(1));
             let json = serde_json::to_value(&side).unwrap();
-            let back = Side::deserialize_checked(json.clone()).unwrap();
+            let back: Side = serde_json::from_value(json.clone()).unwrap();
+            back.check_layout(schedule).unwrap();
             assert_eq!(back, side);
             let damaged = |field: &str, edit: &dyn Fn(&mut serde_json::Value)| {
                 let mut j = json.clone();
                 edit(&mut j[field]);
-                Side::deserialize_checked(j).unwrap_err().to_string()
+                let side: Side = serde_json::from_value(j).unwrap();
+                side.check_layout(schedule).unwrap_err()
             };
             // Row 1 holds 5 values and a bias at 16..22; 22..32 is padding.
             let err = damaged("params", &|v| v[22] = 0.5.into());
@@ -3043,10 +3059,27 @@ mod side_tests {
                 v.as_array_mut().unwrap().pop();
             });
             assert!(err.contains("parameter buffers"), "{err}");
+            let err = damaged("params", &|v| v[17] = f64::MAX.into());
+            assert!(
+                err.contains("feature 1: parameter inf is not finite"),
+                "{err}"
+            );
+            let err = damaged("acc", &|v| v[3] = (-1.0).into());
+            assert!(
+                err.contains("optimiser state -1 is NaN or negative"),
+                "{err}"
+            );
             if matches!(schedule, Schedule::Adagrad) {
                 let err = damaged("acc", &|v| v[22] = 0.0.into());
                 assert!(err.contains("accumulator padding"), "{err}");
             }
+            // The optimiser state must be the schedule's.
+            let other = match schedule {
+                Schedule::Adagrad => adadelta,
+                _ => Schedule::Adagrad,
+            };
+            let err = back.check_layout(other).unwrap_err();
+            assert!(err.contains("parameter buffers"), "{err}");
         }
     }
 }

@@ -484,6 +484,104 @@ fn a_damaged_model_file_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_model_file_whose_parts_disagree_is_an_error_not_a_panic() {
+    // Hybrid: 6 users with 2 extra features, 5 items with 1 extra feature.
+    let users =
+        FeatureMatrix::from_rows(8, (0..6).map(|u| vec![(u, 1.0), (6 + u % 2, 0.5)])).unwrap();
+    let items = FeatureMatrix::from_rows(6, (0..5).map(|i| vec![(i, 1.0), (5, 0.5)])).unwrap();
+    let train = Interactions::from_pairs(6, 5, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 0)]).unwrap();
+    let mut model = HybridModel::new(params(Loss::Warp), users, items).unwrap();
+    model.fit(&train, FitOptions::epochs(2)).unwrap();
+    model.validate().unwrap();
+    let json = serde_json::to_value(&model).unwrap();
+    serde_json::from_value::<HybridModel>(json.clone()).expect("an intact model loads");
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut damaged = json.clone();
+        edit(&mut damaged);
+        serde_json::from_value::<HybridModel>(damaged)
+            .unwrap_err()
+            .to_string()
+    };
+    // The user feature matrix names a column the model has no parameters for.
+    let err = refused(&|j| j["user_features"]["csr"]["ncols"] = 9.into());
+    assert!(
+        err.contains("8 feature rows for the user feature matrix's 9 columns"),
+        "{err}"
+    );
+    // Row pointers that decrease, and a feature index past the columns.
+    let err = refused(&|j| j["item_features"]["csr"]["indptr"][2] = 1.into());
+    assert!(err.contains("model item feature matrix"), "{err}");
+    let err = refused(&|j| j["item_features"]["csr"]["indices"][1] = 6.into());
+    assert!(err.contains("model item feature matrix"), "{err}");
+    let err = refused(&|j| j["user_features"]["csr"]["storage"] = "CSC".into());
+    assert!(err.contains("stored by column"), "{err}");
+    // Parameters for another number of components, and a non-finite parameter.
+    let err = refused(&|j| j["params"]["no_components"] = 15.into());
+    assert!(
+        err.contains("16 components, the hyper-parameters say 15"),
+        "{err}"
+    );
+    let err = refused(&|j| j["users"]["params"][3] = 1e300.into());
+    assert!(err.contains("parameter inf is not finite"), "{err}");
+    // Adadelta's state is missing for an adadelta schedule.
+    let err = refused(&|j| {
+        j["params"]["schedule"] = serde_json::json!({"Adadelta": {"rho": 0.95, "epsilon": 1e-6}})
+    });
+    assert!(err.contains("parameter buffers"), "{err}");
+    let err = refused(&|j| j["params"]["learning_rate"] = 0.into());
+    assert!(err.contains("learning_rate"), "{err}");
+    let err = refused(&|j| j["rng"]["s"] = serde_json::json!([0, 0, 0, 0]));
+    assert!(err.contains("random generator"), "{err}");
+}
+
+#[test]
+fn interactions_and_popularity_are_checked_when_deserialised() {
+    let x = Interactions::from_pairs(3, 4, [(0, 1), (0, 3), (2, 0)]).unwrap();
+    let json = serde_json::to_value(&x).unwrap();
+    assert_eq!(
+        serde_json::from_value::<Interactions>(json.clone()).unwrap(),
+        x
+    );
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut damaged = json.clone();
+        edit(&mut damaged);
+        serde_json::from_value::<Interactions>(damaged)
+            .unwrap_err()
+            .to_string()
+    };
+    // The row pointer past the entries that made `user_items` panic.
+    let err = refused(&|j| j["indptr"][1] = 9.into());
+    assert!(
+        err.contains("row pointer 2 (2) is below row pointer 1 (9)"),
+        "{err}"
+    );
+    let err = refused(&|j| j["indptr"][3] = 2.into());
+    assert!(
+        err.contains("row pointers run from 0 to 2 over 3 entries"),
+        "{err}"
+    );
+    let err = refused(&|j| j["items"][1] = 0.into());
+    assert!(err.contains("not sorted and distinct at entry 1"), "{err}");
+    let err = refused(&|j| j["items"][2] = 4.into());
+    assert!(err.contains("item 4 is out of range"), "{err}");
+    let err = refused(&|j| j["users"][2] = 1.into());
+    assert!(err.contains("names user 1"), "{err}");
+    let err = refused(&|j| j["weights"][0] = (-1.0).into());
+    assert!(err.contains("weight -1"), "{err}");
+    let err = refused(&|j| j["n_users"] = u64::MAX.into());
+    assert!(err.contains("exceed"), "{err}");
+
+    let p = Popularity::from_counts(vec![1.0, 2.0]);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(serde_json::from_value::<Popularity>(json).unwrap(), p);
+    assert!(Popularity::from_counts(vec![1.0, f32::NAN])
+        .validate()
+        .is_err());
+    let err = serde_json::from_str::<Popularity>(r#"{"counts": [1.0, 1e300]}"#).unwrap_err();
+    assert!(err.to_string().contains("popularity counts"), "{err}");
+}
+
+#[test]
 fn blended_scores_are_model_scores_plus_weighted_cosine() {
     let train = common::planted(50, 45, 3, 6, 1, 8); // 45 items: a partial block of 8
     let mut model = HybridModel::collaborative(params(Loss::Warp), 50, 45).unwrap();

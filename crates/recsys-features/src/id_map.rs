@@ -13,7 +13,8 @@ use crate::records::ExternalId;
 /// Lookups are O(1) both ways (a `Vec` one way, a `HashMap` the other).
 ///
 /// Serialised as the plain list of ids in index order (for JSON: `[17, "P-2", 40]`);
-/// deserialising rejects duplicate or empty ids.
+/// deserialising rejects duplicate or empty ids, and text ids that are canonical integers
+/// (`Str("42")`: that id is `Int(42)`, so the map would hold one id twice or miss it).
 ///
 /// ```
 /// use recsys_features::{ExternalId, IdMap};
@@ -100,7 +101,8 @@ impl Serialize for IdMap {
 impl TryFrom<Vec<ExternalId>> for IdMap {
     type Error = FeaturesError;
 
-    /// Builds a map from ids in index order; refuses duplicates and empty ids.
+    /// Builds a map from ids in index order; refuses duplicates, empty ids and text ids
+    /// that are canonical integers.
     fn try_from(ids: Vec<ExternalId>) -> Result<Self, FeaturesError> {
         let mut index_by_id = HashMap::with_capacity(ids.len());
         for (index, id) in ids.iter().enumerate() {
@@ -109,6 +111,16 @@ impl TryFrom<Vec<ExternalId>> for IdMap {
                     what: "id map",
                     reason: format!("empty id at index {index}"),
                 });
+            }
+            if let ExternalId::Str(text) = id {
+                if text.parse::<i64>().is_ok_and(|v| v.to_string() == *text) {
+                    return Err(FeaturesError::Corrupt {
+                        what: "id map",
+                        reason: format!(
+                            "the text id \"{text}\" at index {index} is an integer id stored as text"
+                        ),
+                    });
+                }
             }
             if let Some(first) = index_by_id.insert(id.clone(), index) {
                 return Err(FeaturesError::Corrupt {
@@ -198,6 +210,13 @@ mod tests {
         );
         let err = serde_json::from_str::<IdMap>(r#"["a", ""]"#).unwrap_err();
         assert!(err.to_string().contains("empty id at index 1"), "{err}");
+        let map = IdMap::from_iter([ExternalId::Str("42".into()), ExternalId::Int(42)]);
+        assert_eq!(map.len(), 2, "the map itself does not judge ids");
+        let err = IdMap::try_from(map.ids().to_vec()).unwrap_err();
+        assert!(
+            err.to_string().contains("integer id stored as text"),
+            "{err}"
+        );
         // "42" read back from text is the integer id 42.
         let map: IdMap = serde_json::from_str(r#"["42"]"#).unwrap();
         assert_eq!(map.index(&ExternalId::Int(42)), Some(0));

@@ -443,6 +443,19 @@ impl Serialize for FeatureVocabulary {
     }
 }
 
+impl FeatureVocabulary {
+    /// Deserialises like the `Deserialize` impl, but returns a vocabulary that decodes and is
+    /// inconsistent as `Ok(Err(reason))`, so that formats which drop error messages
+    /// (postcard, in the artifact bundle) can still say what is wrong.
+    pub fn deserialize_validated<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Result<Self>, D::Error> {
+        Ok(FeatureVocabulary::try_from(VocabularyData::deserialize(
+            deserializer,
+        )?))
+    }
+}
+
 impl<'de> Deserialize<'de> for FeatureVocabulary {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         let data = VocabularyData::deserialize(deserializer)?;

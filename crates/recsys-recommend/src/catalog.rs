@@ -49,12 +49,58 @@ impl ProductInfo {
 /// assert_eq!(catalog.get(0).unwrap().name, None); // no record: no details
 /// assert_eq!(catalog.known(), 1);
 /// ```
+///
+/// Deserialising refuses a catalogue with a NaN or infinite price ([`ProductCatalog::validate`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CatalogData")]
 pub struct ProductCatalog {
     products: Vec<ProductInfo>,
 }
 
+/// The serialised form of [`ProductCatalog`], before validation.
+#[derive(Deserialize)]
+struct CatalogData {
+    products: Vec<ProductInfo>,
+}
+
+impl TryFrom<CatalogData> for ProductCatalog {
+    type Error = String;
+
+    fn try_from(d: CatalogData) -> Result<Self, String> {
+        let catalog = ProductCatalog {
+            products: d.products,
+        };
+        catalog.validate()?;
+        Ok(catalog)
+    }
+}
+
 impl ProductCatalog {
+    /// Deserialises like the `Deserialize` impl, but returns a catalogue that decodes and is
+    /// invalid as `Ok(Err(reason))` (postcard drops error messages).
+    pub(crate) fn deserialize_validated<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<Self, String>, D::Error> {
+        Ok(ProductCatalog::try_from(CatalogData::deserialize(d)?))
+    }
+
+    /// Checks that every price is finite (answers are JSON, which has no NaN). Catalogues
+    /// built by [`ProductCatalog::from_records`] always are; [`ProductCatalog::from_infos`]
+    /// takes the caller's word for it.
+    pub fn validate(&self) -> Result<(), String> {
+        match self
+            .products
+            .iter()
+            .position(|p| p.price.is_some_and(|v| !v.is_finite()))
+        {
+            Some(item) => Err(format!(
+                "item {item} has the price {:?}, which is not finite",
+                self.products[item].price
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// A catalogue with one (empty) entry per item of `items`, filled from the records
     /// whose id is in `items`; records of unknown products are ignored.
     pub fn from_records<I>(items: &IdMap, records: I) -> Self

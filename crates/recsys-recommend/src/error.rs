@@ -48,6 +48,20 @@ pub enum RecommendError {
         /// The version this library reads.
         supported: u32,
     },
+    /// A header field this library only knows as 0 (the flags, the reserved bytes) is not 0:
+    /// the file was written by a newer recsys, or its header is damaged.
+    #[error(
+        "{path}: header {field} is {value:#010x}, but this library reads only 0 there: the file \
+         was written by a newer recsys or is damaged"
+    )]
+    UnsupportedHeader {
+        /// The file.
+        path: PathBuf,
+        /// Which field (`flags`, `reserved bytes 36..40`).
+        field: &'static str,
+        /// Its value (little-endian u32).
+        value: u32,
+    },
     /// The file is shorter or longer than its header says.
     #[error(
         "{path} is truncated or has trailing bytes: header says {expected} bytes, file has {found}"
@@ -80,7 +94,19 @@ pub enum RecommendError {
         /// What the decoder said.
         message: String,
     },
-    /// A bundle part is invalid (e.g. a corrupt id map).
+    /// A part of a bundle file decodes but is invalid (its checksum matched, so the file was
+    /// written by a faulty tool or altered after writing): nothing is served from it.
+    #[error("{path}: invalid {part}: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Which part (`model`, `seen interactions`, `item id map`, `metadata`, …).
+        part: &'static str,
+        /// What is wrong, naming the offending value.
+        message: String,
+    },
+    /// A part given to [`Bundle::new`](crate::Bundle::new) is invalid (e.g. a diverged model
+    /// with NaN parameters, NaN popularity counts): a bundle of it could not be loaded.
     #[error("invalid {what}: {message}")]
     Invalid {
         /// Which part.

@@ -148,6 +148,48 @@ fn a_checksummed_but_inconsistent_payload_is_refused() {
         Bundle::new(parts).unwrap_err(),
         RecommendError::Inconsistent { .. }
     ));
+    // Nor one with a part that loading would refuse: it would be written and then lost.
+    let mut parts = w.parts(3);
+    let mut counts = parts.popularity.counts().to_vec();
+    counts[4] = f32::NAN;
+    parts.popularity = recsys_core::Popularity::from_counts(counts);
+    let e = Bundle::new(parts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RecommendError::Invalid {
+                what: "popularity",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut parts = w.parts(3);
+    let mut items = recsys_features::IdMap::new();
+    for (i, id) in parts.items.iter() {
+        items.get_or_insert(if i == 2 {
+            recsys_features::ExternalId::Str(id.to_string())
+        } else {
+            id.clone()
+        });
+    }
+    parts.items = items;
+    let e = Bundle::new(parts).unwrap_err();
+    assert!(e.to_string().contains("integer id stored as text"), "{e}");
+    // JSON has no NaN: a NaN metric would be written as null and the metadata never parse.
+    let mut parts = w.parts(3);
+    parts.metrics.as_mut().unwrap().auc = f64::NAN;
+    let e = Bundle::new(parts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RecommendError::Invalid {
+                what: "metrics",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]

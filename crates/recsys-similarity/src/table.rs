@@ -76,6 +76,17 @@ impl TryFrom<TableParts> for NeighbourTable {
     }
 }
 
+impl NeighbourTable {
+    /// Deserialises like the `Deserialize` impl, but returns a table that decodes and is
+    /// invalid as `Ok(Err(reason))`, so that formats which drop error messages (postcard, in
+    /// the artifact bundle) can still say what is wrong.
+    pub fn deserialize_validated<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Result<Self>, D::Error> {
+        Ok(NeighbourTable::try_from(TableParts::deserialize(d)?))
+    }
+}
+
 fn invalid(reason: String) -> SimilarityError {
     SimilarityError::InvalidTable(reason)
 }
