@@ -182,7 +182,7 @@ async fn real_responses_match_the_document() {
             ..ServerConfig::default()
         },
     );
-    let app = router(state);
+    let app = router(state).expect("valid config");
     let requests: Vec<(&str, &str, u16)> = vec![
         ("GET", "/similar-products?productId=101&userId=2&n=5", 200),
         ("GET", "/similar-products?userId=nobody", 200),
