@@ -6,7 +6,8 @@
 //! a per-connection [`Activity`] shared with the service) whether a request is in progress:
 //!
 //! * **idle**: no request in progress and no byte of the next one received — the read
-//!   fails with `TimedOut` after [`ServerConfig::idle_timeout`](crate::ServerConfig);
+//!   fails with `TimedOut` after [`ServerConfig::idle_timeout`](crate::ServerConfig)
+//!   without traffic either way (a response still being written is traffic);
 //! * **header**: the first byte of a request arrived but the head is not complete — the
 //!   read fails after [`ServerConfig::header_timeout`](crate::ServerConfig), counted from
 //!   that first byte (a client sending one byte per second is closed);
@@ -148,6 +149,9 @@ struct GuardedIo {
     /// When the current read phase ends.
     read_deadline: Instant,
     read_sleep: Pin<Box<Sleep>>,
+    /// When a write last made progress: an idle phase only ends after `idle` without
+    /// traffic either way (a slow but steady download of a response is not idle).
+    last_write: Option<Instant>,
     /// When a stalled write gives up (set while writes return `Pending`).
     write_deadline: Option<Instant>,
     write_sleep: Option<Pin<Box<Sleep>>>,
@@ -167,6 +171,7 @@ impl GuardedIo {
             request_started: false,
             read_deadline: deadline,
             read_sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            last_write: None,
             write_deadline: None,
             write_sleep: None,
             rewrite: None,
@@ -217,6 +222,7 @@ impl GuardedIo {
                     Poll::Ready(Ok(n)) => {
                         *written += n;
                         self.write_deadline = None;
+                        self.last_write = Some(Instant::now());
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return self.write_stalled(cx),
@@ -231,6 +237,7 @@ impl GuardedIo {
             Poll::Pending => self.write_stalled(cx),
             ready => {
                 self.write_deadline = None;
+                self.last_write = Some(Instant::now());
                 ready
             }
         }
@@ -279,13 +286,21 @@ impl AsyncRead for GuardedIo {
                 Poll::Pending
             }
             Poll::Pending => {
-                let deadline = this.read_deadline;
+                let deadline = match this.last_write {
+                    Some(at) if !this.request_started => {
+                        this.read_deadline.max(at + this.limits.idle)
+                    }
+                    _ => this.read_deadline,
+                };
                 if this.read_sleep.deadline() != deadline {
                     this.read_sleep.as_mut().reset(deadline);
                 }
                 if this.read_sleep.as_mut().poll(cx).is_ready() {
                     let why = if this.request_started {
                         Shed::Header
+                    } else if this.write_deadline.is_some() {
+                        // Quiet because the client does not read what is written.
+                        Shed::Write
                     } else {
                         Shed::Idle
                     };

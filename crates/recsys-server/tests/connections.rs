@@ -354,3 +354,85 @@ async fn a_panicking_handler_answers_500_and_the_connection_keeps_working() {
     // Same connection, next request.
     assert_eq!(request(&mut s, "/health").await.unwrap().status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_download_outlives_the_idle_timeout() {
+    let images =
+        std::env::temp_dir().join(format!("recsys-server-download-{}", std::process::id()));
+    std::fs::create_dir_all(&images).unwrap();
+    let size = 16 * 1024 * 1024;
+    std::fs::write(images.join("big.jpg"), vec![7u8; size]).unwrap();
+    let server = start(state(ServerConfig {
+        image_dir: Some(images.clone()),
+        idle_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    }))
+    .await;
+    let mut s = server.connect().await;
+    s.write_all(b"GET /image/big.jpg HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Read 256 KiB every 40 ms: the whole download takes several idle timeouts, but bytes
+    // keep flowing.
+    let started = Instant::now();
+    let mut received = 0;
+    let mut chunk = vec![0u8; 256 * 1024];
+    while received < size {
+        let n = tokio::time::timeout(HANG, s.read(&mut chunk))
+            .await
+            .expect("download stalled")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        received += n;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&images);
+    assert!(received > size, "cut after {received} bytes in {elapsed:?}");
+    assert!(elapsed > Duration::from_millis(600), "{elapsed:?}");
+    // The client reads its response: the connection was not shed for a stalled write.
+    assert!(server
+        .counter("recsys_http_connections_closed_total{reason=\"write_stalled\"}")
+        .ends_with(" 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_response_is_disconnected() {
+    let images = std::env::temp_dir().join(format!("recsys-server-stalled-{}", std::process::id()));
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("big.jpg"), vec![7u8; 16 * 1024 * 1024]).unwrap();
+    let server = start(state(ServerConfig {
+        image_dir: Some(images.clone()),
+        idle_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    }))
+    .await;
+    let mut s = server.connect().await;
+    s.write_all(b"GET /image/big.jpg HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the socket buffers fill up and the server's writes stall.
+    let deadline = Instant::now() + HANG;
+    while !server
+        .counter("recsys_http_connections_closed_total{reason=\"write_stalled\"}")
+        .ends_with(" 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a stalled response held its connection: {}",
+            {
+                let mut out = String::new();
+                server.state.metrics().render_connections(&mut out);
+                out
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server
+        .counter("recsys_http_connections_open")
+        .ends_with(" 0"));
+    let _ = std::fs::remove_dir_all(&images);
+}
