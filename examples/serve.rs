@@ -165,8 +165,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         ..ServerConfig::default()
     };
-    // Refuse contradictory flags before spending seconds on the bundle.
+    // Refuse contradictory flags, and admin routes open to the network without a token,
+    // before spending seconds on the bundle (serve checks both again).
     config.validate()?;
+    recsys_server::check_admin_exposure(&config, SocketAddr::new(args.host, args.port))?;
     let started = std::time::Instant::now();
     let path = args.bundle.clone();
     let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))

@@ -102,6 +102,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::config::ConfigError> for ServerError {
+    fn from(error: crate::config::ConfigError) -> Self {
+        ServerError::Config(error)
+    }
+}
+
 impl ServerError {
     /// A description for HTTP response bodies: no file system paths (those go to the log
     /// only).
@@ -173,8 +179,9 @@ pub enum ServerError {
     },
     /// The configuration is contradictory ([`crate::ServerConfig::validate`]), or admin
     /// routes would be reachable beyond loopback without a token.
+    /// (The cause is part of the message, as for [`ServerError::Bundle`].)
     #[error("invalid configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(crate::config::ConfigError),
     /// Binding or serving the socket failed.
     /// (The cause is part of the message, as for [`ServerError::Bundle`].)
     #[error("{action}: {error}")]

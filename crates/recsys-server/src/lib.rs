@@ -134,39 +134,8 @@ pub fn router(state: AppState) -> Result<Router, ConfigError> {
     Ok(app
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state))
-}
-
-/// Turns a panic on the request path into a logged 500 with the JSON error body (the
-/// connection stays usable), and gives any error response without a JSON body (one the
-/// framework produced) the documented `{"error", "code"}` body.
-async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let route = metrics::route_label(request.uri().path());
-    let mut running = std::pin::pin!(next.run(request));
-    let caught = std::future::poll_fn(|cx| {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
-            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    })
-    .await;
-    match caught {
-        Ok(response) => json_error_body(response),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            state.metrics().panics.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(%method, route, panic = %message, "request handler panicked: answered 500");
-            ApiError::internal("internal error: the request could not be answered").into_response()
-        }
-    }
 }
 
 /// An error response whose body is not JSON gets the JSON error body of its status.
@@ -198,11 +167,36 @@ fn json_error_body(response: Response) -> Response {
 }
 
 /// Counts and times every request (route template, status); logs it at debug level.
+///
+/// Also the guard of the request path: a panic while answering becomes a logged 500 with
+/// the JSON error body (the connection stays usable), and any error response without a
+/// JSON body (one the framework produced) gets the documented `{"error", "code"}` body.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = metrics::route_label(request.uri().path());
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let mut running = std::pin::pin!(next.run(request));
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await;
+    let response = match caught {
+        Ok(response) => json_error_body(response),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            state.metrics().panics.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%method, route, panic = %message, "request handler panicked: answered 500");
+            ApiError::internal("internal error: the request could not be answered").into_response()
+        }
+    };
     let elapsed = started.elapsed();
     let status = response.status();
     state.metrics().observe(route, status.as_u16(), elapsed);
