@@ -236,10 +236,40 @@ pub async fn serve(
         idle: config.idle_timeout,
         max_connections: config.max_connections,
     };
+    warn_if_descriptors_run_out(config.max_connections);
     let probe = state.spawn_database_probe();
     let result = conn::run(listener, app, state, limits, shutdown).await;
     probe.abort();
     result
+}
+
+/// Warns when the connection limit is above what the process's file descriptor limit
+/// allows (then the limit cannot protect the server: accepts fail before it is reached).
+fn warn_if_descriptors_run_out(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            // `rlim_t` is not u64 on every Unix.
+            #[allow(clippy::unnecessary_cast)]
+            let current = limit.rlim_cur as u64;
+            // Leave room for the listener, the database pool, bundle and image files.
+            let room = current.saturating_sub(64);
+            if max_connections as u64 > room {
+                tracing::warn!(
+                    max_connections,
+                    descriptor_limit = current,
+                    "the connection limit is above the file descriptor limit (minus 64 for everything else): lower --max-connections or raise ulimit -n, or accepts will fail before the limit refuses anything"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 /// Admin routes on an address beyond loopback need a token: an error without one, a
