@@ -341,7 +341,47 @@ pub fn reload_on_sighup(state: AppState) -> Result<tokio::task::JoinHandle<()>, 
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn framework_errors_without_json_get_the_error_body() {
+        // What axum's extractors answer when they reject a request: plain text.
+        let text = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [("x-kept", "1")],
+            "Failed to buffer the request body",
+        )
+            .into_response();
+        let fixed = super::json_error_body(text);
+        assert_eq!(fixed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(fixed.headers()["content-type"], "application/json");
+        assert_eq!(fixed.headers()["x-kept"], "1");
+        let body = body_bytes(fixed);
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["code"], "payload_too_large");
+        assert!(value["error"].is_string());
+        // JSON errors and successes are left alone.
+        let ours = super::ApiError::not_found("x").into_response();
+        assert_eq!(
+            body_bytes(super::json_error_body(ours)),
+            br#"{"error":"x","code":"not_found"}"#
+        );
+        let ok = (StatusCode::OK, "plain").into_response();
+        assert_eq!(body_bytes(super::json_error_body(ok)), b"plain");
+    }
+
+    fn body_bytes(response: axum::response::Response) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap()
+            .to_vec()
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

@@ -6,6 +6,10 @@
 //! * `a_stopped_database_degrades_and_recovers_by_itself` starts its own FerretDB (the
 //!   binary scripts/db.sh caches in `~/.cache/recsys/bin`, or `$RECSYS_TOOLS`), kills it
 //!   mid-test and starts it again on the same port and data.
+//! * `a_database_that_dies_behind_a_warm_cache_is_reported_down` starts another FerretDB
+//!   of its own, warms the cache, kills it: only the timer probe can notice.
+//! * `with_the_cache_off_a_live_database_stays_up` uses `MONGODB_URI` with 30,000 products,
+//!   so FerretDB's `$in` scans outlast the query limit while pings answer.
 
 mod common;
 
