@@ -5,8 +5,9 @@
 //!       --port 8002 --images ../shared/images
 //!
 //! Every flag has an environment variable (RECSYS_BUNDLE, RECSYS_PORT, MONGODB_URI, …).
-//! SIGHUP reloads the bundle file (or POST /admin/reload with --admin-reload); SIGTERM and
-//! Ctrl-C shut down gracefully.
+//! SIGHUP reloads the bundle file (or POST /admin/reload with --admin-reload, and the
+//! bearer token of RECSYS_ADMIN_TOKEN beyond loopback); SIGTERM and Ctrl-C shut down
+//! gracefully. Contradictory flags (e.g. --default-n above --max-n) are refused at start.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,7 +81,8 @@ struct Args {
     /// Time limit of a database query, in milliseconds.
     #[arg(long, env = "RECSYS_DB_TIMEOUT_MS", default_value_t = 500)]
     db_timeout_ms: u64,
-    /// While the database is down, ping it every this many milliseconds.
+    /// Ping the database every this many milliseconds (up or down): a dead database is
+    /// noticed, and a returning one ends degraded mode, within this interval.
     #[arg(long, env = "RECSYS_DB_RETRY_MS", default_value_t = 2000)]
     db_retry_ms: u64,
     /// Where recommendations are computed.
@@ -95,6 +97,23 @@ struct Args {
     /// Serve POST /admin/reload (SIGHUP always reloads).
     #[arg(long, env = "RECSYS_ADMIN_RELOAD")]
     admin_reload: bool,
+    /// Bearer token required by the admin routes (required when --host is not a loopback
+    /// address and --admin-reload is on). Prefer the environment variable: flags show in
+    /// process lists.
+    #[arg(long, env = "RECSYS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Close a connection whose request head (line and headers) takes longer than this
+    /// many milliseconds from its first byte.
+    #[arg(long, env = "RECSYS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Close a connection idle (no request in progress) longer than this many
+    /// milliseconds.
+    #[arg(long, env = "RECSYS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// Most connections served at once; more are answered 503 and closed. Keep it below
+    /// the process's file descriptor limit (ulimit -n).
+    #[arg(long, env = "RECSYS_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Log format.
     #[arg(long, env = "RECSYS_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -125,19 +144,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let path = args.bundle.clone();
-    let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
-        .await?
-        .with_context(|| format!("loading {}", args.bundle.display()))?;
-    tracing::info!(
-        bundle = %args.bundle.display(),
-        model_version = %bundle.metadata().model_id,
-        items = bundle.items().len(),
-        users = bundle.users().len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "bundle loaded"
-    );
     let config = ServerConfig {
         bundle_path: Some(args.bundle.clone()),
         image_dir: args.images.clone(),
@@ -153,8 +159,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ComputeFlag::Inline => Compute::Inline,
         },
         admin_routes: args.admin_reload,
+        admin_token: args.admin_token.clone(),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        max_connections: args.max_connections,
         ..ServerConfig::default()
     };
+    // Refuse contradictory flags, and admin routes open to the network without a token,
+    // before spending seconds on the bundle (serve checks both again).
+    config.validate()?;
+    recsys_server::check_admin_exposure(&config, SocketAddr::new(args.host, args.port))?;
+    let started = std::time::Instant::now();
+    let path = args.bundle.clone();
+    let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
+        .await?
+        .with_context(|| format!("loading {}", args.bundle.display()))?;
+    tracing::info!(
+        bundle = %args.bundle.display(),
+        model_version = %bundle.metadata().model_id,
+        items = bundle.items().len(),
+        users = bundle.users().len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "bundle loaded"
+    );
     let source: Option<Arc<dyn ProductSource>> = match (&args.mongodb_uri, args.no_db) {
         (Some(uri), false) if !uri.trim().is_empty() => {
             let products =

@@ -1,4 +1,5 @@
-//! Server configuration (the example binary fills it from flags and environment variables).
+//! Server configuration (the example binary fills it from flags and environment variables)
+//! and its validation.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,18 +19,21 @@ pub enum Compute {
 }
 
 /// Everything the router needs to know besides the bundle and the product source.
-#[derive(Debug, Clone)]
+///
+/// [`ServerConfig::validate`] refuses contradictory values; [`crate::router`] and
+/// [`crate::serve`] call it.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// The bundle file: reloads read it again. `None` for an in-process bundle (reload then
     /// answers "no bundle path").
     pub bundle_path: Option<PathBuf>,
     /// Folder served by `GET /image/{file}`; `None` answers 404 for every image.
     pub image_dir: Option<PathBuf>,
-    /// `n` when the request does not say (the seed's 10).
+    /// `n` when the request does not say (the seed's 10); `1..=max_n`.
     pub default_n: usize,
-    /// Largest `n` accepted (400 above).
+    /// Largest `n` accepted (400 above); at least 1.
     pub max_n: usize,
-    /// Longest user or product id accepted, in bytes (400 above).
+    /// Longest user or product id accepted, in bytes (400 above); at least 1.
     pub max_id_len: usize,
     /// Most ids accepted in `exclude` (400 above).
     pub max_exclude: usize,
@@ -42,15 +46,60 @@ pub struct ServerConfig {
     pub preload_details: bool,
     /// How long a cached product detail may be served before it is fetched again.
     pub cache_ttl: Duration,
-    /// Time limit of one database query (and of server selection): a dead database costs
-    /// this, once, before the server switches to degraded mode.
+    /// Time limit of one database query, ping (and of server selection). A query slower
+    /// than this is answered from the bundle; a ping slower than this marks the database
+    /// down.
     pub db_timeout: Duration,
-    /// While the database is down, how often it is pinged to detect its return.
+    /// How often the database is pinged, whatever its state: a dead database is noticed
+    /// within this interval (plus `db_timeout`) even when every request is served from the
+    /// cache, and a database that answers again ends degraded mode as fast.
     pub db_retry_interval: Duration,
     /// Where recommendation runs.
     pub compute: Compute,
     /// Serve `POST /admin/reload` (off by default: reload with SIGHUP instead).
     pub admin_routes: bool,
+    /// Bearer token required by the admin routes (`Authorization: Bearer <token>`, checked
+    /// in constant time). [`crate::serve`] refuses to start with admin routes on a
+    /// non-loopback address without one.
+    pub admin_token: Option<String>,
+    /// Longest time a client may take to send a complete request head (request line and
+    /// headers), counted from its first byte; the connection is closed after it.
+    pub header_timeout: Duration,
+    /// Longest time a connection may stay open without a request in progress (after
+    /// accepting it, or after the last response); closed after it.
+    pub idle_timeout: Duration,
+    /// Most connections served at once; a connection beyond it is answered 503 and closed
+    /// (logged, counted in `recsys_http_connections_refused_total`).
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bundle_path", &self.bundle_path)
+            .field("image_dir", &self.image_dir)
+            .field("default_n", &self.default_n)
+            .field("max_n", &self.max_n)
+            .field("max_id_len", &self.max_id_len)
+            .field("max_exclude", &self.max_exclude)
+            .field("max_attributes", &self.max_attributes)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("preload_details", &self.preload_details)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("db_timeout", &self.db_timeout)
+            .field("db_retry_interval", &self.db_retry_interval)
+            .field("compute", &self.compute)
+            .field("admin_routes", &self.admin_routes)
+            // Never print the token itself.
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -70,6 +119,143 @@ impl Default for ServerConfig {
             db_retry_interval: Duration::from_secs(2),
             compute: Compute::Inline,
             admin_routes: false,
+            admin_token: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
+    }
+}
+
+/// A configuration value that cannot work, named by its `serve` flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    /// The flag of the `serve` example (`--max-n`, …) that carries the value.
+    pub flag: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ServerConfig {
+    /// Checks that the values agree: `1 <= default_n <= max_n`, non-zero limits, timeouts
+    /// and intervals, a non-blank admin token. The error names the `serve` flag at fault.
+    ///
+    /// ```
+    /// use recsys_server::ServerConfig;
+    /// let config = ServerConfig { default_n: 1000, max_n: 100, ..ServerConfig::default() };
+    /// assert_eq!(config.validate().unwrap_err().flag, "--default-n");
+    /// assert!(ServerConfig::default().validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |flag: &'static str, message: String| Err(ConfigError { flag, message });
+        if self.max_n == 0 {
+            return bad("--max-n", "must be at least 1".into());
+        }
+        if self.default_n == 0 {
+            return bad("--default-n", "must be at least 1".into());
+        }
+        if self.default_n > self.max_n {
+            return bad(
+                "--default-n",
+                format!(
+                    "{} is above --max-n {}: requests without n would be refused",
+                    self.default_n, self.max_n
+                ),
+            );
+        }
+        if self.max_id_len == 0 {
+            return bad("max_id_len", "must be at least 1".into());
+        }
+        let positive = [
+            ("--db-timeout-ms", self.db_timeout),
+            ("--db-retry-ms", self.db_retry_interval),
+            ("--cache-ttl-secs", self.cache_ttl),
+            ("--header-timeout-ms", self.header_timeout),
+            ("--idle-timeout-ms", self.idle_timeout),
+        ];
+        for (flag, value) in positive {
+            if value.is_zero() {
+                return bad(flag, "must be greater than 0".into());
+            }
+        }
+        if self.max_connections == 0 {
+            return bad("--max-connections", "must be at least 1".into());
+        }
+        if let Some(token) = &self.admin_token {
+            if token.trim().is_empty() || token.chars().any(|c| c.is_whitespace()) {
+                return bad(
+                    "--admin-token",
+                    "must be non-empty and contain no whitespace".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contradictory_values_name_their_flag() {
+        let flag = |config: ServerConfig| config.validate().map_err(|e| e.flag);
+        let base = ServerConfig::default;
+        assert_eq!(flag(base()), Ok(()));
+        assert_eq!(
+            flag(ServerConfig {
+                default_n: 0,
+                ..base()
+            }),
+            Err("--default-n")
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                default_n: 1000,
+                max_n: 100,
+                ..base()
+            }),
+            Err("--default-n")
+        );
+        assert_eq!(flag(ServerConfig { max_n: 0, ..base() }), Err("--max-n"));
+        assert_eq!(
+            flag(ServerConfig {
+                max_connections: 0,
+                ..base()
+            }),
+            Err("--max-connections")
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                idle_timeout: Duration::ZERO,
+                ..base()
+            }),
+            Err("--idle-timeout-ms")
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                admin_token: Some(" ".into()),
+                ..base()
+            }),
+            Err("--admin-token")
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                default_n: 100,
+                max_n: 100,
+                ..base()
+            }),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn debug_does_not_print_the_token() {
+        let config = ServerConfig {
+            admin_token: Some("s3cret-token".into()),
+            ..ServerConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

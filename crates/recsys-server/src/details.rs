@@ -85,9 +85,18 @@ impl MongoProducts {
     }
 
     fn error(&self, e: mongodb::error::Error) -> ServerError {
-        ServerError::Database {
-            uri: self.uri.clone(),
-            message: e.to_string(),
+        // MaxTimeMSExpired: the server gave up on a slow query; the database answers.
+        let slow = matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == 50);
+        if slow {
+            ServerError::DatabaseTimeout {
+                uri: self.uri.clone(),
+                message: e.to_string(),
+            }
+        } else {
+            ServerError::Database {
+                uri: self.uri.clone(),
+                message: e.to_string(),
+            }
         }
     }
 }
@@ -284,9 +293,10 @@ impl DetailCache {
 pub enum DatabaseState {
     /// No database configured: details come from the bundle (not degraded).
     NotConfigured,
-    /// The last query or ping succeeded.
+    /// The last ping succeeded (and no query failed since with a connection error).
     Up,
-    /// The last query or ping failed: details come from the bundle until it answers again.
+    /// The last ping failed, or a query failed with a connection error: details come from
+    /// the bundle until a ping answers again.
     Down,
 }
 
@@ -314,7 +324,7 @@ pub struct Lookup {
 /// Counters of the detail service (exported by `/metrics`).
 #[derive(Debug, Default)]
 pub struct DetailCounters {
-    /// Failed database queries and pings.
+    /// Failed database queries and pings (timeouts of queries included).
     pub db_errors: AtomicU64,
     /// Database queries sent.
     pub db_queries: AtomicU64,
@@ -322,6 +332,9 @@ pub struct DetailCounters {
     pub cache_hits: AtomicU64,
     /// Ids not in the cache.
     pub cache_misses: AtomicU64,
+    /// Queries that took longer than the time limit (answered from the bundle; the
+    /// database is not marked down for that).
+    pub db_timeouts: AtomicU64,
 }
 
 /// The product-detail service: cache, then one database query, then the bundle.
@@ -398,28 +411,15 @@ impl ProductDetails {
         }
     }
 
-    /// Pings the database when it is marked down; marks it up when the ping succeeds.
-    /// Returns the state afterwards. Called periodically by the background task.
+    /// Pings the database, whatever its state, and marks it up or down by the answer
+    /// (within the query time limit). Returns the state afterwards. Called on a timer by
+    /// the background task ([`crate::AppState::spawn_database_probe`]): with a warm cache
+    /// no query may fail for hours, so only the ping notices a dead database.
     pub async fn probe(&self) -> DatabaseState {
-        if let Some(source) = &self.source {
-            if !self.up.load(Ordering::Acquire) {
-                match tokio::time::timeout(self.timeout, source.ping()).await {
-                    Ok(Ok(())) => self.mark_up(),
-                    Ok(Err(e)) => {
-                        self.counters.db_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e, "product database still unreachable");
-                    }
-                    Err(_) => {
-                        self.counters.db_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!("product database ping timed out");
-                    }
-                }
-            }
-        }
-        self.state()
+        self.check().await
     }
 
-    /// Pings the database now, whatever its state (start-up check); marks it up or down.
+    /// Pings the database now, whatever its state; marks it up or down.
     pub async fn check(&self) -> DatabaseState {
         if let Some(source) = &self.source {
             match tokio::time::timeout(self.timeout, source.ping()).await {
@@ -487,7 +487,7 @@ impl ProductDetails {
                     let result =
                         match tokio::time::timeout(self.timeout, source.fetch(&missing)).await {
                             Ok(result) => result,
-                            Err(_) => Err(ServerError::Database {
+                            Err(_) => Err(ServerError::DatabaseTimeout {
                                 uri: source.describe(),
                                 message: format!("query took longer than {:?}", self.timeout),
                             }),
@@ -504,6 +504,18 @@ impl ProductDetails {
                                 }
                             }
                             self.cache.insert_many(found);
+                        }
+                        Err(ServerError::DatabaseTimeout { message, .. }) => {
+                            // Slow is not down: FerretDB 1.x answers a `$in` over a large
+                            // collection with a scan that can outlast the limit while
+                            // pings answer at once. Marking the database down here made
+                            // the state flap (down, up at the next ping, down at the next
+                            // slow query). This response comes from the bundle; the
+                            // periodic ping decides whether the database is up.
+                            self.counters.db_timeouts.fetch_add(1, Ordering::Relaxed);
+                            self.counters.db_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%message, "product query too slow: details from the bundle");
+                            degraded = true;
                         }
                         Err(e) => {
                             self.mark_down(&e);

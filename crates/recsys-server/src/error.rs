@@ -8,6 +8,41 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+/// At most this many characters of a client-supplied value (a path, a parameter name, an
+/// id) are echoed in an error body; longer values are cut and end with `…`.
+pub const ECHO_CHARS: usize = 64;
+
+/// `value` cut to [`ECHO_CHARS`] characters plus `…` when longer (borrowed when short).
+pub fn clip(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(ECHO_CHARS) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &value[..cut])),
+    }
+}
+
+/// The `code` of an error body for a bare HTTP status (used where no handler chose one:
+/// errors answered by hyper or the framework).
+pub fn status_code_name(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        431 => "request_header_fields_too_large",
+        500 => "internal",
+        503 => "unavailable",
+        505 => "http_version_not_supported",
+        402..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
 /// An HTTP error answer: status plus a JSON body `{"error": message, "code": code,
 /// "param": name}` (`param` only when one query or path parameter is at fault).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,13 +59,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// 400 about one parameter.
+    /// 400 about one parameter (its name is clipped to [`ECHO_CHARS`] characters: names
+    /// come from clients, e.g. `attr.<column>`).
     pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             error: message.into(),
             code: "bad_request",
-            param: Some(param.to_string()),
+            param: Some(clip(param).into_owned()),
         }
     }
 
@@ -63,6 +99,35 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(&self)).into_response()
+    }
+}
+
+impl From<crate::config::ConfigError> for ServerError {
+    fn from(error: crate::config::ConfigError) -> Self {
+        ServerError::Config(error)
+    }
+}
+
+impl ServerError {
+    /// A description for HTTP response bodies: no file system paths (those go to the log
+    /// only).
+    pub fn public_message(&self) -> String {
+        match self {
+            ServerError::Bundle { .. } => {
+                "the bundle file could not be loaded (missing, corrupt or incompatible; the server log says why)".into()
+            }
+            ServerError::Unservable { reason, .. } => {
+                format!("the bundle is not servable: {reason}")
+            }
+            ServerError::NoBundlePath => self.to_string(),
+            ServerError::Database { .. } | ServerError::DatabaseTimeout { .. } => {
+                "the database did not answer".into()
+            }
+            ServerError::Config(e) => e.to_string(),
+            ServerError::Task(_) | ServerError::Io { .. } => {
+                "internal error (the server log says why)".into()
+            }
+        }
     }
 }
 
@@ -103,6 +168,20 @@ pub enum ServerError {
         /// What the driver said.
         message: String,
     },
+    /// A database query did not answer within the configured time (the database may be
+    /// slow rather than down: the periodic ping decides that).
+    #[error("database {uri}: {message}")]
+    DatabaseTimeout {
+        /// The URI, password redacted.
+        uri: String,
+        /// What took too long.
+        message: String,
+    },
+    /// The configuration is contradictory ([`crate::ServerConfig::validate`]), or admin
+    /// routes would be reachable beyond loopback without a token.
+    /// (The cause is part of the message, as for [`ServerError::Bundle`].)
+    #[error("invalid configuration: {0}")]
+    Config(crate::config::ConfigError),
     /// Binding or serving the socket failed.
     /// (The cause is part of the message, as for [`ServerError::Bundle`].)
     #[error("{action}: {error}")]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use recsys_features::{Attributes, ExternalId};
@@ -13,7 +13,7 @@ use recsys_recommend::{Bundle, ProductInfo, Recommendations, Request, Strategy};
 use serde::Serialize;
 
 use crate::details::DatabaseState;
-use crate::error::ApiError;
+use crate::error::{clip, ApiError};
 use crate::metrics::{escape_label, Metrics};
 use crate::query::{parse_id, QueryParams};
 use crate::state::AppState;
@@ -233,7 +233,7 @@ fn path_param(
     path: Result<Path<String>, PathRejection>,
     state: &AppState,
 ) -> Result<ExternalId, ApiError> {
-    let Path(text) = path.map_err(|e| ApiError::bad_param(name, e.body_text()))?;
+    let Path(text) = path.map_err(|e| ApiError::bad_param(name, clip(&e.body_text())))?;
     parse_id(name, &text, state.config())?
         .ok_or_else(|| ApiError::bad_param(name, format!("{name} must not be blank")))
 }
@@ -285,7 +285,10 @@ pub async fn similar_to_product(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_product",
-            format!("product {product} is not known to the model"),
+            format!(
+                "product {} is not known to the model",
+                clip(&product.to_string())
+            ),
         ));
     }
     let ask = Ask {
@@ -413,6 +416,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     Metrics::render_scalar(
         &mut out,
+        "recsys_db_query_timeouts_total",
+        "counter",
+        "Product database queries slower than the time limit (answered from the bundle).",
+        Metrics::get(&c.db_timeouts),
+    );
+    Metrics::render_scalar(
+        &mut out,
         "recsys_db_queries_total",
         "counter",
         "Product database queries sent (one per response at most).",
@@ -446,6 +456,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Product details held in the cache.",
         details.cached() as f64,
     );
+    m.render_connections(&mut out);
     (
         [(
             header::CONTENT_TYPE,
@@ -456,25 +467,69 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Compares two byte strings in time that depends only on their lengths, not on where
+/// they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// 401 unless the request carries `Authorization: Bearer <admin token>` (when a token is
+/// configured).
+fn authorise_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.config().admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or(b"");
+    if constant_time_eq(given, token.as_bytes()) {
+        return Ok(());
+    }
+    tracing::warn!("admin request refused: missing or wrong bearer token");
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this route needs the admin token: Authorization: Bearer <token>",
+    ))
+}
+
 /// `POST /admin/reload` (only with [`ServerConfig::admin_routes`](crate::ServerConfig)):
-/// reloads the bundle file; 200 with the new version, or 422 while the old one keeps
-/// serving.
-pub async fn reload(State(state): State<AppState>) -> Result<Json<crate::ReloadOutcome>, ApiError> {
-    state.reload().await.map(Json).map_err(|e| {
-        ApiError::new(
+/// reloads the bundle file; 200 with the new version, 401 without the admin token (when
+/// one is configured), or 422 while the old one keeps serving. The 422 body names no file
+/// system path (the log has the details).
+pub async fn reload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorise_admin(&state, &headers)?;
+    match state.reload().await {
+        Ok(outcome) => Ok(Json(outcome).into_response()),
+        Err(e) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "reload_refused",
             format!(
-                "{e}; model {} keeps serving",
+                "{}; model {} keeps serving",
+                e.public_message(),
                 state.bundle().metadata().model_id
             ),
-        )
-    })
+        )),
+    }
 }
 
-/// Unknown routes: 404 with a JSON body.
+/// Unknown routes: 404 with a JSON body (the path is echoed clipped).
 pub async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        clip(method.as_str()),
+        clip(uri.path())
+    ))
 }
 
 /// Known route, wrong method: 405 with a JSON body.
@@ -482,6 +537,10 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
+        format!(
+            "{} is not allowed on {}",
+            clip(method.as_str()),
+            clip(uri.path())
+        ),
     )
 }

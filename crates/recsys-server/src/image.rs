@@ -1,7 +1,10 @@
 //! `GET /image/{file}`: product images from the configured folder. Only plain relative
 //! paths inside the folder are served: `..`, `.` and hidden components, absolute paths,
-//! backslashes and NUL are refused (400), as is anything whose real path (symlinks
-//! resolved) leaves the folder (403); folders and missing files are 404.
+//! backslashes and NUL are refused (400); a symbolic link anywhere in the path is refused
+//! (403) — the file is opened component by component without following links and read
+//! through that one handle, so a link swapped in by another process cannot lead outside
+//! the folder; folders, FIFOs, devices, files over [`MAX_IMAGE_BYTES`] and missing files
+//! are 404; a read slower than [`READ_TIMEOUT`] is 503.
 
 use std::path::{Path as FsPath, PathBuf};
 
@@ -10,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{clip, ApiError};
 use crate::state::AppState;
 
 /// Largest image served (bytes); bigger files are refused with 404 like missing ones.
@@ -62,24 +65,114 @@ pub fn checked_relative(file: &str) -> Result<PathBuf, ApiError> {
     Ok(path)
 }
 
-async fn resolve(dir: &FsPath, relative: &FsPath) -> Result<PathBuf, ApiError> {
+/// How long reading one image may take before the request is answered 503 (a file system
+/// that hangs must not hang requests).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens `relative` under `root` without following any symbolic link and reads it through
+/// that one handle (blocking: run it on the blocking pool).
+///
+/// The root folder is opened once; each component is opened with `openat` relative to the
+/// previous one with `O_NOFOLLOW` (a symbolic link anywhere in the path is refused, so
+/// nothing outside the folder is ever opened, whatever another process swaps in meanwhile)
+/// and `O_NONBLOCK` (opening a FIFO cannot block). The opened handle must be a regular file
+/// (`fstat`) of at most [`MAX_IMAGE_BYTES`], and at most that many bytes are read from it.
+#[cfg(unix)]
+pub fn read_inside(root: &FsPath, relative: &FsPath) -> Result<Vec<u8>, ApiError> {
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+
     let missing = || ApiError::not_found("no such image");
-    let root = tokio::fs::canonicalize(dir).await.map_err(|_| missing())?;
-    let real = tokio::fs::canonicalize(root.join(relative))
-        .await
-        .map_err(|_| missing())?;
-    if !real.starts_with(&root) {
-        return Err(ApiError::new(
+    let forbidden = || {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "the image path leaves the image folder",
-        ));
-    }
-    let meta = tokio::fs::metadata(&real).await.map_err(|_| missing())?;
-    if !meta.is_file() || meta.len() > MAX_IMAGE_BYTES {
+            "symbolic links are not served from the image folder",
+        )
+    };
+    let c_path = |p: &std::ffi::OsStr| CString::new(p.as_bytes()).map_err(|_| missing());
+    let root_c = c_path(root.as_os_str())?;
+    // SAFETY: a valid NUL-terminated path; the result is checked before use.
+    let fd = unsafe {
+        libc::open(
+            root_c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
         return Err(missing());
     }
-    Ok(real)
+    // SAFETY: `fd` is a freshly opened descriptor that nothing else owns.
+    let mut dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    let parts: Vec<&std::ffi::OsStr> = relative.iter().collect();
+    let mut file = None;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let name = c_path(part)?;
+        let mut flags =
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        if !last {
+            flags |= libc::O_DIRECTORY;
+        }
+        // SAFETY: `dir` is an open directory descriptor, `name` a valid C string.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(if is_symlink_at(&dir, &name) {
+                forbidden()
+            } else {
+                missing()
+            });
+        }
+        // SAFETY: as above.
+        let opened = unsafe { OwnedFd::from_raw_fd(fd) };
+        if last {
+            file = Some(std::fs::File::from(opened));
+        } else {
+            dir = opened;
+        }
+    }
+    let file = file.ok_or_else(missing)?;
+    let meta = file.metadata().map_err(|_| missing())?;
+    if !meta.file_type().is_file() || meta.len() > MAX_IMAGE_BYTES {
+        return Err(missing());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| missing())?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(missing());
+    }
+    Ok(bytes)
+}
+
+/// True when `name` in `dir` is a symbolic link (for the answer's wording only).
+#[cfg(unix)]
+fn is_symlink_at(dir: &std::os::fd::OwnedFd, name: &std::ffi::CStr) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid descriptor and C string; `stat` is written by the call when it
+    // succeeds and only read then.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    // SAFETY: initialised by the successful call.
+    rc == 0 && (unsafe { stat.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFLNK
+}
+
+/// Without `openat` and `O_NOFOLLOW` the folder cannot be served safely: every image is 404.
+#[cfg(not(unix))]
+pub fn read_inside(_root: &FsPath, _relative: &FsPath) -> Result<Vec<u8>, ApiError> {
+    Err(ApiError::not_found(
+        "images are served on Unix systems only",
+    ))
 }
 
 /// The handler.
@@ -87,15 +180,27 @@ pub async fn image(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(file) = path.map_err(|e| ApiError::bad_param("file", e.body_text()))?;
+    let Path(file) = path.map_err(|e| ApiError::bad_param("file", clip(&e.body_text())))?;
     let relative = checked_relative(&file)?;
     let Some(dir) = state.config().image_dir.clone() else {
         return Err(ApiError::not_found("no image folder is configured"));
     };
-    let real = resolve(&dir, &relative).await?;
-    let bytes = tokio::fs::read(&real)
-        .await
-        .map_err(|_| ApiError::not_found("no such image"))?;
+    let read = tokio::task::spawn_blocking(move || read_inside(&dir, &relative));
+    let bytes = match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "image read task failed");
+            return Err(ApiError::internal("the image could not be read"));
+        }
+        Err(_) => {
+            tracing::warn!(file = %clip(&file), "image read took longer than {READ_TIMEOUT:?}");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the image could not be read in time",
+            ));
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, content_type(&file)),

@@ -8,10 +8,14 @@
 //! | `GET /products/{product_id}/similar?n=` | item-to-item |
 //! | `GET /image/{file}` | product images from a folder (no traversal) |
 //! | `GET /health`, `GET /ready`, `GET /metrics` | liveness; model + database state; Prometheus text |
-//! | `POST /admin/reload` | reload the bundle file (only with [`ServerConfig::admin_routes`]) |
+//! | `POST /admin/reload` | reload the bundle file (only with [`ServerConfig::admin_routes`]; bearer token when [`ServerConfig::admin_token`] is set) |
 //!
 //! * **Bad input** answers 400 with `{"error", "code", "param"}`; unknown parameters are
-//!   ignored; no input produces a 5xx (property-tested).
+//!   ignored; no input produces a 5xx (property-tested). Every error, also those answered
+//!   by hyper (414, 431) or the framework, has that JSON shape; a panicking handler
+//!   answers 500 (logged) instead of dropping the connection. Echoed client values are
+//!   clipped to [`error::ECHO_CHARS`] characters.
+//! * **Connections** ([`serve`]): a connection limit, header-read and idle timeouts.
 //! * **Product details** come from one `$in` query per response (through a bounded
 //!   cache, [`details::DetailCache`]), in the recommendation's order. When the database
 //!   fails, the server marks itself degraded (header `x-recsys-degraded`, `/ready`), logs
@@ -71,7 +75,7 @@
 //! })?;
 //!
 //! // No database: details come from the bundle.
-//! let app = router(AppState::new(bundle, None, ServerConfig::default()));
+//! let app = router(AppState::new(bundle, None, ServerConfig::default()))?;
 //! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! let request = Request::get("/similar-products?userId=1&productId=11&n=2").body(Body::empty())?;
 //! let response = runtime.block_on(app.oneshot(request))?;
@@ -81,8 +85,9 @@
 #![warn(missing_docs)]
 
 mod config;
+mod conn;
 pub mod details;
-mod error;
+pub mod error;
 pub mod handlers;
 pub mod image;
 pub mod metrics;
@@ -90,21 +95,28 @@ pub mod query;
 mod state;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use config::{Compute, ServerConfig};
+pub use config::{Compute, ConfigError, ServerConfig};
 pub use details::{MongoProducts, ProductSource};
 pub use error::{ApiError, ServerError};
 pub use state::{load_bundle, AppState, ReloadOutcome};
 
-/// The router with every route, the JSON 404/405 fallbacks and the metrics layer.
-pub fn router(state: AppState) -> Router {
+/// The router with every route, the JSON 404/405 fallbacks, the panic guard and the
+/// metrics layer. Fails when the state's configuration does not validate
+/// ([`ServerConfig::validate`]).
+pub fn router(state: AppState) -> Result<Router, ConfigError> {
+    state.config().validate()?;
     let mut app = Router::new()
         .route("/similar-products", get(handlers::similar_products))
         .route("/recommendations/{user_id}", get(handlers::recommendations))
@@ -119,18 +131,72 @@ pub fn router(state: AppState) -> Router {
     if state.config().admin_routes {
         app = app.route("/admin/reload", post(handlers::reload));
     }
-    app.fallback(handlers::not_found)
+    Ok(app
+        .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
+        .with_state(state))
+}
+
+/// An error response whose body is not JSON gets the JSON error body of its status.
+fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json {
+        return response;
+    }
+    let (parts, _) = response.into_parts();
+    let message = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let mut fixed =
+        ApiError::new(status, error::status_code_name(status.as_u16()), message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
 }
 
 /// Counts and times every request (route template, status); logs it at debug level.
+///
+/// Also the guard of the request path: a panic while answering becomes a logged 500 with
+/// the JSON error body (the connection stays usable), and any error response without a
+/// JSON body (one the framework produced) gets the documented `{"error", "code"}` body.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = metrics::route_label(request.uri().path());
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let mut running = std::pin::pin!(next.run(request));
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await;
+    let response = match caught {
+        Ok(response) => json_error_body(response),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            state.metrics().panics.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%method, route, panic = %message, "request handler panicked: answered 500");
+            ApiError::internal("internal error: the request could not be answered").into_response()
+        }
+    };
     let elapsed = started.elapsed();
     let status = response.status();
     state.metrics().observe(route, status.as_u16(), elapsed);
@@ -144,21 +210,90 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
 
 /// Serves `state` on `listener` until `shutdown` completes, then stops accepting and
 /// lets requests in flight finish (graceful shutdown). Also runs the database probe.
+///
+/// Connections are limited to [`ServerConfig::max_connections`] (more are answered 503 and
+/// closed), closed when idle longer than [`ServerConfig::idle_timeout`] or when a request
+/// head takes longer than [`ServerConfig::header_timeout`]; refusals and closures are
+/// logged (throttled) and counted in `/metrics`.
+///
+/// Refuses to start when the configuration does not validate, or when admin routes are
+/// on, the listener is not on a loopback address and no [`ServerConfig::admin_token`] is
+/// set (with a token, it warns that admin routes are reachable from the network).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let config = state.config();
+    let address = listener.local_addr().map_err(|error| ServerError::Io {
+        action: "reading the listening address".into(),
+        error,
+    })?;
+    check_admin_exposure(config, address)?;
+    let app = router(state.clone())?;
+    let limits = conn::Limits {
+        header: config.header_timeout,
+        idle: config.idle_timeout,
+        max_connections: config.max_connections,
+    };
+    warn_if_descriptors_run_out(config.max_connections);
     let probe = state.spawn_database_probe();
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|error| ServerError::Io {
-            action: "serving HTTP".into(),
-            error,
-        });
+    let result = conn::run(listener, app, state, limits, shutdown).await;
     probe.abort();
     result
+}
+
+/// Warns when the connection limit is above what the process's file descriptor limit
+/// allows (then the limit cannot protect the server: accepts fail before it is reached).
+fn warn_if_descriptors_run_out(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            // `rlim_t` is not u64 on every Unix.
+            #[allow(clippy::unnecessary_cast)]
+            let current = limit.rlim_cur as u64;
+            // Leave room for the listener, the database pool, bundle and image files.
+            let room = current.saturating_sub(64);
+            if max_connections as u64 > room {
+                tracing::warn!(
+                    max_connections,
+                    descriptor_limit = current,
+                    "the connection limit is above the file descriptor limit (minus 64 for everything else): lower --max-connections or raise ulimit -n, or accepts will fail before the limit refuses anything"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
+}
+
+/// Admin routes on an address beyond loopback need a token: an error without one, a
+/// warning (logged) with one. [`serve`] calls it with its listener's address.
+pub fn check_admin_exposure(
+    config: &ServerConfig,
+    address: std::net::SocketAddr,
+) -> Result<(), ServerError> {
+    if !config.admin_routes || address.ip().is_loopback() {
+        return Ok(());
+    }
+    if config.admin_token.is_none() {
+        return Err(ServerError::Config(ConfigError {
+            flag: "--admin-token",
+            message: format!(
+                "admin routes are on and the server listens on {address}, beyond loopback: set an admin token (RECSYS_ADMIN_TOKEN) or listen on 127.0.0.1"
+            ),
+        }));
+    }
+    tracing::warn!(
+        %address,
+        "admin routes (POST /admin/reload) are reachable beyond loopback; they require the admin bearer token"
+    );
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).
@@ -206,7 +341,47 @@ pub fn reload_on_sighup(state: AppState) -> Result<tokio::task::JoinHandle<()>, 
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn framework_errors_without_json_get_the_error_body() {
+        // What axum's extractors answer when they reject a request: plain text.
+        let text = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [("x-kept", "1")],
+            "Failed to buffer the request body",
+        )
+            .into_response();
+        let fixed = super::json_error_body(text);
+        assert_eq!(fixed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(fixed.headers()["content-type"], "application/json");
+        assert_eq!(fixed.headers()["x-kept"], "1");
+        let body = body_bytes(fixed);
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["code"], "payload_too_large");
+        assert!(value["error"].is_string());
+        // JSON errors and successes are left alone.
+        let ours = super::ApiError::not_found("x").into_response();
+        assert_eq!(
+            body_bytes(super::json_error_body(ours)),
+            br#"{"error":"x","code":"not_found"}"#
+        );
+        let ok = (StatusCode::OK, "plain").into_response();
+        assert_eq!(body_bytes(super::json_error_body(ok)), b"plain");
+    }
+
+    fn body_bytes(response: axum::response::Response) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap()
+            .to_vec()
+    }
 
     #[test]
     fn public_types_are_send_and_sync() {

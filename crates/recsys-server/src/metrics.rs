@@ -52,6 +52,25 @@ struct Series {
     latency: BTreeMap<&'static str, Histogram>,
 }
 
+/// Connection counters of [`crate::serve`] (exported by `/metrics`).
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    /// Connections being served now.
+    pub open: AtomicU64,
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections answered 503 and closed because the limit was reached.
+    pub refused: AtomicU64,
+    /// Connections closed because they were idle too long.
+    pub idle_closed: AtomicU64,
+    /// Connections closed because the request head came too slowly.
+    pub header_closed: AtomicU64,
+    /// Connections closed because the client did not read its response.
+    pub write_closed: AtomicU64,
+    /// `accept` failures (e.g. no file descriptor left).
+    pub accept_errors: AtomicU64,
+}
+
 /// The metrics of one server.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -62,6 +81,10 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     /// Responses served in degraded mode (details from the bundle, database down).
     pub degraded_responses: AtomicU64,
+    /// Responses that answered a panic (500).
+    pub panics: AtomicU64,
+    /// Connection counters (only [`crate::serve`] updates them).
+    pub connections: ConnectionCounters,
 }
 
 impl Metrics {
@@ -129,6 +152,58 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+
+    /// The connection series in the exposition format.
+    pub fn render_connections(&self, out: &mut String) {
+        let c = &self.connections;
+        Metrics::render_scalar(
+            out,
+            "recsys_http_connections_open",
+            "gauge",
+            "Connections being served now.",
+            Metrics::get(&c.open),
+        );
+        Metrics::render_scalar(
+            out,
+            "recsys_http_connections_accepted_total",
+            "counter",
+            "Connections accepted and served.",
+            Metrics::get(&c.accepted),
+        );
+        Metrics::render_scalar(
+            out,
+            "recsys_http_connections_refused_total",
+            "counter",
+            "Connections answered 503 and closed at the connection limit.",
+            Metrics::get(&c.refused),
+        );
+        let _ = writeln!(out, "# HELP recsys_http_connections_closed_total Connections closed by the server, by reason.\n# TYPE recsys_http_connections_closed_total counter");
+        for (reason, n) in [
+            ("idle", &c.idle_closed),
+            ("header_timeout", &c.header_closed),
+            ("write_stalled", &c.write_closed),
+        ] {
+            let _ = writeln!(
+                out,
+                "recsys_http_connections_closed_total{{reason=\"{reason}\"}} {}",
+                Metrics::get(n)
+            );
+        }
+        Metrics::render_scalar(
+            out,
+            "recsys_http_accept_errors_total",
+            "counter",
+            "Failed accepts (e.g. no file descriptor left).",
+            Metrics::get(&c.accept_errors),
+        );
+        Metrics::render_scalar(
+            out,
+            "recsys_http_panics_total",
+            "counter",
+            "Requests whose handler panicked (answered 500).",
+            Metrics::get(&self.panics),
         );
     }
 

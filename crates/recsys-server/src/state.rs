@@ -205,10 +205,12 @@ impl AppState {
         Ok(self.swap(bundle))
     }
 
-    /// Starts the background task that warms the product cache (when
-    /// [`ServerConfig::preload_details`] is set: at once, then every `cache_ttl / 2` while
-    /// the database is up) and pings the database while it is down, so the server leaves
-    /// degraded mode by itself. Stops when every clone of the state is dropped.
+    /// Starts the background task that pings the database every
+    /// [`ServerConfig::db_retry_interval`], whatever its state (so `/ready` and
+    /// `recsys_db_up` follow a database that dies while every request is served from the
+    /// cache, and the server leaves degraded mode by itself), and warms the product cache
+    /// (when [`ServerConfig::preload_details`] is set: at once, then every `cache_ttl / 2`
+    /// while the database is up). Stops when every clone of the state is dropped.
     pub fn spawn_database_probe(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         let config = &self.inner.config;

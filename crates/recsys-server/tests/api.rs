@@ -135,7 +135,12 @@ async fn bad_input_is_400_with_a_json_error_naming_the_parameter() {
         assert_eq!(a.status, 400, "{uri}: {}", a.text());
         let body = a.json();
         assert_eq!(body["code"], "bad_request", "{uri}");
-        assert_eq!(body["param"], param, "{uri}");
+        // Parameter names come from clients: echoed clipped.
+        assert_eq!(
+            body["param"],
+            recsys_server::error::clip(param).as_ref(),
+            "{uri}"
+        );
         assert!(body["error"].as_str().unwrap().len() > 5, "{uri}");
     }
     // Unknown parameters are fine.
@@ -280,6 +285,8 @@ async fn unknown_routes_and_methods_answer_json() {
 /// off to play a dead database.
 struct FakeSource {
     up: AtomicBool,
+    /// Queries take this many milliseconds (pings answer at once).
+    query_ms: AtomicUsize,
     queries: AtomicUsize,
     pings: AtomicUsize,
 }
@@ -288,6 +295,7 @@ impl FakeSource {
     fn new() -> Arc<Self> {
         Arc::new(FakeSource {
             up: AtomicBool::new(true),
+            query_ms: AtomicUsize::new(0),
             queries: AtomicUsize::new(0),
             pings: AtomicUsize::new(0),
         })
@@ -307,6 +315,10 @@ impl ProductSource for FakeSource {
     ) -> BoxFuture<'a, Result<Vec<(ExternalId, ProductInfo)>, ServerError>> {
         Box::pin(async move {
             self.queries.fetch_add(1, Ordering::SeqCst);
+            let ms = self.query_ms.load(Ordering::SeqCst) as u64;
+            if ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             if !self.up.load(Ordering::SeqCst) {
                 return Err(FakeSource::down());
             }
@@ -345,7 +357,7 @@ impl ProductSource for FakeSource {
 async fn details_come_in_one_query_in_recommendation_order_then_from_the_cache() {
     let source = FakeSource::new();
     let state = state_with_source(source.clone(), ServerConfig::default());
-    let app = router(state.clone());
+    let app = router(state.clone()).expect("valid config");
     let a = get(&app, "/recommendations/2?n=6").await;
     let body = a.json();
     assert_eq!(source.queries.load(Ordering::SeqCst), 1);
@@ -373,7 +385,7 @@ async fn a_dead_database_degrades_then_recovers_by_itself() {
         ..ServerConfig::default()
     };
     let state = state_with_source(source.clone(), config);
-    let app = router(state.clone());
+    let app = router(state.clone()).expect("valid config");
     assert_eq!(state.details().check().await, DatabaseState::Up);
 
     source.up.store(false, Ordering::SeqCst);
@@ -448,11 +460,13 @@ async fn blocking_and_inline_compute_answer_the_same() {
     let blocking = router(state(ServerConfig {
         compute: recsys_server::Compute::Blocking,
         ..ServerConfig::default()
-    }));
+    }))
+    .expect("valid config");
     let inline = router(state(ServerConfig {
         compute: recsys_server::Compute::Inline,
         ..ServerConfig::default()
-    }));
+    }))
+    .expect("valid config");
     for q in ["userId=2&productId=101", "productId=110", "n=7"] {
         let uri = format!("/similar-products?{q}");
         assert_eq!(
@@ -460,5 +474,173 @@ async fn blocking_and_inline_compute_answer_the_same() {
             get(&inline, &uri).await.json(),
             "{q}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_database_that_dies_behind_a_warm_cache_is_reported_down_by_the_timer_probe() {
+    let source = FakeSource::new();
+    let config = ServerConfig {
+        db_retry_interval: std::time::Duration::from_millis(20),
+        ..ServerConfig::default()
+    };
+    let state = state_with_source(source.clone(), config);
+    let app = router(state.clone()).expect("valid config");
+    // Warm the cache with this list, then the database dies.
+    get(&app, "/recommendations/2?n=6").await;
+    let queries = source.queries.load(Ordering::SeqCst);
+    let probe = state.spawn_database_probe();
+    source.up.store(false, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // Requests keep being served from the cache: no query fails.
+        let a = get(&app, "/recommendations/2?n=6").await;
+        assert_eq!(a.status, 200);
+        if get(&app, "/ready").await.json()["database"] == "down" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported down");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(source.queries.load(Ordering::SeqCst), queries);
+    assert!(get(&app, "/metrics")
+        .await
+        .text()
+        .contains("recsys_db_up 0"));
+    probe.abort();
+}
+
+#[tokio::test]
+async fn slow_queries_do_not_mark_an_answering_database_down() {
+    // Pings answer, queries outlast the limit (FerretDB's `$in` scans on a large
+    // collection): responses come from the bundle, but the database stays up.
+    let source = FakeSource::new();
+    source.query_ms.store(200, Ordering::SeqCst);
+    let config = ServerConfig {
+        cache_capacity: 0,
+        db_timeout: std::time::Duration::from_millis(30),
+        db_retry_interval: std::time::Duration::from_millis(20),
+        ..ServerConfig::default()
+    };
+    let state = state_with_source(source.clone(), config);
+    let app = router(state.clone()).expect("valid config");
+    let probe = state.spawn_database_probe();
+    for i in 0..10 {
+        let a = get(&app, &format!("/recommendations/{}?n=3", 1 + i % 10)).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json()["degraded"], json!(true));
+        let ready = get(&app, "/ready").await.json();
+        assert_eq!(ready["database"], "up", "after {} slow queries", i + 1);
+    }
+    // Every request still tried the database (it is up).
+    assert_eq!(source.queries.load(Ordering::SeqCst), 10);
+    assert!(source.pings.load(Ordering::SeqCst) >= 2);
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(
+        metrics.contains("recsys_db_query_timeouts_total 10"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("recsys_db_up 1"), "{metrics}");
+    probe.abort();
+}
+
+#[tokio::test]
+async fn a_panic_on_the_request_path_is_a_json_500_in_both_compute_modes() {
+    for compute in [
+        recsys_server::Compute::Inline,
+        recsys_server::Compute::Blocking,
+    ] {
+        let state = state_with_source(
+            Arc::new(PanickingSource),
+            ServerConfig {
+                cache_capacity: 0,
+                compute,
+                ..ServerConfig::default()
+            },
+        );
+        let app = router(state).expect("valid config");
+        for uri in ["/similar-products?userId=2&n=3", "/recommendations/3?n=2"] {
+            let a = get(&app, uri).await;
+            assert_eq!(a.status, 500, "{compute:?} {uri}");
+            assert_eq!(a.json()["code"], "internal");
+            assert!(
+                !a.text().contains("product source bug"),
+                "no panic text to clients"
+            );
+        }
+        let metrics = get(&app, "/metrics").await.text();
+        assert!(metrics.contains("recsys_http_panics_total 2"), "{metrics}");
+        assert!(
+            metrics.contains("route=\"/similar-products\",status=\"500\"} 1"),
+            "{metrics}"
+        );
+    }
+    // Work on the blocking pool that panics is an error, not a lost task.
+    let state = state(ServerConfig {
+        compute: recsys_server::Compute::Blocking,
+        ..ServerConfig::default()
+    });
+    let result = state.compute(|| -> usize { panic!("scoring bug") }).await;
+    assert!(matches!(result, Err(ServerError::Task(_))));
+}
+
+#[tokio::test]
+async fn echoed_client_values_are_clipped() {
+    let app = app();
+    let long = "a".repeat(60_000);
+    for uri in [
+        format!("/{long}"),
+        format!("/recommendations/2?attr.{long}=x"),
+        format!("/health/{long}"),
+        format!("/products/{}/similar", "9".repeat(100)),
+    ] {
+        let a = get(&app, &uri).await;
+        assert!(a.status.is_client_error(), "{}", a.status);
+        assert!(a.json()["error"].is_string());
+        assert!(
+            a.body.len() < 600,
+            "{} bytes: {}",
+            a.body.len(),
+            &a.text()[..200]
+        );
+    }
+    let a = get(&app, &format!("/recommendations/2?attr.{long}=x")).await;
+    let param = a.json()["param"].as_str().unwrap().to_string();
+    assert!(
+        param.ends_with('…') && param.chars().count() == 65,
+        "{param}"
+    );
+    let a = call(&app, &"X".repeat(5000), "/health").await;
+    assert!(a.body.len() < 600, "{}", a.body.len());
+}
+
+#[test]
+fn the_router_refuses_a_contradictory_configuration() {
+    for (config, flag) in [
+        (
+            ServerConfig {
+                default_n: 0,
+                ..ServerConfig::default()
+            },
+            "--default-n",
+        ),
+        (
+            ServerConfig {
+                default_n: 1000,
+                max_n: 100,
+                ..ServerConfig::default()
+            },
+            "--default-n",
+        ),
+        (
+            ServerConfig {
+                max_n: 0,
+                ..ServerConfig::default()
+            },
+            "--max-n",
+        ),
+    ] {
+        let error = router(state(config)).unwrap_err();
+        assert_eq!(error.flag, flag);
     }
 }

@@ -6,6 +6,10 @@
 //! * `a_stopped_database_degrades_and_recovers_by_itself` starts its own FerretDB (the
 //!   binary scripts/db.sh caches in `~/.cache/recsys/bin`, or `$RECSYS_TOOLS`), kills it
 //!   mid-test and starts it again on the same port and data.
+//! * `a_database_that_dies_behind_a_warm_cache_is_reported_down` starts another FerretDB
+//!   of its own, warms the cache, kills it: only the timer probe can notice.
+//! * `with_the_cache_off_a_live_database_stays_up` uses `MONGODB_URI` with 30,000 products,
+//!   so FerretDB's `$in` scans outlast the query limit while pings answer.
 
 mod common;
 
@@ -15,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use common::*;
 use mongodb::bson::{doc, Document};
 use recsys_server::details::DatabaseState;
@@ -81,14 +86,14 @@ async fn details_come_from_mongodb_in_recommendation_order() {
         .expect("connect");
     let state = AppState::new(bundle(), Some(Arc::new(products)), ServerConfig::default());
     assert_eq!(state.details().check().await, DatabaseState::Up);
-    let app = router(state.clone());
+    let app = router(state.clone()).expect("valid config");
 
     // "101" in the query string matches the Int64 101 stored in the database.
     let a = get(&app, "/similar-products?userId=2&productId=101&n=8").await;
     assert_eq!(a.status, 200, "{}", a.text());
     assert!(!a.headers.contains_key("x-recsys-degraded"));
     let reference = get(
-        &router(AppState::new(bundle(), None, ServerConfig::default())),
+        &router(AppState::new(bundle(), None, ServerConfig::default())).expect("valid config"),
         "/similar-products?userId=2&productId=101&n=8",
     )
     .await;
@@ -137,8 +142,14 @@ struct Ferret {
 
 impl Ferret {
     fn start(bin: PathBuf) -> Ferret {
-        let data =
-            std::env::temp_dir().join(format!("recsys-server-ferret-{}", std::process::id()));
+        Ferret::start_named(bin, "main")
+    }
+
+    fn start_named(bin: PathBuf, name: &str) -> Ferret {
+        let data = std::env::temp_dir().join(format!(
+            "recsys-server-ferret-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(data.join("state")).unwrap();
         let mut f = Ferret {
@@ -242,7 +253,7 @@ async fn a_stopped_database_degrades_and_recovers_by_itself() {
     let state = AppState::new(bundle(), Some(Arc::new(products)), config);
     assert_eq!(state.details().check().await, DatabaseState::Up);
     let probe = state.spawn_database_probe();
-    let app = router(state.clone());
+    let app = router(state.clone()).expect("valid config");
     let from_mongo = |a: &Answer| {
         a.json().as_array().unwrap().iter().all(|d| {
             d["name"]
@@ -308,4 +319,143 @@ async fn a_stopped_database_degrades_and_recovers_by_itself() {
     );
     assert_eq!(get(&app, "/ready").await.json()["status"], "ready");
     probe.abort();
+}
+
+/// A server whose cache holds every product stops querying the database; when the database
+/// dies, only the timer probe can notice. It must within the probe interval (plus the
+/// ping's time limit), while requests keep being answered from the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_dies_behind_a_warm_cache_is_reported_down() {
+    let Some(bin) = ferretdb_binary() else {
+        assert!(
+            !require_db(),
+            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is missing"
+        );
+        eprintln!("skipping: no FerretDB binary");
+        return;
+    };
+    let mut ferret = Ferret::start_named(bin, "warm");
+    ferret.wait_ready().await;
+    fill(&ferret.uri(), "shop").await;
+    let config = ServerConfig {
+        db_timeout: Duration::from_millis(300),
+        db_retry_interval: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let products = MongoProducts::connect(&ferret.uri(), Some("shop"), config.db_timeout)
+        .await
+        .expect("connect");
+    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    let probe = state.spawn_database_probe();
+    let app = router(state.clone()).expect("valid config");
+    // The probe's preload warms the cache with every product.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state.details().cached() < 24 {
+        assert!(Instant::now() < deadline, "the cache was never warmed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = get(&app, "/similar-products?userId=3&n=5").await;
+    assert!(!a.headers.contains_key("x-recsys-degraded"));
+    let queries = |app: Router| async move {
+        let text = get(&app, "/metrics").await.text();
+        text.lines()
+            .find(|l| l.starts_with("recsys_db_queries_total "))
+            .unwrap()
+            .to_string()
+    };
+    let before = queries(app.clone()).await;
+
+    ferret.kill();
+    let killed = Instant::now();
+    loop {
+        // Still answered from the cache, without a query.
+        let a = get(&app, "/similar-products?userId=3&n=5").await;
+        assert_eq!(a.status, 200);
+        let ready = get(&app, "/ready").await.json();
+        if ready["database"] == "down" {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the dead database was never reported: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("dead database reported down after {:?}", killed.elapsed());
+    assert!(get(&app, "/metrics")
+        .await
+        .text()
+        .contains("recsys_db_up 0"));
+    assert_eq!(
+        queries(app.clone()).await,
+        before,
+        "no query was needed to notice"
+    );
+    probe.abort();
+}
+
+/// With the cache off every response queries the database. On FerretDB a `$in` over a
+/// large collection is a scan that can outlast the query limit while pings answer at once:
+/// those slow queries must not flip the database to down (it flapped down/up every 2–3 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cache_off_a_live_database_stays_up() {
+    let Some(uri) = uri_from_env() else { return };
+    let database = format!("recsys_server_flap_{}", std::process::id());
+    {
+        let client = mongodb::Client::with_uri_str(&uri).await.expect("client");
+        let db = client.database(&database);
+        db.drop().await.expect("drop");
+        let mut docs = documents();
+        docs.extend((1_000_000..1_030_000_i64).map(|id| {
+            doc! { "_id": id.to_string(), "product_id": id, "name": format!("filler {id}"), "price": 1.0 }
+        }));
+        for chunk in docs.chunks(5_000) {
+            db.collection::<Document>("products")
+                .insert_many(chunk.to_vec())
+                .await
+                .expect("insert products");
+        }
+    }
+    let config = ServerConfig {
+        cache_capacity: 0,
+        db_timeout: Duration::from_millis(200),
+        db_retry_interval: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let products = MongoProducts::connect(&uri, Some(&database), config.db_timeout)
+        .await
+        .expect("connect");
+    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    assert_eq!(state.details().check().await, DatabaseState::Up);
+    let probe = state.spawn_database_probe();
+    let app = router(state.clone()).expect("valid config");
+    let started = Instant::now();
+    let mut requests = 0;
+    // Several probe intervals with requests running.
+    while started.elapsed() < Duration::from_secs(3) {
+        let a = get(&app, &format!("/recommendations/{}?n=5", 1 + requests % 10)).await;
+        assert_eq!(a.status, 200);
+        requests += 1;
+        let ready = get(&app, "/ready").await.json();
+        assert_eq!(
+            ready["database"], "up",
+            "after {requests} requests: {ready}"
+        );
+    }
+    let metrics = get(&app, "/metrics").await.text();
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    eprintln!(
+        "cache off: {requests} requests in 3 s, {}, {}",
+        line("recsys_db_queries_total "),
+        line("recsys_db_query_timeouts_total ")
+    );
+    assert!(metrics.contains("recsys_db_up 1"), "{metrics}");
+    probe.abort();
+    drop_database(&uri, &database).await;
 }

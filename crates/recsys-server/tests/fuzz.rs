@@ -98,7 +98,7 @@ proptest! {
                 let images = std::env::temp_dir().join(format!("recsys-server-fuzz-{}", std::process::id()));
                 std::fs::create_dir_all(&images).unwrap();
                 std::fs::write(images.join("100.jpg"), b"jpeg").unwrap();
-                router(state(ServerConfig { image_dir: Some(images), admin_routes: true, ..ServerConfig::default() }))
+                router(state(ServerConfig { image_dir: Some(images), admin_routes: true, ..ServerConfig::default() })).expect("valid config")
             };
         }
         let uri = if q.is_empty() { p.clone() } else { format!("{p}?{q}") };

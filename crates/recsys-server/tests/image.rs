@@ -1,5 +1,6 @@
 //! `GET /image/{file}`: files in the folder are served; traversal, absolute paths, encoded
-//! dots, symlinks out of the folder and folders are refused.
+//! dots, symlinks, folders and FIFOs are refused — also when another process swaps a
+//! symlink or a FIFO in while requests run.
 
 mod common;
 
@@ -38,7 +39,8 @@ async fn serves_files_and_refuses_everything_else() {
     let app = router(state(ServerConfig {
         image_dir: Some(dirs.root.join("images")),
         ..ServerConfig::default()
-    }));
+    }))
+    .expect("valid config");
     let a = get(&app, "/image/101.jpg").await;
     assert_eq!(a.status, 200);
     assert_eq!(a.headers["content-type"], "image/jpeg");
@@ -79,9 +81,9 @@ async fn serves_files_and_refuses_everything_else() {
     // The symlink out of the folder is refused as such.
     #[cfg(unix)]
     assert_eq!(get(&app, "/image/link.jpg").await.status, 403);
-    // A symlink that stays inside the folder is fine.
+    // No symbolic link is followed, not even one that stays inside the folder.
     #[cfg(unix)]
-    assert_eq!(get(&app, "/image/loop/101.jpg").await.status, 200);
+    assert_eq!(get(&app, "/image/loop/101.jpg").await.status, 403);
     // A folder is not a file.
     assert_eq!(get(&app, "/image/sub").await.status, 404);
 }
@@ -91,4 +93,175 @@ async fn no_folder_configured_means_404() {
     let a = get(&app(), "/image/101.jpg").await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["code"], "not_found");
+}
+
+/// Runs `requests` image requests from 4 tasks (each bounded by a hang detector) while
+/// `swap` runs on a thread; returns (answers by status, hung requests).
+#[cfg(unix)]
+async fn while_swapping(
+    app: axum::Router,
+    uri: &'static str,
+    requests: usize,
+    outside: &'static [u8],
+    swap: impl FnMut() + Send + 'static,
+) -> (std::collections::BTreeMap<u16, usize>, usize, usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let mut swap = swap;
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                swap();
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = std::collections::BTreeMap::new();
+            let (mut hung, mut leaked) = (0, 0);
+            for _ in 0..requests / 4 {
+                match tokio::time::timeout(std::time::Duration::from_secs(10), get(&app, uri)).await
+                {
+                    Ok(a) => {
+                        *statuses.entry(a.status.as_u16()).or_insert(0) += 1;
+                        if a.body.windows(outside.len()).any(|w| w == outside) {
+                            leaked += 1;
+                        }
+                    }
+                    Err(_) => {
+                        // One hang is enough to fail; do not wait for more.
+                        hung += 1;
+                        break;
+                    }
+                }
+            }
+            (statuses, hung, leaked)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    let (mut hung, mut leaked) = (0, 0);
+    for t in tasks {
+        let (s, h, l) = t.await.unwrap();
+        for (k, v) in s {
+            *statuses.entry(k).or_insert(0) += v;
+        }
+        hung += h;
+        leaked += l;
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    (statuses, hung, leaked)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_swapped_in_never_leaks_a_file_outside_the_folder() {
+    let dirs = folders("image-race");
+    let images = dirs.root.join("images");
+    std::fs::write(images.join("race.jpg"), b"inside bytes").unwrap();
+    let app = router(state(ServerConfig {
+        image_dir: Some(images.clone()),
+        ..ServerConfig::default()
+    }))
+    .expect("valid config");
+    // Another process (here: a thread) swaps race.jpg between a regular file and a
+    // symlink to a file outside the folder, atomically (rename).
+    let (target, link_tmp, file_tmp) = (
+        images.join("race.jpg"),
+        images.join("race.link.tmp"),
+        images.join("race.file.tmp"),
+    );
+    let outside = dirs.root.join("outside.txt");
+    let swap = move || {
+        let _ = std::fs::remove_file(&link_tmp);
+        std::os::unix::fs::symlink(&outside, &link_tmp).unwrap();
+        std::fs::rename(&link_tmp, &target).unwrap();
+        std::fs::write(&file_tmp, b"inside bytes").unwrap();
+        std::fs::rename(&file_tmp, &target).unwrap();
+    };
+    let requests = 20_000;
+    let (statuses, hung, leaked) =
+        while_swapping(app, "/image/race.jpg", requests, b"secret outside", swap).await;
+    eprintln!("symlink race: {requests} requests: {statuses:?}, hung {hung}, leaked {leaked}");
+    assert_eq!(leaked, 0, "{statuses:?}");
+    assert_eq!(hung, 0);
+    // The race was really run: both states were seen.
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(statuses.get(&403).copied().unwrap_or(0) > 0, "{statuses:?}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_swapped_in_never_hangs_a_request() {
+    let dirs = folders("image-fifo");
+    let images = dirs.root.join("images");
+    std::fs::write(images.join("pipe.jpg"), b"inside bytes").unwrap();
+    // The FIFO lives outside the folder (so it can be opened for writing at the end to
+    // release any reader) and is hard-linked in and renamed over pipe.jpg.
+    let fifo = dirs.root.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let app = router(state(ServerConfig {
+        image_dir: Some(images.clone()),
+        ..ServerConfig::default()
+    }))
+    .expect("valid config");
+    // A FIFO right in the folder is refused.
+    std::fs::hard_link(&fifo, images.join("static-pipe.jpg")).unwrap();
+    let a = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        get(&app, "/image/static-pipe.jpg"),
+    )
+    .await
+    .expect("a FIFO in the folder hung the request");
+    assert_eq!(a.status, 404);
+    let (target, fifo_tmp, file_tmp) = (
+        images.join("pipe.jpg"),
+        images.join("pipe.fifo.tmp"),
+        images.join("pipe.file.tmp"),
+    );
+    let fifo_for_swap = fifo.clone();
+    let swap = move || {
+        let _ = std::fs::remove_file(&fifo_tmp);
+        std::fs::hard_link(&fifo_for_swap, &fifo_tmp).unwrap();
+        std::fs::rename(&fifo_tmp, &target).unwrap();
+        std::fs::write(&file_tmp, b"inside bytes").unwrap();
+        std::fs::rename(&file_tmp, &target).unwrap();
+    };
+    let requests = 2_000;
+    let (statuses, hung, _) =
+        while_swapping(app, "/image/pipe.jpg", requests, b"no such bytes", swap).await;
+    // Release readers a broken server left blocked on the FIFO (so the test ends).
+    if let Ok(writer) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags_nonblocking()
+        .open(&fifo)
+    {
+        drop(writer);
+    }
+    eprintln!("FIFO race: {requests} requests: {statuses:?}, hung {hung}");
+    assert_eq!(hung, 0, "{statuses:?}");
+    assert!(
+        statuses.keys().all(|s| [200, 404].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.get(&404).copied().unwrap_or(0) > 0, "{statuses:?}");
+}
+
+#[cfg(unix)]
+trait NonBlocking {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self;
+}
+
+#[cfg(unix)]
+impl NonBlocking for std::fs::OpenOptions {
+    fn custom_flags_nonblocking(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
 }

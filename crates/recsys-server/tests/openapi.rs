@@ -182,7 +182,7 @@ async fn real_responses_match_the_document() {
             ..ServerConfig::default()
         },
     );
-    let app = router(state);
+    let app = router(state).expect("valid config");
     let requests: Vec<(&str, &str, u16)> = vec![
         ("GET", "/similar-products?productId=101&userId=2&n=5", 200),
         ("GET", "/similar-products?userId=nobody", 200),
@@ -218,6 +218,19 @@ async fn real_responses_match_the_document() {
     // A refused reload (corrupt file): 422, the old model keeps serving.
     std::fs::write(&file, b"not a bundle").unwrap();
     check(&doc, &app, "POST", "/admin/reload", 422, &mut covered).await;
+    // With an admin token, a request without it: 401.
+    let guarded = router(AppState::new(
+        bundle(),
+        None,
+        ServerConfig {
+            bundle_path: Some(file.clone()),
+            admin_routes: true,
+            admin_token: Some("openapi-token".into()),
+            ..ServerConfig::default()
+        },
+    ))
+    .expect("valid config");
+    check(&doc, &guarded, "POST", "/admin/reload", 401, &mut covered).await;
     // Every documented (path, method, status) was exercised.
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {

@@ -44,7 +44,7 @@ async fn reload_swaps_and_refuses_bad_bundles() {
             ..ServerConfig::default()
         },
     );
-    let app = router(state.clone());
+    let app = router(state.clone()).expect("valid config");
     let version = |a: &Answer| a.headers["x-recsys-model"].to_str().unwrap().to_string();
     assert_eq!(
         version(&get(&app, "/similar-products?userId=2").await),
@@ -133,6 +133,10 @@ async fn reload_swaps_and_refuses_bad_bundles() {
     assert_eq!(a.status, 422);
     assert_eq!(a.json()["code"], "reload_refused");
     assert!(a.json()["error"].as_str().unwrap().contains(&new_version));
+    // The body names no file system path (the log does).
+    let dir = std::env::temp_dir();
+    assert!(!a.text().contains(dir.to_str().unwrap()), "{}", a.text());
+    assert!(!a.text().contains(".bundle"), "{}", a.text());
     old.save(&file.0).unwrap();
     let a = call(&app, "POST", "/admin/reload").await;
     assert_eq!(a.status, 200, "{}", a.text());
@@ -155,4 +159,51 @@ async fn reload_without_a_path_is_an_error() {
         state.reload().await,
         Err(ServerError::NoBundlePath)
     ));
+}
+
+#[tokio::test]
+async fn the_admin_route_needs_the_bearer_token_when_one_is_set() {
+    let file = temp("admin-token");
+    bundle_with_seed(7).save(&file.0).unwrap();
+    let state = AppState::new(
+        recsys_server::load_bundle(&file.0).unwrap(),
+        None,
+        ServerConfig {
+            bundle_path: Some(file.0.clone()),
+            admin_routes: true,
+            admin_token: Some("correct-horse-battery".into()),
+            ..ServerConfig::default()
+        },
+    );
+    let app = router(state).expect("valid config");
+    let post = |auth: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut request = axum::http::Request::post("/admin/reload");
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let request = request.body(axum::body::Body::empty()).unwrap();
+            let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    for wrong in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer correct-horse-batter"),
+        Some("Bearer correct-horse-battery-staple"),
+        Some("correct-horse-battery"),
+        Some("Basic correct-horse-battery"),
+    ] {
+        let (status, body) = post(wrong).await;
+        assert_eq!(status, 401, "{wrong:?}: {body}");
+        assert!(body.contains("\"unauthorized\""), "{body}");
+    }
+    let (status, body) = post(Some("Bearer correct-horse-battery")).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -109,7 +109,7 @@ pub fn state_with_source(source: Arc<dyn ProductSource>, config: ServerConfig) -
 }
 
 pub fn app() -> Router {
-    router(state(ServerConfig::default()))
+    router(state(ServerConfig::default())).expect("valid config")
 }
 
 /// The answer of one request.
@@ -167,4 +167,29 @@ pub fn ids(answer: &Answer) -> Vec<serde_json::Value> {
         .iter()
         .map(|item| item["product_id"].clone())
         .collect()
+}
+
+/// A product source whose queries panic (a bug on the request path); pings answer.
+pub struct PanickingSource;
+
+impl ProductSource for PanickingSource {
+    fn fetch<'a>(
+        &'a self,
+        _ids: &'a [ExternalId],
+    ) -> recsys_server::details::BoxFuture<
+        'a,
+        Result<Vec<(ExternalId, recsys_recommend::ProductInfo)>, recsys_server::ServerError>,
+    > {
+        Box::pin(async { panic!("product source bug") })
+    }
+
+    fn ping(
+        &self,
+    ) -> recsys_server::details::BoxFuture<'_, Result<(), recsys_server::ServerError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn describe(&self) -> String {
+        "panicking".into()
+    }
 }
