@@ -9,7 +9,8 @@ use std::time::Duration;
 pub enum Compute {
     /// On tokio's blocking pool (`spawn_blocking`): the async workers never stall on a
     /// scoring pass, but under load many pool threads time-slice the 2 cores and the
-    /// latency tail grows (p99 25 ms vs 10 ms at 16 connections, docs/benchmarks.md).
+    /// latency tail grows (p99 24.6 ms vs 10.32 ms inline at 16 connections with the f32
+    /// blend kernel; docs/benchmarks.md, "Where the computation runs").
     Blocking,
     /// On the async worker that received the request (the default): one scoring pass
     /// (well under 1 ms for 68,509 items) per worker at a time, in arrival order — higher

@@ -12,7 +12,9 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 use recsys_features::ExternalId;
 use recsys_recommend::{Bundle, ProductInfo};
-use recsys_store::mongo::{id_from_bson, id_to_bson, redact_uri, DEFAULT_DATABASE, PRODUCTS};
+use recsys_store::mongo::{
+    id_from_bson, id_to_bson, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
+};
 
 use crate::error::ServerError;
 
@@ -63,9 +65,10 @@ impl MongoProducts {
         timeout: Duration,
     ) -> Result<MongoProducts, ServerError> {
         let redacted = redact_uri(uri);
+        // The driver may quote part of a malformed URI (a password with an unencoded `?`).
         let fail = |e: mongodb::error::Error| ServerError::Database {
             uri: redacted.clone(),
-            message: e.to_string(),
+            message: redact_secrets(uri, &e.to_string()),
         };
         let mut options = ClientOptions::parse(uri).await.map_err(fail)?;
         options.connect_timeout = Some(timeout);
