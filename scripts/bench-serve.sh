@@ -33,8 +33,8 @@
 #
 # What it does, each step skipped when already done:
 #   1. installs wrk from apt when missing (as root, or with sudo);
-#   2. the LightFM venv .venv-lightfm (same recipe as scripts/compare-lightfm.sh: pip<25.3,
-#      lightfm 1.17 built without isolation) plus scripts/requirements-serve-bench.txt;
+#   2. the LightFM venv .venv-lightfm (scripts/lib/lightfm-venv.sh, as for
+#      scripts/compare-lightfm.sh) plus scripts/requirements-serve-bench.txt;
 #   3. a database via scripts/db.sh with its own state and a persistent data folder
 #      (RECSYS_DB_STATE / RECSYS_DB_DATA, default $HOME/.cache/recsys/serve-bench/db-state
 #      and .../db; $MONGODB_URI is used instead when it answers), and the Complete Journey
@@ -56,6 +56,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/scripts/lib/lightfm-venv.sh"
 DATA="$ROOT/../shared/data/completejourney-seed"
 CACHE="${SERVE_BENCH_CACHE:-${HOME:-/root}/.cache/recsys/serve-bench}"
 OUT="$ROOT/target/bench-serve"
@@ -154,33 +155,9 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # ------------------------------------------------------------------ 2. venv
-venv_ok() {
-  [ -x "$VENV/bin/python" ] &&
-    "$VENV/bin/python" -c 'import lightfm, lightfm._lightfm_fast, scipy; assert lightfm.__version__ == "1.17"' \
-      >/dev/null 2>&1
-}
-if ! venv_ok; then
-  # The recipe of scripts/compare-lightfm.sh (lightfm 1.17 is a setup.py sdist that imports
-  # numpy at build time: pip < 25.3, wheel, --no-build-isolation).
-  say "setting up the LightFM 1.17 venv in $VENV (takes a few minutes)"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  VPIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-  "${VPIP[@]}" install "pip<25.3" "setuptools<70" wheel
-  grep -v '^lightfm' "$ROOT/scripts/requirements-lightfm.txt" | "${VPIP[@]}" install -r /dev/stdin
-  "${VPIP[@]}" install --no-build-isolation "$(grep '^lightfm' "$ROOT/scripts/requirements-lightfm.txt")"
-  venv_ok || die "LightFM venv setup failed"
-fi
+ensure_lightfm_venv "$VENV" "$ROOT/scripts/requirements-lightfm.txt" "$PYTHON" || die "LightFM venv setup failed"
 PY="$VENV/bin/python"
-if ! "$PY" - "$ROOT/scripts/requirements-serve-bench.txt" >/dev/null 2>&1 <<'EOF'
-import sys
-from importlib.metadata import version
-for line in open(sys.argv[1]):
-    line = line.split("#")[0].strip()
-    if line:
-        name, want = line.split("==")
-        assert version(name) == want, name
-EOF
+if ! "$PY" "$ROOT/scripts/bench_serve/requirements_ok.py" "$ROOT/scripts/requirements-serve-bench.txt" >/dev/null 2>&1
 then
   say "installing scripts/requirements-serve-bench.txt into $VENV"
   "$PY" -m pip --disable-pip-version-check -q install -r "$ROOT/scripts/requirements-serve-bench.txt"
@@ -193,18 +170,7 @@ if [ -z "${MONGODB_URI:-}" ] && ! "$ROOT/scripts/db.sh" status >/dev/null 2>&1; 
 eval "$("$ROOT/scripts/db.sh" start)"
 export MONGODB_URI
 counts() {
-  "$PY" - <<'EOF'
-import os, pymongo
-db = pymongo.MongoClient(os.environ["MONGODB_URI"], serverSelectionTimeoutMS=5000).get_default_database("recsys")
-# collStats, not count_documents: FerretDB 1.x counts by decoding every document (minutes
-# for the interactions), collStats asks SQLite (seconds)
-def count(c):
-    try:
-        return int(db.command("collStats", c).get("count", 0))
-    except pymongo.errors.OperationFailure:
-        return 0
-print(*(count(c) for c in ("users", "products", "user_product_interactions")))
-EOF
+  "$PY" "$ROOT/scripts/bench_serve/db_counts.py"
 }
 EXPECTED="2469 68509 867688"
 have="$(counts)"
@@ -285,35 +251,7 @@ RESULTS="$OUT/results.jsonl"
 # product) should answer 200 with a JSON list of n {name, price, image, product_id}.
 # Problems are printed as warnings (the load test still runs).
 check() { # label url
-  "$PY" - "$1" "$2" "$REQUESTS" <<'EOF' >&2 || true
-import json, sys, urllib.error, urllib.request
-label, base, path = sys.argv[1:4]
-lines = [l.strip() for l in open(path) if l.strip()]
-def args(q):
-    return dict(kv.split("=", 1) for kv in q.split("&"))
-picks = (lines[:4] + [l for l in lines if "userId" not in args(l)][:1]
-         + [l for l in lines if len(args(l).get("userId", "")) >= 8][:1] + ["n=5", "productId=999999999&n=3"])
-problems = []
-for q in picks:
-    want = int(args(q).get("n", 10))
-    try:
-        with urllib.request.urlopen(f"{base}/similar-products?{q}", timeout=60) as r:
-            body = json.loads(r.read())
-    except (urllib.error.URLError, ValueError) as e:
-        problems.append(f"{q}: {e}")
-        continue
-    if not isinstance(body, list) or len(body) != want:
-        problems.append(f"{q}: want a list of {want}, got {str(body)[:200]}")
-        continue
-    for d in body:
-        if not isinstance(d, dict) or set(d) != {"name", "price", "image", "product_id"} or not (
-                d["image"] is None or str(d["image"]).startswith("/image/")):
-            problems.append(f"{q}: bad item {str(d)[:200]}")
-            break
-for p in problems:
-    print(f"   WARNING {label}: {p}")
-print(f"   {label}: {len(picks) - len(problems)}/{len(picks)} sample requests answered as expected")
-EOF
+  "$PY" "$ROOT/scripts/bench_serve/check_requests.py" "$1" "$2" "$REQUESTS" >&2 || true
 }
 
 run_wrk() { # label workers url connections duration
@@ -327,7 +265,7 @@ run_wrk() { # label workers url connections duration
   local json
   json="$(sed -n 's/^WRK_JSON //p' "$log")"
   [ -n "$json" ] || { cat "$log" >&2; die "no WRK_JSON line in $log"; }
-  "$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(server=sys.argv[2], workers=sys.argv[3], connections=int(sys.argv[4]), load1=float(sys.argv[5]), mode=sys.argv[6]); print(json.dumps(d))' \
+  "$PY" "$ROOT/scripts/bench_serve/record_wrk.py" \
     "$json" "$label" "$workers" "$c" "$la" "$([ "$SOAK" = 1 ] && echo soak || echo sweep)" >>"$RESULTS"
   tail -n1 "$RESULTS"
 }
@@ -353,17 +291,7 @@ soak() { # label workers url pid
   run_wrk "$label" "$workers" "$url" 64 "$SOAK_DURATION" >/dev/null
   sleep 1
   stop_pid "$sampler"
-  "$PY" - "$rss" "$RESULTS" <<'EOF'
-import json, sys
-rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()[1:] if l]
-kb = [int(r[1]) for r in rows]
-lines = open(sys.argv[2]).read().splitlines()
-d = json.loads(lines[-1])
-d.update(rss_samples=len(kb), rss_first_mb=kb[0] / 1024, rss_min_mb=min(kb) / 1024,
-         rss_max_mb=max(kb) / 1024, rss_last_mb=kb[-1] / 1024)
-lines[-1] = json.dumps(d)
-open(sys.argv[2], "w").write("\n".join(lines) + "\n")
-EOF
+  "$PY" "$ROOT/scripts/bench_serve/add_rss.py" "$rss" "$RESULTS"
 }
 
 warm_up() { # label workers url
@@ -433,38 +361,5 @@ if [ "$RUN_FLASK" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------ table
-"$PY" - "$RESULTS" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-def ms(us): return f"{us / 1000:.2f}"
-soak = any(r["mode"] == "soak" for r in rows)
-hdr = ["server", "workers", "connections", "req/s", "p50 ms", "p99 ms", "max ms", "requests",
-       "non-2xx (>399)", "socket errors", "load (1 min)"]
-if soak:
-    hdr += ["seconds", "RSS first MB", "RSS min MB", "RSS max MB", "RSS last MB"]
-print("| " + " | ".join(hdr) + " |")
-print("|---|---:|" + "---:|" * (len(hdr) - 2))
-for r in rows:
-    sock = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
-    lat = [ms(r[k]) if r["requests"] else "— (no response)" for k in ("p50_us", "p99_us", "max_us")]
-    cells = [r["server"], r["workers"], str(r["connections"]), f"{r['rps']:.1f}" if r["rps"] >= 10 else f"{r['rps']:.3f}", *lat, str(r["requests"]), str(r["status_errors"]), str(sock),
-             f"{r['load1']:.2f}"]
-    if soak:
-        cells += [f"{r['duration_s']:.0f}"] + [f"{r[k]:.1f}" for k in ("rss_first_mb", "rss_min_mb", "rss_max_mb", "rss_last_mb")]
-    print("| " + " | ".join(cells) + " |")
-rust = {r["connections"]: r for r in rows if r["server"] == "rust"}
-for label in sorted({r["server"] for r in rows if r["server"] != "rust"}):
-    best = {}
-    for r in rows:
-        if r["server"] == label and (r["connections"] not in best or r["rps"] > best[r["connections"]]["rps"]):
-            best[r["connections"]] = r
-    common = sorted(set(rust) & set(best))
-    if common:
-        print()
-        print(f"| connections | Rust ÷ {label} req/s (its best worker count) | Rust p99 ms | {label} p99 ms |")
-        print("|---:|---:|---:|---:|")
-        for c in common:
-            ratio = "∞" if best[c]["rps"] == 0 else f"{rust[c]['rps'] / best[c]['rps']:.1f}×"
-            print(f"| {c} | {ratio} ({best[c]['workers']} workers) | {ms(rust[c]['p99_us'])} | {ms(best[c]['p99_us'])} |")
-EOF
+"$PY" "$ROOT/scripts/bench_serve/table.py" "$RESULTS"
 echo "raw results: $RESULTS; wrk output: $OUT/logs" >&2

@@ -5,14 +5,7 @@
 #                                   [--variants "a b c d cold kos"] [--epochs N]
 #                                   [--out FILE] [--no-recsys]
 #
-#   a     WARP, no features (pure CF)
-#   b     BPR,  no features (pure CF)
-#   c     WARP hybrid: user id + demographics; item id + category,department,brand,
-#         manufacturer_id,price (5 quantile buckets); rows L1-normalised
-#   d     WARP item metadata only: as c but without the item id feature
-#   cold  d trained without the training pairs of 10 % of the products
-#         (RandomState(42)), evaluated on those products only
-#   kos   WARP-kOS (k 5, n 10, LightFM's defaults), no features
+#   variants: a b c d cold kos (scripts/lib/variants.sh says what each is)
 #
 # Creates/refreshes the LightFM venv at .venv-lightfm (idempotent), runs every variant
 # with LightFM and — when it builds and prints JSON — with recsys'
@@ -25,7 +18,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$ROOT/../shared/data/completejourney-seed"
 THREADS="1 2"
-VARIANTS="a b c d cold kos"
+. "$ROOT/scripts/lib/variants.sh"
+. "$ROOT/scripts/lib/lightfm-venv.sh"
+VARIANTS="$VARIANTS_LIGHTFM"
 EPOCHS=10
 OUT="$ROOT/target/compare-lightfm/results.jsonl"
 RUN_RECSYS=1
@@ -41,7 +36,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --no-recsys) RUN_RECSYS=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -57,39 +52,8 @@ DATA="$(cd "$DATA" && pwd)"
 export OPENBLAS_NUM_THREADS=1
 
 # ---------------------------------------------------------------- LightFM venv
-venv_ok() {
-  [ -x "$VENV/bin/python" ] &&
-    "$VENV/bin/python" -c 'import lightfm, lightfm._lightfm_fast, scipy; assert lightfm.__version__ == "1.17"' \
-      >/dev/null 2>&1
-}
-if ! venv_ok; then
-  echo ">> setting up LightFM 1.17 venv in $VENV (takes a few minutes)" >&2
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  VPIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-  # lightfm 1.17 is a setup.py sdist that imports numpy at build time:
-  # needs pip < 25.3 (legacy build path), wheel, and --no-build-isolation.
-  "${VPIP[@]}" install "pip<25.3" "setuptools<70" wheel
-  grep -v '^lightfm' "$ROOT/scripts/requirements-lightfm.txt" | "${VPIP[@]}" install -r /dev/stdin
-  "${VPIP[@]}" install --no-build-isolation "$(grep '^lightfm' "$ROOT/scripts/requirements-lightfm.txt")"
-  venv_ok || { echo "error: LightFM venv setup failed" >&2; exit 1; }
-fi
+ensure_lightfm_venv "$VENV" "$ROOT/scripts/requirements-lightfm.txt" "$PYTHON" || exit 1
 PY="$VENV/bin/python"
-
-# ---------------------------------------------------------------- variants
-DEMOGRAPHICS="age_group,income,home_ownership,marital_status,household_size,household_comp,kids_count"
-ITEM_META="category,department,brand,manufacturer_id,price"
-variant_flags() {
-  case "$1" in
-    a) echo "--loss warp" ;;
-    b) echo "--loss bpr" ;;
-    c) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5" ;;
-    d) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity" ;;
-    cold) echo "--loss warp --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity --cold-start-items 0.1" ;;
-    kos) echo "--loss warp-kos" ;;
-    *) echo "unknown variant '$1' (a b c d cold kos)" >&2; return 1 ;;
-  esac
-}
 
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
