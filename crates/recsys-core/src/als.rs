@@ -1462,12 +1462,13 @@ impl SolveContext<'_> {
         let mut p = z.clone();
         let mut rz = par_dot(&r, &z);
         for _ in 0..self.params.feature_cg_steps {
-            if !(rz > 1e-30) {
+            // Converged (or NaN: stop rather than spread it).
+            if rz.is_nan() || rz <= 1e-30 {
                 break;
             }
             op.apply(&p, &mut v_rows, &mut q);
             let pq = par_dot(&p, &q);
-            if !(pq > 0.0) {
+            if pq.is_nan() || pq <= 0.0 {
                 break;
             }
             let step = (rz / pq) as f32;

@@ -2,6 +2,9 @@
 //! solution written out over all pairs, the loss never increases, a planted low-rank matrix
 //! is recovered, features reduce to the collaborative solve, runs are bit-identical.
 
+// Dense reference algebra reads best with index loops.
+#![allow(clippy::needless_range_loop)]
+
 use ndarray::Array2;
 use proptest::prelude::*;
 use recsys_core::als::{AlsFitOptions, AlsModel, AlsParams, AlsSolver};
