@@ -9,10 +9,12 @@
 #           alpha 1 (= recsys --alpha 0: every observed pair has confidence 1), 3 CG steps
 #   tuned   collaborative ALS at the settings chosen on a validation split
 #           (docs/benchmarks.md): recsys --alpha 1 --regularization 40 = implicit alpha 2
-#   hybrid  recsys only (implicit has no features): ALS with user id + demographics and
-#           item id + category,department,brand,manufacturer_id,price (5 quantile buckets)
-#   cold    recsys only: ALS with item metadata only (no item id), the training pairs of
-#           10 % of the products removed, evaluated on those products (item cold start)
+#   hybrid  recsys only (implicit has no features): ALS with user id; item id +
+#           category,department,brand,manufacturer_id,price (5 quantile buckets), the
+#           metadata weighing 0.5 in all next to the id (--metadata-weight 0.5)
+#   cold    recsys only: ALS with user id + demographics and item metadata only (no item
+#           id), the training pairs of 10 % of the products removed, evaluated on those
+#           products (item cold start)
 #
 # Both libraries train on the same binary training pairs (every logged pair that is not a
 # test pair). implicit (scripts/implicit_bench.py, in the venv .venv-implicit, created or
@@ -80,8 +82,8 @@ recsys_flags() {
   case "$1" in
     cf) echo "--alpha 0 --regularization 0.01" ;;
     tuned) echo "--alpha 1 --regularization 40" ;;
-    hybrid) echo "--alpha 1 --regularization 40 --feature-cg-steps 10 --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --metadata-weight 0.5" ;;
-    cold) echo "--alpha 30 --regularization 10 --feature-cg-steps 10 --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity --metadata-weight 1 --cold-start-items 0.1" ;;
+    hybrid) echo "--alpha 1 --regularization 40 --feature-cg-steps 10 --item-features $ITEM_META --quantiles 5 --metadata-weight 0.5" ;;
+    cold) echo "--alpha 100 --regularization 30 --feature-cg-steps 10 --user-features $DEMOGRAPHICS --item-features $ITEM_META --quantiles 5 --no-identity --metadata-weight 1 --cold-start-items 0.1" ;;
     *) echo "unknown variant '$1' (cf tuned hybrid cold)" >&2; return 1 ;;
   esac
 }
