@@ -588,3 +588,50 @@ proptest! {
         prop_assert!((model.loss(&x).unwrap() - previous).abs() <= 1e-9 * previous.max(1.0));
     }
 }
+
+/// Cold start: a feature row gives the same representation as a trained row with the same
+/// features, and the scorer scores a feature-described user by it.
+#[test]
+fn feature_rows_represent_new_users_and_items() {
+    use recsys_core::{Scorer, UserQuery};
+    let x = random_interactions(10, 9, 0.4, 21);
+    let uf = random_features(10, 4, 22);
+    let itf = random_features(9, 5, 23);
+    let params = AlsParams::builder()
+        .no_components(3)
+        .alpha(2.0)
+        .regularization(0.2)
+        .build()
+        .unwrap();
+    let mut model = AlsModel::new(params, uf.clone(), itf.clone()).unwrap();
+    model.fit(&x, AlsFitOptions::iterations(3)).unwrap();
+    let items = model.item_factors();
+    let users = model.user_factors();
+    for i in 0..9 {
+        let (f, w) = itf.row(i);
+        let row: Vec<(usize, f32)> = f.iter().copied().zip(w.iter().copied()).collect();
+        let r = model.item_representation_from_features(&row).unwrap();
+        for d in 0..3 {
+            assert!((r.vector[d] - items[[i, d]]).abs() < 1e-5);
+        }
+    }
+    let (f, w) = uf.row(4);
+    let row: Vec<(usize, f32)> = f.iter().copied().zip(w.iter().copied()).collect();
+    let mut by_features = Vec::new();
+    model
+        .score_all(UserQuery::Features(&row), &mut by_features)
+        .unwrap();
+    let mut known = Vec::new();
+    model.score_all(UserQuery::Known(4), &mut known).unwrap();
+    for (i, (a, b)) in by_features.iter().zip(&known).enumerate() {
+        let direct: f32 = (0..3).map(|d| users[[4, d]] * items[[i, d]]).sum();
+        assert!(
+            (a - b).abs() < 1e-5 && (a - direct).abs() < 1e-4,
+            "{a} {b} {direct}"
+        );
+    }
+    assert!(model
+        .user_representation_from_features(&[(4, 1.0)])
+        .is_err());
+    assert!(model.score_all(UserQuery::Anonymous, &mut known).is_err());
+}
