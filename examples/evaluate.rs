@@ -6,6 +6,13 @@
 //!     --user-features age_group,income --item-features category,brand,price --json
 //! ```
 //!
+//! `--model als` trains the implicit-feedback ALS model instead (`--alpha`,
+//! `--regularization`, `--iterations`, `--cg-steps`, `--solver`); `--factors DIR` trains
+//! nothing and evaluates factors trained elsewhere (`DIR/user_factors.csv` and
+//! `DIR/item_factors.csv`: a header, then `id,f0,…,f(k−1)` per row; users and items
+//! without a row score 0), with the same metric code — how `scripts/compare-implicit.sh`
+//! measures implicit.
+//!
 //! Train = every interaction that is not a test pair; test = `--test-pairs` (default
 //! `<data>/test_pairs.csv.gz`), or, when that file does not exist or `--test-fraction` is
 //! given, a seeded random split. The feature rules and the flags mirror
@@ -17,9 +24,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use recsys::experiment::{Experiment, Split};
-use recsys::{CsvSource, HybridModel, InMemorySource, RecordSource, Rng};
-use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
+use recsys::core::als::{AlsModel, AlsParams};
+use recsys::experiment::{Experiment, Split, TrainingReport};
+use recsys::{
+    CsvSource, ExternalId, HybridModel, InMemorySource, RecordSource, Rng, Scorer, UserQuery,
+};
+use recsys_examples::{metrics_line, FeatureArgs, ModelArgs, ModelKind};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -53,6 +63,9 @@ struct Args {
     /// docs/benchmarks.md, "Do features help?").
     #[arg(long, value_name = "SEED")]
     shuffle_item_features: Option<u64>,
+    /// Evaluate the factors in DIR (user_factors.csv, item_factors.csv) instead of training.
+    #[arg(long, value_name = "DIR")]
+    factors: Option<PathBuf>,
     /// Print one JSON object on stdout (no progress bar).
     #[arg(long)]
     json: bool,
@@ -160,20 +173,55 @@ fn run(args: Args) -> Result<()> {
 
     // ---- train
     let loss = args.model.loss();
-    let (model, training) = args.model.fit(&experiment, args.json)?;
+    let trained = match (&args.factors, args.model.model) {
+        (Some(dir), _) => Trained::External(read_factors(dir, &experiment)?),
+        (None, ModelKind::Hybrid) => {
+            let (model, training) = args.model.fit(&experiment, args.json)?;
+            Trained::Hybrid(model, training)
+        }
+        (None, ModelKind::Als) => {
+            let (model, times) = args.model.fit_als(&experiment, args.json)?;
+            Trained::Als(model, times)
+        }
+    };
+    let (model_name, loss_name, epoch_seconds, final_loss): (_, _, Vec<f64>, _) = match &trained {
+        Trained::Hybrid(_, t) => (
+            "hybrid",
+            loss.name(),
+            t.epochs.iter().map(|e| e.elapsed.as_secs_f64()).collect(),
+            t.final_loss(),
+        ),
+        Trained::Als(_, times) => (
+            "als",
+            "als",
+            times.iter().map(|d| d.as_secs_f64()).collect(),
+            None,
+        ),
+        Trained::External(_) => ("external", "external", Vec::new(), None),
+    };
+    let seconds_per_epoch = if epoch_seconds.is_empty() {
+        0.0
+    } else {
+        epoch_seconds.iter().sum::<f64>() / epoch_seconds.len() as f64
+    };
+    let scorer: &dyn Scorer = match &trained {
+        Trained::Hybrid(m, _) => m,
+        Trained::Als(m, _) | Trained::External(m) => m,
+    };
 
     // ---- evaluate
     let eval_started = Instant::now();
     let metrics = experiment
-        .evaluate(&model, args.k, args.model.threads)
+        .evaluate(scorer, args.k, args.model.threads)
         .context("evaluating")?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
-    let score_one_user_ms = score_one_user_ms(&model)?;
+    let score_one_user_ms = score_one_user_ms(scorer, experiment.n_users())?;
 
     let k = args.k;
     let mut out = json!({
-        "impl": "recsys",
-        "loss": loss.name(),
+        "impl": if args.factors.is_some() { "external" } else { "recsys" },
+        "model": model_name,
+        "loss": loss_name,
         "epochs": args.model.epochs,
         "threads": args.model.threads,
         "components": args.model.components,
@@ -191,9 +239,9 @@ fn run(args: Args) -> Result<()> {
         "auc": metrics.auc,
         "reciprocal_rank": metrics.reciprocal_rank,
         format!("ndcg_at_{k}"): metrics.ndcg_at_k,
-        "seconds_per_epoch": training.seconds_per_epoch(),
-        "epoch_seconds": training.epochs.iter().map(|e| (e.elapsed.as_secs_f64() * 1e4).round() / 1e4).collect::<Vec<_>>(),
-        "final_loss": training.final_loss(),
+        "seconds_per_epoch": seconds_per_epoch,
+        "epoch_seconds": epoch_seconds.iter().map(|s| (s * 1e4).round() / 1e4).collect::<Vec<_>>(),
+        "final_loss": final_loss,
         "load_seconds": load_seconds,
         "eval_seconds": eval_seconds,
         "score_one_user_ms": score_one_user_ms,
@@ -203,6 +251,14 @@ fn run(args: Args) -> Result<()> {
         "n_test": test.len(),
         "n_eval_users": metrics.n_users,
     });
+    if let Trained::Als(model, _) = &trained {
+        out["fold_in_5_ms"] = json!(fold_in_ms(model, experiment.train())?);
+        out["alpha"] = json!(args.model.alpha);
+        out["regularization"] = json!(args.model.regularization);
+        out["solver"] = json!(format!("{:?}", args.model.solver).to_lowercase());
+        out["cg_steps"] = json!(args.model.cg_steps);
+        out["feature_cg_steps"] = json!(args.model.feature_cg_steps);
+    }
     if let Some(cold) = experiment.cold_items() {
         out["cold_items"] = json!(cold.items.len());
         out["cold_start_items"] = json!(args.cold_start_items);
@@ -212,7 +268,7 @@ fn run(args: Args) -> Result<()> {
     } else {
         println!(
             "{} on {} ({} epochs, {} components, {} thread(s))",
-            loss.name(),
+            loss_name,
             data.display(),
             args.model.epochs,
             args.model.components,
@@ -222,28 +278,38 @@ fn run(args: Args) -> Result<()> {
         println!(
             "  load {load_seconds:.2}s · {:.3}s/epoch · evaluation {eval_seconds:.2}s · \
              scoring one user {score_one_user_ms:.3} ms",
-            training.seconds_per_epoch()
+            seconds_per_epoch
         );
     }
     Ok(())
 }
 
-/// Median time of `predict_all` over 50 users spread over the user range, after 5 warm-up
-/// calls, in milliseconds.
-fn score_one_user_ms(model: &HybridModel) -> Result<f64> {
-    let n = model.n_users();
+/// A trained (or loaded) model.
+enum Trained {
+    Hybrid(HybridModel, TrainingReport),
+    Als(AlsModel, Vec<std::time::Duration>),
+    External(AlsModel),
+}
+
+/// Median time of scoring every item for one user (into a new vector, as `predict_all`)
+/// over 50 users spread over the user range, after 5 warm-up calls, in milliseconds.
+fn score_one_user_ms(model: &dyn Scorer, n: usize) -> Result<f64> {
     if n == 0 {
         return Ok(0.0);
     }
+    let predict_all = |u: usize| {
+        let mut out = Vec::new();
+        model.score_all(UserQuery::Known(u), &mut out).map(|()| out)
+    };
     let users: Vec<usize> = (0..50).map(|i| i * n / 50).collect();
     for &u in users.iter().take(5) {
-        std::hint::black_box(model.predict_all(u)?);
+        std::hint::black_box(predict_all(u)?);
     }
     let mut times: Vec<f64> = users
         .iter()
         .map(|&u| {
             let t = Instant::now();
-            let scores = model.predict_all(u);
+            let scores = predict_all(u);
             let ms = t.elapsed().as_secs_f64() * 1e3;
             std::hint::black_box(scores).map(|_| ms)
         })
@@ -265,4 +331,95 @@ fn shuffle_product_attributes(data: &mut InMemorySource, seed: u64) {
         product.attributes = a;
         product.price = price;
     }
+}
+
+/// Median time of folding in a new user from 5 interactions (the first 5 training items of
+/// 50 users spread over the user range, each as a new user), after one warm-up call that
+/// also builds the cached Gram matrix, in milliseconds; `None` when no user has 5 items.
+fn fold_in_ms(model: &AlsModel, train: &recsys::Interactions) -> Result<Option<f64>> {
+    let users: Vec<usize> = (0..train.n_users())
+        .filter(|&u| train.user_items(u).len() >= 5)
+        .collect();
+    if users.is_empty() {
+        return Ok(None);
+    }
+    let picks: Vec<Vec<(usize, f32)>> = (0..50)
+        .map(|i| {
+            let u = users[i * users.len() / 50];
+            train.user_items(u)[..5]
+                .iter()
+                .map(|&i| (i as usize, 1.0))
+                .collect()
+        })
+        .collect();
+    std::hint::black_box(model.fold_in(&picks[0], None)?);
+    let mut times = Vec::with_capacity(picks.len());
+    for items in &picks {
+        let t = Instant::now();
+        let r = model.fold_in(items, None)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(r);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(Some(times[times.len() / 2]))
+}
+
+/// Factors trained elsewhere: `DIR/user_factors.csv` and `DIR/item_factors.csv` (a header
+/// line, then `id,f0,…,f(k−1)`), placed by id into the experiment's index; users and items
+/// without a row get zero vectors.
+fn read_factors(dir: &Path, experiment: &Experiment) -> Result<AlsModel> {
+    let dataset = experiment.dataset();
+    let read = |name: &str, index: &dyn Fn(&ExternalId) -> Option<usize>, n: usize| {
+        let path = dir.join(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut rows: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (line_no, line) in text.lines().enumerate().skip(1) {
+            let mut parts = line.split(',');
+            let id = ExternalId::parse(parts.next().unwrap_or(""));
+            let at = index(&id).with_context(|| {
+                format!(
+                    "{}:{}: id {id:?} is not in the dataset",
+                    path.display(),
+                    line_no + 1
+                )
+            })?;
+            let values = parts
+                .map(|v| v.trim().parse::<f32>())
+                .collect::<Result<Vec<f32>, _>>()
+                .with_context(|| format!("{}:{}: not a number", path.display(), line_no + 1))?;
+            rows.push((at, values));
+        }
+        let k = rows.first().map(|r| r.1.len()).unwrap_or(0);
+        if k == 0 {
+            bail!("{} has no factor rows", path.display());
+        }
+        let mut m = ndarray::Array2::<f32>::zeros((n, k));
+        for (at, values) in rows {
+            if values.len() != k {
+                bail!("{}: rows of different lengths", path.display());
+            }
+            m.row_mut(at).assign(&ndarray::Array1::from(values));
+        }
+        Ok::<_, anyhow::Error>(m)
+    };
+    let users = read(
+        "user_factors.csv",
+        &|id| dataset.users().index(id),
+        experiment.n_users(),
+    )?;
+    let items = read(
+        "item_factors.csv",
+        &|id| dataset.items().index(id),
+        experiment.n_items(),
+    )?;
+    if users.ncols() != items.ncols() {
+        bail!(
+            "user factors have {} columns, item factors {}",
+            users.ncols(),
+            items.ncols()
+        );
+    }
+    let params = AlsParams::builder().no_components(users.ncols()).build()?;
+    Ok(AlsModel::from_factors(params, users, items)?)
 }

@@ -111,14 +111,52 @@ pub enum ScheduleArg {
     Adadelta,
 }
 
+/// Model families accepted on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelKind {
+    /// The hybrid factorisation model trained by SGD on a ranking loss (`--loss`).
+    Hybrid,
+    /// Implicit-feedback matrix factorisation by alternating least squares
+    /// (`--alpha`, `--regularization`, `--cg-steps`, `--solver`).
+    Als,
+}
+
+/// Row solvers of the ALS model accepted on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlsSolverArg {
+    /// `--cg-steps` conjugate-gradient steps per row, warm-started.
+    Cg,
+    /// The exact solution by Cholesky factorisation.
+    Cholesky,
+}
+
 /// The model's hyper-parameters and training settings, shared by `evaluate` and `train`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
+    /// Model family.
+    #[arg(long, value_enum, default_value_t = ModelKind::Hybrid)]
+    pub model: ModelKind,
+    /// ALS: extra confidence per unit of interaction weight (`c = 1 + alpha·w`; implicit's
+    /// `alpha` is this plus one on binary data).
+    #[arg(long, default_value_t = 0.0)]
+    pub alpha: f32,
+    /// ALS: L2 penalty on the embeddings.
+    #[arg(long, default_value_t = 0.01)]
+    pub regularization: f32,
+    /// ALS: conjugate-gradient steps per row and half-sweep (with `--solver cg`).
+    #[arg(long, default_value_t = 3)]
+    pub cg_steps: usize,
+    /// ALS: preconditioned CG steps per half-sweep on a side with features.
+    #[arg(long, default_value_t = 3)]
+    pub feature_cg_steps: usize,
+    /// ALS: row solver of sides without features.
+    #[arg(long, value_enum, default_value_t = AlsSolverArg::Cg)]
+    pub solver: AlsSolverArg,
     /// Loss function.
     #[arg(long, value_enum, default_value_t = LossArg::Warp)]
     pub loss: LossArg,
-    /// Training epochs.
-    #[arg(long, default_value_t = 10)]
+    /// Training epochs (ALS: sweeps).
+    #[arg(long, alias = "iterations", default_value_t = 10)]
     pub epochs: usize,
     /// Threads for training and evaluation (1 = bit-reproducible).
     #[arg(long, default_value_t = 1)]
@@ -162,6 +200,54 @@ impl ModelArgs {
             .context("training")?;
         bar.finish_and_clear();
         Ok(trained)
+    }
+
+    /// Checked ALS hyper-parameters (the error names the bad flag's value).
+    pub fn als_params(&self) -> Result<recsys::core::als::AlsParams, recsys::CoreError> {
+        use recsys::core::als::{AlsParams, AlsSolver};
+        let solver = match self.solver {
+            AlsSolverArg::Cg => AlsSolver::ConjugateGradient {
+                steps: self.cg_steps,
+            },
+            AlsSolverArg::Cholesky => AlsSolver::Cholesky,
+        };
+        AlsParams::builder()
+            .no_components(self.components)
+            .alpha(self.alpha)
+            .regularization(self.regularization)
+            .solver(solver)
+            .feature_cg_steps(self.feature_cg_steps)
+            .seed(self.seed)
+            .build()
+    }
+
+    /// Trains an ALS model on `experiment` (its feature matrices and training
+    /// interactions) with these settings; returns it with the wall time of each sweep (a
+    /// line on stderr unless `quiet`).
+    pub fn fit_als(
+        &self,
+        experiment: &recsys::Experiment,
+        quiet: bool,
+    ) -> anyhow::Result<(recsys::core::als::AlsModel, Vec<std::time::Duration>)> {
+        use anyhow::Context;
+        use recsys::core::als::{AlsFitOptions, AlsModel};
+        let params = self.als_params()?;
+        let dataset = experiment.dataset();
+        let mut model = AlsModel::new(params, dataset.user_features(), dataset.item_features())?;
+        if !quiet {
+            eprintln!(
+                "training ALS: {} sweeps on {} thread(s)",
+                self.epochs, self.threads
+            );
+        }
+        let report = model
+            .fit(
+                experiment.train(),
+                AlsFitOptions::iterations(self.epochs).threads(self.threads),
+            )
+            .context("training ALS")?;
+        let times = report.iter().map(|r| r.elapsed).collect();
+        Ok((model, times))
     }
 
     /// The loss these flags name.

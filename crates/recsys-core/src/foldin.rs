@@ -187,7 +187,7 @@ fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
 /// (`a = L Lᵀ`, then two triangular solves), reading only `a`'s lower triangle. Fails when a
 /// pivot is not positive (`a` not positive definite, or too ill-conditioned).
 #[cfg_attr(feature = "lapack", allow(dead_code))] // used by the tests then
-fn cholesky_solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Result<Array1<f64>> {
+pub(crate) fn cholesky_solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Result<Array1<f64>> {
     let n = b.len();
     assert_eq!(a.dim(), (n, n), "cholesky_solve: shapes");
     // Overwrite the lower triangle with L, column by column.

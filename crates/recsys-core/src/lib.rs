@@ -30,6 +30,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod als;
 mod blend;
 pub mod error;
 pub mod eval;
