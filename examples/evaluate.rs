@@ -14,8 +14,9 @@
 //! measures implicit.
 //!
 //! Train = every interaction that is not a test pair; test = `--test-pairs` (default
-//! `<data>/test_pairs.csv.gz`), or, when that file does not exist or `--test-fraction` is
-//! given, a seeded random split. The feature rules and the flags mirror
+//! `<data>/test_pairs.csv.gz` or `<data>/test_pairs.csv`), or, when neither exists or
+//! `--test-fraction` is given, a seeded random split (said on stderr and in the JSON's
+//! `split`). The feature rules and the flags mirror
 //! `scripts/lightfm_bench.py` (see `recsys::experiment`).
 
 use std::path::{Path, PathBuf};
@@ -39,11 +40,12 @@ struct Args {
     /// [default: ../shared/data/completejourney-seed, relative to the repository root].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Held-out `user_id,product_id` pairs [default: <data>/test_pairs.csv.gz].
+    /// Held-out `user_id,product_id` pairs [default: <data>/test_pairs.csv.gz, or
+    /// <data>/test_pairs.csv].
     #[arg(long, value_name = "FILE")]
     test_pairs: Option<PathBuf>,
     /// Use a seeded random split with this test fraction instead of a test-pairs file
-    /// (also the fallback, with 0.2, when the default test-pairs file does not exist).
+    /// (also the fallback, with 0.2, when no default test-pairs file exists).
     #[arg(long, value_name = "F")]
     test_fraction: Option<f64>,
     #[command(flatten)]
@@ -55,8 +57,12 @@ struct Args {
     k: usize,
     /// Item cold start: hold out this fraction of the products (all their training pairs
     /// removed) and evaluate on them only.
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", conflicts_with = "cold_items")]
     cold_start_items: Option<f64>,
+    /// Item cold start with the products listed in FILE (one product id per line; a
+    /// `product_id` header line is allowed) instead of a random fraction.
+    #[arg(long, value_name = "FILE")]
+    cold_items: Option<PathBuf>,
     /// Shuffle the products' attributes (category, brand, price, …) across products with
     /// this seed before building features: metadata that carries no information about the
     /// items, to show how a hybrid model copes with useless features (see
@@ -69,6 +75,43 @@ struct Args {
     /// Print one JSON object on stdout (no progress bar).
     #[arg(long)]
     json: bool,
+}
+
+/// `<data>/test_pairs.csv.gz` or `<data>/test_pairs.csv`, whichever exists; an error when
+/// both do (which one is meant?).
+fn default_test_pairs(data: &Path) -> Result<Option<PathBuf>> {
+    let gz = data.join("test_pairs.csv.gz");
+    let plain = data.join("test_pairs.csv");
+    match (gz.is_file(), plain.is_file()) {
+        (true, true) => bail!(
+            "both {} and {} exist; remove one or pass --test-pairs FILE",
+            gz.display(),
+            plain.display()
+        ),
+        (true, false) => Ok(Some(gz)),
+        (false, true) => Ok(Some(plain)),
+        (false, false) => Ok(None),
+    }
+}
+
+/// The ids of a one-column file: one id per line, blank lines skipped, an optional first
+/// line `product_id` (a header).
+fn read_id_list(path: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.first().is_some_and(|h| h == "product_id") {
+        ids.remove(0);
+    }
+    if ids.is_empty() {
+        bail!("{} lists no product id", path.display());
+    }
+    Ok(ids)
 }
 
 fn default_data_dir() -> Result<PathBuf> {
@@ -111,38 +154,67 @@ fn run(args: Args) -> Result<()> {
             &mut shuffled
         }
     };
-    let default_pairs = data.join("test_pairs.csv.gz");
-    let split = match (args.test_fraction, &args.test_pairs) {
-        (Some(f), _) => Split::Random {
-            test_fraction: f,
-            seed: args.model.seed,
-        },
-        (None, Some(path)) => Split::HeldOutPairs(
-            recsys::read_pairs(path)
-                .with_context(|| format!("reading test pairs {}", path.display()))?,
-        ),
-        (None, None) if default_pairs.is_file() => Split::HeldOutPairs(
-            recsys::read_pairs(&default_pairs)
-                .with_context(|| format!("reading test pairs {}", default_pairs.display()))?,
-        ),
-        (None, None) => {
-            eprintln!(
-                "note: {} not found; using a random 20 % test split (seed {})",
-                default_pairs.display(),
-                args.model.seed
-            );
-            Split::Random {
-                test_fraction: 0.2,
-                seed: args.model.seed,
+    let pairs_file = match (args.test_fraction, &args.test_pairs) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(path.clone()),
+        (None, None) => default_test_pairs(&data)?,
+    };
+    let (split, mut split_json) = match (&pairs_file, args.test_fraction) {
+        (Some(path), _) => {
+            let pairs = recsys::read_pairs(path)
+                .with_context(|| format!("reading test pairs {}", path.display()))?;
+            let json = json!({"kind": "held-out-pairs", "file": path.display().to_string(), "pairs_in_file": pairs.len()});
+            (Split::HeldOutPairs(pairs), json)
+        }
+        (None, fraction) => {
+            let test_fraction = fraction.unwrap_or(0.2);
+            if fraction.is_none() {
+                eprintln!(
+                    "note: no test_pairs.csv.gz or test_pairs.csv in {}; using a random 20 % \
+                     test split (seed {})",
+                    data.display(),
+                    args.model.seed
+                );
             }
+            let json =
+                json!({"kind": "random", "test_fraction": test_fraction, "seed": args.model.seed});
+            let split = Split::Random {
+                test_fraction,
+                seed: args.model.seed,
+            };
+            (split, json)
         }
     };
     let mut experiment = Experiment::load(source, &config, split)
         .with_context(|| format!("loading dataset {}", data.display()))?;
+    if pairs_file.is_some() {
+        split_json["test_pairs_not_in_interactions"] =
+            json!(experiment.load_report().test_pairs_not_logged);
+    }
+    recsys_examples::warn_possibly_multi_valued(experiment.dataset());
+    if (args.cold_start_items.is_some() || args.cold_items.is_some())
+        && experiment
+            .dataset()
+            .item_vocabulary()
+            .spec()
+            .columns
+            .is_empty()
+    {
+        eprintln!(
+            "warning: item cold start without item features (--item-features): the held-out \
+             products have no representation, so they are ranked at chance level"
+        );
+    }
     if let Some(fraction) = args.cold_start_items {
         experiment
             .hold_out_items(fraction, args.model.seed)
             .context("--cold-start-items")?;
+    }
+    if let Some(path) = &args.cold_items {
+        let ids = read_id_list(path)?;
+        experiment
+            .hold_out_given_items(&ids)
+            .with_context(|| format!("--cold-items {}", path.display()))?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
     let test = experiment.test().context("the split has a test set")?;
@@ -232,6 +304,7 @@ fn run(args: Args) -> Result<()> {
         "item_identity": config.item_identity,
         "user_identity": config.user_identity,
         "metadata_weight": config.metadata_weight,
+        "normalize": config.normalize,
         "shuffle_item_features": args.shuffle_item_features,
         "k": k,
         format!("precision_at_{k}"): metrics.precision_at_k,
@@ -249,6 +322,7 @@ fn run(args: Args) -> Result<()> {
         "n_items": experiment.n_items(),
         "n_train": experiment.train().len(),
         "n_test": test.len(),
+        "split": split_json,
         "n_eval_users": metrics.n_users,
     });
     if let Trained::Als(model, _) = &trained {
@@ -262,6 +336,7 @@ fn run(args: Args) -> Result<()> {
     if let Some(cold) = experiment.cold_items() {
         out["cold_items"] = json!(cold.items.len());
         out["cold_start_items"] = json!(args.cold_start_items);
+        out["cold_items_file"] = json!(args.cold_items.as_ref().map(|p| p.display().to_string()));
     }
     if args.json {
         println!("{out}");

@@ -272,6 +272,7 @@ fn run(args: Args) -> Result<()> {
     let products = keep.products;
     bar.finish_and_clear();
     let dataset = experiment.dataset();
+    recsys_examples::warn_possibly_multi_valued(dataset);
     eprintln!(
         "loaded {} in {:.1}s: {} users, {} products, {} training interactions, {} test pairs; \
          {} user / {} item features",

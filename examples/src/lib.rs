@@ -285,11 +285,17 @@ impl ModelArgs {
 /// Which record columns become features, shared by `evaluate` and `train`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FeatureArgs {
-    /// Comma-separated user columns to use as user features.
-    #[arg(long, value_name = "COLS", default_value = "")]
+    /// Comma-separated user columns to use as user features. Each entry is a column name
+    /// with an optional kind and weight: `col` or `col:cat` (categorical), `col:multi` /
+    /// `col:multi(;)` (several values split at `|` / `;`), `col:weighted` (`red:0.7|blue:0.3`),
+    /// `col:q5` (numeric, 5 quantile buckets), `col:edges(10;50)` (numeric, fixed edges),
+    /// any of them followed by `*2` (column weight 2). Example: `age_group,tags:multi*0.5`.
+    #[arg(long, value_name = "COLS", default_value = "", verbatim_doc_comment)]
     pub user_features: String,
-    /// Comma-separated product columns to use as item features.
-    #[arg(long, value_name = "COLS", default_value = "")]
+    /// Comma-separated product columns to use as item features, with the same syntax as
+    /// --user-features (`col`, `col:multi`, `col:multi(;)`, `col:weighted`, `col:q5`,
+    /// `col:edges(10;50)`, `…*2`). Example: `category,brand*2,price:q5`.
+    #[arg(long, value_name = "COLS", default_value = "", verbatim_doc_comment)]
     pub item_features: String,
     /// Columns bucketed by quantile; every other column is categorical.
     #[arg(long, value_name = "COLS", alias = "numeric-columns")]
@@ -310,6 +316,32 @@ pub struct FeatureArgs {
     /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
     #[arg(long)]
     pub weighted: bool,
+    /// Keep feature rows as they are (LightFM's raw `item_features`/`user_features`: every
+    /// feature weight as given) instead of L1-normalising each row.
+    #[arg(long, conflicts_with = "metadata_weight")]
+    pub no_normalize: bool,
+}
+
+/// Warns on stderr about categorical columns whose values contain `|` or `;`: such a
+/// column may list several values and be meant as `col:multi` (or `col:multi(;)`).
+pub fn warn_possibly_multi_valued(dataset: &recsys::Dataset) {
+    for (side, vocabulary) in [
+        ("user", dataset.user_vocabulary()),
+        ("item", dataset.item_vocabulary()),
+    ] {
+        for (column, value, separator) in vocabulary.possibly_multi_valued() {
+            let kind = if separator == '|' {
+                "multi"
+            } else {
+                "multi(;)"
+            };
+            eprintln!(
+                "warning: {side} feature column `{column}` is categorical but has values with \
+                 `{separator}` (e.g. {value:?}); if it lists several values, write \
+                 `{column}:{kind}`"
+            );
+        }
+    }
 }
 
 /// Splits a comma-separated list, dropping empty entries.
@@ -342,6 +374,7 @@ impl FeatureArgs {
         config.item_identity = !self.no_identity;
         config.user_identity = !self.no_user_identity;
         config.metadata_weight = self.metadata_weight;
+        config.normalize = !self.no_normalize;
         if self.weighted {
             config.interactions =
                 recsys::InteractionMode::Weighted(recsys::InteractionWeights::new());

@@ -329,6 +329,30 @@ impl FeatureVocabulary {
         }
     }
 
+    /// Categorical columns with a value that contains `|` or `;`, the separators a
+    /// multi-valued column splits at: such a column may have been meant as `name:multi`
+    /// (or `name:multi(;)`). One `(column, first such value, separator)` per column, in
+    /// column order.
+    pub fn possibly_multi_valued(&self) -> Vec<(String, String, char)> {
+        let mut found: Vec<Option<(String, char)>> = vec![None; self.spec.columns.len()];
+        for feature in &self.features {
+            let Feature::Value(c, value) = feature else {
+                continue;
+            };
+            if found[*c].is_some() || self.spec.columns[*c].kind != ColumnKind::Categorical {
+                continue;
+            }
+            if let Some(separator) = value.chars().find(|ch| matches!(ch, '|' | ';')) {
+                found[*c] = Some((value.clone(), separator));
+            }
+        }
+        found
+            .into_iter()
+            .enumerate()
+            .filter_map(|(c, f)| f.map(|(v, sep)| (self.spec.columns[c].name.clone(), v, sep)))
+            .collect()
+    }
+
     /// The bucket edges of numeric column `column` (learned quantile edges or the fixed
     /// ones).
     pub fn bucket_edges(&self, column: &str) -> Option<&[f64]> {
@@ -668,6 +692,43 @@ mod tests {
         assert!(extract_columns(&spec, &empty)
             .iter()
             .all(|c| *c == ColumnContent::Absent));
+    }
+
+    /// A categorical value holding `|` or `;` is reported once per column with the
+    /// separator it holds; multi-valued and numeric columns never are.
+    #[test]
+    fn categorical_values_with_separators_are_reported_once_per_column() {
+        let spec = FeatureSpec::identity_only()
+            .with_column(ColumnSpec::categorical("tags"))
+            .with_column(ColumnSpec::categorical("brand"))
+            .with_column(ColumnSpec::multi_valued("colours", '|'))
+            .with_column(ColumnSpec::categorical("size"));
+        let mut vocab =
+            FeatureVocabulary::with_learned_edges(spec, &[vec![], vec![], vec![], vec![]]);
+        for record in [
+            [
+                ("tags", "red|blue"),
+                ("brand", "A"),
+                ("colours", "x|y"),
+                ("size", "M"),
+            ],
+            [
+                ("tags", "green|red"),
+                ("brand", "B;C"),
+                ("colours", "z"),
+                ("size", "L"),
+            ],
+        ] {
+            let contents = extract_columns(vocab.spec(), &attrs(&record));
+            vocab.register_values(&contents);
+        }
+        assert_eq!(
+            vocab.possibly_multi_valued(),
+            vec![
+                ("tags".to_string(), "red|blue".to_string(), '|'),
+                ("brand".to_string(), "B;C".to_string(), ';'),
+            ]
+        );
     }
 
     #[test]

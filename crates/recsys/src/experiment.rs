@@ -460,6 +460,58 @@ impl Experiment {
         let mut order: Vec<usize> = (0..n_items).collect();
         Rng::new(seed).shuffle(&mut order);
         order.truncate(n_cold);
+        self.hold_out(order)
+    }
+
+    /// Item cold start with a given set of products (by id, e.g. read from a file):
+    /// as [`Experiment::hold_out_items`], with exactly these items, in this order. Every id
+    /// must be a known product, none repeated, and at least one product must stay warm.
+    pub fn hold_out_given_items<I>(&mut self, ids: I) -> Result<&ColdStartItems>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        if self.cold_items.is_some() {
+            return Err(ExperimentError::ColdStartTwice);
+        }
+        let n_items = self.dataset.n_items();
+        let mut order = Vec::new();
+        let mut chosen = vec![false; n_items];
+        for id in ids {
+            let id = id.as_ref().trim();
+            let item = self
+                .dataset
+                .items()
+                .index(&ExternalId::parse(id))
+                .ok_or_else(|| ExperimentError::InvalidSetting {
+                    name: "cold-items",
+                    value: id.to_string(),
+                    reason: "is not a product of the dataset",
+                })?;
+            if std::mem::replace(&mut chosen[item], true) {
+                return Err(ExperimentError::InvalidSetting {
+                    name: "cold-items",
+                    value: id.to_string(),
+                    reason: "is listed twice",
+                });
+            }
+            order.push(item);
+        }
+        if order.is_empty() || order.len() >= n_items {
+            return Err(ExperimentError::InvalidSetting {
+                name: "cold-items",
+                value: format!("{} products", order.len()),
+                reason: "chooses no item or every item for this catalogue",
+            });
+        }
+        self.hold_out(order)
+    }
+
+    /// Removes the training interactions of the items of `order` and keeps only their test
+    /// interactions (re-indexed for the cold evaluation).
+    fn hold_out(&mut self, order: Vec<usize>) -> Result<&ColdStartItems> {
+        let n_items = self.dataset.n_items();
+        let n_cold = order.len();
         let mut mask = vec![false; n_items];
         for &i in &order {
             mask[i] = true;

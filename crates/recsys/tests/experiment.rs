@@ -153,6 +153,53 @@ fn cold_start_split_removes_the_chosen_items_from_training() {
     assert!(metrics.auc > 0.55, "{metrics:?}");
 }
 
+/// Holding out a given list of products is the same experiment as drawing them: the same
+/// items in the same order give the same training and test sets; unknown, repeated or no
+/// ids are errors naming the id.
+#[test]
+fn cold_start_with_given_items_equals_the_drawn_ones() {
+    let load = || {
+        Experiment::load(
+            &mut shop(),
+            &ExperimentConfig::demo_hybrid(),
+            Split::Random {
+                test_fraction: 0.2,
+                seed: SEED,
+            },
+        )
+        .unwrap()
+    };
+    let mut drawn = load();
+    let cold = drawn.hold_out_items(0.1, SEED).unwrap().clone();
+    let ids: Vec<String> = cold
+        .items
+        .iter()
+        .map(|&i| drawn.dataset().items().id(i).unwrap().to_string())
+        .collect();
+    let mut given = load();
+    let same = given.hold_out_given_items(&ids).unwrap().clone();
+    assert_eq!(same, cold);
+    assert_eq!(given.train(), drawn.train());
+    assert_eq!(given.test(), drawn.test());
+    assert_eq!(
+        given.eval_options(10, 1).candidates,
+        drawn.eval_options(10, 1).candidates
+    );
+
+    for (bad, why) in [
+        (vec!["no-such-product".to_string()], "no-such-product"),
+        (vec![ids[0].clone(), ids[0].clone()], ids[0].as_str()),
+        (Vec::new(), "0 products"),
+    ] {
+        match load().hold_out_given_items(&bad) {
+            Err(ExperimentError::InvalidSetting { name, value, .. }) => {
+                assert_eq!((name, value.as_str()), ("cold-items", why))
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn cold_start_fraction_is_checked() {
     let mut experiment =
