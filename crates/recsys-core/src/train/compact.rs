@@ -11,7 +11,7 @@
 //! Layout: row `i` holds the `k` latent values, then the bias, two bfloat16 per 32-bit word
 //! (the even element in the low half), zero-padded to whole 64-byte lines. Rows are read and
 //! written like the parameter rows, through relaxed atomics or the 16-byte moves of
-//! `super::racy`, so Hogwild threads may share them.
+//! `super::shared::racy`, so Hogwild threads may share them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -36,7 +36,7 @@ pub(super) fn decode(h: u16) -> f32 {
 }
 
 /// Encodes `values` (a representation: `k` latent values and the bias) into `words`
-/// (`stride(k)` of them, as `f32` bit patterns for [`super::store_row`]), zero-padded.
+/// (`stride(k)` of them, as `f32` bit patterns for [`super::shared::store_row`]), zero-padded.
 ///
 /// Eight values at a time where they fill whole pieces (SSE2: the same rounding as
 /// [`encode`], lane by lane), the rest one by one.
@@ -137,7 +137,7 @@ pub(super) fn dot(row: &[AtomicU32], u: &[f32]) -> f32 {
         let (mut a1, mut a2) = (_mm_setzero_ps(), _mm_setzero_ps());
         let zero = _mm_setzero_si128();
         for (r, u) in row.chunks_exact(4).zip(u.chunks_exact(8)) {
-            let v = _mm_castps_si128(super::racy::get4(r));
+            let v = _mm_castps_si128(super::shared::racy::get4(r));
             let lo = _mm_castsi128_ps(_mm_unpacklo_epi16(zero, v));
             let hi = _mm_castsi128_ps(_mm_unpackhi_epi16(zero, v));
             a1 = _mm_add_ps(a1, _mm_mul_ps(lo, _mm_loadu_ps(u.as_ptr())));

@@ -11,7 +11,7 @@
 //!
 //! So in multi-threaded training the *hot* features (touched, on average, at least once
 //! every [`HOT_EVERY`] examples) get a private copy per thread: the thread's packed feature
-//! rows address them as features `boundary + slot` (see [`super::SideView::at`]), and every
+//! rows address them as features `boundary + slot` (see [`super::shared::SideView::at`]), and every
 //! [`MERGE_EVERY`] examples (and at the end of each block of the epoch it takes) the thread
 //! adds what its steps changed since the last merge to the model's rows, under a lock, and
 //! takes the sum as its new copy. Parameters and adagrad's sums of squared gradients merge by adding
@@ -24,7 +24,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use super::{AlignedBuf, Bufs, Entry, PackedRows, Shared};
+use super::layout::AlignedBuf;
+use super::shared::{Bufs, Shared};
+use super::work::{Entry, PackedRows};
 use crate::interactions::Interactions;
 
 /// A feature is hot when it is touched, on average, at least once every this many training
