@@ -326,7 +326,7 @@ impl Side {
         (0..self.n).all(|f| self.row(f).iter().all(|v| v.is_finite()))
     }
 
-    pub(super) fn view(&mut self) -> SideView {
+    pub(super) fn view(&mut self) -> SideView<'_> {
         SideView {
             main: Bufs {
                 params: Shared::new(self.params.as_mut_slice()),

@@ -58,7 +58,7 @@ pub(crate) use work::{FeatureRows, PackedRows, Work, WorkList};
 use scoring::build_scoring;
 use shared::Shared;
 use work::item_row;
-use worker::{train_examples, Worker};
+use worker::{train_examples, HotCopies, Worker};
 
 /// Everything a worker thread needs.
 pub(crate) struct Trainer<'a> {
@@ -149,10 +149,10 @@ pub(crate) fn run_epoch(
     }
     let scoring_view = scoring.as_mut().map(|c| Shared::new(c.as_mut_slice()));
     let merge_lock = std::sync::Mutex::new(());
-    let make_worker = |seed: u64| Worker::new(t, uv, iv, scoring_view, &merge_lock, seed);
     // One thread's share: the blocks of `work` it takes (in order) from `next`.
     let run = |next: &AtomicUsize, block: usize, seed: u64| -> LossTally {
-        let mut w = make_worker(seed);
+        let mut copies = HotCopies::new(t, &uv, &iv);
+        let mut w = Worker::new(t, uv, iv, &mut copies, scoring_view, &merge_lock, seed);
         match (work, t.loss) {
             (Work::Users(users), Loss::WarpKos { k: kth, n }) => {
                 while let Some(chunk) = take_block(users, next, block) {

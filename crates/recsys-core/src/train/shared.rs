@@ -2,6 +2,7 @@
 //! the racy views ([`Shared`], [`Bufs`], [`SideView`]), the vector-width row moves (module
 //! `racy`), the AVX-compiled entry points and the prefetches.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::kernels::prefetch_ptr;
@@ -10,58 +11,84 @@ use super::rows::{apply_rows, repr_rows, Opt, RowBuf};
 use super::work::FeatureRows;
 
 /// A lock-free view of an `f32` slice; every access is a relaxed atomic operation.
+///
+/// The view carries the lifetime `'a` of the mutable borrow it was made from ([`Self::new`]),
+/// so safe code cannot keep a view (or a [`Bufs`] or [`SideView`] made of views) past the
+/// buffer it points into, nor touch the buffer otherwise while a view of it is alive: the
+/// buffer stays mutably borrowed for as long as any copy of the view exists.
+///
+/// (A `compile_fail` doc test would show this, but doc tests compile as another crate, which
+/// cannot name these `pub(super)` types; the borrow is checked like any other, see `new`.)
 #[derive(Clone, Copy)]
-pub(super) struct Shared {
+pub(super) struct Shared<'a> {
     ptr: *mut f32,
     pub(super) len: usize,
+    /// The exclusive borrow of the viewed slice, held (shared among the view's copies) for
+    /// as long as the view lives.
+    _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: all accesses through `Shared` are atomic (see `get`/`set`), and the slice it points
-// to is mutably borrowed for as long as any `Shared` exists (the borrow of `Side` in `train`).
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+// SAFETY: all accesses through `Shared` are atomic (relaxed `AtomicU32` operations, or the
+// vector moves of `racy`, see its documentation), and the slice it points to is mutably
+// borrowed for `'a`, as long as any copy of the view exists, so nothing else accesses it
+// meanwhile and it outlives every thread the view is sent to.
+unsafe impl Send for Shared<'_> {}
+unsafe impl Sync for Shared<'_> {}
 
-impl Shared {
+impl<'a> Shared<'a> {
     /// A view of nothing.
-    pub(super) const EMPTY: Shared = Shared {
+    pub(super) const EMPTY: Shared<'a> = Shared {
         ptr: std::ptr::NonNull::dangling().as_ptr(),
         len: 0,
+        _borrow: PhantomData,
     };
 
-    pub(super) fn new(xs: &mut [f32]) -> Shared {
+    /// A view of `xs`, which stays mutably borrowed for as long as the view (or any copy of
+    /// it) lives.
+    pub(super) fn new(xs: &'a mut [f32]) -> Shared<'a> {
         Shared {
             ptr: xs.as_mut_ptr(),
             len: xs.len(),
+            _borrow: PhantomData,
         }
     }
 
     /// The `n` atomics starting at `base`, bounds-checked once (so the loops over a row have
     /// no per-element checks and can be unrolled).
     #[inline(always)]
-    pub(super) fn row(&self, base: usize, n: usize) -> &[AtomicU32] {
+    pub(super) fn row(&self, base: usize, n: usize) -> &'a [AtomicU32] {
         assert!(
             base <= self.len && n <= self.len - base,
             "parameter row {base}+{n} out of range {}",
             self.len
         );
         // SAFETY: `base..base + n` is in bounds (checked above); `f32` and `AtomicU32` have
-        // the same size and alignment; while the view lives, the storage is only accessed
-        // atomically, and the storage outlives the view (see the `Send`/`Sync` impls).
+        // the same size and alignment; the storage is mutably borrowed for `'a` (see `new`),
+        // so for `'a` it lives and is accessed only through views, that is, atomically.
         unsafe { std::slice::from_raw_parts(self.ptr.add(base).cast::<AtomicU32>(), n) }
+    }
+
+    /// Every value, read with relaxed atomic loads.
+    #[cfg(test)]
+    pub(super) fn to_vec(self) -> Vec<f32> {
+        (self.row(0, self.len).iter())
+            .map(|v| f32::from_bits(v.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
-/// Parameter rows and their optimiser state, laid out alike (`stride` floats per row).
+/// Parameter rows and their optimiser state, laid out alike (`stride` floats per row), as
+/// views of buffers borrowed for `'a`.
 #[derive(Clone, Copy)]
-pub(super) struct Bufs {
-    pub(super) params: Shared,
-    pub(super) acc: Shared,
+pub(super) struct Bufs<'a> {
+    pub(super) params: Shared<'a>,
+    pub(super) acc: Shared<'a>,
     /// Adadelta's E\[Δx²\] (empty for adagrad).
-    pub(super) delta: Shared,
+    pub(super) delta: Shared<'a>,
 }
 
-impl Bufs {
-    pub(super) const EMPTY: Bufs = Bufs {
+impl<'a> Bufs<'a> {
+    pub(super) const EMPTY: Bufs<'a> = Bufs {
         params: Shared::EMPTY,
         acc: Shared::EMPTY,
         delta: Shared::EMPTY,
@@ -69,21 +96,22 @@ impl Bufs {
 }
 
 /// One side's parameters as a training thread sees them: the model's rows, and, in
-/// multi-threaded training, the thread's own copies of the hot rows (see [`super::hot`]), which
-/// the packed feature rows address as features `boundary + slot`.
+/// multi-threaded training, the thread's own copies of the hot rows (see [`super::hot`]),
+/// which the packed feature rows address as features `boundary + slot`. Both are borrowed
+/// for `'a` (see [`Shared`]).
 #[derive(Clone, Copy)]
-pub(super) struct SideView {
-    pub(super) main: Bufs,
-    pub(super) hot: Bufs,
+pub(super) struct SideView<'a> {
+    pub(super) main: Bufs<'a>,
+    pub(super) hot: Bufs<'a>,
     /// The side's number of features (`usize::MAX` without hot rows).
     pub(super) boundary: usize,
     pub(super) stride: usize,
 }
 
-impl SideView {
+impl<'a> SideView<'a> {
     /// Where feature `f`'s row lives: the buffers and the row's first index.
     #[inline(always)]
-    pub(super) fn at(&self, f: usize) -> (&Bufs, usize) {
+    pub(super) fn at(&self, f: usize) -> (&Bufs<'a>, usize) {
         if f < self.boundary {
             (&self.main, f * self.stride)
         } else {
@@ -149,10 +177,31 @@ pub(super) fn axpy_row(src: &[AtomicU32], w: f32, out: &mut [f32], avx: bool) {
 /// a hybrid epoch went into those loops). On x86-64 the rows are therefore moved in 16-byte
 /// pieces by inline assembly (`movups`, SSE2, part of the x86-64 baseline). An `asm!` block is
 /// opaque to the compiler, so it cannot be the data race of the Rust memory model that a plain
-/// racing load or store would be, and on x86-64 each aligned 4-byte element of a vector access
-/// is read or written as one indivisible unit: the block does exactly what four relaxed
-/// atomic accesses would do, in one instruction. The arithmetic happens on local buffers, in
-/// the same order as the scalar code, so results are bit-identical to it.
+/// racing load or store would be, and each aligned 4-byte element of a vector access is read
+/// or written as one indivisible unit: the block does what four relaxed atomic accesses would
+/// do, in one instruction. The arithmetic happens on local buffers, in the same order as the
+/// scalar code, so results are bit-identical to it.
+///
+/// # Atomicity: what the architecture manuals guarantee
+///
+/// *Intel® 64 and IA-32 Architectures Software Developer's Manual*, Vol. 3A, §9.1.1
+/// "Guaranteed Atomic Operations" (§8.1.1 in older editions) guarantees that reading
+/// or writing a byte, a word aligned on a 16-bit boundary, a doubleword aligned on a 32-bit
+/// boundary and a quadword aligned on a 64-bit boundary are always carried out atomically,
+/// and says that "an x87 instruction or an SSE instruction that accesses data larger than a
+/// quadword may be implemented using multiple memory accesses": a 16-byte `movups` (or a
+/// 32-byte `vmovups`) is not guaranteed atomic as a whole, so two threads may see a row's
+/// four (eight) elements from different writes. The AMD counterpart is *AMD64 Architecture
+/// Programmer's Manual*, Vol. 2, §7.3.2 "Access Atomicity" (cacheable, naturally aligned
+/// single loads and stores of up to a quadword are atomic).
+///
+/// Neither section states in so many words how the "multiple memory accesses" of a wider
+/// access are cut. That each aligned 4-byte element within them is accessed indivisibly (so
+/// no element is ever a mix of two writes) is our reading of them, the basis on which this
+/// module claims the semantics of relaxed per-element atomics; every element here is
+/// 4-byte aligned (the rows are `AtomicU32`s) and, in training, every piece lies within one
+/// 64-byte line (rows start on lines and pieces on 16-byte multiples). Soundness does not
+/// rest on it: whatever bits a racing access produced, every bit pattern is a valid `f32`.
 ///
 /// Each function handles a prefix of whole 4-element pieces (`*_avx`: 8-element pieces, VEX
 /// `vmovups`) and returns its length; callers finish the tail with atomics. Elsewhere than
@@ -181,7 +230,9 @@ pub(super) mod racy {
         assert!(p.len() >= 4);
         let v: __m128;
         // SAFETY: `p` holds at least 4 elements (checked); `movups` has no alignment
-        // requirement; see the module documentation for why this is not a data race.
+        // requirement; see the module documentation for why this is not a data race, and
+        // for its atomicity per 4-byte element (Intel SDM Vol. 3A §9.1.1 "Guaranteed Atomic
+        // Operations"; AMD APM Vol. 2 §7.3.2 "Access Atomicity").
         unsafe {
             asm!("movups {v}, [{p}]", p = in(reg) p.as_ptr(), v = out(xmm_reg) v,
                  options(nostack, preserves_flags, readonly));
@@ -299,7 +350,9 @@ pub(super) mod racy {
         assert!(p.len() >= 8);
         let v: std::arch::x86_64::__m256;
         // SAFETY: `p` holds at least 8 elements (checked); `vmovups` has no alignment
-        // requirement; as with `get4`, every aligned 4-byte element is read as one unit.
+        // requirement; as with `get4`, every aligned 4-byte element is read as one unit (a
+        // 32-byte access is not atomic as a whole: Intel SDM Vol. 3A §9.1.1; see the module
+        // documentation).
         unsafe {
             asm!("vmovups {v}, [{p}]", p = in(reg) p.as_ptr(), v = out(ymm_reg) v,
                  options(nostack, preserves_flags, readonly));

@@ -30,15 +30,15 @@ const MAX_LOSS: f32 = 10.0;
 
 pub(super) struct Worker<'a> {
     t: &'a Trainer<'a>,
-    users: SideView,
-    items: SideView,
+    users: SideView<'a>,
+    items: SideView<'a>,
     /// The feature rows as this thread addresses them (hot features as slots of its copies).
     user_rows: FeatureRows<'a>,
     item_rows: FeatureRows<'a>,
     /// This thread's copies of the hot rows (multi-threaded training; they merge into
     /// `users.main` / `items.main`), and the lock merges take.
-    hot_users: Option<(hot::Replica, &'a HotRows)>,
-    hot_items: Option<(hot::Replica, &'a HotRows)>,
+    hot_users: Option<(hot::Replica<'a>, &'a HotRows)>,
+    hot_items: Option<(hot::Replica<'a>, &'a HotRows)>,
     merge_lock: &'a std::sync::Mutex<()>,
     opt: Opt,
     user_repr: Vec<f32>,
@@ -59,7 +59,7 @@ pub(super) struct Worker<'a> {
     /// WARP: every item's (or class's, see [`Trainer::item_class`]) representation in
     /// bfloat16 (see [`compact`]), rebuilt at the start of each epoch and refreshed for the
     /// rows an update touches.
-    scoring: Option<Shared>,
+    scoring: Option<Shared<'a>>,
     /// Words per row of `scoring`.
     scoring_stride: usize,
     /// The user's representation as [`compact::dot`] wants it: `k` latent values, 1 (for
@@ -634,13 +634,14 @@ pub(super) fn train_examples(w: &mut Worker<'_>, examples: &[Example]) {
 }
 
 impl<'a> Worker<'a> {
-    /// A training thread's state: its views of both sides (with its own copies of the hot
+    /// A training thread's state: its views of both sides (with its own `copies` of the hot
     /// rows, if the trainer has any), the shared scoring rows, and its random stream.
     pub(super) fn new(
         t: &'a Trainer<'a>,
-        uv: SideView,
-        iv: SideView,
-        scoring: Option<Shared>,
+        uv: SideView<'a>,
+        iv: SideView<'a>,
+        copies: &'a mut HotCopies,
+        scoring: Option<Shared<'a>>,
         merge_lock: &'a std::sync::Mutex<()>,
         seed: u64,
     ) -> Worker<'a> {
@@ -648,10 +649,10 @@ impl<'a> Worker<'a> {
         let cs = compact::stride(k);
         let additive_state = matches!(t.schedule, Schedule::Adagrad);
         let width = uv.stride.max(iv.stride).max(k + 1);
-        let (users, user_rows, hot_users) =
-            thread_side(uv, t.user_rows, t.user_hot, additive_state);
-        let (items, item_rows, hot_items) =
-            thread_side(iv, t.item_rows, t.item_hot, additive_state);
+        let user_hot = t.user_hot.zip(copies.users.as_mut());
+        let (users, user_rows, hot_users) = thread_side(uv, t.user_rows, user_hot, additive_state);
+        let item_hot = t.item_hot.zip(copies.items.as_mut());
+        let (items, item_rows, hot_items) = thread_side(iv, t.item_rows, item_hot, additive_state);
         Worker {
             t,
             users,
@@ -692,23 +693,41 @@ impl<'a> Worker<'a> {
     }
 }
 
+/// A training thread's copies of the hot rows (see [`hot`]) of each side that has them:
+/// made before its [`Worker`], which views them while it trains.
+#[derive(Default)]
+pub(super) struct HotCopies {
+    users: Option<hot::Copies>,
+    items: Option<hot::Copies>,
+}
+
+impl HotCopies {
+    /// Copies of `t`'s hot rows from the model's rows, `uv` and `iv`.
+    pub(super) fn new(t: &Trainer<'_>, uv: &SideView<'_>, iv: &SideView<'_>) -> HotCopies {
+        HotCopies {
+            users: (t.user_hot).map(|hot| hot::Copies::new(&uv.main, hot, uv.stride)),
+            items: (t.item_hot).map(|hot| hot::Copies::new(&iv.main, hot, iv.stride)),
+        }
+    }
+}
+
 /// A training thread's view of one side: with hot rows, its own copies of them (see
 /// [`hot`]) and the feature rows that address them.
 type ThreadSide<'a> = (
-    SideView,
+    SideView<'a>,
     FeatureRows<'a>,
-    Option<(hot::Replica, &'a HotRows)>,
+    Option<(hot::Replica<'a>, &'a HotRows)>,
 );
 
 fn thread_side<'a>(
-    view: SideView,
+    view: SideView<'a>,
     rows: FeatureRows<'a>,
-    hot: Option<&'a HotRows>,
+    hot: Option<(&'a HotRows, &'a mut hot::Copies)>,
     additive_state: bool,
 ) -> ThreadSide<'a> {
     match hot {
-        Some(hot) => {
-            let mut replica = hot::Replica::new(&view.main, hot, view.stride, additive_state);
+        Some((hot, copies)) => {
+            let replica = hot::Replica::new(copies, additive_state);
             let view = SideView {
                 hot: replica.bufs(),
                 boundary: hot.boundary,
@@ -740,7 +759,8 @@ mod warp_search_tests {
         let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 8, 4, None, None);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
-        let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
+        let copies = &mut HotCopies::default();
+        let mut w = Worker::new(&t, users.view(), items.view(), copies, view, &lock, 7);
         w.ahead[..first.len()].copy_from_slice(first);
         w.ahead_len = first.len();
         w.warp(&Example {
@@ -779,7 +799,8 @@ mod warp_search_tests {
         let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 3, 4, None, None);
         let lock = std::sync::Mutex::new(());
         let view = Some(Shared::new(scoring.as_mut_slice()));
-        let mut w = Worker::new(&t, users.view(), items.view(), view, &lock, 7);
+        let copies = &mut HotCopies::default();
+        let mut w = Worker::new(&t, users.view(), items.view(), copies, view, &lock, 7);
         assert!(w.saturated_users);
         let example = |user| Example {
             user,
@@ -790,13 +811,16 @@ mod warp_search_tests {
         w.warp(&example(0));
         w.flush_pending();
         assert_eq!((w.ahead_len, w.tally.count, w.tally.sum), (0, 1, 0.0));
-        assert!(before == (items.params.clone(), users.params.clone()));
+        // (Read through the worker's views: the parameters stay borrowed while it lives.)
+        let now = (w.items.main.params.to_vec(), w.users.main.params.to_vec());
+        assert!(now.0 == before.0.as_slice() && now.1 == before.1.as_slice());
         // User 1's first candidate is item 2: it violates, with loss ln ⌊2 / 1⌋.
         w.ahead[0] = 2;
         w.ahead_len = 1;
         w.warp(&example(1));
         w.flush_pending();
         assert_eq!((w.tally.count, w.tally.sum), (2, (2.0f32).ln() as f64));
+        drop(w);
         assert!(before.0 != items.params && before.1 != users.params);
     }
 }
