@@ -4,13 +4,13 @@
 use crate::params::Schedule;
 use crate::rng::Rng;
 
-use super::shared::{Bufs, Shared, SideView};
+use super::shared::{advise_huge_pages, block_floats, block_floats_mut, Bufs, Shared, SideView};
 
 /// A 64-byte aligned block of 16 floats: parameter rows are padded to whole blocks so a row
 /// never straddles more cache lines than it must.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(64))]
-struct Block([f32; 16]);
+pub(super) struct Block(pub(super) [f32; 16]);
 
 /// A growable, cache-line aligned `f32` buffer.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -19,14 +19,11 @@ pub(crate) struct AlignedBuf {
     len: usize,
 }
 
-/// Buffers at least this large ask for transparent huge pages (see [`AlignedBuf::resize`]).
-const HUGE_PAGES_FROM: usize = 4 << 20;
-
 impl AlignedBuf {
     /// Resizes to `len` values, new ones set to `value`.
     ///
-    /// On Linux a buffer of `HUGE_PAGES_FROM` bytes or more is advised to use transparent
-    /// huge pages before it is first written: training reads rows of the parameters, the
+    /// On Linux a buffer of 4 MB or more is advised to use transparent huge pages before it
+    /// is first written ([`advise_huge_pages`]): training reads rows of the parameters, the
     /// optimiser state and the scoring table at random, and with 4 KB pages nearly every
     /// such read also misses the TLB, whose page walks (two-dimensional in a virtual
     /// machine) compete with the rows' own cache misses. It is only advice (`madvise`):
@@ -47,39 +44,11 @@ impl AlignedBuf {
     }
 
     pub fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Block` is `repr(C)` over `[f32; 16]` with size 64 = 16 × 4, so the blocks
-        // are a contiguous run of initialised `f32`s; `len <= 16 × blocks.len()`.
-        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<f32>(), self.len) }
+        block_floats(&self.blocks, self.len)
     }
 
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        // SAFETY: as in `as_slice`, and we hold `&mut self`.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<f32>(), self.len) }
-    }
-}
-
-/// Asks the kernel to back `v`'s allocation with transparent huge pages if it is at least
-/// `HUGE_PAGES_FROM` bytes (Linux; elsewhere, and on any error, nothing happens). Call it
-/// before the memory is first written: pages already touched stay small.
-pub(super) fn advise_huge_pages<T>(v: &mut Vec<T>) {
-    let bytes = v.capacity() * std::mem::size_of::<T>();
-    if bytes < HUGE_PAGES_FROM {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = v.as_mut_ptr() as usize;
-        let (lo, hi) = (start.next_multiple_of(PAGE), (start + bytes) / PAGE * PAGE);
-        if hi > lo {
-            // SAFETY: `lo..hi` lies inside the vector's allocation, which we own; the advice
-            // changes how the pages are backed, never their contents. The result is ignored:
-            // huge pages are an optimisation, and the call fails harmlessly where they are
-            // unavailable.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-            }
-        }
+        block_floats_mut(&mut self.blocks, self.len)
     }
 }
 

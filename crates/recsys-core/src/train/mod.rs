@@ -32,6 +32,8 @@
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
+// Every `unsafe` of training lives in `shared` (which allows it); nowhere else.
+#![deny(unsafe_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

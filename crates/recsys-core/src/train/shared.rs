@@ -2,11 +2,15 @@
 //! the racy views ([`Shared`], [`Bufs`], [`SideView`]), the vector-width row moves (module
 //! `racy`), the AVX-compiled entry points and the prefetches.
 
+// The one module of training that may use `unsafe` (see the parent module).
+#![allow(unsafe_code)]
+
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::kernels::prefetch_ptr;
 
+use super::layout::Block;
 use super::rows::{apply_rows, repr_rows, Opt, RowBuf};
 use super::work::FeatureRows;
 
@@ -120,6 +124,62 @@ impl<'a> SideView<'a> {
     }
 }
 
+/// Buffers at least this large ask for transparent huge pages (see [`advise_huge_pages`]).
+const HUGE_PAGES_FROM: usize = 4 << 20;
+
+/// Asks the kernel to back `v`'s allocation with transparent huge pages if it is at least
+/// [`HUGE_PAGES_FROM`] bytes (Linux; elsewhere, and on any error, nothing happens). Call it
+/// before the memory is first written: pages already touched stay small.
+pub(super) fn advise_huge_pages<T>(v: &mut Vec<T>) {
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes < HUGE_PAGES_FROM {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let (lo, hi) = (start.next_multiple_of(PAGE), (start + bytes) / PAGE * PAGE);
+        if hi > lo {
+            // SAFETY: `lo..hi` lies inside the vector's allocation, which we own; the advice
+            // changes how the pages are backed, never their contents. The result is ignored:
+            // huge pages are an optimisation, and the call fails harmlessly where they are
+            // unavailable.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+}
+
+/// The first `len` floats of `blocks`.
+///
+/// # Panics
+/// If `blocks` hold fewer than `len` floats.
+#[inline]
+pub(super) fn block_floats(blocks: &[Block], len: usize) -> &[f32] {
+    assert!(
+        len <= 16 * blocks.len(),
+        "{len} floats in {} blocks",
+        blocks.len()
+    );
+    // SAFETY: `Block` is `repr(C)` over `[f32; 16]` with size 64 = 16 × 4, so the blocks
+    // are a contiguous run of initialised `f32`s, at least `len` of them (checked).
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<f32>(), len) }
+}
+
+/// [`block_floats`], mutable.
+#[inline]
+pub(super) fn block_floats_mut(blocks: &mut [Block], len: usize) -> &mut [f32] {
+    assert!(
+        len <= 16 * blocks.len(),
+        "{len} floats in {} blocks",
+        blocks.len()
+    );
+    // SAFETY: as in `block_floats`, and the blocks are borrowed mutably.
+    unsafe { std::slice::from_raw_parts_mut(blocks.as_mut_ptr().cast::<f32>(), len) }
+}
+
 /// Relaxed atomic loads of a parameter row into a local buffer; with `avx` (which the
 /// caller guarantees the CPU has) eight elements at a time.
 ///
@@ -226,7 +286,7 @@ pub(super) mod racy {
     /// Four elements of shared memory at `p`.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub(in crate::train) fn get4(p: &[AtomicU32]) -> __m128 {
+    pub(super) fn get4(p: &[AtomicU32]) -> __m128 {
         assert!(p.len() >= 4);
         let v: __m128;
         // SAFETY: `p` holds at least 4 elements (checked); `movups` has no alignment
@@ -671,6 +731,99 @@ pub(super) fn adagrad_prefix(
         unsafe { racy::adagrad_avx(prow, arow, grads, w, lr, alpha) }
     } else {
         racy::adagrad(prow, arow, grads, w, lr, alpha)
+    }
+}
+
+/// The SIMD kernels of the bfloat16 scoring rows (module `compact`, which describes the
+/// format): SSE2, part of the x86-64 baseline (elsewhere `encode_wide` does nothing and
+/// `compact::dot` has a portable form).
+pub(super) mod bf16 {
+    use std::sync::atomic::AtomicU32;
+
+    /// The first `4 × m` words of `compact::encode_row` for the largest `m` with `8 × m` values and
+    /// `4 × m` words available; returns `4 × m`.
+    #[inline]
+    pub(in crate::train) fn encode_wide(values: &[f32], words: &mut [f32]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                __m128i, _mm_add_epi32, _mm_and_si128, _mm_andnot_si128, _mm_castps_si128,
+                _mm_cmpunord_ps, _mm_loadu_ps, _mm_or_si128, _mm_set1_epi32, _mm_shuffle_epi32,
+                _mm_srli_epi32, _mm_srli_epi64, _mm_storeu_si128, _mm_unpacklo_epi64,
+            };
+            let m = (values.len() / 8).min(words.len() / 4);
+            // SAFETY: SSE2 is part of the x86-64 baseline; chunk `c` reads values 8c..8c + 8 and
+            // writes words 4c..4c + 4, in bounds for c < m.
+            unsafe {
+                let (one, bias, quiet) = (
+                    _mm_set1_epi32(1),
+                    _mm_set1_epi32(0x7FFF),
+                    _mm_set1_epi32(0x0040_0000),
+                );
+                let high = _mm_set1_epi32(0xFFFF_0000_u32 as i32);
+                // Four values → their bfloat16 in the high halves of four lanes (as `encode`:
+                // round to nearest even; a NaN keeps its top bits with the quiet bit set).
+                let round = |v: std::arch::x86_64::__m128| -> __m128i {
+                    let b = _mm_castps_si128(v);
+                    let odd = _mm_and_si128(_mm_srli_epi32(b, 16), one);
+                    let rounded = _mm_add_epi32(b, _mm_add_epi32(bias, odd));
+                    let nan = _mm_castps_si128(_mm_cmpunord_ps(v, v));
+                    let r = _mm_or_si128(
+                        _mm_and_si128(nan, _mm_or_si128(b, quiet)),
+                        _mm_andnot_si128(nan, rounded),
+                    );
+                    // Lane 2i: its bfloat16 low, lane 2i + 1's high: one word per lane pair.
+                    let pairs = _mm_or_si128(
+                        _mm_srli_epi32(r, 16),
+                        _mm_srli_epi64(_mm_and_si128(r, high), 32),
+                    );
+                    _mm_shuffle_epi32::<0b10_00_10_00>(pairs)
+                };
+                for c in 0..m {
+                    let a = round(_mm_loadu_ps(values.as_ptr().add(8 * c)));
+                    let b = round(_mm_loadu_ps(values.as_ptr().add(8 * c + 4)));
+                    _mm_storeu_si128(
+                        words.as_mut_ptr().add(4 * c).cast(),
+                        _mm_unpacklo_epi64(a, b),
+                    );
+                }
+            }
+            4 * m
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (values, words);
+            0
+        }
+    }
+
+    /// `Σ u[i] · row[i]` over the whole row: `compact::dot` on x86-64 (its contract and
+    /// summation order).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub(in crate::train) fn dot(row: &[AtomicU32], u: &[f32]) -> f32 {
+        assert!(row.len().is_multiple_of(4) && u.len() == 2 * row.len());
+        // SAFETY: SSE2 is part of the x86-64 baseline; every chunk of `u` has 8 elements and
+        // every chunk of `row` 4 (checked above).
+        unsafe {
+            use std::arch::x86_64::{
+                _mm_add_ps, _mm_castps_si128, _mm_castsi128_ps, _mm_loadu_ps, _mm_mul_ps,
+                _mm_setzero_ps, _mm_setzero_si128, _mm_storeu_ps, _mm_unpackhi_epi16,
+                _mm_unpacklo_epi16,
+            };
+            let (mut a1, mut a2) = (_mm_setzero_ps(), _mm_setzero_ps());
+            let zero = _mm_setzero_si128();
+            for (r, u) in row.chunks_exact(4).zip(u.chunks_exact(8)) {
+                let v = _mm_castps_si128(super::racy::get4(r));
+                let lo = _mm_castsi128_ps(_mm_unpacklo_epi16(zero, v));
+                let hi = _mm_castsi128_ps(_mm_unpackhi_epi16(zero, v));
+                a1 = _mm_add_ps(a1, _mm_mul_ps(lo, _mm_loadu_ps(u.as_ptr())));
+                a2 = _mm_add_ps(a2, _mm_mul_ps(hi, _mm_loadu_ps(u.as_ptr().add(4))));
+            }
+            let mut s = [0.0f32; 4];
+            _mm_storeu_ps(s.as_mut_ptr(), _mm_add_ps(a1, a2));
+            (s[0] + s[1]) + (s[2] + s[3])
+        }
     }
 }
 

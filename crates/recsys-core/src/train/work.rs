@@ -7,7 +7,7 @@ use crate::matrix::FeatureMatrix;
 use crate::params::Loss;
 use crate::rng::Rng;
 
-use super::layout::advise_huge_pages;
+use super::shared::advise_huge_pages;
 
 /// Item `item`'s feature row: its class under `item_class` (see [`super::Trainer::item_class`]),
 /// else the item itself.
