@@ -1,6 +1,9 @@
-//! The parameters as training threads share them, and every `unsafe` and `asm!` of training:
-//! the racy views ([`Shared`], [`Bufs`], [`SideView`]), the vector-width row moves (module
-//! `racy`), the AVX-compiled entry points and the prefetches.
+//! The parameters as training threads share them, and every `unsafe` and `asm!` of training
+//! (the parent module denies `unsafe_code`; this one alone allows it): the racy views
+//! ([`Shared`], [`Bufs`], [`SideView`]), the vector-width row moves (module `racy`), the
+//! AVX-compiled entry points, the prefetches, the SIMD kernels of the bfloat16 scoring rows
+//! (module `bf16`), huge-page advice ([`advise_huge_pages`]) and the float views of
+//! `AlignedBuf`'s blocks ([`block_floats`]).
 
 // The one module of training that may use `unsafe` (see the parent module).
 #![allow(unsafe_code)]
