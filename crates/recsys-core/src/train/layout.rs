@@ -10,7 +10,7 @@ use super::shared::{advise_huge_pages, block_floats, block_floats_mut, Bufs, Sha
 /// never straddles more cache lines than it must.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(64))]
-pub(super) struct Block(pub(super) [f32; 16]);
+pub(super) struct Block([f32; 16]);
 
 /// A growable, cache-line aligned `f32` buffer.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -140,9 +140,9 @@ impl<'de> serde::Deserialize<'de> for AlignedBuf {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Side {
     k: usize,
-    pub(super) stride: usize,
+    stride: usize,
     n: usize,
-    pub(super) params: AlignedBuf,
+    params: AlignedBuf,
     /// Adagrad: running sum of squared gradients (starts at 1). Adadelta: E\[g²\].
     acc: AlignedBuf,
     /// Adadelta only: E\[Δx²\] (empty for adagrad).
@@ -289,6 +289,18 @@ impl Side {
         let start = self.k.min(p.len());
         ndarray::ArrayView1::from_shape((self.n,).strides((self.stride,)), &p[start..start + len])
             .expect("consistent strided layout")
+    }
+
+    /// The parameter buffer (tests in sibling modules compare and set it).
+    #[cfg(test)]
+    pub(super) fn params(&mut self) -> &mut AlignedBuf {
+        &mut self.params
+    }
+
+    /// Floats per row.
+    #[cfg(test)]
+    pub(super) fn stride(&self) -> usize {
+        self.stride
     }
 
     pub fn all_finite(&self) -> bool {

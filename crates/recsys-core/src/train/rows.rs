@@ -131,8 +131,8 @@ pub(super) fn adagrad_scalar(
 
 #[derive(Clone, Copy)]
 pub(super) struct Opt {
-    pub(super) schedule: Schedule,
-    pub(super) learning_rate: f32,
+    schedule: Schedule,
+    learning_rate: f32,
     /// The CPU has AVX: adagrad steps and representation sums eight elements at a time
     /// (see [`super::shared::apply`], [`super::shared::repr`]).
     pub(super) avx: bool,
@@ -319,8 +319,9 @@ mod row_update_tests {
         let k = 30;
         let mut rng = crate::rng::Rng::new(7);
         let mut side = Side::new(6, k, Schedule::Adagrad, &mut rng);
-        for (i, p) in side.params.as_mut_slice().iter_mut().enumerate() {
-            if i % side.stride <= k {
+        let stride = side.stride();
+        for (i, p) in side.params().as_mut_slice().iter_mut().enumerate() {
+            if i % stride <= k {
                 *p = (i as f32 * 0.37).sin();
             }
         }

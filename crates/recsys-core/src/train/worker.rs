@@ -793,7 +793,7 @@ mod warp_search_tests {
         let mut rng = Rng::new(1);
         let mut items = Side::new(3, 4, Schedule::Adagrad, &mut rng);
         let mut users = Side::new(2, 4, Schedule::Adagrad, &mut rng);
-        let before = (items.params.clone(), users.params.clone());
+        let before = (items.params().clone(), users.params().clone());
         let positives = PairSet::new(&x);
         let t = Trainer::collaborative(4, Loss::Warp, &x, &positives);
         let mut scoring = build_scoring(&items.view(), FeatureRows::Identity, 3, 4, None, None);
@@ -821,6 +821,6 @@ mod warp_search_tests {
         w.flush_pending();
         assert_eq!((w.tally.count, w.tally.sum), (2, (2.0f32).ln() as f64));
         drop(w);
-        assert!(before.0 != items.params && before.1 != users.params);
+        assert!(before.0 != *items.params() && before.1 != *users.params());
     }
 }
