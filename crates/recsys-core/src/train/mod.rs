@@ -17,18 +17,25 @@
 //!
 //! # Modules
 //!
-//! | Module | What it holds |
-//! |---|---|
-//! | this one | [`Trainer`] (what every thread shares), [`run_epoch`], the blocks threads take ([`BLOCK`], [`take_block`]) |
-//! | `layout` | [`Side`] (one side's parameter rows and optimiser state), [`AlignedBuf`], their layout checks (`Side::check_layout`) |
-//! | `shared` | the views threads train through (`Shared`, `Bufs`, `SideView`), which borrow what they view, and every `unsafe` and `asm!` of training (the rest denies `unsafe_code`): the vector-width row moves (`racy`), the AVX-compiled entry points, the prefetches, the bfloat16 kernels (`bf16`), huge-page advice, `AlignedBuf`'s float views |
-//! | `rows` | a step on feature rows: summing them into a representation (`repr_rows`), adagrad and adadelta (`update_row`, `apply_rows`), `Opt`, `RowBuf` |
-//! | `pairs` | [`PairSet`], the training pairs for negative sampling |
-//! | `work` | [`WorkList`] and [`Work`] (the shuffled examples), [`PackedRows`] and [`FeatureRows`] (feature matrices packed for training), classes of identical item rows |
-//! | `worker` | `Worker`: a thread's look-ahead pipeline and the steps of each loss, `train_examples`, `HotCopies` |
-//! | `scoring` | `build_scoring`: WARP's bfloat16 scoring rows |
-//! | `compact` | the bfloat16 encoding of the scoring rows |
-//! | `hot` | [`HotRows`]: per-thread copies of the hot feature rows (`Copies`, `Replica`) |
+//! * this module: [`Trainer`] (what every thread shares), [`run_epoch`], the blocks threads
+//!   take ([`BLOCK`], [`take_block`]);
+//! * `layout`: [`Side`] (one side's parameter rows and optimiser state), [`AlignedBuf`],
+//!   their layout checks (`Side::check_layout`);
+//! * `shared`: the views threads train through (`Shared`, `Bufs`, `SideView`), which borrow
+//!   what they view, and every `unsafe` and `asm!` of training (the rest denies
+//!   `unsafe_code`): the vector-width row moves (`racy`), the AVX-compiled entry points,
+//!   the prefetches, the bfloat16 kernels (`bf16`), huge-page advice, `AlignedBuf`'s float
+//!   views;
+//! * `rows`: a step on feature rows: summing them into a representation (`repr_rows`),
+//!   adagrad and adadelta (`update_row`, `apply_rows`), `Opt`, `RowBuf`;
+//! * `pairs`: [`PairSet`], the training pairs for negative sampling;
+//! * `work`: [`WorkList`] and [`Work`] (the shuffled examples), [`PackedRows`] and
+//!   [`FeatureRows`] (feature matrices packed for training), classes of identical item rows;
+//! * `worker`: `Worker`, a thread's look-ahead pipeline and the steps of each loss,
+//!   `train_examples`, `HotCopies`;
+//! * `scoring`: `build_scoring`, WARP's bfloat16 scoring rows;
+//! * `compact`: the bfloat16 encoding of the scoring rows;
+//! * `hot`: [`HotRows`], per-thread copies of the hot feature rows (`Copies`, `Replica`).
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
