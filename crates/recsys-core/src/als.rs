@@ -71,7 +71,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
-use crate::model::{ItemRepresentations, Representation};
+use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
 use crate::scorer::{Scorer, UserQuery};
 

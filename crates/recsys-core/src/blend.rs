@@ -542,7 +542,7 @@ pub(crate) fn certified_top_k(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ItemRepresentations, Representation};
+    use crate::repr::{ItemRepresentations, Representation};
     use crate::rng::Rng;
     use ndarray::{Array1, Array2};
     use proptest::prelude::*;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
-use crate::model::{ItemRepresentations, Representation};
+use crate::repr::{ItemRepresentations, Representation};
 use crate::scorer::{Scorer, UserQuery};
 
 /// Evaluation settings.

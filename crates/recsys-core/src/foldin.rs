@@ -24,7 +24,8 @@ use ndarray::{Array1, Array2};
 
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
-use crate::model::{HybridModel, Representation};
+use crate::model::HybridModel;
+use crate::repr::Representation;
 
 /// Fold-in settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::error::{CoreError, Result};
-use crate::model::{HybridModel, ItemRepresentations, Representation};
+use crate::repr::{ItemRepresentations, Representation};
 
 /// Who the scores are for.
 #[derive(Debug, Clone, Copy)]
@@ -83,59 +83,6 @@ macro_rules! forward_scorer {
 }
 
 forward_scorer!(&S, Box<S>, Arc<S>);
-
-impl HybridModel {
-    fn query_repr<'a>(
-        &'a self,
-        user: UserQuery<'a>,
-    ) -> Result<std::borrow::Cow<'a, Representation>> {
-        use std::borrow::Cow;
-        Ok(match user {
-            UserQuery::Known(u) => Cow::Owned(self.user_representation(u)?),
-            UserQuery::Features(row) => Cow::Owned(self.user_representation_from_features(row)?),
-            UserQuery::Representation(r) => {
-                if r.vector.len() != self.no_components() {
-                    return Err(CoreError::ShapeMismatch {
-                        what: "user representation length",
-                        expected: self.no_components(),
-                        found: r.vector.len(),
-                    });
-                }
-                Cow::Borrowed(r)
-            }
-            UserQuery::Anonymous => {
-                return Err(CoreError::Empty(
-                    "the hybrid model needs a user (id, features or representation)",
-                ))
-            }
-        })
-    }
-}
-
-impl Scorer for HybridModel {
-    fn n_items(&self) -> usize {
-        HybridModel::n_items(self)
-    }
-
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        Some(HybridModel::item_representations(self))
-    }
-
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        Ok(Some(self.query_repr(user)?.into_owned()))
-    }
-
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        self.item_representations().score_all(&r, out);
-        Ok(())
-    }
-
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        self.item_representations().score_items(&r, items, out)
-    }
-}
 
 /// The non-personalised baseline: an item's score is its number of interactions.
 ///

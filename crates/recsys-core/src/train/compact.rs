@@ -11,7 +11,7 @@
 //! Layout: row `i` holds the `k` latent values, then the bias, two bfloat16 per 32-bit word
 //! (the even element in the low half), zero-padded to whole 64-byte lines. Rows are read and
 //! written like the parameter rows, through relaxed atomics or the 16-byte moves of
-//! `super::racy`, so Hogwild threads may share them.
+//! `super::shared::racy`, so Hogwild threads may share them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -36,12 +36,12 @@ pub(super) fn decode(h: u16) -> f32 {
 }
 
 /// Encodes `values` (a representation: `k` latent values and the bias) into `words`
-/// (`stride(k)` of them, as `f32` bit patterns for [`super::store_row`]), zero-padded.
+/// (`stride(k)` of them, as `f32` bit patterns for [`super::shared::store_row`]), zero-padded.
 ///
 /// Eight values at a time where they fill whole pieces (SSE2: the same rounding as
 /// [`encode`], lane by lane), the rest one by one.
 pub(super) fn encode_row(values: &[f32], words: &mut [f32]) {
-    let done = encode_wide(values, words);
+    let done = super::shared::bf16::encode_wide(values, words);
     encode_row_scalar(values, words, done);
 }
 
@@ -51,63 +51,6 @@ fn encode_row_scalar(values: &[f32], words: &mut [f32], from: usize) {
         let lo = values.get(2 * w).map_or(0, |&v| encode(v));
         let hi = values.get(2 * w + 1).map_or(0, |&v| encode(v));
         *word = f32::from_bits(lo as u32 | (hi as u32) << 16);
-    }
-}
-
-/// The first `4 × m` words of [`encode_row`] for the largest `m` with `8 × m` values and
-/// `4 × m` words available; returns `4 × m`.
-#[inline]
-fn encode_wide(values: &[f32], words: &mut [f32]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_add_epi32, _mm_and_si128, _mm_andnot_si128, _mm_castps_si128,
-            _mm_cmpunord_ps, _mm_loadu_ps, _mm_or_si128, _mm_set1_epi32, _mm_shuffle_epi32,
-            _mm_srli_epi32, _mm_srli_epi64, _mm_storeu_si128, _mm_unpacklo_epi64,
-        };
-        let m = (values.len() / 8).min(words.len() / 4);
-        // SAFETY: SSE2 is part of the x86-64 baseline; chunk `c` reads values 8c..8c + 8 and
-        // writes words 4c..4c + 4, in bounds for c < m.
-        unsafe {
-            let (one, bias, quiet) = (
-                _mm_set1_epi32(1),
-                _mm_set1_epi32(0x7FFF),
-                _mm_set1_epi32(0x0040_0000),
-            );
-            let high = _mm_set1_epi32(0xFFFF_0000_u32 as i32);
-            // Four values → their bfloat16 in the high halves of four lanes (as `encode`:
-            // round to nearest even; a NaN keeps its top bits with the quiet bit set).
-            let round = |v: std::arch::x86_64::__m128| -> __m128i {
-                let b = _mm_castps_si128(v);
-                let odd = _mm_and_si128(_mm_srli_epi32(b, 16), one);
-                let rounded = _mm_add_epi32(b, _mm_add_epi32(bias, odd));
-                let nan = _mm_castps_si128(_mm_cmpunord_ps(v, v));
-                let r = _mm_or_si128(
-                    _mm_and_si128(nan, _mm_or_si128(b, quiet)),
-                    _mm_andnot_si128(nan, rounded),
-                );
-                // Lane 2i: its bfloat16 low, lane 2i + 1's high: one word per lane pair.
-                let pairs = _mm_or_si128(
-                    _mm_srli_epi32(r, 16),
-                    _mm_srli_epi64(_mm_and_si128(r, high), 32),
-                );
-                _mm_shuffle_epi32::<0b10_00_10_00>(pairs)
-            };
-            for c in 0..m {
-                let a = round(_mm_loadu_ps(values.as_ptr().add(8 * c)));
-                let b = round(_mm_loadu_ps(values.as_ptr().add(8 * c + 4)));
-                _mm_storeu_si128(
-                    words.as_mut_ptr().add(4 * c).cast(),
-                    _mm_unpacklo_epi64(a, b),
-                );
-            }
-        }
-        4 * m
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (values, words);
-        0
     }
 }
 
@@ -126,26 +69,8 @@ pub(super) fn decode_row(row: &[AtomicU32], out: &mut [f32]) {
 pub(super) fn dot(row: &[AtomicU32], u: &[f32]) -> f32 {
     assert!(row.len().is_multiple_of(4) && u.len() == 2 * row.len());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 is part of the x86-64 baseline; every chunk of `u` has 8 elements and
-    // every chunk of `row` 4 (checked above).
-    unsafe {
-        use std::arch::x86_64::{
-            _mm_add_ps, _mm_castps_si128, _mm_castsi128_ps, _mm_loadu_ps, _mm_mul_ps,
-            _mm_setzero_ps, _mm_setzero_si128, _mm_storeu_ps, _mm_unpackhi_epi16,
-            _mm_unpacklo_epi16,
-        };
-        let (mut a1, mut a2) = (_mm_setzero_ps(), _mm_setzero_ps());
-        let zero = _mm_setzero_si128();
-        for (r, u) in row.chunks_exact(4).zip(u.chunks_exact(8)) {
-            let v = _mm_castps_si128(super::racy::get4(r));
-            let lo = _mm_castsi128_ps(_mm_unpacklo_epi16(zero, v));
-            let hi = _mm_castsi128_ps(_mm_unpackhi_epi16(zero, v));
-            a1 = _mm_add_ps(a1, _mm_mul_ps(lo, _mm_loadu_ps(u.as_ptr())));
-            a2 = _mm_add_ps(a2, _mm_mul_ps(hi, _mm_loadu_ps(u.as_ptr().add(4))));
-        }
-        let mut s = [0.0f32; 4];
-        _mm_storeu_ps(s.as_mut_ptr(), _mm_add_ps(a1, a2));
-        (s[0] + s[1]) + (s[2] + s[3])
+    {
+        super::shared::bf16::dot(row, u)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

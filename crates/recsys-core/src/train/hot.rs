@@ -11,7 +11,7 @@
 //!
 //! So in multi-threaded training the *hot* features (touched, on average, at least once
 //! every [`HOT_EVERY`] examples) get a private copy per thread: the thread's packed feature
-//! rows address them as features `boundary + slot` (see [`super::SideView::at`]), and every
+//! rows address them as features `boundary + slot` (see [`super::shared::SideView::at`]), and every
 //! [`MERGE_EVERY`] examples (and at the end of each block of the epoch it takes) the thread
 //! adds what its steps changed since the last merge to the model's rows, under a lock, and
 //! takes the sum as its new copy. Parameters and adagrad's sums of squared gradients merge by adding
@@ -24,7 +24,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use super::{AlignedBuf, Bufs, Entry, PackedRows, Shared};
+use super::layout::AlignedBuf;
+use super::shared::{Bufs, Shared};
+use super::work::{Entry, PackedRows};
 use crate::interactions::Interactions;
 
 /// A feature is hot when it is touched, on average, at least once every this many training
@@ -141,19 +143,16 @@ impl HotRows {
     }
 }
 
-/// One thread's copies of one side's hot rows, and their values at the last merge.
-pub(super) struct Replica {
+/// One thread's copies of one side's hot rows: the storage its [`Replica`] views. Made
+/// before the thread's worker, which borrows it for as long as it trains.
+pub(super) struct Copies {
     rows: [AlignedBuf; 3],
-    at_merge: [AlignedBuf; 3],
-    /// Adagrad: merge the optimiser state by adding changes (sums of squares); adadelta:
-    /// replace it (running averages).
-    additive_state: bool,
 }
 
-impl Replica {
+impl Copies {
     /// Copies of `hot`'s rows from the model's rows `main` (`stride` floats per row).
-    pub fn new(main: &Bufs, hot: &HotRows, stride: usize, additive_state: bool) -> Replica {
-        let copy = |src: Shared| {
+    pub fn new(main: &Bufs<'_>, hot: &HotRows, stride: usize) -> Copies {
+        let copy = |src: Shared<'_>| {
             let mut out = AlignedBuf::default();
             if src.len > 0 {
                 out.resize(hot.len() * stride, 0.0);
@@ -167,51 +166,70 @@ impl Replica {
             }
             out
         };
-        let rows = [copy(main.params), copy(main.acc), copy(main.delta)];
+        Copies {
+            rows: [copy(main.params), copy(main.acc), copy(main.delta)],
+        }
+    }
+}
+
+/// One thread's view of its [`Copies`] of one side's hot rows (borrowed for `'a`), and
+/// their values at the last merge.
+pub(super) struct Replica<'a> {
+    rows: Bufs<'a>,
+    at_merge: [AlignedBuf; 3],
+    /// Adagrad: merge the optimiser state by adding changes (sums of squares); adadelta:
+    /// replace it (running averages).
+    additive_state: bool,
+}
+
+impl<'a> Replica<'a> {
+    /// The thread's replica of the hot rows in `copies`, as they are now.
+    pub fn new(copies: &'a mut Copies, additive_state: bool) -> Replica<'a> {
+        let at_merge = copies.rows.clone();
+        let [p, a, d] = &mut copies.rows;
         Replica {
-            at_merge: rows.clone(),
-            rows,
+            rows: Bufs {
+                params: Shared::new(p.as_mut_slice()),
+                acc: Shared::new(a.as_mut_slice()),
+                delta: Shared::new(d.as_mut_slice()),
+            },
+            at_merge,
             additive_state,
         }
     }
 
     /// The copies as training addresses them.
-    pub fn bufs(&mut self) -> Bufs {
-        let [p, a, d] = &mut self.rows;
-        Bufs {
-            params: Shared::new(p.as_mut_slice()),
-            acc: Shared::new(a.as_mut_slice()),
-            delta: Shared::new(d.as_mut_slice()),
-        }
+    pub fn bufs(&self) -> Bufs<'a> {
+        self.rows
     }
 
     /// Adds what this thread changed since the last merge to the model's rows `main` and
     /// takes the result as its copies. Holds `lock` meanwhile, so merges of different threads
-    /// never interleave (outside merges only the copies are touched).
-    ///
-    /// Call only while no [`Self::bufs`] view is being used (the worker calls it between
-    /// examples).
-    pub fn merge(&mut self, main: &Bufs, hot: &HotRows, stride: usize, lock: &Mutex<()>) {
+    /// never interleave (outside merges only the copies are touched, and only by this
+    /// thread: the worker calls it between examples).
+    pub fn merge(&mut self, main: &Bufs<'_>, hot: &HotRows, stride: usize, lock: &Mutex<()>) {
         let _guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let targets = [main.params, main.acc, main.delta];
-        for (i, target) in targets.into_iter().enumerate() {
+        let copies = [self.rows.params, self.rows.acc, self.rows.delta];
+        for (i, (target, rows)) in targets.into_iter().zip(copies).enumerate() {
             let additive = i == 0 || self.additive_state;
-            let (rows, at_merge) = (self.rows[i].as_mut_slice(), self.at_merge[i].as_mut_slice());
-            if rows.is_empty() {
+            if rows.len == 0 {
                 continue;
             }
+            let at_merge = self.at_merge[i].as_mut_slice();
             for (slot, &f) in hot.features.iter().enumerate() {
                 let model = target.row(f as usize * stride, stride);
-                let range = slot * stride..(slot + 1) * stride;
-                let (mine, before) = (&mut rows[range.clone()], &mut at_merge[range]);
+                let mine = rows.row(slot * stride, stride);
+                let before = &mut at_merge[slot * stride..(slot + 1) * stride];
                 for c in 0..stride {
+                    let own = f32::from_bits(mine[c].load(Ordering::Relaxed));
                     let merged = if additive {
-                        f32::from_bits(model[c].load(Ordering::Relaxed)) + (mine[c] - before[c])
+                        f32::from_bits(model[c].load(Ordering::Relaxed)) + (own - before[c])
                     } else {
-                        mine[c]
+                        own
                     };
                     model[c].store(merged.to_bits(), Ordering::Relaxed);
-                    mine[c] = merged;
+                    mine[c].store(merged.to_bits(), Ordering::Relaxed);
                     before[c] = merged;
                 }
             }
@@ -335,7 +353,7 @@ mod tests {
         assert!(by_item.features.contains(&200) && !by_item.features.contains(&199));
     }
 
-    fn bufs(p: &mut [f32], a: &mut [f32], d: &mut [f32]) -> Bufs {
+    fn bufs<'a>(p: &'a mut [f32], a: &'a mut [f32], d: &'a mut [f32]) -> Bufs<'a> {
         Bufs {
             params: Shared::new(p),
             acc: Shared::new(a),
@@ -344,9 +362,15 @@ mod tests {
     }
 
     /// Adds `by` to every value of the copies (as training steps would).
-    fn step(replica: &mut Replica, by: f32) {
-        for buf in &mut replica.rows {
-            buf.as_mut_slice().iter_mut().for_each(|v| *v += by);
+    fn step(replica: &Replica<'_>, by: f32) {
+        let r = replica.bufs();
+        for buf in [r.params, r.acc, r.delta] {
+            for v in buf.row(0, buf.len) {
+                v.store(
+                    (f32::from_bits(v.load(Ordering::Relaxed)) + by).to_bits(),
+                    Ordering::Relaxed,
+                );
+            }
         }
     }
 
@@ -360,16 +384,20 @@ mod tests {
             (init(0).collect(), init(1).collect(), Vec::new());
         let main = bufs(&mut p, &mut a, &mut d);
         let lock = Mutex::new(());
-        let mut one = Replica::new(&main, &hot, stride, true);
-        let mut two = Replica::new(&main, &hot, stride, true);
+        let (mut copies_one, mut copies_two) = (
+            Copies::new(&main, &hot, stride),
+            Copies::new(&main, &hot, stride),
+        );
+        let mut one = Replica::new(&mut copies_one, true);
+        let mut two = Replica::new(&mut copies_two, true);
         // The copies start as the model's rows (slot 0 is feature 200).
         let p0: Vec<f32> = init(0).collect();
-        assert_eq!(one.rows[0].as_slice(), &p0[200 * stride..202 * stride]);
-        step(&mut one, 0.5);
-        step(&mut two, 0.25);
+        assert_eq!(one.bufs().params.to_vec(), &p0[200 * stride..202 * stride]);
+        step(&one, 0.5);
+        step(&two, 0.25);
         one.merge(&main, &hot, stride, &lock);
         two.merge(&main, &hot, stride, &lock);
-        step(&mut one, 1.0);
+        step(&one, 1.0);
         one.merge(&main, &hot, stride, &lock);
         let a0: Vec<f32> = init(1).collect();
         for f in 0..203 {
@@ -387,7 +415,7 @@ mod tests {
         // A merge leaves the thread's copies equal to the model's rows.
         let slot = 1;
         let f = hot.features[slot] as usize;
-        assert_eq!(one.rows[0].as_slice()[slot * stride], p[f * stride]);
+        assert_eq!(one.bufs().params.to_vec()[slot * stride], p[f * stride]);
     }
 
     #[test]
@@ -402,10 +430,14 @@ mod tests {
         );
         let main = bufs(&mut p, &mut a, &mut d);
         let lock = Mutex::new(());
-        let mut one = Replica::new(&main, &hot, stride, false);
-        let mut two = Replica::new(&main, &hot, stride, false);
-        step(&mut one, 0.5);
-        step(&mut two, 0.25);
+        let (mut copies_one, mut copies_two) = (
+            Copies::new(&main, &hot, stride),
+            Copies::new(&main, &hot, stride),
+        );
+        let mut one = Replica::new(&mut copies_one, false);
+        let mut two = Replica::new(&mut copies_two, false);
+        step(&one, 0.5);
+        step(&two, 0.25);
         one.merge(&main, &hot, stride, &lock);
         two.merge(&main, &hot, stride, &lock);
         let f = hot.features[0] as usize * stride;
