@@ -100,7 +100,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -166,14 +166,19 @@ fn json_error_body(response: Response) -> Response {
     fixed
 }
 
-/// Counts and times every request (route template, status); logs it at debug level.
+/// Counts and times every request (route template from [`MatchedPath`], status); logs it
+/// at debug level.
 ///
 /// Also the guard of the request path: a panic while answering becomes a logged 500 with
 /// the JSON error body (the connection stays usable), and any error response without a
 /// JSON body (one the framework produced) gets the documented `{"error", "code"}` body.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = metrics::route_label(request.uri().path());
+    // The template of the route that matched (bounded by the router), never the raw path.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
     let method = request.method().clone();
     let mut running = std::pin::pin!(next.run(request));
     let caught = std::future::poll_fn(|cx| {

@@ -248,6 +248,10 @@ async fn health_ready_metrics() {
     get(&app, "/similar-products?n=2").await;
     get(&app, "/similar-products?n=zz").await;
     get(&app, "/recommendations/3").await;
+    // Unmatched paths (also a route that is off: admin routes) share one label value.
+    for path in ["/nope", "/nope/1", "/recommendations/", "/admin/reload"] {
+        assert_eq!(get(&app, path).await.status, 404, "{path}");
+    }
     let a = get(&app, "/metrics").await;
     assert_eq!(a.status, 200);
     assert!(a.headers["content-type"]
@@ -260,11 +264,19 @@ async fn health_ready_metrics() {
         "recsys_http_requests_total{route=\"/similar-products\",status=\"400\"} 1",
         "recsys_http_requests_total{route=\"/recommendations/{user_id}\",status=\"200\"} 1",
         "recsys_http_request_duration_seconds_bucket{route=\"/similar-products\",le=\"+Inf\"} 2",
+        "recsys_http_requests_total{route=\"unmatched\",status=\"404\"} 4",
         "recsys_model_info{model_version=\"",
         "recsys_db_errors_total 0",
         "recsys_db_up -1",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    // Label values are route templates: no request path leaks into a label.
+    for line in text.lines().filter(|l| l.contains("route=")) {
+        assert!(
+            !line.contains("/nope") && !line.contains("/recommendations/3"),
+            "{line}"
+        );
     }
 }
 
