@@ -13,7 +13,7 @@ use mongodb::options::ClientOptions;
 use recsys_features::ExternalId;
 use recsys_recommend::{Bundle, ProductInfo};
 use recsys_store::mongo::{
-    id_from_bson, id_to_bson, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
+    id_to_bson, product_details_lenient, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
 };
 
 use crate::error::ServerError;
@@ -104,30 +104,12 @@ impl MongoProducts {
     }
 }
 
-/// The details of one product document; a field of an unexpected type is treated as absent
-/// (a bad document never fails a request), a non-finite price as unknown.
+/// The details of one product document, leniently (a bad document never fails a request;
+/// see [`product_details_lenient`]).
 fn info_from_document(doc: &Document) -> Option<(ExternalId, ProductInfo)> {
-    let id = id_from_bson(doc.get("product_id")?)?;
-    let text = |field: &str| match doc.get(field) {
-        Some(Bson::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    };
-    let price = match doc.get("price") {
-        Some(Bson::Double(v)) => Some(*v),
-        Some(Bson::Int32(v)) => Some(f64::from(*v)),
-        Some(Bson::Int64(v)) => Some(*v as f64),
-        Some(Bson::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .filter(|p| p.is_finite());
-    Some((
-        id,
-        ProductInfo {
-            name: text("name"),
-            price,
-            image: text("image"),
-        },
-    ))
+    let product = product_details_lenient(doc)?;
+    let info = ProductInfo::from_record(&product);
+    Some((product.product_id, info))
 }
 
 impl ProductSource for MongoProducts {
@@ -585,18 +567,5 @@ mod tests {
         cache.insert_many([(ExternalId::Int(1), info("x"))]);
         std::thread::sleep(Duration::from_millis(90));
         assert_eq!(cache.get_many(&[ExternalId::Int(1)]), vec![None]);
-    }
-
-    #[test]
-    fn documents_with_odd_types_become_details() {
-        let doc = doc! { "product_id": 7_i32, "name": "Tea", "price": f64::NAN, "image": 3 };
-        let (id, info) = info_from_document(&doc).unwrap();
-        assert_eq!(id, ExternalId::Int(7));
-        assert_eq!(info.name.as_deref(), Some("Tea"));
-        assert_eq!(info.price, None);
-        assert_eq!(info.image, None);
-        let doc = doc! { "product_id": "P-1", "price": 2_i64 };
-        assert_eq!(info_from_document(&doc).unwrap().1.price, Some(2.0));
-        assert!(info_from_document(&doc! { "name": "x" }).is_none());
     }
 }
