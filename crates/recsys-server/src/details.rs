@@ -188,7 +188,7 @@ impl ProductSource for MongoProducts {
 /// approximation with O(1) work and no per-entry links). Each entry remembers when it was
 /// fetched and is not served once older than `ttl`.
 #[derive(Debug)]
-pub struct DetailCache {
+pub(crate) struct DetailCache {
     inner: Mutex<Generations>,
     half: usize,
     ttl: Duration,
@@ -266,11 +266,6 @@ impl DetailCache {
         let g = self.lock();
         g.young.len() + g.old.len()
     }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The state of the product-detail database, as reported by `/ready` and `/metrics`.
@@ -298,28 +293,28 @@ impl DatabaseState {
 
 /// Details of the products of one response, in its order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// One entry per asked id (empty details when nobody knows the product).
-    pub details: Vec<ProductInfo>,
+    pub(crate) details: Vec<ProductInfo>,
     /// True when the database should have answered but did not (or is known to be down):
     /// details not in the cache came from the bundle.
-    pub degraded: bool,
+    pub(crate) degraded: bool,
 }
 
 /// Counters of the detail service (exported by `/metrics`).
 #[derive(Debug, Default)]
-pub struct DetailCounters {
+pub(crate) struct DetailCounters {
     /// Failed database queries and pings (timeouts of queries included).
-    pub db_errors: AtomicU64,
+    pub(crate) db_errors: AtomicU64,
     /// Database queries sent.
-    pub db_queries: AtomicU64,
+    pub(crate) db_queries: AtomicU64,
     /// Ids answered from the cache.
-    pub cache_hits: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
     /// Ids not in the cache.
-    pub cache_misses: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
     /// Queries that took longer than the time limit (answered from the bundle; the
     /// database is not marked down for that).
-    pub db_timeouts: AtomicU64,
+    pub(crate) db_timeouts: AtomicU64,
 }
 
 /// The product-detail service: cache, then one database query, then the bundle.
@@ -345,7 +340,7 @@ impl ProductDetails {
     /// A service over `source` (`None`: the bundle's lookup only), with a cache of
     /// `cache_capacity` entries served for at most `cache_ttl`, and `timeout` per query.
     /// The database counts as up until a query or ping fails.
-    pub fn new(
+    pub(crate) fn new(
         source: Option<Arc<dyn ProductSource>>,
         cache_capacity: usize,
         cache_ttl: Duration,
@@ -370,7 +365,7 @@ impl ProductDetails {
     }
 
     /// The counters.
-    pub fn counters(&self) -> &DetailCounters {
+    pub(crate) fn counters(&self) -> &DetailCounters {
         &self.counters
     }
 
@@ -423,7 +418,7 @@ impl ProductDetails {
     /// warm-up: on servers where `$in` is a collection scan, e.g. FerretDB 1.x, a cold
     /// cache costs a scan per request). Returns how many were cached; errors mark the
     /// database down like a failed query.
-    pub async fn preload(&self, scan_timeout: Duration) -> usize {
+    pub(crate) async fn preload(&self, scan_timeout: Duration) -> usize {
         let Some(source) = &self.source else { return 0 };
         // Up to 2·half − 1 insertions rotate the generations at most once: all are kept.
         let limit = (self.cache.half * 2).saturating_sub(1);
@@ -451,7 +446,7 @@ impl ProductDetails {
     /// Details of `ids`, in their order: cache, then one `$in` query for the rest (skipped
     /// while the database is down), then the bundle's product lookup for whatever is still
     /// missing.
-    pub async fn lookup(&self, ids: &[ExternalId], bundle: &Bundle) -> Lookup {
+    pub(crate) async fn lookup(&self, ids: &[ExternalId], bundle: &Bundle) -> Lookup {
         let mut slots = self.cache.get_many(ids);
         let missing: Vec<ExternalId> = ids
             .iter()
@@ -557,7 +552,7 @@ mod tests {
     fn cache_of_zero_capacity_holds_nothing() {
         let cache = DetailCache::new(0, Duration::from_secs(1));
         cache.insert_many([(ExternalId::Int(1), info("x"))]);
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
         assert_eq!(cache.get_many(&[ExternalId::Int(1)]), vec![None]);
     }
 

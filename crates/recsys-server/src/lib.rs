@@ -14,10 +14,10 @@
 //!   ignored; no input produces a 5xx (property-tested). Every error, also those answered
 //!   by hyper (414, 431) or the framework, has that JSON shape; a panicking handler
 //!   answers 500 (logged) instead of dropping the connection. Echoed client values are
-//!   clipped to [`error::ECHO_CHARS`] characters.
+//!   clipped to [`ECHO_CHARS`] characters ([`clip`]).
 //! * **Connections** ([`serve`]): a connection limit, header-read and idle timeouts.
 //! * **Product details** come from one `$in` query per response (through a bounded
-//!   cache, [`details::DetailCache`]), in the recommendation's order. When the database
+//!   cache of two generations with a time to live), in the recommendation's order. When the database
 //!   fails, the server marks itself degraded (header `x-recsys-degraded`, `/ready`), logs
 //!   once, answers from the bundle's product lookup and pings the database in the
 //!   background until it answers again.
@@ -86,12 +86,12 @@
 
 mod config;
 mod conn;
-pub mod details;
-pub mod error;
-pub mod handlers;
-pub mod image;
-pub mod metrics;
-pub mod query;
+mod details;
+mod error;
+mod handlers;
+mod image;
+mod metrics;
+mod query;
 mod state;
 
 use std::future::Future;
@@ -108,8 +108,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use config::{Compute, ConfigError, ServerConfig};
-pub use details::{MongoProducts, ProductSource};
-pub use error::{ApiError, ServerError};
+pub use details::{BoxFuture, DatabaseState, MongoProducts, ProductDetails, ProductSource};
+pub use error::{clip, ApiError, ServerError, ECHO_CHARS};
+pub use metrics::{ConnectionCounters, Metrics};
 pub use state::{load_bundle, AppState, ReloadOutcome};
 
 /// The router with every route, the JSON 404/405 fallbacks, the panic guard and the

@@ -74,7 +74,7 @@ impl Metrics {
     /// Records one request. `route` is the template of the route that answered (axum's
     /// [`MatchedPath`](axum::extract::MatchedPath)), or [`UNMATCHED_ROUTE`]: label values
     /// are bounded by the router's routes.
-    pub fn observe(&self, route: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn observe(&self, route: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let route: Arc<str> = match s.latency.get_key_value(route) {

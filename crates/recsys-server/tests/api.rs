@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::*;
 use recsys_features::ExternalId;
 use recsys_recommend::ProductInfo;
-use recsys_server::details::{BoxFuture, DatabaseState};
 use recsys_server::{router, ProductSource, ServerConfig, ServerError};
+use recsys_server::{BoxFuture, DatabaseState};
 use serde_json::json;
 
 #[tokio::test]
@@ -136,11 +136,7 @@ async fn bad_input_is_400_with_a_json_error_naming_the_parameter() {
         let body = a.json();
         assert_eq!(body["code"], "bad_request", "{uri}");
         // Parameter names come from clients: echoed clipped.
-        assert_eq!(
-            body["param"],
-            recsys_server::error::clip(param).as_ref(),
-            "{uri}"
-        );
+        assert_eq!(body["param"], recsys_server::clip(param).as_ref(), "{uri}");
         assert!(body["error"].as_str().unwrap().len() > 5, "{uri}");
     }
     // Unknown parameters are fine.

@@ -176,16 +176,14 @@ impl ProductSource for PanickingSource {
     fn fetch<'a>(
         &'a self,
         _ids: &'a [ExternalId],
-    ) -> recsys_server::details::BoxFuture<
+    ) -> recsys_server::BoxFuture<
         'a,
         Result<Vec<(ExternalId, recsys_recommend::ProductInfo)>, recsys_server::ServerError>,
     > {
         Box::pin(async { panic!("product source bug") })
     }
 
-    fn ping(
-        &self,
-    ) -> recsys_server::details::BoxFuture<'_, Result<(), recsys_server::ServerError>> {
+    fn ping(&self) -> recsys_server::BoxFuture<'_, Result<(), recsys_server::ServerError>> {
         Box::pin(async { Ok(()) })
     }
 
