@@ -32,12 +32,11 @@
 //! ```
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
-//! use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss, Popularity};
+//! use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss};
 //! use recsys_features::{Dataset, FeatureSpec, InMemorySource, InteractionOptions};
 //! use recsys_features::{InteractionRecord, ProductRecord, UserRecord};
-//! use recsys_recommend::{Bundle, BundleParts, ProductCatalog};
+//! use recsys_recommend::BundleBuilder;
 //! use recsys_server::{router, AppState, ServerConfig};
-//! use recsys_similarity::{ExactCosine, NeighbourTable};
 //! use tower::ServiceExt;
 //!
 //! // A tiny shop: 3 users, 4 products, a seeded collaborative model.
@@ -62,17 +61,10 @@
 //! let params = Hyperparameters::builder().loss(Loss::Warp).no_components(4).seed(1).build()?;
 //! let mut model = HybridModel::new(params, dataset.user_features(), dataset.item_features())?;
 //! model.fit(&train, FitOptions::epochs(5))?;
-//! let exact = ExactCosine::new(model.item_representations().vectors());
-//! let bundle = Bundle::new(BundleParts {
-//!     neighbours: NeighbourTable::build(&exact, 2)?,
-//!     popularity: Popularity::from_interactions(&train),
-//!     products: ProductCatalog::from_records(dataset.items(), shop.products.iter().cloned()),
-//!     users: dataset.users().clone(),
-//!     items: dataset.items().clone(),
-//!     user_vocabulary: dataset.user_vocabulary().clone(),
-//!     item_vocabulary: dataset.item_vocabulary().clone(),
-//!     model, seen: train, metrics: None, description: None,
-//! })?;
+//! let bundle = BundleBuilder::new(model, &dataset, train)
+//!     .products(shop.products.iter().cloned())
+//!     .neighbours(2)
+//!     .build()?;
 //!
 //! // No database: details come from the bundle.
 //! let app = router(AppState::new(bundle, None, ServerConfig::default()))?;
