@@ -53,7 +53,7 @@
 #![warn(missing_docs)]
 
 mod builder;
-pub mod bundle;
+mod bundle;
 mod catalog;
 mod error;
 mod evaluate;
