@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Precomputed similar products per product.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = recsys::recommend::DEFAULT_NEIGHBOURS)]
     neighbours: usize,
     /// Cut-off of precision and recall in the evaluation.
     #[arg(long, default_value_t = 10)]
