@@ -34,8 +34,8 @@ use recsys::features::{RecordIter, SourceError};
 use recsys::recommend::EvaluationSummary;
 use recsys::store::mongo::MongoStore;
 use recsys::{
-    Bundle, BundleParts, CsvSource, ExactCosine, InMemorySource, InteractionRecord, NeighbourTable,
-    Popularity, ProductCatalog, ProductRecord, RecordSource, UserRecord,
+    Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, NeighbourTable,
+    ProductRecord, RecordSource, UserRecord,
 };
 use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
 use serde::Deserialize;
@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Precomputed similar products per product.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = recsys::recommend::DEFAULT_NEIGHBOURS)]
     neighbours: usize,
     /// Cut-off of precision and recall in the evaluation.
     #[arg(long, default_value_t = 10)]
@@ -343,21 +343,14 @@ fn run(args: Args) -> Result<()> {
             config.item_columns.join(",")
         )
     });
-    let items = dataset.items().clone();
-    let parts = BundleParts {
-        products: ProductCatalog::from_records(&items, products),
-        model,
-        users: dataset.users().clone(),
-        items,
-        user_vocabulary: dataset.user_vocabulary().clone(),
-        item_vocabulary: dataset.item_vocabulary().clone(),
-        neighbours,
-        popularity: Popularity::from_interactions(experiment.train()),
-        seen: experiment.train().clone(),
-        metrics,
-        description: Some(description),
-    };
-    let bundle = Bundle::new(parts).context("assembling the bundle")?;
+    let bundle = experiment
+        .bundle(model)
+        .products(products)
+        .neighbour_table(neighbours)
+        .metrics(metrics)
+        .description(description)
+        .build()
+        .context("assembling the bundle")?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

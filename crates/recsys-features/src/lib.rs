@@ -73,26 +73,28 @@
 //! # Ok::<(), recsys_features::FeaturesError>(())
 //! ```
 //!
-//! # Modules
+//! # Contents
 //!
-//! * [`records`]: [`ExternalId`], the three record kinds and [`RecordSource`].
-//! * [`id_map`]: [`IdMap`], external ids ⇄ dense indices.
-//! * [`spec`]: [`FeatureSpec`] — which columns become features, and how.
-//! * [`columns`]: [`RecordColumns`] — which value a record has in a named column.
-//! * [`vocab`]: [`FeatureVocabulary`], numeric bucketing ([`quantile_edges`],
-//!   [`bucket_index`]) and the record → feature-row rules.
-//! * [`dataset`]: [`DatasetBuilder`] and [`Dataset`].
-//! * [`interactions`]: interaction modes, weights, the unknown-id policy and the report.
+//! * Records: [`ExternalId`], the three record kinds and [`RecordSource`].
+//! * [`IdMap`]: external ids ⇄ dense indices.
+//! * [`FeatureSpec`]: which columns become features, and how (with its command-line
+//!   syntax).
+//! * [`RecordColumns`]: which value a record has in a named column.
+//! * [`FeatureVocabulary`], numeric bucketing ([`quantile_edges`], [`bucket_index`]) and the
+//!   record → feature-row rules.
+//! * [`DatasetBuilder`] and [`Dataset`].
+//! * Interactions: [`InteractionMode`], weights, the [`UnknownIdPolicy`] and the
+//!   [`InteractionReport`].
 #![warn(missing_docs)]
 
-pub mod columns;
-pub mod dataset;
-pub mod error;
-pub mod id_map;
-pub mod interactions;
-pub mod records;
-pub mod spec;
-pub mod vocab;
+mod columns;
+mod dataset;
+mod error;
+mod id_map;
+mod interactions;
+mod records;
+mod spec;
+mod vocab;
 
 pub use columns::{ColumnValue, RecordColumns};
 pub use dataset::{Dataset, DatasetBuilder};
@@ -100,7 +102,7 @@ pub use error::{FeaturesError, RecordKind, Result};
 pub use id_map::IdMap;
 pub use interactions::{
     InteractionLog, InteractionMode, InteractionOptions, InteractionReport, InteractionWeights,
-    LoggedInteraction, UnknownIdPolicy,
+    LoggedInteraction, UnknownIdPolicy, UNKNOWN_ID_EXAMPLES,
 };
 pub use records::{
     Attributes, ExternalId, InMemorySource, InteractionRecord, ProductRecord, RecordIter,

@@ -1,23 +1,6 @@
 //! What to turn into features: [`FeatureSpec`], [`ColumnSpec`], [`ColumnKind`], [`Bucketing`].
 //!
-//! # Command-line syntax
-//!
-//! [`FeatureSpec::from_columns`] and [`ColumnSpec`]'s `FromStr` read a compact syntax, one
-//! column per comma-separated entry:
-//!
-//! | text                     | meaning                                                     |
-//! |--------------------------|-------------------------------------------------------------|
-//! | `brand` or `brand:cat`   | categorical                                                 |
-//! | `tags:multi`             | multi-valued, separator `\|` (`red\|blue`)                  |
-//! | `tags:multi(;)`          | multi-valued, separator `;`                                 |
-//! | `tags:weighted`          | weighted multi-valued, separator `\|` (`red:0.7\|blue:0.3`) |
-//! | `tags:weighted(;)`       | weighted multi-valued, separator `;`                        |
-//! | `price:q4`               | numeric, 4 quantile buckets                                 |
-//! | `price:edges(10;50;100)` | numeric, buckets split at the given edges                   |
-//! | any of these + `*2.5`    | column weight 2.5 (e.g. `brand*2`, `tags:multi*0.5`)        |
-//!
-//! Column names may not be empty or contain `:`, `,`, `*` or surrounding white space, so a
-//! feature name `column:value` always splits at its first `:`.
+//! The command-line syntax is documented on [`FeatureSpec`].
 
 use std::collections::HashSet;
 use std::fmt;
@@ -177,8 +160,8 @@ impl ColumnSpec {
         Ok(())
     }
 
-    /// Parses the command-line syntax (see the [module docs](self)); returns whether the
-    /// kind was given explicitly.
+    /// Parses the [command-line syntax](FeatureSpec#command-line-syntax); returns whether
+    /// the kind was given explicitly.
     fn parse_with_explicitness(text: &str) -> Result<(ColumnSpec, bool)> {
         let invalid = |reason: &str| FeaturesError::InvalidColumn {
             column: text.to_string(),
@@ -291,7 +274,7 @@ fn check_column_name(name: &str) -> Result<()> {
 impl FromStr for ColumnSpec {
     type Err = FeaturesError;
 
-    /// Parses one column in the command-line syntax (see the [module docs](self)).
+    /// Parses one column in the [command-line syntax](FeatureSpec#command-line-syntax).
     ///
     /// ```
     /// use recsys_features::{Bucketing, ColumnKind, ColumnSpec};
@@ -364,6 +347,25 @@ impl fmt::Display for ColumnSpec {
 ///     .unwrap();
 /// assert_eq!(same, spec);
 /// ```
+///
+/// # Command-line syntax
+///
+/// [`FeatureSpec::from_columns`] and [`ColumnSpec`]'s `FromStr` read a compact syntax, one
+/// column per comma-separated entry:
+///
+/// | text                     | meaning                                                     |
+/// |--------------------------|-------------------------------------------------------------|
+/// | `brand` or `brand:cat`   | categorical                                                 |
+/// | `tags:multi`             | multi-valued, separator `\|` (`red\|blue`)                  |
+/// | `tags:multi(;)`          | multi-valued, separator `;`                                 |
+/// | `tags:weighted`          | weighted multi-valued, separator `\|` (`red:0.7\|blue:0.3`) |
+/// | `tags:weighted(;)`       | weighted multi-valued, separator `;`                        |
+/// | `price:q4`               | numeric, 4 quantile buckets                                 |
+/// | `price:edges(10;50;100)` | numeric, buckets split at the given edges                   |
+/// | any of these + `*2.5`    | column weight 2.5 (e.g. `brand*2`, `tags:multi*0.5`)        |
+///
+/// Column names may not be empty or contain `:`, `,`, `*` or surrounding white space, so a
+/// feature name `column:value` always splits at its first `:`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
     /// Give every row its own identity feature (indices `0..n_rows` at build time).
@@ -476,10 +478,11 @@ impl FeatureSpec {
     /// Parses a command-line column list such as `--item-features category,brand,price`.
     ///
     /// Every entry of `list` may itself hold several comma-separated columns in the
-    /// [module syntax](self). A column given by its bare name is categorical, unless it is
-    /// named in `numeric_columns` (also comma-separable), in which case it is numeric with
-    /// `quantiles` quantile buckets. A name in `numeric_columns` that is not in `list`, or
-    /// whose kind is given explicitly as non-numeric, is an error (it is probably a typo).
+    /// [command-line syntax](FeatureSpec#command-line-syntax). A column given by its bare
+    /// name is categorical, unless it is named in `numeric_columns` (also comma-separable),
+    /// in which case it is numeric with `quantiles` quantile buckets. A name in
+    /// `numeric_columns` that is not in `list`, or whose kind is given explicitly as
+    /// non-numeric, is an error (it is probably a typo).
     pub fn from_columns(
         list: &[&str],
         numeric_columns: &[&str],

@@ -1,26 +1,7 @@
 //! [`FeatureVocabulary`]: feature names ⇄ feature indices, plus the numeric bucket edges
 //! learned at build time; and the rules that turn a record into a feature row.
 //!
-//! # From record to feature row
-//!
-//! For each column of the [`FeatureSpec`], in order, the record's value
-//! ([`RecordColumns::column`]) becomes zero or more `(value, weight)` pairs:
-//!
-//! * **Categorical**: the trimmed text (numbers formatted, see
-//!   [`ColumnValue::as_text`](crate::ColumnValue::as_text)), weight 1.
-//! * **Multi-valued**: the text split at the separator, each part trimmed; empty parts are
-//!   skipped. Weighted columns split each part at its last `:` into value and weight; a part
-//!   without `:` has weight 1, a part whose weight is not a finite number `> 0` is skipped.
-//! * **Numeric**: the value parsed as a finite `f64`
-//!   ([`ColumnValue::as_number`](crate::ColumnValue::as_number)), then bucketed:
-//!   `bucket = bucket_index(edges, value)` and the value is named `q{bucket}` (quantiles) or
-//!   `b{bucket}` (fixed edges).
-//!
-//! Absent, empty and unparsable values give nothing: no feature is ever named `""` or
-//! `column:`. Each weight is multiplied by the column weight (pairs whose product is not
-//! finite and `> 0` are dropped). The feature is `column:value`. A row lists each feature
-//! once (repeats within a row are summed), sorted by index. With `normalize`, the row,
-//! identity feature included, is divided by its sum (L1); an empty row stays empty.
+//! The rules are documented on [`FeatureVocabulary`].
 
 use std::collections::HashMap;
 
@@ -117,7 +98,7 @@ pub(crate) enum ColumnContent {
     Number(f64),
 }
 
-/// Extracts every column of `spec` from `record` (see the module docs for the rules).
+/// Extracts every column of `spec` from `record` (see [`FeatureVocabulary`] for the rules).
 pub(crate) fn extract_columns(
     spec: &FeatureSpec,
     record: &impl RecordColumns,
@@ -242,6 +223,27 @@ pub(crate) fn normalize_l1(row: &mut [(usize, f32)]) {
 ///
 /// Serialised as `{spec, bucket_edges, features}`; lookups are rebuilt on load and the data
 /// is checked for consistency.
+///
+/// # From record to feature row
+///
+/// For each column of the [`FeatureSpec`], in order, the record's value
+/// ([`RecordColumns::column`]) becomes zero or more `(value, weight)` pairs:
+///
+/// * **Categorical**: the trimmed text (numbers formatted, see
+///   [`ColumnValue::as_text`](crate::ColumnValue::as_text)), weight 1.
+/// * **Multi-valued**: the text split at the separator, each part trimmed; empty parts are
+///   skipped. Weighted columns split each part at its last `:` into value and weight; a part
+///   without `:` has weight 1, a part whose weight is not a finite number `> 0` is skipped.
+/// * **Numeric**: the value parsed as a finite `f64`
+///   ([`ColumnValue::as_number`](crate::ColumnValue::as_number)), then bucketed:
+///   `bucket = bucket_index(edges, value)` and the value is named `q{bucket}` (quantiles) or
+///   `b{bucket}` (fixed edges).
+///
+/// Absent, empty and unparsable values give nothing: no feature is ever named `""` or
+/// `column:`. Each weight is multiplied by the column weight (pairs whose product is not
+/// finite and `> 0` are dropped). The feature is `column:value`. A row lists each feature
+/// once (repeats within a row are summed), sorted by index. With `normalize`, the row,
+/// identity feature included, is divided by its sum (L1); an empty row stays empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureVocabulary {
     spec: FeatureSpec,

@@ -1,51 +1,6 @@
 //! The artifact bundle: everything a server needs to recommend, in one checked file.
 //!
-//! # File format (version 2)
-//!
-//! | bytes | content |
-//! |---|---|
-//! | 0..8 | magic `\x89RECSYS\n` (the high byte catches 7-bit transfers, the newline text-mode ones) |
-//! | 8..12 | format version, u32 little-endian |
-//! | 12..16 | flags, u32: 0 (no flag is defined; any other value is refused) |
-//! | 16..24 | metadata length `m`, u64 |
-//! | 24..32 | payload length `p`, u64 |
-//! | 32..36 | CRC-32 (IEEE) of bytes 8..32, the metadata and the payload |
-//! | 36..40 | reserved: 0 (any other value is refused) |
-//! | 40..40+m | metadata: UTF-8 JSON ([`BundleMetadata`]), readable without decoding the rest |
-//! | 40+m..40+m+p | payload: [postcard](https://docs.rs/postcard) encoding of the parts |
-//!
-//! Every header byte is checked: the magic, the version, the zero flags and reserved bytes
-//! directly, the lengths against the file size, and bytes 8..32 (with the metadata and the
-//! payload) by the checksum — all *before* anything is decoded.
-//!
-//! The CRC detects accidental damage, not a file written by a faulty tool or altered with
-//! its checksum recomputed, so loading then validates every decoded part in one pass
-//! (`O(size)`) and returns [`RecommendError::Corrupt`] naming the part and the problem, or
-//! [`RecommendError::Inconsistent`] when two parts disagree:
-//!
-//! * the model: valid hyper-parameters; feature matrices in CSR with row pointers
-//!   non-decreasing and consistent with the entries, feature indices in range and increasing
-//!   within a row, finite weights; one parameter row per feature-matrix column with
-//!   `no_components` components, the row layout and optimiser state of its schedule,
-//!   finite parameters (see `HybridModel::validate`);
-//! * the seen interactions: row pointers from 0, non-decreasing, to the number of entries;
-//!   items in range and strictly increasing per user (the exclusion of seen items binary
-//!   searches them); finite values, finite non-negative weights;
-//! * the id maps: no empty or repeated id, no integer id stored as text (a bijection between
-//!   ids and `0..len`);
-//! * vocabularies, neighbour table (item indices in range, rows in rank order, finite
-//!   similarities), popularity (finite counts), catalogue (finite prices);
-//! * across parts: the numbers of users, items and features of the model, both id maps,
-//!   both vocabularies, the catalogue, the neighbour table, popularity and the seen
-//!   interactions; and the metadata's counts, hyper-parameters, epochs and model id.
-//!
-//! A bundle that loads answers every query without panicking (a property test mutates
-//! valid bundles, recomputes the checksum and runs every query on whatever loads). Decoding
-//! only builds data: nothing is ever executed (unlike the pickle files of the original
-//! system).
-//!
-//! Files are written atomically: to a temporary file in the same folder, synced, then
-//! renamed over the target, so a reader sees the old bundle or the new one, never half.
+//! The file format and its checks are documented on [`Bundle`].
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -158,6 +113,53 @@ pub struct BundleParts {
 
 /// A loaded (or freshly assembled) bundle: the parts, checked to agree, plus an exact
 /// similarity index over the model's item representations (rebuilt on load; it is cheap).
+///
+/// # File format (version 2)
+///
+/// | bytes | content |
+/// |---|---|
+/// | 0..8 | magic `\x89RECSYS\n` (the high byte catches 7-bit transfers, the newline text-mode ones) |
+/// | 8..12 | format version, u32 little-endian |
+/// | 12..16 | flags, u32: 0 (no flag is defined; any other value is refused) |
+/// | 16..24 | metadata length `m`, u64 |
+/// | 24..32 | payload length `p`, u64 |
+/// | 32..36 | CRC-32 (IEEE) of bytes 8..32, the metadata and the payload |
+/// | 36..40 | reserved: 0 (any other value is refused) |
+/// | 40..40+m | metadata: UTF-8 JSON ([`BundleMetadata`]), readable without decoding the rest |
+/// | 40+m..40+m+p | payload: [postcard](https://docs.rs/postcard) encoding of the parts |
+///
+/// Every header byte is checked: the magic, the version, the zero flags and reserved bytes
+/// directly, the lengths against the file size, and bytes 8..32 (with the metadata and the
+/// payload) by the checksum — all *before* anything is decoded.
+///
+/// The CRC detects accidental damage, not a file written by a faulty tool or altered with
+/// its checksum recomputed, so loading then validates every decoded part in one pass
+/// (`O(size)`) and returns [`RecommendError::Corrupt`] naming the part and the problem, or
+/// [`RecommendError::Inconsistent`] when two parts disagree:
+///
+/// * the model: valid hyper-parameters; feature matrices in CSR with row pointers
+///   non-decreasing and consistent with the entries, feature indices in range and increasing
+///   within a row, finite weights; one parameter row per feature-matrix column with
+///   `no_components` components, the row layout and optimiser state of its schedule,
+///   finite parameters (see `HybridModel::validate`);
+/// * the seen interactions: row pointers from 0, non-decreasing, to the number of entries;
+///   items in range and strictly increasing per user (the exclusion of seen items binary
+///   searches them); finite values, finite non-negative weights;
+/// * the id maps: no empty or repeated id, no integer id stored as text (a bijection between
+///   ids and `0..len`);
+/// * vocabularies, neighbour table (item indices in range, rows in rank order, finite
+///   similarities), popularity (finite counts), catalogue (finite prices);
+/// * across parts: the numbers of users, items and features of the model, both id maps,
+///   both vocabularies, the catalogue, the neighbour table, popularity and the seen
+///   interactions; and the metadata's counts, hyper-parameters, epochs and model id.
+///
+/// A bundle that loads answers every query without panicking (a property test mutates
+/// valid bundles, recomputes the checksum and runs every query on whatever loads). Decoding
+/// only builds data: nothing is ever executed (unlike the pickle files of the original
+/// system).
+///
+/// Files are written atomically: to a temporary file in the same folder, synced, then
+/// renamed over the target, so a reader sees the old bundle or the new one, never half.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     metadata: BundleMetadata,
@@ -514,7 +516,7 @@ impl Bundle {
         Ok(bytes.len() as u64)
     }
 
-    /// Reads and fully checks a bundle file (see the [module docs](crate::bundle)).
+    /// Reads and fully checks a bundle file (see [`Bundle`]'s file format).
     pub fn load(path: impl AsRef<Path>) -> Result<Bundle> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(io_error("reading", path))?;
@@ -534,7 +536,7 @@ impl Bundle {
 
     /// Decodes a bundle from the bytes of a file (`path` is only used in messages), checking
     /// the header, the checksum, every part and their agreement (see the
-    /// [module docs](crate::bundle)); never panics, whatever the bytes.
+    /// [file format](Bundle#file-format-version-2)); never panics, whatever the bytes.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Bundle> {
         let (metadata, payload_bytes) = split_checked(bytes, path)?;
         let metadata = parse_metadata(metadata, path)?;

@@ -52,12 +52,14 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod bundle;
+mod builder;
+mod bundle;
 mod catalog;
 mod error;
 mod evaluate;
 mod policy;
 
+pub use builder::{BundleBuilder, DEFAULT_NEIGHBOURS};
 pub use bundle::{
     Bundle, BundleCounts, BundleMetadata, BundleParts, EvaluationSummary, FORMAT_VERSION,
 };

@@ -241,3 +241,61 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<recsys_recommend::Recommendations>();
     assert_send_sync::<RecommendError>();
 }
+
+/// The builder puts each part where a hand-written `BundleParts` would: the same payload
+/// (the model id is its checksum) for the same inputs, with the defaults it documents.
+#[test]
+fn the_builder_assembles_the_parts_a_training_run_produces() {
+    use recsys_recommend::{BundleBuilder, BundleParts, ProductCatalog, DEFAULT_NEIGHBOURS};
+    use recsys_similarity::{ExactCosine, NeighbourTable};
+
+    let w = world();
+    let exact = ExactCosine::new(w.model.item_representations().vectors());
+    let by_hand = |k: usize, popularity: recsys_core::Popularity| {
+        Bundle::new(BundleParts {
+            model: w.model.clone(),
+            users: w.dataset.users().clone(),
+            items: w.dataset.items().clone(),
+            user_vocabulary: w.dataset.user_vocabulary().clone(),
+            item_vocabulary: w.dataset.item_vocabulary().clone(),
+            products: ProductCatalog::from_records(
+                w.dataset.items(),
+                w.source.products.iter().cloned(),
+            ),
+            neighbours: NeighbourTable::build(&exact, k).unwrap(),
+            popularity,
+            seen: w.train.clone(),
+            metrics: None,
+            description: Some("by hand".into()),
+        })
+        .unwrap()
+    };
+    let builder = || {
+        BundleBuilder::new(w.model.clone(), &w.dataset, w.train.clone())
+            .products(w.source.products.iter().cloned())
+            .description("by hand")
+    };
+    let counted = recsys_core::Popularity::from_interactions(&w.train);
+    // Defaults: DEFAULT_NEIGHBOURS neighbours, popularity counted from the training data.
+    let expected = by_hand(DEFAULT_NEIGHBOURS, counted.clone());
+    let built = builder().build().unwrap();
+    assert_eq!(built.metadata().model_id, expected.metadata().model_id);
+    assert_eq!(built.neighbours(), expected.neighbours());
+    assert_eq!(built.popularity(), expected.popularity());
+    assert_eq!(built.products().get(3), expected.products().get(3));
+    // A neighbour count, a table built by the caller and a popularity of its own.
+    let expected = by_hand(3, recsys_core::Popularity::from_counts(vec![1.0; 18]));
+    let from_k = builder()
+        .neighbours(3)
+        .popularity(recsys_core::Popularity::from_counts(vec![1.0; 18]))
+        .build()
+        .unwrap();
+    let from_table = builder()
+        .neighbour_table(NeighbourTable::build(&exact, 3).unwrap())
+        .popularity(recsys_core::Popularity::from_counts(vec![1.0; 18]))
+        .build()
+        .unwrap();
+    assert_eq!(from_k.metadata().model_id, expected.metadata().model_id);
+    assert_eq!(from_table.metadata().model_id, expected.metadata().model_id);
+    assert_ne!(from_k.metadata().model_id, built.metadata().model_id);
+}

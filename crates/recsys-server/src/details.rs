@@ -13,7 +13,7 @@ use mongodb::options::ClientOptions;
 use recsys_features::ExternalId;
 use recsys_recommend::{Bundle, ProductInfo};
 use recsys_store::mongo::{
-    id_from_bson, id_to_bson, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
+    id_to_bson, product_details_lenient, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
 };
 
 use crate::error::ServerError;
@@ -104,30 +104,12 @@ impl MongoProducts {
     }
 }
 
-/// The details of one product document; a field of an unexpected type is treated as absent
-/// (a bad document never fails a request), a non-finite price as unknown.
+/// The details of one product document, leniently (a bad document never fails a request;
+/// see [`product_details_lenient`]).
 fn info_from_document(doc: &Document) -> Option<(ExternalId, ProductInfo)> {
-    let id = id_from_bson(doc.get("product_id")?)?;
-    let text = |field: &str| match doc.get(field) {
-        Some(Bson::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        _ => None,
-    };
-    let price = match doc.get("price") {
-        Some(Bson::Double(v)) => Some(*v),
-        Some(Bson::Int32(v)) => Some(f64::from(*v)),
-        Some(Bson::Int64(v)) => Some(*v as f64),
-        Some(Bson::String(s)) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .filter(|p| p.is_finite());
-    Some((
-        id,
-        ProductInfo {
-            name: text("name"),
-            price,
-            image: text("image"),
-        },
-    ))
+    let product = product_details_lenient(doc)?;
+    let info = ProductInfo::from_record(&product);
+    Some((product.product_id, info))
 }
 
 impl ProductSource for MongoProducts {
@@ -206,7 +188,7 @@ impl ProductSource for MongoProducts {
 /// approximation with O(1) work and no per-entry links). Each entry remembers when it was
 /// fetched and is not served once older than `ttl`.
 #[derive(Debug)]
-pub struct DetailCache {
+pub(crate) struct DetailCache {
     inner: Mutex<Generations>,
     half: usize,
     ttl: Duration,
@@ -284,11 +266,6 @@ impl DetailCache {
         let g = self.lock();
         g.young.len() + g.old.len()
     }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The state of the product-detail database, as reported by `/ready` and `/metrics`.
@@ -316,28 +293,28 @@ impl DatabaseState {
 
 /// Details of the products of one response, in its order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// One entry per asked id (empty details when nobody knows the product).
-    pub details: Vec<ProductInfo>,
+    pub(crate) details: Vec<ProductInfo>,
     /// True when the database should have answered but did not (or is known to be down):
     /// details not in the cache came from the bundle.
-    pub degraded: bool,
+    pub(crate) degraded: bool,
 }
 
 /// Counters of the detail service (exported by `/metrics`).
 #[derive(Debug, Default)]
-pub struct DetailCounters {
+pub(crate) struct DetailCounters {
     /// Failed database queries and pings (timeouts of queries included).
-    pub db_errors: AtomicU64,
+    pub(crate) db_errors: AtomicU64,
     /// Database queries sent.
-    pub db_queries: AtomicU64,
+    pub(crate) db_queries: AtomicU64,
     /// Ids answered from the cache.
-    pub cache_hits: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
     /// Ids not in the cache.
-    pub cache_misses: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
     /// Queries that took longer than the time limit (answered from the bundle; the
     /// database is not marked down for that).
-    pub db_timeouts: AtomicU64,
+    pub(crate) db_timeouts: AtomicU64,
 }
 
 /// The product-detail service: cache, then one database query, then the bundle.
@@ -363,7 +340,7 @@ impl ProductDetails {
     /// A service over `source` (`None`: the bundle's lookup only), with a cache of
     /// `cache_capacity` entries served for at most `cache_ttl`, and `timeout` per query.
     /// The database counts as up until a query or ping fails.
-    pub fn new(
+    pub(crate) fn new(
         source: Option<Arc<dyn ProductSource>>,
         cache_capacity: usize,
         cache_ttl: Duration,
@@ -388,7 +365,7 @@ impl ProductDetails {
     }
 
     /// The counters.
-    pub fn counters(&self) -> &DetailCounters {
+    pub(crate) fn counters(&self) -> &DetailCounters {
         &self.counters
     }
 
@@ -441,7 +418,7 @@ impl ProductDetails {
     /// warm-up: on servers where `$in` is a collection scan, e.g. FerretDB 1.x, a cold
     /// cache costs a scan per request). Returns how many were cached; errors mark the
     /// database down like a failed query.
-    pub async fn preload(&self, scan_timeout: Duration) -> usize {
+    pub(crate) async fn preload(&self, scan_timeout: Duration) -> usize {
         let Some(source) = &self.source else { return 0 };
         // Up to 2·half − 1 insertions rotate the generations at most once: all are kept.
         let limit = (self.cache.half * 2).saturating_sub(1);
@@ -469,7 +446,7 @@ impl ProductDetails {
     /// Details of `ids`, in their order: cache, then one `$in` query for the rest (skipped
     /// while the database is down), then the bundle's product lookup for whatever is still
     /// missing.
-    pub async fn lookup(&self, ids: &[ExternalId], bundle: &Bundle) -> Lookup {
+    pub(crate) async fn lookup(&self, ids: &[ExternalId], bundle: &Bundle) -> Lookup {
         let mut slots = self.cache.get_many(ids);
         let missing: Vec<ExternalId> = ids
             .iter()
@@ -575,7 +552,7 @@ mod tests {
     fn cache_of_zero_capacity_holds_nothing() {
         let cache = DetailCache::new(0, Duration::from_secs(1));
         cache.insert_many([(ExternalId::Int(1), info("x"))]);
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
         assert_eq!(cache.get_many(&[ExternalId::Int(1)]), vec![None]);
     }
 
@@ -585,18 +562,5 @@ mod tests {
         cache.insert_many([(ExternalId::Int(1), info("x"))]);
         std::thread::sleep(Duration::from_millis(90));
         assert_eq!(cache.get_many(&[ExternalId::Int(1)]), vec![None]);
-    }
-
-    #[test]
-    fn documents_with_odd_types_become_details() {
-        let doc = doc! { "product_id": 7_i32, "name": "Tea", "price": f64::NAN, "image": 3 };
-        let (id, info) = info_from_document(&doc).unwrap();
-        assert_eq!(id, ExternalId::Int(7));
-        assert_eq!(info.name.as_deref(), Some("Tea"));
-        assert_eq!(info.price, None);
-        assert_eq!(info.image, None);
-        let doc = doc! { "product_id": "P-1", "price": 2_i64 };
-        assert_eq!(info_from_document(&doc).unwrap().1.price, Some(2.0));
-        assert!(info_from_document(&doc! { "name": "x" }).is_none());
     }
 }

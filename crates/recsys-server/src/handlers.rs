@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::details::DatabaseState;
 use crate::error::{clip, ApiError};
-use crate::metrics::{escape_label, Metrics};
 use crate::query::{parse_id, QueryParams};
 use crate::state::AppState;
 
@@ -362,107 +361,12 @@ pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
 
 /// `GET /metrics` — Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::with_capacity(4096);
-    let m = state.metrics();
-    m.render_requests(&mut out);
-    let bundle = state.bundle();
-    let version = escape_label(&bundle.metadata().model_id);
-    out.push_str("# HELP recsys_model_info The model serving now (value 1).\n# TYPE recsys_model_info gauge\n");
-    out.push_str(&format!(
-        "recsys_model_info{{model_version=\"{version}\",items=\"{}\",users=\"{}\"}} 1\n",
-        bundle.items().len(),
-        bundle.users().len()
-    ));
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_model_loaded_timestamp_seconds",
-        "gauge",
-        "When the serving bundle was loaded (Unix seconds).",
-        state.loaded_at_unix() as f64,
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_model_reloads_total",
-        "counter",
-        "Reloads that swapped in a new bundle.",
-        Metrics::get(&m.reloads_ok),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_model_reload_failures_total",
-        "counter",
-        "Reloads refused (the previous bundle kept serving).",
-        Metrics::get(&m.reloads_failed),
-    );
-    let details = state.details();
-    let c = details.counters();
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_db_up",
-        "gauge",
-        "1 when the product database answers, 0 when down, -1 when none is configured.",
-        match details.state() {
-            DatabaseState::Up => 1.0,
-            DatabaseState::Down => 0.0,
-            DatabaseState::NotConfigured => -1.0,
-        },
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_db_errors_total",
-        "counter",
-        "Failed product database queries and pings.",
-        Metrics::get(&c.db_errors),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_db_query_timeouts_total",
-        "counter",
-        "Product database queries slower than the time limit (answered from the bundle).",
-        Metrics::get(&c.db_timeouts),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_db_queries_total",
-        "counter",
-        "Product database queries sent (one per response at most).",
-        Metrics::get(&c.db_queries),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_degraded_responses_total",
-        "counter",
-        "Responses whose details came from the bundle because the database was down.",
-        Metrics::get(&m.degraded_responses),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_product_cache_hits_total",
-        "counter",
-        "Product details answered from the cache.",
-        Metrics::get(&c.cache_hits),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_product_cache_misses_total",
-        "counter",
-        "Product details not in the cache.",
-        Metrics::get(&c.cache_misses),
-    );
-    Metrics::render_scalar(
-        &mut out,
-        "recsys_product_cache_entries",
-        "gauge",
-        "Product details held in the cache.",
-        details.cached() as f64,
-    );
-    m.render_connections(&mut out);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        crate::metrics::render(&state),
     )
         .into_response()
 }

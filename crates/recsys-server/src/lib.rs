@@ -14,10 +14,10 @@
 //!   ignored; no input produces a 5xx (property-tested). Every error, also those answered
 //!   by hyper (414, 431) or the framework, has that JSON shape; a panicking handler
 //!   answers 500 (logged) instead of dropping the connection. Echoed client values are
-//!   clipped to [`error::ECHO_CHARS`] characters.
+//!   clipped to [`ECHO_CHARS`] characters ([`clip`]).
 //! * **Connections** ([`serve`]): a connection limit, header-read and idle timeouts.
 //! * **Product details** come from one `$in` query per response (through a bounded
-//!   cache, [`details::DetailCache`]), in the recommendation's order. When the database
+//!   cache of two generations with a time to live), in the recommendation's order. When the database
 //!   fails, the server marks itself degraded (header `x-recsys-degraded`, `/ready`), logs
 //!   once, answers from the bundle's product lookup and pings the database in the
 //!   background until it answers again.
@@ -32,12 +32,11 @@
 //! ```
 //! use axum::body::Body;
 //! use axum::http::{Request, StatusCode};
-//! use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss, Popularity};
+//! use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss};
 //! use recsys_features::{Dataset, FeatureSpec, InMemorySource, InteractionOptions};
 //! use recsys_features::{InteractionRecord, ProductRecord, UserRecord};
-//! use recsys_recommend::{Bundle, BundleParts, ProductCatalog};
+//! use recsys_recommend::BundleBuilder;
 //! use recsys_server::{router, AppState, ServerConfig};
-//! use recsys_similarity::{ExactCosine, NeighbourTable};
 //! use tower::ServiceExt;
 //!
 //! // A tiny shop: 3 users, 4 products, a seeded collaborative model.
@@ -62,17 +61,10 @@
 //! let params = Hyperparameters::builder().loss(Loss::Warp).no_components(4).seed(1).build()?;
 //! let mut model = HybridModel::new(params, dataset.user_features(), dataset.item_features())?;
 //! model.fit(&train, FitOptions::epochs(5))?;
-//! let exact = ExactCosine::new(model.item_representations().vectors());
-//! let bundle = Bundle::new(BundleParts {
-//!     neighbours: NeighbourTable::build(&exact, 2)?,
-//!     popularity: Popularity::from_interactions(&train),
-//!     products: ProductCatalog::from_records(dataset.items(), shop.products.iter().cloned()),
-//!     users: dataset.users().clone(),
-//!     items: dataset.items().clone(),
-//!     user_vocabulary: dataset.user_vocabulary().clone(),
-//!     item_vocabulary: dataset.item_vocabulary().clone(),
-//!     model, seen: train, metrics: None, description: None,
-//! })?;
+//! let bundle = BundleBuilder::new(model, &dataset, train)
+//!     .products(shop.products.iter().cloned())
+//!     .neighbours(2)
+//!     .build()?;
 //!
 //! // No database: details come from the bundle.
 //! let app = router(AppState::new(bundle, None, ServerConfig::default()))?;
@@ -86,12 +78,12 @@
 
 mod config;
 mod conn;
-pub mod details;
-pub mod error;
-pub mod handlers;
-pub mod image;
-pub mod metrics;
-pub mod query;
+mod details;
+mod error;
+mod handlers;
+mod image;
+mod metrics;
+mod query;
 mod state;
 
 use std::future::Future;
@@ -100,7 +92,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -108,8 +100,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use config::{Compute, ConfigError, ServerConfig};
-pub use details::{MongoProducts, ProductSource};
-pub use error::{ApiError, ServerError};
+pub use details::{BoxFuture, DatabaseState, MongoProducts, ProductDetails, ProductSource};
+pub use error::{clip, ApiError, ServerError, ECHO_CHARS};
+pub use metrics::{ConnectionCounters, Metrics};
 pub use state::{load_bundle, AppState, ReloadOutcome};
 
 /// The router with every route, the JSON 404/405 fallbacks, the panic guard and the
@@ -166,14 +159,19 @@ fn json_error_body(response: Response) -> Response {
     fixed
 }
 
-/// Counts and times every request (route template, status); logs it at debug level.
+/// Counts and times every request (route template from [`MatchedPath`], status); logs it
+/// at debug level.
 ///
 /// Also the guard of the request path: a panic while answering becomes a logged 500 with
 /// the JSON error body (the connection stays usable), and any error response without a
 /// JSON body (one the framework produced) gets the documented `{"error", "code"}` body.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = metrics::route_label(request.uri().path());
+    // The template of the route that matched (bounded by the router), never the raw path.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched
+        .as_ref()
+        .map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
     let method = request.method().clone();
     let mut running = std::pin::pin!(next.run(request));
     let caught = std::future::poll_fn(|cx| {

@@ -5,37 +5,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::details::DatabaseState;
+use crate::state::AppState;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
-/// The route label of a request path: the route template, so label values stay few
-/// (`/recommendations/{user_id}`, not one series per user); anything else is `other`.
-pub fn route_label(path: &str) -> &'static str {
-    let rest = |prefix: &str| path.strip_prefix(prefix).filter(|r| !r.is_empty());
-    match path {
-        "/similar-products" => "/similar-products",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/metrics" => "/metrics",
-        "/admin/reload" => "/admin/reload",
-        _ if rest("/recommendations/").is_some_and(|r| !r.contains('/')) => {
-            "/recommendations/{user_id}"
-        }
-        _ if rest("/products/")
-            .and_then(|r| r.strip_suffix("/similar"))
-            .is_some_and(|id| !id.is_empty() && !id.contains('/')) =>
-        {
-            "/products/{product_id}/similar"
-        }
-        _ if rest("/image/").is_some() => "/image/{file}",
-        _ => "other",
-    }
-}
+/// The route label of requests no route matched (404s): one fixed value, so a client
+/// probing random paths cannot grow the number of series.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -46,10 +29,10 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Series {
-    /// (route, status) → count.
-    requests: BTreeMap<(&'static str, u16), u64>,
-    /// route → latency histogram.
-    latency: BTreeMap<&'static str, Histogram>,
+    /// (route template, status) → count.
+    requests: BTreeMap<(Arc<str>, u16), u64>,
+    /// route template → latency histogram.
+    latency: BTreeMap<Arc<str>, Histogram>,
 }
 
 /// Connection counters of [`crate::serve`] (exported by `/metrics`).
@@ -88,11 +71,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Records one request.
-    pub fn observe(&self, route: &'static str, status: u16, elapsed: Duration) {
+    /// Records one request. `route` is the template of the route that answered (axum's
+    /// [`MatchedPath`](axum::extract::MatchedPath)), or [`UNMATCHED_ROUTE`]: label values
+    /// are bounded by the router's routes.
+    pub(crate) fn observe(&self, route: &str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let mut s = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        *s.requests.entry((route, status)).or_insert(0) += 1;
+        let route: Arc<str> = match s.latency.get_key_value(route) {
+            Some((known, _)) => known.clone(),
+            None => Arc::from(route),
+        };
+        *s.requests.entry((route.clone(), status)).or_insert(0) += 1;
         let h = s.latency.entry(route).or_default();
         h.count += 1;
         h.sum += seconds;
@@ -213,6 +202,107 @@ impl Metrics {
     }
 }
 
+/// The whole `/metrics` page: request and connection series, the model serving now,
+/// reloads, the database and the product cache (gauges read from `state` now).
+pub(crate) fn render(state: &AppState) -> String {
+    let mut out = String::with_capacity(4096);
+    let m = state.metrics();
+    m.render_requests(&mut out);
+    let bundle = state.bundle();
+    let version = escape_label(&bundle.metadata().model_id);
+    out.push_str("# HELP recsys_model_info The model serving now (value 1).\n# TYPE recsys_model_info gauge\n");
+    out.push_str(&format!(
+        "recsys_model_info{{model_version=\"{version}\",items=\"{}\",users=\"{}\"}} 1\n",
+        bundle.items().len(),
+        bundle.users().len()
+    ));
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_loaded_timestamp_seconds",
+        "gauge",
+        "When the serving bundle was loaded (Unix seconds).",
+        state.loaded_at_unix() as f64,
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_reloads_total",
+        "counter",
+        "Reloads that swapped in a new bundle.",
+        Metrics::get(&m.reloads_ok),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_model_reload_failures_total",
+        "counter",
+        "Reloads refused (the previous bundle kept serving).",
+        Metrics::get(&m.reloads_failed),
+    );
+    let details = state.details();
+    let c = details.counters();
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_up",
+        "gauge",
+        "1 when the product database answers, 0 when down, -1 when none is configured.",
+        match details.state() {
+            DatabaseState::Up => 1.0,
+            DatabaseState::Down => 0.0,
+            DatabaseState::NotConfigured => -1.0,
+        },
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_errors_total",
+        "counter",
+        "Failed product database queries and pings.",
+        Metrics::get(&c.db_errors),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_query_timeouts_total",
+        "counter",
+        "Product database queries slower than the time limit (answered from the bundle).",
+        Metrics::get(&c.db_timeouts),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_db_queries_total",
+        "counter",
+        "Product database queries sent (one per response at most).",
+        Metrics::get(&c.db_queries),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_degraded_responses_total",
+        "counter",
+        "Responses whose details came from the bundle because the database was down.",
+        Metrics::get(&m.degraded_responses),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_hits_total",
+        "counter",
+        "Product details answered from the cache.",
+        Metrics::get(&c.cache_hits),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_misses_total",
+        "counter",
+        "Product details not in the cache.",
+        Metrics::get(&c.cache_misses),
+    );
+    Metrics::render_scalar(
+        &mut out,
+        "recsys_product_cache_entries",
+        "gauge",
+        "Product details held in the cache.",
+        details.cached() as f64,
+    );
+    m.render_connections(&mut out);
+    out
+}
+
 /// Escapes a label value (backslash, quote, newline).
 pub fn escape_label(value: &str) -> String {
     value
@@ -224,23 +314,6 @@ pub fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_templates() {
-        assert_eq!(route_label("/similar-products"), "/similar-products");
-        assert_eq!(
-            route_label("/recommendations/42"),
-            "/recommendations/{user_id}"
-        );
-        assert_eq!(route_label("/recommendations/"), "other");
-        assert_eq!(
-            route_label("/products/7/similar"),
-            "/products/{product_id}/similar"
-        );
-        assert_eq!(route_label("/products//similar"), "other");
-        assert_eq!(route_label("/image/a.jpg"), "/image/{file}");
-        assert_eq!(route_label("/nope"), "other");
-    }
 
     #[test]
     fn histogram_is_cumulative() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::*;
 use recsys_features::ExternalId;
 use recsys_recommend::ProductInfo;
-use recsys_server::details::{BoxFuture, DatabaseState};
 use recsys_server::{router, ProductSource, ServerConfig, ServerError};
+use recsys_server::{BoxFuture, DatabaseState};
 use serde_json::json;
 
 #[tokio::test]
@@ -136,11 +136,7 @@ async fn bad_input_is_400_with_a_json_error_naming_the_parameter() {
         let body = a.json();
         assert_eq!(body["code"], "bad_request", "{uri}");
         // Parameter names come from clients: echoed clipped.
-        assert_eq!(
-            body["param"],
-            recsys_server::error::clip(param).as_ref(),
-            "{uri}"
-        );
+        assert_eq!(body["param"], recsys_server::clip(param).as_ref(), "{uri}");
         assert!(body["error"].as_str().unwrap().len() > 5, "{uri}");
     }
     // Unknown parameters are fine.
@@ -248,6 +244,10 @@ async fn health_ready_metrics() {
     get(&app, "/similar-products?n=2").await;
     get(&app, "/similar-products?n=zz").await;
     get(&app, "/recommendations/3").await;
+    // Unmatched paths (also a route that is off: admin routes) share one label value.
+    for path in ["/nope", "/nope/1", "/recommendations/", "/admin/reload"] {
+        assert_eq!(get(&app, path).await.status, 404, "{path}");
+    }
     let a = get(&app, "/metrics").await;
     assert_eq!(a.status, 200);
     assert!(a.headers["content-type"]
@@ -260,11 +260,19 @@ async fn health_ready_metrics() {
         "recsys_http_requests_total{route=\"/similar-products\",status=\"400\"} 1",
         "recsys_http_requests_total{route=\"/recommendations/{user_id}\",status=\"200\"} 1",
         "recsys_http_request_duration_seconds_bucket{route=\"/similar-products\",le=\"+Inf\"} 2",
+        "recsys_http_requests_total{route=\"unmatched\",status=\"404\"} 4",
         "recsys_model_info{model_version=\"",
         "recsys_db_errors_total 0",
         "recsys_db_up -1",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    // Label values are route templates: no request path leaks into a label.
+    for line in text.lines().filter(|l| l.contains("route=")) {
+        assert!(
+            !line.contains("/nope") && !line.contains("/recommendations/3"),
+            "{line}"
+        );
     }
 }
 

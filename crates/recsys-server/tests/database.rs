@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use common::*;
 use mongodb::bson::{doc, Document};
-use recsys_server::details::DatabaseState;
+use recsys_server::DatabaseState;
 use recsys_server::{router, AppState, MongoProducts, ServerConfig};
 use serde_json::json;
 

@@ -66,6 +66,7 @@ use recsys_features::{
     InteractionMode, InteractionOptions, InteractionReport, RecordKind, RecordSource,
     UnknownIdPolicy,
 };
+use recsys_recommend::BundleBuilder;
 use thiserror::Error;
 
 /// Everything that can go wrong in an experiment.
@@ -618,6 +619,14 @@ impl Experiment {
     /// The popularity baseline of the training interactions.
     pub fn popularity(&self) -> Popularity {
         Popularity::from_interactions(&self.train)
+    }
+
+    /// A [`BundleBuilder`] for `model` trained on this experiment: id maps and
+    /// vocabularies of the dataset, the training interactions as seen items and
+    /// popularity. Add product records (the catalogue), evaluation results and a
+    /// description, then [`build`](BundleBuilder::build) the bundle a server loads.
+    pub fn bundle(&self, model: HybridModel) -> BundleBuilder {
+        BundleBuilder::new(model, &self.dataset, self.train.clone())
     }
 
     /// The `n` best items for known user `user` by `scorer`, best first, skipping the items

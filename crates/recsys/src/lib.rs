@@ -10,7 +10,8 @@
 //! * [`similarity`] (`recsys-similarity`): the [`SimilarityIndex`] trait, exact cosine top-k
 //!   ([`ExactCosine`]) and precomputed neighbours ([`NeighbourTable`]).
 //! * [`recommend`] (`recsys-recommend`): the [`Recommender`] policy (model + similarity
-//!   boost, fallbacks with reasons) and the artifact [`Bundle`].
+//!   boost, fallbacks with reasons), the artifact [`Bundle`] and its [`BundleBuilder`]
+//!   ([`Experiment::bundle`]).
 //! * [`demo`]: a seeded synthetic fashion shop with a planted taste structure.
 //!
 //! The most used types are re-exported at the top level.
@@ -48,8 +49,14 @@
 //! let hybrid = experiment.evaluate(&model, 10, 1)?;
 //! let popular = experiment.evaluate(&experiment.popularity(), 10, 1)?;
 //! assert!(hybrid.auc > popular.auc, "{hybrid:?} vs {popular:?}");
-//! # let _ = model.n_items();
-//! # Ok::<(), recsys::experiment::ExperimentError>(())
+//!
+//! // Everything a server needs in one checked file: model, ids, catalogue, neighbours.
+//! let bundle = experiment.bundle(model).products(shop.products.clone()).neighbours(10).build()?;
+//! assert_eq!(bundle.metadata().counts.items, experiment.n_items());
+//! # let path = std::env::temp_dir().join(format!("recsys-doc-{}.rsb", std::process::id()));
+//! # bundle.save(&path)?;
+//! # std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
 
@@ -76,8 +83,8 @@ pub use recsys_store::{read_pairs, CsvSource, StoreError};
 
 pub use experiment::{Experiment, ExperimentConfig, ExperimentError, Split};
 pub use recsys_recommend::{
-    Bundle, BundleParts, ProductCatalog, ProductInfo, Reason, RecommendError, Recommendation,
-    Recommendations, Recommender, Request, Strategy,
+    Bundle, BundleBuilder, BundleParts, ProductCatalog, ProductInfo, Reason, RecommendError,
+    Recommendation, Recommendations, Recommender, Request, Strategy,
 };
 pub use recsys_similarity::{ExactCosine, Neighbour, NeighbourTable, SimilarityIndex};
 

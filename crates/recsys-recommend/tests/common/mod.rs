@@ -1,13 +1,12 @@
 //! A small shop with planted structure, shared by the policy and bundle tests.
 #![allow(dead_code)]
 
-use recsys_core::{FitOptions, HybridModel, Hyperparameters, Interactions, Loss, Popularity};
+use recsys_core::{FitOptions, HybridModel, Hyperparameters, Interactions, Loss};
 use recsys_features::{
     Attributes, ColumnSpec, Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionOptions,
     InteractionRecord, ProductRecord, UserRecord,
 };
-use recsys_recommend::{Bundle, BundleParts, EvaluationSummary, ProductCatalog};
-use recsys_similarity::{ExactCosine, NeighbourTable};
+use recsys_recommend::{Bundle, BundleBuilder, BundleParts, EvaluationSummary};
 
 /// Users `u0..u11` live in "north" (even) or "south" (odd) and buy from the matching half of
 /// products `p0..p17` (north: p0..p8, south: p9..p17), each user a few of them.
@@ -86,34 +85,26 @@ pub fn world() -> World {
 }
 
 impl World {
-    pub fn parts(&self, k: usize) -> BundleParts {
-        let exact = ExactCosine::new(self.model.item_representations().vectors());
-        BundleParts {
-            model: self.model.clone(),
-            users: self.dataset.users().clone(),
-            items: self.dataset.items().clone(),
-            user_vocabulary: self.dataset.user_vocabulary().clone(),
-            item_vocabulary: self.dataset.item_vocabulary().clone(),
-            products: ProductCatalog::from_records(
-                self.dataset.items(),
-                self.source.products.iter().cloned(),
-            ),
-            neighbours: NeighbourTable::build(&exact, k).expect("neighbours"),
-            popularity: Popularity::from_interactions(&self.train),
-            seen: self.train.clone(),
-            metrics: Some(EvaluationSummary {
+    pub fn builder(&self, k: usize) -> BundleBuilder {
+        BundleBuilder::new(self.model.clone(), &self.dataset, self.train.clone())
+            .products(self.source.products.iter().cloned())
+            .neighbours(k)
+            .metrics(Some(EvaluationSummary {
                 k: 10,
                 precision_at_k: 0.25,
                 recall_at_k: 0.5,
                 auc: 0.9,
                 test_users: 12,
-            }),
-            description: Some("test shop".into()),
-        }
+            }))
+            .description("test shop")
+    }
+
+    pub fn parts(&self, k: usize) -> BundleParts {
+        self.builder(k).into_parts().expect("parts")
     }
 
     pub fn bundle(&self, k: usize) -> Bundle {
-        Bundle::new(self.parts(k)).expect("bundle")
+        self.builder(k).build().expect("bundle")
     }
 }
 

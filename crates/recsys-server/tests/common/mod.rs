@@ -6,14 +6,13 @@ use std::sync::Arc;
 use axum::body::{to_bytes, Body};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss, Popularity};
+use recsys_core::{FitOptions, HybridModel, Hyperparameters, Loss};
 use recsys_features::{
     Attributes, ColumnSpec, Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionOptions,
     InteractionRecord, ProductRecord, UserRecord,
 };
-use recsys_recommend::{Bundle, BundleParts, ProductCatalog};
+use recsys_recommend::{Bundle, BundleBuilder};
 use recsys_server::{router, AppState, ProductSource, ServerConfig};
-use recsys_similarity::{ExactCosine, NeighbourTable};
 use tower::ServiceExt;
 
 pub const N_PRODUCTS: i64 = 24;
@@ -79,21 +78,12 @@ pub fn bundle_with_seed(seed: u64) -> Bundle {
     let mut model =
         HybridModel::new(params, dataset.user_features(), dataset.item_features()).expect("model");
     model.fit(&train, FitOptions::epochs(20)).expect("fit");
-    let exact = ExactCosine::new(model.item_representations().vectors());
-    Bundle::new(BundleParts {
-        neighbours: NeighbourTable::build(&exact, 8).expect("neighbours"),
-        popularity: Popularity::from_interactions(&train),
-        products: ProductCatalog::from_records(dataset.items(), source.products.iter().cloned()),
-        users: dataset.users().clone(),
-        items: dataset.items().clone(),
-        user_vocabulary: dataset.user_vocabulary().clone(),
-        item_vocabulary: dataset.item_vocabulary().clone(),
-        model,
-        seen: train,
-        metrics: None,
-        description: Some("recsys-server test shop".into()),
-    })
-    .expect("bundle")
+    BundleBuilder::new(model, &dataset, train)
+        .products(source.products.iter().cloned())
+        .neighbours(8)
+        .description("recsys-server test shop")
+        .build()
+        .expect("bundle")
 }
 
 pub fn bundle() -> Bundle {
@@ -176,16 +166,14 @@ impl ProductSource for PanickingSource {
     fn fetch<'a>(
         &'a self,
         _ids: &'a [ExternalId],
-    ) -> recsys_server::details::BoxFuture<
+    ) -> recsys_server::BoxFuture<
         'a,
         Result<Vec<(ExternalId, recsys_recommend::ProductInfo)>, recsys_server::ServerError>,
     > {
         Box::pin(async { panic!("product source bug") })
     }
 
-    fn ping(
-        &self,
-    ) -> recsys_server::details::BoxFuture<'_, Result<(), recsys_server::ServerError>> {
+    fn ping(&self) -> recsys_server::BoxFuture<'_, Result<(), recsys_server::ServerError>> {
         Box::pin(async { Ok(()) })
     }
 

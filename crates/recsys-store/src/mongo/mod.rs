@@ -54,7 +54,9 @@ pub use import::{
     import_csv, BadRows, CollectionSummary, ImportOptions, ImportPhase, ImportProgress,
     ImportSummary, MAX_REPORTED_ERRORS,
 };
-pub use schema::{id_from_bson, id_to_bson, INTERACTIONS, PRODUCTS, USERS};
+pub use schema::{
+    id_from_bson, id_to_bson, product_details_lenient, INTERACTIONS, PRODUCTS, USERS,
+};
 pub use source::MongoSource;
 
 /// Default database name when the URI names none.

@@ -270,6 +270,45 @@ impl DocReader<'_> {
     }
 }
 
+/// The details of a product document, leniently: the id, `name`, `price` and `image`
+/// (attributes are not read). A field of an unexpected type, an empty text and a
+/// non-finite price count as absent, so a bad document never fails the caller (the
+/// server's product details); only a document without a usable `product_id` is `None`.
+/// Imports and training read documents strictly instead, with errors naming the field.
+///
+/// ```
+/// use mongodb::bson::doc;
+/// use recsys_store::mongo::product_details_lenient;
+///
+/// let doc = doc! { "product_id": 7_i32, "name": "Tea", "price": "2.5", "image": 3 };
+/// let product = product_details_lenient(&doc).unwrap();
+/// assert_eq!(product.product_id, 7.into());
+/// assert_eq!((product.name.as_deref(), product.price, product.image), (Some("Tea"), Some(2.5), None));
+/// assert!(product_details_lenient(&doc! { "name": "no id" }).is_none());
+/// ```
+pub fn product_details_lenient(doc: &Document) -> Option<ProductRecord> {
+    let product_id = id_from_bson(doc.get("product_id")?)?;
+    let text = |field: &str| match doc.get(field) {
+        Some(Bson::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let price = match doc.get("price") {
+        Some(Bson::Double(v)) => Some(*v),
+        Some(Bson::Int32(v)) => Some(f64::from(*v)),
+        Some(Bson::Int64(v)) => Some(*v as f64),
+        Some(Bson::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|p| p.is_finite());
+    Some(ProductRecord {
+        product_id,
+        name: text("name"),
+        price,
+        image: text("image"),
+        attributes: Attributes::new(),
+    })
+}
+
 /// Text of a scalar attribute value (documents written by other tools may hold numbers).
 fn attribute_text(value: &Bson) -> Option<String> {
     match value {
@@ -348,5 +387,25 @@ mod tests {
         let doc = doc! { "_id": "k", "product_id": 7_i32, "user_id": Bson::Null };
         let err = reader.interaction(&doc).unwrap_err();
         assert!(err.to_string().contains("missing user_id"), "{err}");
+    }
+
+    #[test]
+    fn lenient_product_details_never_fail() {
+        let doc = doc! { "product_id": 7_i32, "name": "Tea", "price": f64::NAN, "image": 3 };
+        let product = product_details_lenient(&doc).unwrap();
+        assert_eq!(product.product_id, ExternalId::Int(7));
+        assert_eq!(product.name.as_deref(), Some("Tea"));
+        assert_eq!(product.price, None);
+        assert_eq!(product.image, None);
+        // The strict reader refuses the same document, naming the field.
+        let reader = DocReader {
+            namespace: "db.products",
+        };
+        assert!(reader.product(&doc).is_err());
+        let doc = doc! { "product_id": "P-1", "price": 2_i64, "name": "  " };
+        let product = product_details_lenient(&doc).unwrap();
+        assert_eq!((product.price, product.name), (Some(2.0), None));
+        assert!(product_details_lenient(&doc! { "name": "x" }).is_none());
+        assert!(product_details_lenient(&doc! { "product_id": Bson::Null }).is_none());
     }
 }
