@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use recsys::core::als::{AlsModel, AlsParams};
+use recsys::core::{AlsModel, AlsParams};
 use recsys::experiment::{Experiment, Split, TrainingReport};
 use recsys::{
     CsvSource, ExternalId, HybridModel, InMemorySource, RecordSource, Rng, Scorer, UserQuery,

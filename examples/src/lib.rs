@@ -203,8 +203,8 @@ impl ModelArgs {
     }
 
     /// Checked ALS hyper-parameters (the error names the bad flag's value).
-    pub fn als_params(&self) -> Result<recsys::core::als::AlsParams, recsys::CoreError> {
-        use recsys::core::als::{AlsParams, AlsSolver};
+    pub fn als_params(&self) -> Result<recsys::core::AlsParams, recsys::CoreError> {
+        use recsys::core::{AlsParams, AlsSolver};
         let solver = match self.solver {
             AlsSolverArg::Cg => AlsSolver::ConjugateGradient {
                 steps: self.cg_steps,
@@ -228,9 +228,9 @@ impl ModelArgs {
         &self,
         experiment: &recsys::Experiment,
         quiet: bool,
-    ) -> anyhow::Result<(recsys::core::als::AlsModel, Vec<std::time::Duration>)> {
+    ) -> anyhow::Result<(recsys::core::AlsModel, Vec<std::time::Duration>)> {
         use anyhow::Context;
-        use recsys::core::als::{AlsFitOptions, AlsModel};
+        use recsys::core::{AlsFitOptions, AlsModel};
         let params = self.als_params()?;
         let dataset = experiment.dataset();
         let mut model = AlsModel::new(params, dataset.user_features(), dataset.item_features())?;

@@ -1,62 +1,5 @@
-//! Implicit-feedback matrix factorisation by alternating least squares (iALS), with user
-//! and item features.
-//!
-//! The objective is Hu, Koren & Volinsky's (2008) weighted least squares over **all**
-//! user–item pairs:
-//!
-//! ```text
-//!   minimise  Σ_u Σ_i c_ui (p_ui − x_u·y_i)²  +  λ (‖E_user‖² + ‖E_item‖²)
-//! ```
-//!
-//! with preference `p_ui = 1` for a positive interaction (value > 0) and 0 otherwise,
-//! confidence `c_ui = 1 + α·w_ui` for an interaction of sample weight `w_ui` (binary data:
-//! `w = 1`; the `weighted` interactions of a dataset: the summed weights) and `c_ui = 1`
-//! for the pairs that never happened. As in the hybrid model, a user (item) is the sum of
-//! its features' embeddings, `x_u = Σ_f A_uf E_f` (the identity feature matrix gives plain
-//! collaborative filtering, one free vector per user); λ penalises the embeddings. Scores
-//! are `x_u·y_i` (no biases).
-//!
-//! Training alternates: with the item representations fixed, the user embeddings solve a
-//! linear least-squares problem, and vice versa. The `Σ_i` over every item is never
-//! expanded: with `G = Σ_i y_i y_iᵀ` (the Gram matrix, computed once per half-sweep),
-//!
-//! ```text
-//!   Σ_i c_ui (p_ui − x·y_i)² = xᵀ (G + Σ_{i∈I_u} (c_ui − 1) y_i y_iᵀ) x − 2 xᵀ Σ_{i∈I_u} c_ui p_ui y_i + const
-//! ```
-//!
-//! so a user's system costs `O(k² + k·|I_u|)` per matrix–vector product (the "Hu trick").
-//! Identity sides are solved row by row, in parallel: by conjugate gradient, a few steps
-//! warm-started from the previous factors ([`AlsSolver::ConjugateGradient`], implicit's
-//! default), or exactly by Cholesky ([`AlsSolver::Cholesky`]: LAPACK with the `lapack`
-//! feature, else the crate's own solver). A side with features couples its rows through
-//! shared embeddings; its whole embedding matrix is updated by preconditioned conjugate
-//! gradient on the normal equations, matrix-free (ARCHITECTURE.md derives it; with the
-//! identity matrix it is the same problem as the row-by-row solve).
-//!
-//! Every row's update depends only on the other side, and every reduction (Gram matrices,
-//! inner products) sums fixed blocks in a fixed order, so a seed gives bit-identical
-//! factors for any number of threads on one machine.
-//!
-//! ```
-//! use recsys_core::als::{AlsFitOptions, AlsModel, AlsParams};
-//! use recsys_core::{evaluate, EvalOptions, Interactions};
-//!
-//! // 40 users in two taste groups, 20 items in two groups.
-//! let pairs: Vec<(usize, usize)> = (0..40)
-//!     .flat_map(|u| (0..20).filter(move |i| (i % 2 == u % 2) && (i + u) % 3 != 0).map(move |i| (u, i)))
-//!     .collect();
-//! let all = Interactions::from_pairs(40, 20, pairs)?;
-//! let (train, test) = all.split_random(0.2, 1)?;
-//! let params = AlsParams::builder().no_components(4).alpha(5.0).regularization(0.1).seed(1).build()?;
-//! let mut model = AlsModel::collaborative(params, 40, 20)?;
-//! model.fit(&train, AlsFitOptions::iterations(10))?;
-//! let m = evaluate(&model, &test, Some(&train), &EvalOptions::default())?;
-//! assert!(m.auc > 0.8, "{m:?}");
-//! // A new user who bought items 0 and 2: one least-squares solve, no retraining.
-//! let new_user = model.fold_in(&[(0, 1.0), (2, 1.0)], None)?;
-//! assert_eq!(new_user.vector.len(), 4);
-//! # Ok::<(), recsys_core::CoreError>(())
-//! ```
+//! Implicit-feedback matrix factorisation by alternating least squares: [`AlsModel`], its
+//! hyper-parameters and solvers.
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
@@ -307,7 +250,65 @@ pub struct AlsIteration {
     pub loss: Option<f64>,
 }
 
-/// The implicit-feedback ALS model. See the [module docs](self).
+/// The implicit-feedback ALS model: matrix factorisation by alternating least squares (iALS),
+/// with user and item features.
+///
+/// The objective is Hu, Koren & Volinsky's (2008) weighted least squares over **all**
+/// user–item pairs:
+///
+/// ```text
+///   minimise  Σ_u Σ_i c_ui (p_ui − x_u·y_i)²  +  λ (‖E_user‖² + ‖E_item‖²)
+/// ```
+///
+/// with preference `p_ui = 1` for a positive interaction (value > 0) and 0 otherwise,
+/// confidence `c_ui = 1 + α·w_ui` for an interaction of sample weight `w_ui` (binary data:
+/// `w = 1`; the `weighted` interactions of a dataset: the summed weights) and `c_ui = 1`
+/// for the pairs that never happened. As in the hybrid model, a user (item) is the sum of
+/// its features' embeddings, `x_u = Σ_f A_uf E_f` (the identity feature matrix gives plain
+/// collaborative filtering, one free vector per user); λ penalises the embeddings. Scores
+/// are `x_u·y_i` (no biases).
+///
+/// Training alternates: with the item representations fixed, the user embeddings solve a
+/// linear least-squares problem, and vice versa. The `Σ_i` over every item is never
+/// expanded: with `G = Σ_i y_i y_iᵀ` (the Gram matrix, computed once per half-sweep),
+///
+/// ```text
+///   Σ_i c_ui (p_ui − x·y_i)² = xᵀ (G + Σ_{i∈I_u} (c_ui − 1) y_i y_iᵀ) x − 2 xᵀ Σ_{i∈I_u} c_ui p_ui y_i + const
+/// ```
+///
+/// so a user's system costs `O(k² + k·|I_u|)` per matrix–vector product (the "Hu trick").
+/// Identity sides are solved row by row, in parallel: by conjugate gradient, a few steps
+/// warm-started from the previous factors ([`AlsSolver::ConjugateGradient`], implicit's
+/// default), or exactly by Cholesky ([`AlsSolver::Cholesky`]: LAPACK with the `lapack`
+/// feature, else the crate's own solver). A side with features couples its rows through
+/// shared embeddings; its whole embedding matrix is updated by preconditioned conjugate
+/// gradient on the normal equations, matrix-free (ARCHITECTURE.md derives it; with the
+/// identity matrix it is the same problem as the row-by-row solve).
+///
+/// Every row's update depends only on the other side, and every reduction (Gram matrices,
+/// inner products) sums fixed blocks in a fixed order, so a seed gives bit-identical
+/// factors for any number of threads on one machine.
+///
+/// ```
+/// use recsys_core::{AlsFitOptions, AlsModel, AlsParams};
+/// use recsys_core::{evaluate, EvalOptions, Interactions};
+///
+/// // 40 users in two taste groups, 20 items in two groups.
+/// let pairs: Vec<(usize, usize)> = (0..40)
+///     .flat_map(|u| (0..20).filter(move |i| (i % 2 == u % 2) && (i + u) % 3 != 0).map(move |i| (u, i)))
+///     .collect();
+/// let all = Interactions::from_pairs(40, 20, pairs)?;
+/// let (train, test) = all.split_random(0.2, 1)?;
+/// let params = AlsParams::builder().no_components(4).alpha(5.0).regularization(0.1).seed(1).build()?;
+/// let mut model = AlsModel::collaborative(params, 40, 20)?;
+/// model.fit(&train, AlsFitOptions::iterations(10))?;
+/// let m = evaluate(&model, &test, Some(&train), &EvalOptions::default())?;
+/// assert!(m.auc > 0.8, "{m:?}");
+/// // A new user who bought items 0 and 2: one least-squares solve, no retraining.
+/// let new_user = model.fold_in(&[(0, 1.0), (2, 1.0)], None)?;
+/// assert_eq!(new_user.vector.len(), 4);
+/// # Ok::<(), recsys_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AlsModel {
     params: AlsParams,

@@ -1,20 +1,4 @@
 //! Ranking metrics with LightFM's exact definitions, computed fast.
-//!
-//! For each test pair `(u, i)` the **rank** is the number of other items `j` that are not
-//! training positives of `u` and score at least as high: `score(u, j) >= score(u, i)`
-//! (LightFM's `predict_rank`). Then, per user with at least one test item:
-//! - precision@k = |{test items with rank < k}| / k
-//! - recall@k = |{test items with rank < k}| / |test items|
-//! - AUC: test ranks sorted ascending, `1 - max(0, rank_i - i) / n_negatives` averaged, where
-//!   `n_negatives = n_items - |test| - |train|` (LightFM's `auc_score`; each term is clamped
-//!   at 0, which only matters when test items tie, where LightFM's can go negative)
-//! - reciprocal rank = 1 / (1 + best rank)
-//! - NDCG@k = Σ_{rank<k} 1/log2(rank + 2) divided by the ideal DCG for min(k, |test|) items.
-//!
-//! The metrics are averaged over users. LightFM recomputes every item representation for
-//! every user and compares each item with each test item; we score all items once per user
-//! from cached representations and count with one binary search per item, so a full
-//! evaluation costs `O(n_users · n_items · (k + log |test|))`.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -420,6 +404,22 @@ pub fn rank_test_items<S: Scorer + ?Sized>(
 /// Evaluates `scorer` on `test`, excluding `train` positives from the ranking.
 ///
 /// Returns the mean of each metric over users with at least one test interaction.
+///
+/// For each test pair `(u, i)` the **rank** is the number of other items `j` that are not
+/// training positives of `u` and score at least as high: `score(u, j) >= score(u, i)`
+/// (LightFM's `predict_rank`). Then, per user with at least one test item:
+/// - precision@k = |{test items with rank < k}| / k
+/// - recall@k = |{test items with rank < k}| / |test items|
+/// - AUC: test ranks sorted ascending, `1 - max(0, rank_i - i) / n_negatives` averaged, where
+///   `n_negatives = n_items - |test| - |train|` (LightFM's `auc_score`; each term is clamped
+///   at 0, which only matters when test items tie, where LightFM's can go negative)
+/// - reciprocal rank = 1 / (1 + best rank)
+/// - NDCG@k = Σ_{rank<k} 1/log2(rank + 2) divided by the ideal DCG for min(k, |test|) items.
+///
+/// The metrics are averaged over users. LightFM recomputes every item representation for
+/// every user and compares each item with each test item; we score all items once per user
+/// from cached representations and count with one binary search per item, so a full
+/// evaluation costs `O(n_users · n_items · (k + log |test|))`.
 pub fn evaluate<S: Scorer + ?Sized>(
     scorer: &S,
     test: &Interactions,

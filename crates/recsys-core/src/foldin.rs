@@ -1,21 +1,5 @@
 //! Fold-in: a representation for a new user from a handful of interactions, without
 //! retraining (LightFM cannot do this).
-//!
-//! With the item representations `q_i` and biases `b_i` fixed, the new user's vector `u`
-//! solves the implicit-feedback least-squares problem of iALS (Hu, Koren & Volinsky 2008):
-//!
-//! ```text
-//!   minimise  Σ_i c_i (p_i − (u·q_i + b_i))² + λ‖u‖²
-//! ```
-//!
-//! over **all** items, with target `p_i = s_pos` and confidence `c_i = 1 + α` for the user's
-//! items and `p_i = s_neg`, `c_i = 1` for the rest. `s_pos` and `s_neg` are the mean scores
-//! the trained model gives to training positives and to all items, so the folded-in user
-//! lives on the same scale as trained users. Thanks to the Gram trick (precomputed
-//! `Σ q_i q_iᵀ`, `Σ q_i`, `Σ b_i q_i`) a fold-in costs `O(n_pos·k² + k³)`. The `k × k`
-//! system is symmetric positive definite (`λ > 0`); with the `lapack` feature (on by
-//! default) it is solved by LAPACK through `ndarray-linalg`, without it by the crate's own
-//! Cholesky factorisation, so the crate can be built with nothing but cargo.
 
 // Index loops over latent components read more clearly than zipped iterators here.
 #![allow(clippy::needless_range_loop)]
@@ -46,6 +30,22 @@ impl Default for FoldInOptions {
 }
 
 /// Precomputed state for folding in new users against a trained model.
+///
+/// With the item representations `q_i` and biases `b_i` fixed, the new user's vector `u`
+/// solves the implicit-feedback least-squares problem of iALS (Hu, Koren & Volinsky 2008):
+///
+/// ```text
+///   minimise  Σ_i c_i (p_i − (u·q_i + b_i))² + λ‖u‖²
+/// ```
+///
+/// over **all** items, with target `p_i = s_pos` and confidence `c_i = 1 + α` for the user's
+/// items and `p_i = s_neg`, `c_i = 1` for the rest. `s_pos` and `s_neg` are the mean scores
+/// the trained model gives to training positives and to all items, so the folded-in user
+/// lives on the same scale as trained users. Thanks to the Gram trick (precomputed
+/// `Σ q_i q_iᵀ`, `Σ q_i`, `Σ b_i q_i`) a fold-in costs `O(n_pos·k² + k³)`. The `k × k`
+/// system is symmetric positive definite (`λ > 0`); with the `lapack` feature (on by
+/// default) it is solved by LAPACK through `ndarray-linalg`, without it by the crate's own
+/// Cholesky factorisation, so the crate can be built with nothing but cargo.
 #[derive(Debug, Clone)]
 pub struct FoldIn {
     k: usize,

@@ -30,22 +30,23 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod als;
+mod als;
 mod blend;
-pub mod error;
-pub mod eval;
-pub mod foldin;
-pub mod interactions;
+mod error;
+mod eval;
+mod foldin;
+mod interactions;
 mod kernels;
-pub mod matrix;
-pub mod model;
-pub mod params;
-pub mod repr;
-pub mod rng;
-pub mod scorer;
-pub mod topk;
+mod matrix;
+mod model;
+mod params;
+mod repr;
+mod rng;
+mod scorer;
+mod topk;
 mod train;
 
+pub use als::{AlsFitOptions, AlsIteration, AlsModel, AlsParams, AlsParamsBuilder, AlsSolver};
 pub use error::{CoreError, Result};
 pub use eval::{evaluate, rank_test_items, EvalOptions, Metrics};
 pub use foldin::{FoldIn, FoldInOptions};

@@ -7,8 +7,8 @@
 
 use ndarray::Array2;
 use proptest::prelude::*;
-use recsys_core::als::{AlsFitOptions, AlsModel, AlsParams, AlsSolver};
 use recsys_core::{evaluate, EvalOptions, FeatureMatrix, Interaction, Interactions, Rng};
+use recsys_core::{AlsFitOptions, AlsModel, AlsParams, AlsSolver};
 
 /// Solves the dense system `a x = b` by Gaussian elimination with partial pivoting (f64).
 fn dense_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
