@@ -16,7 +16,7 @@ use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
-use crate::scorer::{Scorer, UserQuery};
+use crate::scorer::Factorised;
 
 /// How the rows of a side without features (identity feature matrix) are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -852,58 +852,29 @@ impl AlsModel {
             bias: 0.0,
         })
     }
+}
 
-    fn query_repr<'a>(
-        &'a self,
-        user: UserQuery<'a>,
-    ) -> Result<std::borrow::Cow<'a, Representation>> {
-        use std::borrow::Cow;
-        Ok(match user {
-            UserQuery::Known(u) => Cow::Owned(self.user_representation(u)?),
-            UserQuery::Features(row) => Cow::Owned(self.user_representation_from_features(row)?),
-            UserQuery::Representation(r) => {
-                if r.vector.len() != self.no_components() {
-                    return Err(CoreError::ShapeMismatch {
-                        what: "user representation length",
-                        expected: self.no_components(),
-                        found: r.vector.len(),
-                    });
-                }
-                Cow::Borrowed(r)
-            }
-            UserQuery::Anonymous => {
-                return Err(CoreError::Empty(
-                    "the ALS model needs a user (id, features or representation)",
-                ))
-            }
-        })
+impl Factorised for AlsModel {
+    const NAME: &'static str = "the ALS model needs a user (id, features or representation)";
+
+    fn no_components(&self) -> usize {
+        AlsModel::no_components(self)
+    }
+
+    fn item_representations(&self) -> &ItemRepresentations {
+        AlsModel::item_representations(self)
+    }
+
+    fn user_representation(&self, user: usize) -> Result<Representation> {
+        AlsModel::user_representation(self, user)
+    }
+
+    fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
+        AlsModel::user_representation_from_features(self, row)
     }
 }
 
-impl Scorer for AlsModel {
-    fn n_items(&self) -> usize {
-        AlsModel::n_items(self)
-    }
-
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        Some(AlsModel::item_representations(self))
-    }
-
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        Ok(Some(self.query_repr(user)?.into_owned()))
-    }
-
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        AlsModel::item_representations(self).score_all(&r, out);
-        Ok(())
-    }
-
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        AlsModel::item_representations(self).score_items(&r, items, out)
-    }
-}
+crate::scorer::factorised_scorer!(AlsModel);
 
 fn check_row(row: &[(usize, f32)], n: usize, what: &'static str) -> Result<()> {
     for (position, &(f, w)) in row.iter().enumerate() {

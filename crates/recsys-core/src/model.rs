@@ -16,7 +16,7 @@ use crate::matrix::FeatureMatrix;
 use crate::params::Hyperparameters;
 use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
-use crate::scorer::{Scorer, UserQuery};
+use crate::scorer::Factorised;
 use crate::train::{
     run_epoch, FeatureRows, HotRows, LossTally, PackedRows, PairSet, Side, Trainer, WorkList,
 };
@@ -659,58 +659,26 @@ impl HybridModel {
     }
 }
 
-impl HybridModel {
-    /// The representation of the user `user` stands for.
-    fn query_repr<'a>(
-        &'a self,
-        user: UserQuery<'a>,
-    ) -> Result<std::borrow::Cow<'a, Representation>> {
-        use std::borrow::Cow;
-        Ok(match user {
-            UserQuery::Known(u) => Cow::Owned(self.user_representation(u)?),
-            UserQuery::Features(row) => Cow::Owned(self.user_representation_from_features(row)?),
-            UserQuery::Representation(r) => {
-                if r.vector.len() != self.no_components() {
-                    return Err(CoreError::ShapeMismatch {
-                        what: "user representation length",
-                        expected: self.no_components(),
-                        found: r.vector.len(),
-                    });
-                }
-                Cow::Borrowed(r)
-            }
-            UserQuery::Anonymous => {
-                return Err(CoreError::Empty(
-                    "the hybrid model needs a user (id, features or representation)",
-                ))
-            }
-        })
+impl Factorised for HybridModel {
+    const NAME: &'static str = "the hybrid model needs a user (id, features or representation)";
+
+    fn no_components(&self) -> usize {
+        HybridModel::no_components(self)
+    }
+
+    fn item_representations(&self) -> &ItemRepresentations {
+        HybridModel::item_representations(self)
+    }
+
+    fn user_representation(&self, user: usize) -> Result<Representation> {
+        HybridModel::user_representation(self, user)
+    }
+
+    fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
+        HybridModel::user_representation_from_features(self, row)
     }
 }
 
-/// The model as a [`Scorer`]: a user is a known index, a feature row, or a ready-made
-/// representation.
-impl Scorer for HybridModel {
-    fn n_items(&self) -> usize {
-        HybridModel::n_items(self)
-    }
-
-    fn item_representations(&self) -> Option<&ItemRepresentations> {
-        Some(HybridModel::item_representations(self))
-    }
-
-    fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
-        Ok(Some(self.query_repr(user)?.into_owned()))
-    }
-
-    fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        self.item_representations().score_all(&r, out);
-        Ok(())
-    }
-
-    fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        let r = self.query_repr(user)?;
-        self.item_representations().score_items(&r, items, out)
-    }
-}
+// The model as a [`Scorer`]: a user is a known index, a feature row, or a ready-made
+// representation.
+crate::scorer::factorised_scorer!(HybridModel);

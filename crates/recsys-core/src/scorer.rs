@@ -3,6 +3,7 @@
 //! The hybrid model and the popularity baseline implement it; the blending policy of the
 //! `recsys` crate wraps one scorer in another.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::{CoreError, Result};
@@ -161,3 +162,88 @@ impl Scorer for Popularity {
         Ok(())
     }
 }
+
+/// A factorisation model as the [`Scorer`] machinery sees it: a user is a vector (from a
+/// known index, a feature row, or given), an item is a row of [`ItemRepresentations`], and a
+/// score is their dot product plus biases. The hybrid model and ALS implement it, and are
+/// [`Scorer`]s through it, so both answer every [`UserQuery`] the same way.
+pub(crate) trait Factorised: Send + Sync {
+    /// The model's name in errors ("the hybrid model needs a user …").
+    const NAME: &'static str;
+    /// Latent components of a representation.
+    fn no_components(&self) -> usize;
+    /// Every item's representation.
+    fn item_representations(&self) -> &ItemRepresentations;
+    /// The representation of a known user.
+    fn user_representation(&self, user: usize) -> Result<Representation>;
+    /// The representation of a user described by a feature row (cold start).
+    fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation>;
+
+    /// The representation `user` stands for: computed, or borrowed when given (its length
+    /// checked).
+    fn query_representation<'a>(&'a self, user: UserQuery<'a>) -> Result<Cow<'a, Representation>> {
+        Ok(match user {
+            UserQuery::Known(u) => Cow::Owned(self.user_representation(u)?),
+            UserQuery::Features(row) => Cow::Owned(self.user_representation_from_features(row)?),
+            UserQuery::Representation(r) => {
+                if r.vector.len() != self.no_components() {
+                    return Err(CoreError::ShapeMismatch {
+                        what: "user representation length",
+                        expected: self.no_components(),
+                        found: r.vector.len(),
+                    });
+                }
+                Cow::Borrowed(r)
+            }
+            UserQuery::Anonymous => return Err(CoreError::Empty(Self::NAME)),
+        })
+    }
+}
+
+/// Implements [`Scorer`] for factorisation models through [`Factorised`]: a user is a known
+/// index, a feature row, or a ready-made representation, scored against the cached item
+/// representations.
+macro_rules! factorised_scorer {
+    ($($model:ty),*) => {$(
+        impl $crate::scorer::Scorer for $model {
+            fn n_items(&self) -> usize {
+                $crate::scorer::Factorised::item_representations(self).len()
+            }
+
+            fn item_representations(&self) -> Option<&$crate::repr::ItemRepresentations> {
+                Some($crate::scorer::Factorised::item_representations(self))
+            }
+
+            fn representation(
+                &self,
+                user: $crate::scorer::UserQuery<'_>,
+            ) -> $crate::error::Result<Option<$crate::repr::Representation>> {
+                use $crate::scorer::Factorised;
+                Ok(Some(self.query_representation(user)?.into_owned()))
+            }
+
+            fn score_all(
+                &self,
+                user: $crate::scorer::UserQuery<'_>,
+                out: &mut Vec<f32>,
+            ) -> $crate::error::Result<()> {
+                use $crate::scorer::Factorised;
+                let r = self.query_representation(user)?;
+                Factorised::item_representations(self).score_all(&r, out);
+                Ok(())
+            }
+
+            fn score_items(
+                &self,
+                user: $crate::scorer::UserQuery<'_>,
+                items: &[usize],
+                out: &mut Vec<f32>,
+            ) -> $crate::error::Result<()> {
+                use $crate::scorer::Factorised;
+                let r = self.query_representation(user)?;
+                Factorised::item_representations(self).score_items(&r, items, out)
+            }
+        }
+    )*};
+}
+pub(crate) use factorised_scorer;
