@@ -16,7 +16,9 @@
 //! Train = every interaction that is not a test pair; test = `--test-pairs` (default
 //! `<data>/test_pairs.csv.gz` or `<data>/test_pairs.csv`), or, when neither exists or
 //! `--test-fraction` is given, a seeded random split (said on stderr and in the JSON's
-//! `split`). The feature rules and the flags mirror
+//! `split`). `--negative-types dislike` makes records of that type negative examples
+//! (value −1) for `--loss logistic` (LightFM's ±1 labels; recorded as `negative_types` in
+//! the JSON). The feature rules and the flags mirror
 //! `scripts/lightfm_bench.py` (see `recsys::experiment`).
 
 use std::path::{Path, PathBuf};
@@ -192,6 +194,7 @@ fn run(args: Args) -> Result<()> {
             json!(experiment.load_report().test_pairs_not_logged);
     }
     recsys_examples::warn_possibly_multi_valued(experiment.dataset());
+    recsys_examples::warn_unused_negative_types(&config, experiment.dataset());
     if (args.cold_start_items.is_some() || args.cold_items.is_some())
         && experiment
             .dataset()
@@ -305,6 +308,7 @@ fn run(args: Args) -> Result<()> {
         "user_identity": config.user_identity,
         "metadata_weight": config.metadata_weight,
         "normalize": config.normalize,
+        "negative_types": args.features.negative_types(),
         "shuffle_item_features": args.shuffle_item_features,
         "k": k,
         format!("precision_at_{k}"): metrics.precision_at_k,

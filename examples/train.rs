@@ -160,7 +160,9 @@ fn feature_config(args: &Args, demo: bool) -> Result<ExperimentConfig> {
         || !args.features.item_features.is_empty()
         || args.features.numeric_features.is_some();
     let mut config = if demo && !flags_given && args.config.is_none() {
-        ExperimentConfig::demo_hybrid()
+        let mut config = ExperimentConfig::demo_hybrid();
+        config.interactions = args.features.config()?.interactions;
+        config
     } else {
         args.features.config()?
     };
@@ -273,6 +275,7 @@ fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     let dataset = experiment.dataset();
     recsys_examples::warn_possibly_multi_valued(dataset);
+    recsys_examples::warn_unused_negative_types(&config, dataset);
     eprintln!(
         "loaded {} in {:.1}s: {} users, {} products, {} training interactions, {} test pairs; \
          {} user / {} item features",

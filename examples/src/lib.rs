@@ -316,6 +316,16 @@ pub struct FeatureArgs {
     /// Weighted interactions (the `weight` column; repeated pairs summed) instead of binary.
     #[arg(long)]
     pub weighted: bool,
+    /// Comma-separated interaction types (exact, trimmed) whose records are negative
+    /// examples, e.g. `dislike,return`: signed labels for `--loss logistic` (LightFM's ±1).
+    /// Implies weighted interactions: the records of a (user, product) pair are summed with
+    /// their signs into one entry of value +1 or −1 (0 when they cancel) and weight |sum|.
+    /// Without --weighted the `weight` column is not used (each record counts ±1); with
+    /// --weighted each record counts ±weight. WARP, BPR and WARP-kOS train only on the
+    /// positive entries. Evaluation counts every test pair as relevant, as LightFM does, so
+    /// prefer a test-pairs file of positives to a random split.
+    #[arg(long, value_name = "TYPES", verbatim_doc_comment)]
+    pub negative_types: Option<String>,
     /// Keep feature rows as they are (LightFM's raw `item_features`/`user_features`: every
     /// feature weight as given) instead of L1-normalising each row.
     #[arg(long, conflicts_with = "metadata_weight")]
@@ -375,11 +385,51 @@ impl FeatureArgs {
         config.user_identity = !self.no_user_identity;
         config.metadata_weight = self.metadata_weight;
         config.normalize = !self.no_normalize;
-        if self.weighted {
-            config.interactions =
-                recsys::InteractionMode::Weighted(recsys::InteractionWeights::new());
+        let negative_types = self.negative_types();
+        if self.weighted || !negative_types.is_empty() {
+            let mut weights = recsys::InteractionWeights::new().with_record_weight(self.weighted);
+            for t in negative_types {
+                weights = weights.with_negative_type(t);
+            }
+            config.interactions = recsys::InteractionMode::Weighted(weights);
         }
         Ok(config)
+    }
+
+    /// The types of `--negative-types`, trimmed, without empty entries.
+    pub fn negative_types(&self) -> Vec<String> {
+        self.negative_types
+            .as_deref()
+            .map(split_list)
+            .unwrap_or_default()
+    }
+}
+
+/// The negative interaction types of `config` that no logged interaction of `dataset` has
+/// (probably misspelt), in name order.
+pub fn unused_negative_types(
+    config: &recsys::ExperimentConfig,
+    dataset: &recsys::Dataset,
+) -> Vec<String> {
+    let recsys::InteractionMode::Weighted(weights) = &config.interactions else {
+        return Vec::new();
+    };
+    let logged = dataset.interaction_log().interaction_types();
+    weights
+        .negative_types
+        .iter()
+        .filter(|t| !logged.contains(t))
+        .cloned()
+        .collect()
+}
+
+/// Warns on stderr about each [`unused_negative_types`] entry.
+pub fn warn_unused_negative_types(config: &recsys::ExperimentConfig, dataset: &recsys::Dataset) {
+    for t in unused_negative_types(config, dataset) {
+        eprintln!(
+            "warning: negative interaction type {t:?} (--negative-types) occurs in no \
+             interaction record; no record is a negative example because of it"
+        );
     }
 }
 
@@ -402,5 +452,73 @@ pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        features: FeatureArgs,
+    }
+
+    fn config(args: &[&str]) -> recsys::ExperimentConfig {
+        let flags =
+            Flags::try_parse_from(std::iter::once("test").chain(args.iter().copied())).unwrap();
+        flags.features.config().unwrap()
+    }
+
+    #[test]
+    fn negative_types_switch_to_signed_weighted_interactions() {
+        assert_eq!(config(&[]).interactions, recsys::InteractionMode::Binary);
+        let counted = recsys::InteractionWeights::new()
+            .with_record_weight(false)
+            .with_negative_type("dislike")
+            .with_negative_type("return");
+        assert_eq!(
+            config(&["--negative-types", " dislike,,return "]).interactions,
+            recsys::InteractionMode::Weighted(counted.clone())
+        );
+        assert_eq!(
+            config(&["--negative-types", "dislike,return", "--weighted"]).interactions,
+            recsys::InteractionMode::Weighted(counted.with_record_weight(true))
+        );
+        assert_eq!(
+            config(&["--weighted"]).interactions,
+            recsys::InteractionMode::Weighted(recsys::InteractionWeights::new())
+        );
+    }
+
+    #[test]
+    fn negative_types_missing_from_the_data_are_reported() {
+        let record = |kind: &str| recsys::InteractionRecord {
+            user_id: "u".into(),
+            product_id: "p".into(),
+            interaction_type: Some(kind.to_string()),
+            weight: None,
+            timestamp: None,
+        };
+        let mut source = recsys::InMemorySource {
+            users: Vec::new(),
+            products: Vec::new(),
+            interactions: vec![record("purchase"), record(" dislike ")],
+        };
+        let config = config(&["--negative-types", "return,dislike,refund"]);
+        let dataset = recsys::Dataset::from_source(
+            &mut source,
+            config.user_spec().unwrap(),
+            config.item_spec().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            unused_negative_types(&config, &dataset),
+            ["refund", "return"]
+        );
+        let binary = recsys::ExperimentConfig::collaborative();
+        assert!(unused_negative_types(&binary, &dataset).is_empty());
     }
 }

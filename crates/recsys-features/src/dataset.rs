@@ -470,10 +470,13 @@ impl Dataset {
             else {
                 continue;
             };
-            let weight = record_weight(
+            let (weight, negative) = record_weight(
                 mode,
                 record.weight,
-                |w| w.type_weight(record.interaction_type.as_deref()),
+                |w| {
+                    let t = record.interaction_type.as_deref();
+                    (w.type_weight(t), w.is_negative(t))
+                },
                 || {
                     format!(
                         "in interaction #{position} (user \"{}\", product \"{}\")",
@@ -481,7 +484,7 @@ impl Dataset {
                     )
                 },
             )?;
-            acc.push(user, item, weight);
+            acc.push(user, item, weight, negative);
         }
         acc.finish(self.n_users(), self.n_items())
     }
@@ -495,13 +498,13 @@ impl Dataset {
     ) -> Result<(Interactions, InteractionReport)> {
         let options = options.into();
         let mode = &options.mode;
-        let type_weights: Vec<f32> = match mode {
+        let type_weights: Vec<(f32, bool)> = match mode {
             InteractionMode::Weighted(weights) => {
                 weights.validate()?;
                 self.log
                     .interaction_types()
                     .iter()
-                    .map(|t| weights.type_weight(Some(t)))
+                    .map(|t| (weights.type_weight(Some(t)), weights.is_negative(Some(t))))
                     .collect()
             }
             InteractionMode::Binary => Vec::new(),
@@ -514,12 +517,12 @@ impl Dataset {
         );
         acc.report.records = self.log.len();
         for (position, entry) in self.log.entries().iter().enumerate() {
-            let weight = record_weight(
+            let (weight, negative) = record_weight(
                 mode,
                 entry.weight,
                 |w| match entry.interaction_type {
                     Some(t) => type_weights[t],
-                    None => w.default_type_weight,
+                    None => (w.default_type_weight, false),
                 },
                 || {
                     format!(
@@ -535,7 +538,7 @@ impl Dataset {
                     )
                 },
             )?;
-            acc.push(entry.user, entry.item, weight);
+            acc.push(entry.user, entry.item, weight, negative);
         }
         acc.finish(self.n_users(), self.n_items())
     }
@@ -561,7 +564,7 @@ impl Dataset {
             if let Some((user, item)) =
                 acc.resolve(position, (user, user_id), (item, product_id))?
             {
-                acc.push(user, item, 1.0);
+                acc.push(user, item, 1.0, false);
             }
         }
         acc.finish(self.n_users(), self.n_items())

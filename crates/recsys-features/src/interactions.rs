@@ -1,7 +1,7 @@
 //! Turning interaction records into [`recsys_core::Interactions`]: modes, weights, the
 //! unknown-id policy, the report, and the compact log a [`Dataset`](crate::Dataset) keeps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use recsys_core::{Interaction, Interactions};
 use serde::{Deserialize, Serialize};
@@ -9,24 +9,48 @@ use serde::{Deserialize, Serialize};
 use crate::error::{FeaturesError, RecordKind, Result};
 use crate::records::ExternalId;
 
-/// How interaction records become matrix entries. Every entry has value 1 (a positive);
-/// the mode decides its sample weight.
+/// How interaction records become matrix entries. In [`Binary`](Self::Binary) mode every
+/// entry has value 1 (a positive); in [`Weighted`](Self::Weighted) mode an entry is a
+/// positive (value 1) unless its records' types are listed in
+/// [`InteractionWeights::negative_types`] (value −1, or 0 when the signs cancel).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum InteractionMode {
     /// Weight 1; a `(user, product)` pair seen several times is one entry of weight 1.
     #[default]
     Binary,
-    /// Weight from the record and its type (see [`InteractionWeights`]); the weights of a
-    /// repeated `(user, product)` pair are summed into one entry (LightFM's behaviour when
-    /// its COO matrix is converted).
+    /// Weight from the record and its type (see [`InteractionWeights`]); the signed weights
+    /// of a repeated `(user, product)` pair are summed into one entry (LightFM's behaviour
+    /// when its COO matrix is converted): value = the sign of the sum, weight = its size.
     Weighted(InteractionWeights),
 }
 
-/// Weight of one interaction in [`InteractionMode::Weighted`]:
+/// Weight and sign of one interaction in [`InteractionMode::Weighted`]:
 /// `(record.weight or 1 if use_record_weight, else 1) × type weight`, where the type weight
 /// is `type_weights[interaction_type]` (exact match on the trimmed type) or
 /// `default_type_weight` for other or missing types.
+///
+/// Records whose trimmed type is in `negative_types` are **negative examples** (e.g.
+/// `dislike`, `return`): their weight counts with a minus sign. The records of one
+/// `(user, product)` pair are summed with their signs into one entry whose `value` is the
+/// sign of the sum (+1 or −1; 0 when the contributions cancel exactly) and whose `weight`
+/// is the sum's absolute value. This is how LightFM's ±1 labels for its logistic loss are
+/// expressed while record weights stay `>= 0`: [`Loss::Logistic`] treats value ≤ 0 as a
+/// negative; WARP, BPR and WARP-kOS train only on entries with value > 0.
+///
+/// [`Loss::Logistic`]: recsys_core::Loss::Logistic
+///
+/// ```
+/// use recsys_features::{InteractionMode, InteractionWeights};
+///
+/// let weights = InteractionWeights::new()
+///     .with_record_weight(false)
+///     .with_negative_type("dislike");
+/// assert!(weights.is_negative(Some(" dislike ")));
+/// assert!(!weights.is_negative(Some("purchase")) && !weights.is_negative(None));
+/// let mode = InteractionMode::Weighted(weights);
+/// # let _ = mode;
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InteractionWeights {
     /// Multiply by the record's own `weight` (1 when absent).
@@ -35,6 +59,10 @@ pub struct InteractionWeights {
     pub type_weights: BTreeMap<String, f32>,
     /// Weight of types not in `type_weights` and of records without a type.
     pub default_type_weight: f32,
+    /// Interaction types (exact match on the trimmed type) whose records are negative
+    /// examples. Empty by default (and when absent from serialised settings).
+    #[serde(default)]
+    pub negative_types: BTreeSet<String>,
 }
 
 impl Default for InteractionWeights {
@@ -44,6 +72,7 @@ impl Default for InteractionWeights {
             use_record_weight: true,
             type_weights: BTreeMap::new(),
             default_type_weight: 1.0,
+            negative_types: BTreeSet::new(),
         }
     }
 }
@@ -64,6 +93,20 @@ impl InteractionWeights {
     pub fn with_record_weight(mut self, use_record_weight: bool) -> Self {
         self.use_record_weight = use_record_weight;
         self
+    }
+
+    /// Adds an interaction type whose records are negative examples (see
+    /// [`negative_types`](Self::negative_types)); the name is trimmed.
+    pub fn with_negative_type(mut self, interaction_type: impl AsRef<str>) -> Self {
+        self.negative_types
+            .insert(interaction_type.as_ref().trim().to_string());
+        self
+    }
+
+    /// True when records of `interaction_type` (trimmed) are negative examples; records
+    /// without a type never are.
+    pub fn is_negative(&self, interaction_type: Option<&str>) -> bool {
+        interaction_type.is_some_and(|t| self.negative_types.contains(t.trim()))
     }
 
     /// Sets [`default_type_weight`](Self::default_type_weight).
@@ -221,7 +264,9 @@ pub(crate) struct InteractionAccumulator {
     unknown_ids: UnknownIdPolicy,
     context: &'static str,
     weighted: bool,
-    entries: Vec<(usize, usize, f32)>,
+    /// `(user, item, signed weight, negative)`: `negative` when the record is a negative
+    /// example (its weight is then `<= 0`, possibly `-0.0`).
+    entries: Vec<(usize, usize, f32, bool)>,
     pub(crate) report: InteractionReport,
 }
 
@@ -279,23 +324,28 @@ impl InteractionAccumulator {
         }
     }
 
-    pub(crate) fn push(&mut self, user: usize, item: usize, weight: f32) {
-        self.entries.push((user, item, weight));
+    /// Adds a record of `weight >= 0`, a negative example when `negative`.
+    pub(crate) fn push(&mut self, user: usize, item: usize, weight: f32, negative: bool) {
+        let signed = if negative { -weight } else { weight };
+        self.entries.push((user, item, signed, negative));
     }
 
-    /// Merges repeated pairs (sum of weights when weighted, weight 1 otherwise).
+    /// Merges repeated pairs: weighted, the signed weights are summed (value = sign of the
+    /// sum, 0 when a pair with a negative record sums to 0; weight = its absolute value);
+    /// otherwise value 1, weight 1.
     pub(crate) fn finish(
         mut self,
         n_users: usize,
         n_items: usize,
     ) -> Result<(Interactions, InteractionReport)> {
-        self.entries.sort_unstable_by_key(|&(u, i, _)| (u, i));
+        self.entries.sort_unstable_by_key(|&(u, i, _, _)| (u, i));
         let before = self.entries.len();
         let weighted = self.weighted;
         self.entries.dedup_by(|later, earlier| {
             if (later.0, later.1) == (earlier.0, earlier.1) {
                 if weighted {
                     earlier.2 += later.2;
+                    earlier.3 |= later.3;
                 }
                 true
             } else {
@@ -307,14 +357,31 @@ impl InteractionAccumulator {
         let interactions = Interactions::from_entries(
             n_users,
             n_items,
-            self.entries
-                .iter()
-                .map(|&(user, item, weight)| Interaction {
+            self.entries.iter().map(|&(user, item, sum, negative)| {
+                if !weighted {
+                    return Interaction {
+                        user,
+                        item,
+                        value: 1.0,
+                        weight: 1.0,
+                    };
+                }
+                let value = if sum > 0.0 {
+                    1.0
+                } else if sum < 0.0 {
+                    -1.0
+                } else if negative {
+                    0.0
+                } else {
+                    1.0
+                };
+                Interaction {
                     user,
                     item,
-                    value: 1.0,
-                    weight: if weighted { weight } else { 1.0 },
-                }),
+                    value,
+                    weight: sum.abs(),
+                }
+            }),
         )?;
         Ok((interactions, self.report))
     }
@@ -326,22 +393,25 @@ fn remember(examples: &mut Vec<ExternalId>, id: &ExternalId) {
     }
 }
 
-/// The weight of one record in `mode`, checking the record's own weight.
+/// The weight (`>= 0`) of one record in `mode` and whether it is a negative example,
+/// checking the record's own weight. `type_weight` gives the record's type weight and
+/// whether its type is negative.
 pub(crate) fn record_weight(
     mode: &InteractionMode,
     record_weight: Option<f32>,
-    type_weight: impl FnOnce(&InteractionWeights) -> f32,
+    type_weight: impl FnOnce(&InteractionWeights) -> (f32, bool),
     describe: impl FnOnce() -> String,
-) -> Result<f32> {
+) -> Result<(f32, bool)> {
     let InteractionMode::Weighted(weights) = mode else {
-        return Ok(1.0);
+        return Ok((1.0, false));
     };
     let own = if weights.use_record_weight {
         record_weight.unwrap_or(1.0)
     } else {
         1.0
     };
-    let weight = own * type_weight(weights);
+    let (type_weight, negative) = type_weight(weights);
+    let weight = own * type_weight;
     if !valid_weight(own) || !valid_weight(weight) {
         let value = if valid_weight(own) { weight } else { own };
         return Err(FeaturesError::InvalidInteractionWeight {
@@ -349,7 +419,7 @@ pub(crate) fn record_weight(
             context: describe(),
         });
     }
-    Ok(weight)
+    Ok((weight, negative))
 }
 
 /// One interaction as kept by a [`Dataset`](crate::Dataset): dense indices instead of ids,
