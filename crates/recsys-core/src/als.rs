@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
+use crate::params::{check_no_components, invalid_hyperparameter};
 use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
 use crate::scorer::Factorised;
@@ -160,20 +161,8 @@ impl AlsParamsBuilder {
     /// Validates and returns the parameters, or an error naming the first bad value.
     pub fn build(self) -> Result<AlsParams> {
         let p = self.p;
-        let bad = |name, value: String, reason| {
-            Err(CoreError::InvalidHyperparameter {
-                name,
-                value,
-                reason,
-            })
-        };
-        if p.no_components == 0 || p.no_components > 4096 {
-            return bad(
-                "no_components",
-                p.no_components.to_string(),
-                "must be in 1..=4096",
-            );
-        }
+        let bad = invalid_hyperparameter;
+        check_no_components(p.no_components)?;
         if !(p.alpha.is_finite() && p.alpha >= 0.0) {
             return bad("alpha", p.alpha.to_string(), "must be finite and >= 0");
         }
@@ -726,19 +715,12 @@ impl AlsModel {
 
     /// Scores of `items` for a known `user`.
     pub fn predict(&self, user: usize, items: &[usize]) -> Result<Vec<f32>> {
-        let u = self.user_representation(user)?;
-        let mut out = Vec::with_capacity(items.len());
-        self.item_representations()
-            .score_items(&u, items, &mut out)?;
-        Ok(out)
+        self.predict_items(user, items)
     }
 
     /// Scores of every item for a known `user`.
     pub fn predict_all(&self, user: usize) -> Result<Vec<f32>> {
-        let u = self.user_representation(user)?;
-        let mut out = Vec::new();
-        self.item_representations().score_all(&u, &mut out);
-        Ok(out)
+        self.predict_every_item(user)
     }
 
     /// The `n` best items for `user`, best first, skipping items for which `exclude` is true.
@@ -748,8 +730,7 @@ impl AlsModel {
         n: usize,
         exclude: impl Fn(usize) -> bool,
     ) -> Result<Vec<(usize, f32)>> {
-        let scores = self.predict_all(user)?;
-        Ok(crate::topk::top_k(&scores, n, exclude))
+        self.top_items(user, n, exclude)
     }
 
     /// Fold-in: the representation of a new user from `(item, weight)` interactions and an

@@ -632,19 +632,12 @@ impl HybridModel {
 
     /// Scores of `items` for a known `user`.
     pub fn predict(&self, user: usize, items: &[usize]) -> Result<Vec<f32>> {
-        let u = self.user_representation(user)?;
-        let mut out = Vec::with_capacity(items.len());
-        self.item_representations()
-            .score_items(&u, items, &mut out)?;
-        Ok(out)
+        self.predict_items(user, items)
     }
 
     /// Scores of every item for a known `user`.
     pub fn predict_all(&self, user: usize) -> Result<Vec<f32>> {
-        let u = self.user_representation(user)?;
-        let mut out = Vec::new();
-        self.item_representations().score_all(&u, &mut out);
-        Ok(out)
+        self.predict_every_item(user)
     }
 
     /// The `n` best items for `user`, best first, skipping items for which `exclude` is true.
@@ -654,8 +647,7 @@ impl HybridModel {
         n: usize,
         exclude: impl Fn(usize) -> bool,
     ) -> Result<Vec<(usize, f32)>> {
-        let scores = self.predict_all(user)?;
-        Ok(crate::topk::top_k(&scores, n, exclude))
+        self.top_items(user, n, exclude)
     }
 }
 

@@ -234,20 +234,8 @@ impl HyperparametersBuilder {
     /// Validates and returns the parameters, or an error naming the first bad value.
     pub fn build(self) -> Result<Hyperparameters> {
         let p = self.p;
-        let bad = |name, value: String, reason| {
-            Err(CoreError::InvalidHyperparameter {
-                name,
-                value,
-                reason,
-            })
-        };
-        if p.no_components == 0 || p.no_components > 4096 {
-            return bad(
-                "no_components",
-                p.no_components.to_string(),
-                "must be in 1..=4096",
-            );
-        }
+        let bad = invalid_hyperparameter;
+        check_no_components(p.no_components)?;
         if !(p.learning_rate.is_finite() && p.learning_rate > 0.0) {
             return bad(
                 "learning_rate",
@@ -298,6 +286,32 @@ impl HyperparametersBuilder {
         }
         Ok(p)
     }
+}
+
+/// `Err(CoreError::InvalidHyperparameter)` naming `name`, the rejected `value` and what a
+/// valid one looks like: the error every hyper-parameter builder returns.
+pub(crate) fn invalid_hyperparameter<T>(
+    name: &'static str,
+    value: String,
+    reason: &'static str,
+) -> Result<T> {
+    Err(CoreError::InvalidHyperparameter {
+        name,
+        value,
+        reason,
+    })
+}
+
+/// The latent dimension every model family accepts: 1 to 4096 components.
+pub(crate) fn check_no_components(no_components: usize) -> Result<()> {
+    if no_components == 0 || no_components > 4096 {
+        return invalid_hyperparameter(
+            "no_components",
+            no_components.to_string(),
+            "must be in 1..=4096",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -198,6 +198,35 @@ pub(crate) trait Factorised: Send + Sync {
             UserQuery::Anonymous => return Err(CoreError::Empty(Self::NAME)),
         })
     }
+
+    /// Scores of `items` for a known `user` (the models' `predict`).
+    fn predict_items(&self, user: usize, items: &[usize]) -> Result<Vec<f32>> {
+        let u = self.user_representation(user)?;
+        let mut out = Vec::with_capacity(items.len());
+        self.item_representations()
+            .score_items(&u, items, &mut out)?;
+        Ok(out)
+    }
+
+    /// Scores of every item for a known `user` (the models' `predict_all`).
+    fn predict_every_item(&self, user: usize) -> Result<Vec<f32>> {
+        let u = self.user_representation(user)?;
+        let mut out = Vec::new();
+        self.item_representations().score_all(&u, &mut out);
+        Ok(out)
+    }
+
+    /// The `n` best items for `user`, best first, skipping `exclude` (the models'
+    /// `recommend`).
+    fn top_items(
+        &self,
+        user: usize,
+        n: usize,
+        exclude: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        let scores = self.predict_every_item(user)?;
+        Ok(crate::topk::top_k(&scores, n, exclude))
+    }
 }
 
 /// Implements [`Scorer`] for factorisation models through [`Factorised`]: a user is a known
