@@ -77,6 +77,10 @@ struct Args {
     /// Where to write the bundle.
     #[arg(long, value_name = "FILE", default_value = "target/recsys/bundle.rsb")]
     out: PathBuf,
+    /// Save the optimiser state with the model, so that training can continue from the
+    /// bundle (a warm start). Serving does not need it; without it the bundle is smaller.
+    #[arg(long)]
+    keep_training_state: bool,
     /// Skip the evaluation of the whole recommend() policy (plain vs blended with a viewed
     /// product) on the held-out split.
     #[arg(long)]
@@ -352,6 +356,7 @@ fn run(args: Args) -> Result<()> {
         .neighbour_table(neighbours)
         .metrics(metrics)
         .description(description)
+        .keep_training_state(args.keep_training_state)
         .build()
         .context("assembling the bundle")?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {

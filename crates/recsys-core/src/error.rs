@@ -68,6 +68,25 @@ pub enum CoreError {
         /// What is inconsistent, naming the offending value.
         reason: String,
     },
+    /// A saved model was written in a record version this library does not read.
+    #[error(
+        "saved model record version {found} is not supported (this library reads version \
+         {supported}): re-train the model with this version of recsys"
+    )]
+    UnsupportedRecord {
+        /// The version in the saved model.
+        found: u32,
+        /// The version this library reads ([`crate::MODEL_RECORD_VERSION`]).
+        supported: u32,
+    },
+    /// Training was asked of a model saved without its optimiser state.
+    #[error(
+        "the model was saved without its optimiser state, so it cannot continue training: \
+         save it with its training state (`BundleBuilder::keep_training_state`, \
+         `train --keep-training-state`), or call `HybridModel::reset_training_state` to go \
+         on with a fresh one"
+    )]
+    NoTrainingState,
     /// Training produced NaN or infinite parameters.
     #[error(
         "training diverged in epoch {epoch}: parameters became NaN or infinite; \

@@ -43,6 +43,7 @@ mod params;
 mod repr;
 mod rng;
 mod scorer;
+mod stored;
 mod topk;
 mod train;
 
@@ -57,4 +58,5 @@ pub use params::{Hyperparameters, HyperparametersBuilder, Loss, Schedule};
 pub use repr::{ItemRepresentations, Representation};
 pub use rng::Rng;
 pub use scorer::{Popularity, Scorer, UserQuery};
+pub use stored::MODEL_RECORD_VERSION;
 pub use topk::top_k;

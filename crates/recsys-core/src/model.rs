@@ -17,6 +17,7 @@ use crate::params::Hyperparameters;
 use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
 use crate::scorer::Factorised;
+use crate::stored::{SideRecord, MODEL_RECORD_VERSION};
 use crate::train::{
     run_epoch, FeatureRows, HotRows, LossTally, PackedRows, PairSet, Side, Trainer, WorkList,
 };
@@ -138,9 +139,26 @@ impl<'a> FitOptions<'a> {
 /// # Ok::<(), recsys_core::CoreError>(())
 /// ```
 ///
-/// Deserialising (a model file, a bundle) checks everything [`HybridModel::validate`] checks
-/// and the parts' own invariants, so a damaged model is an error, never a panic later.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// # Saving
+///
+/// `Serialize` writes the saved model record ([`MODEL_RECORD_VERSION`], documented in the
+/// crate's `stored` module): parameters without the training layout's padding, and the
+/// optimiser state only if the model has it ([`HybridModel::has_training_state`]; drop it
+/// with [`HybridModel::drop_training_state`] to save a model for serving, at a third of the
+/// size with adagrad). Deserialising checks the record and everything
+/// [`HybridModel::validate`] checks, so a damaged model is an error, never a panic later.
+///
+/// ```
+/// # use recsys_core::{HybridModel, Hyperparameters};
+/// let mut model = HybridModel::collaborative(Hyperparameters::builder().build()?, 3, 4)?;
+/// model.drop_training_state();
+/// let json = serde_json::to_string(&model).unwrap();
+/// let back: HybridModel = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, model);
+/// assert!(!back.has_training_state());
+/// # Ok::<(), recsys_core::CoreError>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "ModelData")]
 pub struct HybridModel {
     params: Hyperparameters,
@@ -154,39 +172,92 @@ pub struct HybridModel {
     item_cache: OnceLock<ItemRepresentations>,
 }
 
-/// The serialised form of [`HybridModel`], before validation: every part in its unchecked
-/// form, so each refusal can name the part (binary formats drop nested error messages).
+/// The saved model record as written (see [`HybridModel`]'s "Saving"): borrowed parts, the
+/// sides converted to their saved form.
+#[derive(Serialize)]
+struct ModelRecordRef<'a> {
+    version: u32,
+    params: &'a Hyperparameters,
+    user_features: &'a FeatureMatrix,
+    item_features: &'a FeatureMatrix,
+    users: SideRecord,
+    items: SideRecord,
+    rng: &'a Rng,
+    epochs_trained: u64,
+}
+
+impl Serialize for HybridModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        ModelRecordRef {
+            version: MODEL_RECORD_VERSION,
+            params: &self.params,
+            user_features: &self.user_features,
+            item_features: &self.item_features,
+            users: self.users.to_record(),
+            items: self.items.to_record(),
+            rng: &self.rng,
+            epochs_trained: self.epochs_trained as u64,
+        }
+        .serialize(s)
+    }
+}
+
+/// The saved model record as read, before validation: every part in its unchecked form, so
+/// each refusal can name the part (binary formats drop nested error messages).
 #[derive(Deserialize)]
 struct ModelData {
+    version: u32,
     params: crate::params::HyperparametersData,
     user_features: crate::matrix::FeatureMatrixData,
     item_features: crate::matrix::FeatureMatrixData,
-    users: Side,
-    items: Side,
+    users: SideRecord,
+    items: SideRecord,
     rng: crate::rng::RngData,
-    epochs_trained: usize,
+    epochs_trained: u64,
 }
 
 impl TryFrom<ModelData> for HybridModel {
     type Error = CoreError;
 
     fn try_from(d: ModelData) -> Result<Self> {
+        if d.version != MODEL_RECORD_VERSION {
+            return Err(CoreError::UnsupportedRecord {
+                found: d.version,
+                supported: MODEL_RECORD_VERSION,
+            });
+        }
         let part = |what: &'static str| {
             move |e: CoreError| CoreError::Corrupt {
                 what,
                 reason: e.to_string(),
             }
         };
+        let params = Hyperparameters::try_from(d.params).map_err(part("model hyper-parameters"))?;
+        let side = |what: &'static str, record: &SideRecord| {
+            Side::from_record(record, params.schedule)
+                .map_err(|reason| CoreError::Corrupt { what, reason })
+        };
+        let users = side("model user parameters", &d.users)?;
+        let items = side("model item parameters", &d.items)?;
+        if users.has_training_state() != items.has_training_state() {
+            return Err(CoreError::Corrupt {
+                what: "model parameters",
+                reason: "optimiser state saved for one side only".into(),
+            });
+        }
         let model = HybridModel {
-            params: Hyperparameters::try_from(d.params).map_err(part("model hyper-parameters"))?,
+            params,
             user_features: FeatureMatrix::try_from(d.user_features)
                 .map_err(part("model user feature matrix"))?,
             item_features: FeatureMatrix::try_from(d.item_features)
                 .map_err(part("model item feature matrix"))?,
-            users: d.users,
-            items: d.items,
+            users,
+            items,
             rng: Rng::try_from(d.rng).map_err(part("model random generator"))?,
-            epochs_trained: d.epochs_trained,
+            epochs_trained: usize::try_from(d.epochs_trained).map_err(|_| CoreError::Corrupt {
+                what: "model epochs",
+                reason: format!("{} epochs", d.epochs_trained),
+            })?,
             item_cache: OnceLock::new(),
         };
         model.validate()?;
@@ -326,6 +397,30 @@ impl HybridModel {
     pub fn epochs_trained(&self) -> usize {
         self.epochs_trained
     }
+
+    /// Whether the model carries the optimiser state that [`Self::fit_partial`] continues
+    /// from. A new model has it; a model saved after [`Self::drop_training_state`] does not.
+    pub fn has_training_state(&self) -> bool {
+        self.users.has_training_state()
+    }
+
+    /// Frees the optimiser state (adagrad's accumulators, adadelta's two running means: one
+    /// or two more copies of the parameters), for a model that only predicts. Saving then
+    /// writes the parameters only. [`Self::fit`] still works (it starts afresh);
+    /// [`Self::fit_partial`] refuses with [`CoreError::NoTrainingState`] until
+    /// [`Self::reset_training_state`].
+    pub fn drop_training_state(&mut self) {
+        self.users.drop_training_state();
+        self.items.drop_training_state();
+    }
+
+    /// Replaces the optimiser state with a fresh one (as a new model has), keeping the
+    /// parameters: continued training then takes larger steps at first than it would have
+    /// with the saved state.
+    pub fn reset_training_state(&mut self) {
+        self.users.reset_training_state(self.params.schedule);
+        self.items.reset_training_state(self.params.schedule);
+    }
     /// Latent dimensionality.
     pub fn no_components(&self) -> usize {
         self.params.no_components
@@ -391,6 +486,9 @@ impl HybridModel {
         mut options: FitOptions<'_>,
     ) -> Result<()> {
         self.check_shape(interactions)?;
+        if !self.has_training_state() {
+            return Err(CoreError::NoTrainingState);
+        }
         if options.threads == 0 {
             return Err(CoreError::InvalidHyperparameter {
                 name: "threads",

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use recsys_core::{
     evaluate, CoreError, EvalOptions, FeatureMatrix, FitOptions, FoldIn, FoldInOptions,
     HybridModel, Hyperparameters, Interaction, Interactions, Loss, Popularity, Schedule, Scorer,
-    UserQuery,
+    UserQuery, MODEL_RECORD_VERSION,
 };
 
 fn params(loss: Loss) -> Hyperparameters {
@@ -473,14 +473,91 @@ fn a_damaged_model_file_is_an_error_not_a_panic() {
     let model = HybridModel::collaborative(params(Loss::Warp), 6, 5).unwrap();
     let json = serde_json::to_value(&model).unwrap();
     serde_json::from_value::<HybridModel>(json.clone()).expect("an intact model loads");
-    let mut damaged = json;
-    // Item 0's row: 16 values and a bias at 0..17, then zero padding up to 32.
-    damaged["items"]["params"][20] = 0.25.into();
-    let err = serde_json::from_value::<HybridModel>(damaged).unwrap_err();
+    // The saved form is the documented record: 5 items × 16 components, no padding.
+    assert_eq!(json["version"], MODEL_RECORD_VERSION);
+    assert_eq!(
+        json["items"]["embeddings"].as_array().unwrap().len(),
+        5 * 16
+    );
+    assert_eq!(json["items"]["biases"].as_array().unwrap().len(), 5);
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut damaged = json.clone();
+        edit(&mut damaged);
+        serde_json::from_value::<HybridModel>(damaged)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused(&|j| {
+        j["items"]["embeddings"].as_array_mut().unwrap().pop();
+    });
     assert!(
-        err.to_string().contains("non-zero parameter padding"),
+        err.contains("79 embeddings for 5 features × 16 components (expected 80)"),
         "{err}"
     );
+    let err = refused(&|j| j["users"]["optimiser"] = serde_json::Value::Null);
+    assert!(
+        err.contains("optimiser state saved for one side only"),
+        "{err}"
+    );
+    // A record from another version of the format says what to do.
+    let err = refused(&|j| j["version"] = 2.into());
+    assert!(
+        err.contains("record version 2 is not supported") && err.contains("re-train"),
+        "{err}"
+    );
+}
+
+/// A model saved without its optimiser state predicts like the original, refuses to
+/// continue training with a clear error, and trains again after a reset.
+#[test]
+fn a_model_saved_without_training_state_predicts_and_refuses_to_continue() {
+    let train = Interactions::from_pairs(
+        60,
+        40,
+        (0..60).flat_map(|u| (0..3).map(move |j| (u, (u + 7 * j) % 40))),
+    )
+    .unwrap();
+    for schedule in [
+        Schedule::Adagrad,
+        Schedule::Adadelta {
+            rho: 0.95,
+            epsilon: 1e-6,
+        },
+    ] {
+        let p = Hyperparameters::builder()
+            .loss(Loss::Warp)
+            .schedule(schedule)
+            .no_components(8)
+            .seed(3)
+            .build()
+            .unwrap();
+        let mut full = HybridModel::collaborative(p, 60, 40).unwrap();
+        full.fit(&train, FitOptions::epochs(2)).unwrap();
+        let full_bytes = serde_json::to_vec(&full).unwrap();
+        let mut light = full.clone();
+        light.drop_training_state();
+        assert!(full.has_training_state() && !light.has_training_state());
+        let light_bytes = serde_json::to_vec(&light).unwrap();
+        assert!(
+            light_bytes.len() * 3 / 2 < full_bytes.len(),
+            "{} vs {} bytes",
+            light_bytes.len(),
+            full_bytes.len()
+        );
+        let mut back: HybridModel = serde_json::from_slice(&light_bytes).unwrap();
+        assert!(!back.has_training_state());
+        assert_eq!(back.predict_all(5).unwrap(), full.predict_all(5).unwrap());
+        let err = back.fit_partial(&train, FitOptions::epochs(1)).unwrap_err();
+        assert_eq!(err, CoreError::NoTrainingState);
+        assert!(err.to_string().contains("reset_training_state"), "{err}");
+        back.reset_training_state();
+        back.fit_partial(&train, FitOptions::epochs(1)).unwrap();
+        assert_eq!(back.epochs_trained(), 3);
+        // A full `fit` starts afresh, so it needs no saved state.
+        let mut again: HybridModel = serde_json::from_slice(&light_bytes).unwrap();
+        again.fit(&train, FitOptions::epochs(2)).unwrap();
+        assert_eq!(again.predict_all(5).unwrap(), full.predict_all(5).unwrap());
+    }
 }
 
 #[test]
@@ -521,13 +598,13 @@ fn a_model_file_whose_parts_disagree_is_an_error_not_a_panic() {
         err.contains("16 components, the hyper-parameters say 15"),
         "{err}"
     );
-    let err = refused(&|j| j["users"]["params"][3] = 1e300.into());
+    let err = refused(&|j| j["users"]["embeddings"][3] = 1e300.into());
     assert!(err.contains("parameter inf is not finite"), "{err}");
     // Adadelta's state is missing for an adadelta schedule.
     let err = refused(&|j| {
         j["params"]["schedule"] = serde_json::json!({"Adadelta": {"rho": 0.95, "epsilon": 1e-6}})
     });
-    assert!(err.contains("parameter buffers"), "{err}");
+    assert!(err.contains("0 embedding deltas"), "{err}");
     let err = refused(&|j| j["params"]["learning_rate"] = 0.into());
     assert!(err.contains("learning_rate"), "{err}");
     let err = refused(&|j| j["rng"]["s"] = serde_json::json!([0, 0, 0, 0]));

@@ -77,6 +77,7 @@ pub struct BundleBuilder {
     seen: Interactions,
     metrics: Option<EvaluationSummary>,
     description: Option<String>,
+    keep_training_state: bool,
 }
 
 impl BundleBuilder {
@@ -97,6 +98,7 @@ impl BundleBuilder {
             seen: train,
             metrics: None,
             description: None,
+            keep_training_state: false,
         }
     }
 
@@ -146,6 +148,15 @@ impl BundleBuilder {
         self
     }
 
+    /// Keeps the model's optimiser state in the bundle, so that training can continue from
+    /// it (a warm start) exactly as if it had not been saved. Off by default: serving needs
+    /// the parameters only, and the state is one (adagrad) or two (adadelta) more copies of
+    /// them.
+    pub fn keep_training_state(mut self, keep: bool) -> Self {
+        self.keep_training_state = keep;
+        self
+    }
+
     /// The parts, unchecked (building the neighbour table if none was given): for callers
     /// that adjust a part before [`Bundle::new`] checks them.
     pub fn into_parts(self) -> Result<BundleParts> {
@@ -171,6 +182,7 @@ impl BundleBuilder {
             seen: self.seen,
             metrics: self.metrics,
             description: self.description,
+            keep_training_state: self.keep_training_state,
         })
     }
 

@@ -19,9 +19,11 @@ use crate::error::{agree, RecommendError, Result};
 const IN_MEMORY: &str = "<memory>";
 use crate::policy::Recommender;
 
-/// The format version this library writes and reads (2: parameter buffers stored as byte
-/// strings; version 1 files are refused with [`RecommendError::UnsupportedVersion`]).
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this library writes and reads (3: the model as its saved record,
+/// [`recsys_core::MODEL_RECORD_VERSION`], with no training-layout padding and the optimiser
+/// state only on request). Files of other versions are refused with
+/// [`RecommendError::UnsupportedVersion`], whose message says to re-train.
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: [u8; 8] = *b"\x89RECSYS\n";
 const HEADER_LEN: usize = 40;
@@ -80,6 +82,9 @@ pub struct BundleMetadata {
     pub hyperparameters: Hyperparameters,
     /// Training epochs done.
     pub epochs: usize,
+    /// Whether the model was saved with its optimiser state, so training can continue from
+    /// it ([`crate::BundleBuilder::keep_training_state`]).
+    pub training_state: bool,
     /// Evaluation on a held-out split, if the training run did one.
     pub metrics: Option<EvaluationSummary>,
 }
@@ -109,12 +114,15 @@ pub struct BundleParts {
     pub metrics: Option<EvaluationSummary>,
     /// Free text for the metadata.
     pub description: Option<String>,
+    /// Whether to save the model's optimiser state (for continued training); without it,
+    /// [`Bundle::new`] drops the state.
+    pub keep_training_state: bool,
 }
 
 /// A loaded (or freshly assembled) bundle: the parts, checked to agree, plus an exact
 /// similarity index over the model's item representations (rebuilt on load; it is cheap).
 ///
-/// # File format (version 2)
+/// # File format (version 3)
 ///
 /// | bytes | content |
 /// |---|---|
@@ -127,6 +135,13 @@ pub struct BundleParts {
 /// | 36..40 | reserved: 0 (any other value is refused) |
 /// | 40..40+m | metadata: UTF-8 JSON ([`BundleMetadata`]), readable without decoding the rest |
 /// | 40+m..40+m+p | payload: [postcard](https://docs.rs/postcard) encoding of the parts |
+///
+/// The payload's parts, in order: the model (its saved record, documented with
+/// [`recsys_core::MODEL_RECORD_VERSION`]: embeddings and biases without padding, the
+/// optimiser state only if [`BundleMetadata::training_state`]), the user and item ids, the
+/// two feature vocabularies, the product catalogue, the neighbour table, popularity and the
+/// seen interactions. A golden file in the tests pins these bytes, so a change of any
+/// in-memory layout cannot change the file format unnoticed.
 ///
 /// Every header byte is checked: the magic, the version, the zero flags and reserved bytes
 /// directly, the lengths against the file size, and bytes 8..32 (with the metadata and the
@@ -333,6 +348,11 @@ fn check_metadata(
         model.epochs_trained(),
         metadata.epochs,
     )?;
+    agree(
+        "metadata training state vs model",
+        usize::from(model.has_training_state()),
+        usize::from(metadata.training_state),
+    )?;
     let corrupt = |message: String| {
         Err(RecommendError::Corrupt {
             path: path.to_path_buf(),
@@ -403,7 +423,10 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
 
 impl Bundle {
     /// Assembles a bundle from the parts of a training run (checked to agree).
-    pub fn new(parts: BundleParts) -> Result<Bundle> {
+    pub fn new(mut parts: BundleParts) -> Result<Bundle> {
+        if !parts.keep_training_state {
+            parts.model.drop_training_state();
+        }
         validate_parts(&parts)?;
         check_parts(&parts)?;
         let metadata = BundleMetadata {
@@ -426,6 +449,7 @@ impl Bundle {
             },
             hyperparameters: parts.model.params().clone(),
             epochs: parts.model.epochs_trained(),
+            training_state: parts.model.has_training_state(),
             metrics: parts.metrics.clone(),
         };
         let mut bundle = Bundle::assemble(metadata, parts);
@@ -536,7 +560,7 @@ impl Bundle {
 
     /// Decodes a bundle from the bytes of a file (`path` is only used in messages), checking
     /// the header, the checksum, every part and their agreement (see the
-    /// [file format](Bundle#file-format-version-2)); never panics, whatever the bytes.
+    /// [file format](Bundle#file-format-version-3)); never panics, whatever the bytes.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Bundle> {
         let (metadata, payload_bytes) = split_checked(bytes, path)?;
         let metadata = parse_metadata(metadata, path)?;
@@ -558,6 +582,7 @@ impl Bundle {
             seen: part(path, "seen interactions", payload.seen)?,
             metrics: metadata.metrics.clone(),
             description: metadata.description.clone(),
+            keep_training_state: metadata.training_state,
         };
         check_parts(&parts)?;
         check_metadata(&metadata, &parts, payload_bytes, path)?;

@@ -39,7 +39,11 @@ pub enum RecommendError {
         path: PathBuf,
     },
     /// The bundle was written by an incompatible format version.
-    #[error("{path} has bundle format version {found}; this library reads version {supported}")]
+    #[error(
+        "{path} has bundle format version {found}; this library reads version {supported}: \
+         re-train with this version to write it anew (`train --out …`); no converter \
+         reads older formats"
+    )]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,

@@ -267,6 +267,7 @@ fn the_builder_assembles_the_parts_a_training_run_produces() {
             seen: w.train.clone(),
             metrics: None,
             description: Some("by hand".into()),
+            keep_training_state: false,
         })
         .unwrap()
     };

@@ -48,6 +48,7 @@ enum RawId {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RawModel {
+    version: u32,
     params: RawParams,
     user_features: RawMatrix,
     item_features: RawMatrix,
@@ -85,7 +86,7 @@ struct RawMatrix {
     data: Vec<f32>,
 }
 
-/// Parameter buffers are stored as byte strings of little-endian floats.
+/// Parameter arrays are stored as byte strings of little-endian floats.
 #[derive(Debug, Clone, PartialEq)]
 struct Floats(Vec<f32>);
 
@@ -118,12 +119,19 @@ impl<'de> Deserialize<'de> for Floats {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RawSide {
-    k: usize,
-    stride: usize,
-    n: usize,
-    params: Floats,
-    acc: Floats,
-    delta: Floats,
+    features: usize,
+    components: usize,
+    embeddings: Floats,
+    biases: Floats,
+    optimiser: Option<RawOptimiser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RawOptimiser {
+    embedding_accumulators: Floats,
+    bias_accumulators: Floats,
+    embedding_deltas: Floats,
+    bias_deltas: Floats,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,10 +166,14 @@ struct RawInteractions {
 
 const HEADER: usize = 40;
 
-/// A valid bundle file (`world().bundle(3)`), built once.
+/// A valid bundle file (`world()`'s, 3 neighbours, with the optimiser state so that every
+/// part of the model record is there to damage), built once.
 fn good_file() -> &'static [u8] {
     static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    BYTES.get_or_init(|| world().bundle(3).to_bytes().unwrap())
+    BYTES.get_or_init(|| {
+        let bundle = world().builder(3).keep_training_state(true).build();
+        bundle.unwrap().to_bytes().unwrap()
+    })
 }
 
 /// (metadata, payload) of a valid file.
@@ -304,7 +316,7 @@ enum Slot<'a> {
     Storage(&'a mut Storage),
 }
 
-const SLOTS: usize = 54;
+const SLOTS: usize = 55;
 
 fn slot(p: &mut RawPayload, i: usize) -> (&'static str, Slot<'_>) {
     let m = &mut p.model;
@@ -355,18 +367,30 @@ fn slot(p: &mut RawPayload, i: usize) -> (&'static str, Slot<'_>) {
             "item_features.data",
             Slot::Floats(&mut m.item_features.data),
         ),
-        16 => ("users.k", Slot::Int(&mut m.users.k)),
-        17 => ("users.stride", Slot::Int(&mut m.users.stride)),
-        18 => ("users.n", Slot::Int(&mut m.users.n)),
-        19 => ("users.params", Slot::Floats(&mut m.users.params.0)),
-        20 => ("users.acc", Slot::Floats(&mut m.users.acc.0)),
-        21 => ("users.delta", Slot::Floats(&mut m.users.delta.0)),
-        22 => ("items.k", Slot::Int(&mut m.items.k)),
-        23 => ("items.stride", Slot::Int(&mut m.items.stride)),
-        24 => ("items.n", Slot::Int(&mut m.items.n)),
-        25 => ("items.params", Slot::Floats(&mut m.items.params.0)),
-        26 => ("items.acc", Slot::Floats(&mut m.items.acc.0)),
-        27 => ("items.delta", Slot::Floats(&mut m.items.delta.0)),
+        16 => ("users.features", Slot::Int(&mut m.users.features)),
+        17 => ("users.components", Slot::Int(&mut m.users.components)),
+        18 => ("users.embeddings", Slot::Floats(&mut m.users.embeddings.0)),
+        19 => ("users.biases", Slot::Floats(&mut m.users.biases.0)),
+        20 => (
+            "users.optimiser.embedding_accumulators",
+            Slot::Floats(&mut optimiser(&mut m.users).embedding_accumulators.0),
+        ),
+        21 => (
+            "users.optimiser.bias_accumulators",
+            Slot::Floats(&mut optimiser(&mut m.users).bias_accumulators.0),
+        ),
+        22 => ("items.features", Slot::Int(&mut m.items.features)),
+        23 => ("items.components", Slot::Int(&mut m.items.components)),
+        24 => ("items.embeddings", Slot::Floats(&mut m.items.embeddings.0)),
+        25 => ("items.biases", Slot::Floats(&mut m.items.biases.0)),
+        26 => (
+            "items.optimiser.embedding_accumulators",
+            Slot::Floats(&mut optimiser(&mut m.items).embedding_accumulators.0),
+        ),
+        27 => (
+            "items.optimiser.bias_accumulators",
+            Slot::Floats(&mut optimiser(&mut m.items).bias_accumulators.0),
+        ),
         28 => ("rng", Slot::Rng(&mut m.rng)),
         29 => ("epochs_trained", Slot::Int(&mut m.epochs_trained)),
         30 => ("user ids", Slot::Ids(&mut p.users)),
@@ -412,8 +436,16 @@ fn slot(p: &mut RawPayload, i: usize) -> (&'static str, Slot<'_>) {
             Slot::Ints(&mut m.item_features.indices),
         ),
         53 => ("params.user_alpha", Slot::Float(&mut m.params.user_alpha)),
+        54 => ("model record version", Slot::Int32(&mut m.version)),
         _ => unreachable!("slot {i}"),
     }
+}
+
+/// The optimiser state of a side of the valid file (which keeps it).
+fn optimiser(side: &mut RawSide) -> &mut RawOptimiser {
+    side.optimiser
+        .as_mut()
+        .expect("the valid file keeps the optimiser state")
 }
 
 /// What one structured mutation does (all choices drawn by proptest).
@@ -805,8 +837,18 @@ fn feature_matrices_that_disagree_with_the_model_are_refused() {
 fn model_parameters_that_disagree_or_are_not_finite_are_refused() {
     let e = refused(|p| p.model.params.no_components += 1);
     assert!(e.contains("components"), "{e}");
-    let e = refused(|p| p.model.items.params.0[3] = f32::NAN);
+    let e = refused(|p| p.model.items.embeddings.0[3] = f32::NAN);
     assert!(e.contains("item") && e.contains("NaN"), "{e}");
+    let e = refused(|p| {
+        p.model.users.biases.0.pop();
+    });
+    assert!(e.contains("user parameters") && e.contains("biases"), "{e}");
+    let e = refused(|p| optimiser(&mut p.model.items).bias_accumulators.0[0] = -2.0);
+    assert!(e.contains("optimiser state -2"), "{e}");
+    let e = refused(|p| p.model.users.optimiser = None);
+    assert!(e.contains("one side only"), "{e}");
+    let e = refused(|p| p.model.version = 7);
+    assert!(e.contains("version 7") && e.contains("re-train"), "{e}");
     let e = refused(|p| p.model.params.learning_rate = -1.0);
     assert!(e.contains("learning_rate"), "{e}");
 }

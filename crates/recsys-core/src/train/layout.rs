@@ -3,6 +3,7 @@
 
 use crate::params::Schedule;
 use crate::rng::Rng;
+use crate::stored::{F32s, OptimiserRecord, SideRecord};
 
 use super::shared::{advise_huge_pages, block_floats, block_floats_mut, Bufs, Shared, SideView};
 
@@ -60,72 +61,6 @@ pub(super) fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     v
 }
 
-/// Human-readable formats (JSON) get a list of numbers; binary formats (the artifact bundle)
-/// get the little-endian bytes in one piece, which decodes with one allocation and one copy
-/// instead of a number-by-number, repeatedly growing vector.
-impl serde::Serialize for AlignedBuf {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            return self.as_slice().serialize(s);
-        }
-        let mut bytes = Vec::with_capacity(self.len * 4);
-        for v in self.as_slice() {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        s.serialize_bytes(&bytes)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for AlignedBuf {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Floats;
-
-        impl<'de> serde::de::Visitor<'de> for Floats {
-            type Value = AlignedBuf;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of floats or their little-endian bytes")
-            }
-
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AlignedBuf, E> {
-                if !bytes.len().is_multiple_of(4) {
-                    return Err(E::invalid_length(bytes.len(), &"a multiple of 4 bytes"));
-                }
-                let mut b = AlignedBuf::default();
-                b.resize(bytes.len() / 4, 0.0);
-                for (v, c) in b.as_mut_slice().iter_mut().zip(bytes.chunks_exact(4)) {
-                    *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-                Ok(b)
-            }
-
-            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<AlignedBuf, E> {
-                self.visit_bytes(&bytes)
-            }
-
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<AlignedBuf, A::Error> {
-                let mut v: Vec<f32> = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(x) = seq.next_element()? {
-                    v.push(x);
-                }
-                let mut b = AlignedBuf::default();
-                b.resize(v.len(), 0.0);
-                b.as_mut_slice().copy_from_slice(&v);
-                Ok(b)
-            }
-        }
-
-        if d.is_human_readable() {
-            d.deserialize_seq(Floats)
-        } else {
-            d.deserialize_bytes(Floats)
-        }
-    }
-}
-
 /// Parameters of one side of the model (users or items), with optimiser state.
 ///
 /// Row `f` (one feature) holds its `k` embedding values, then its bias, padded to a multiple
@@ -134,14 +69,20 @@ impl<'de> serde::Deserialize<'de> for AlignedBuf {
 ///
 /// Training relies on the padding: the 8-wide sums read it (so parameters' padding must be
 /// zero) and adagrad's padded step writes zeros into it (so, for adagrad, the accumulators'
-/// padding must be positive). A deserialised model checks its sides with
-/// [`Side::check_layout`] (both, the buffers' lengths and finiteness), so a hand-made or
-/// damaged model file gives an error instead of wrong scores or a panic.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// padding must be positive). [`Side::check_layout`] checks both, the buffers' lengths and
+/// finiteness.
+///
+/// This layout is never written to a file: [`Side::to_record`] and [`Side::from_record`]
+/// convert to and from the saved form ([`crate::stored`]), which has no padding.
+///
+/// A side loaded without its optimiser state (`trainable` false: `acc` and `delta` empty)
+/// predicts but cannot train until [`Side::reset_training_state`].
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Side {
     k: usize,
     stride: usize,
     n: usize,
+    trainable: bool,
     params: AlignedBuf,
     /// Adagrad: running sum of squared gradients (starts at 1). Adadelta: E\[g²\].
     acc: AlignedBuf,
@@ -157,6 +98,7 @@ impl Side {
             k,
             stride: Side::stride_for(k),
             n: 0,
+            trainable: true,
             params: AlignedBuf::default(),
             acc: AlignedBuf::default(),
             delta: AlignedBuf::default(),
@@ -179,15 +121,119 @@ impl Side {
                 p[f * stride + c] = ((rng.next_f64() - 0.5) / k as f64) as f32;
             }
         }
+        if self.trainable {
+            self.grow_training_state(n_features * stride, schedule);
+        }
+        self.n = n_features;
+    }
+
+    /// Fresh optimiser state (adagrad's accumulators at 1, adadelta's at 0) up to `len`
+    /// floats, keeping what is there.
+    fn grow_training_state(&mut self, len: usize, schedule: Schedule) {
         let (acc0, adadelta) = match schedule {
             Schedule::Adagrad => (1.0, false),
             Schedule::Adadelta { .. } => (0.0, true),
         };
-        self.acc.resize(n_features * stride, acc0);
+        self.acc.resize(len, acc0);
         if adadelta {
-            self.delta.resize(n_features * stride, 0.0);
+            self.delta.resize(len, 0.0);
         }
-        self.n = n_features;
+    }
+
+    /// Whether the side carries the optimiser state training needs.
+    pub fn has_training_state(&self) -> bool {
+        self.trainable
+    }
+
+    /// Frees the optimiser state (a side for predictions only).
+    pub fn drop_training_state(&mut self) {
+        self.trainable = false;
+        self.acc = AlignedBuf::default();
+        self.delta = AlignedBuf::default();
+    }
+
+    /// Replaces the optimiser state with a fresh one, as a new model starts with.
+    pub fn reset_training_state(&mut self, schedule: Schedule) {
+        self.drop_training_state();
+        self.trainable = true;
+        self.grow_training_state(self.n * self.stride, schedule);
+    }
+
+    /// The saved form: parameters without padding, the optimiser state if the side has it.
+    pub fn to_record(&self) -> SideRecord {
+        let unpad = |buf: &AlignedBuf, range: std::ops::Range<usize>| {
+            let b = buf.as_slice();
+            F32s(
+                (0..self.n)
+                    .flat_map(|f| &b[f * self.stride + range.start..f * self.stride + range.end])
+                    .copied()
+                    .collect(),
+            )
+        };
+        let (emb, bias) = (0..self.k, self.k..self.k + 1);
+        let optimiser = self.trainable.then(|| {
+            let deltas = |range| {
+                if self.delta.len == 0 {
+                    F32s::default()
+                } else {
+                    unpad(&self.delta, range)
+                }
+            };
+            OptimiserRecord {
+                embedding_accumulators: unpad(&self.acc, emb.clone()),
+                bias_accumulators: unpad(&self.acc, bias.clone()),
+                embedding_deltas: deltas(emb.clone()),
+                bias_deltas: deltas(bias.clone()),
+            }
+        });
+        SideRecord {
+            features: self.n as u64,
+            components: self.k as u64,
+            embeddings: unpad(&self.params, emb),
+            biases: unpad(&self.params, bias),
+            optimiser,
+        }
+    }
+
+    /// The in-memory layout of a saved side, after checking the record's lengths against
+    /// its shape and its values (finite parameters, optimiser state neither NaN nor
+    /// negative, adadelta's deltas exactly when `schedule` is adadelta). Padding is zero,
+    /// adagrad accumulators' padding 1, so the result passes [`Side::check_layout`].
+    pub fn from_record(record: &SideRecord, schedule: Schedule) -> Result<Side, String> {
+        let adadelta = matches!(schedule, Schedule::Adadelta { .. });
+        let (n, k) = record.check_shape(adadelta)?;
+        let stride = Side::stride_for(k);
+        let len = n
+            .checked_mul(stride)
+            .ok_or("parameter buffer size overflows")?;
+        let pad = |values: &[&F32s], fill: f32| {
+            let mut buf = AlignedBuf::default();
+            buf.resize(len, fill);
+            let b = buf.as_mut_slice();
+            for f in 0..n {
+                let row = &mut b[f * stride..];
+                row[..k].copy_from_slice(&values[0].0[f * k..(f + 1) * k]);
+                row[k] = values[1].0[f];
+            }
+            buf
+        };
+        let mut side = Side {
+            k,
+            stride,
+            n,
+            trainable: record.optimiser.is_some(),
+            params: pad(&[&record.embeddings, &record.biases], 0.0),
+            acc: AlignedBuf::default(),
+            delta: AlignedBuf::default(),
+        };
+        if let Some(o) = &record.optimiser {
+            let acc_pad = if adadelta { 0.0 } else { 1.0 };
+            side.acc = pad(&[&o.embedding_accumulators, &o.bias_accumulators], acc_pad);
+            if adadelta {
+                side.delta = pad(&[&o.embedding_deltas, &o.bias_deltas], 0.0);
+            }
+        }
+        Ok(side)
     }
 
     pub fn n_features(&self) -> usize {
@@ -219,15 +265,19 @@ impl Side {
         }
         let len = (self.n.checked_mul(stride)).ok_or("parameter buffer size overflows")?;
         let adagrad = matches!(schedule, Schedule::Adagrad);
-        let delta_len = if adagrad { 0 } else { len };
+        let (acc_len, delta_len) = match (self.trainable, adagrad) {
+            (false, _) => (0, 0),
+            (true, true) => (len, 0),
+            (true, false) => (len, len),
+        };
         let lens = [self.params.len, self.acc.len, self.delta.len];
-        if lens != [len, len, delta_len] {
+        if lens != [len, acc_len, delta_len] {
             return Err(format!(
                 "parameter buffers of {lens:?} floats for {} features × {stride} with {} \
                  (expected {:?})",
                 self.n,
                 if adagrad { "adagrad" } else { "adadelta" },
-                [len, len, delta_len]
+                [len, acc_len, delta_len]
             ));
         }
         let (p, a, d) = (
@@ -244,7 +294,7 @@ impl Side {
             if p[pad.clone()].iter().any(|&v| v != 0.0) {
                 return Err(format!("feature {row}: non-zero parameter padding"));
             }
-            if adagrad && a[pad].iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            if self.trainable && adagrad && a[pad].iter().any(|&v| !(v > 0.0 && v.is_finite())) {
                 return Err(format!(
                     "feature {row}: adagrad accumulator padding not positive"
                 ));
@@ -325,55 +375,100 @@ impl Side {
 mod side_tests {
     use super::*;
 
-    /// Sides survive serialisation; damaged padding, strides or lengths are errors.
+    /// Sides survive their saved form (with and without optimiser state, through JSON and
+    /// postcard); the saved form has no padding; damaged records and layouts are errors.
     #[test]
-    fn deserialising_a_side_checks_its_layout() {
+    fn saved_sides_round_trip_and_damage_is_refused() {
         let adadelta = Schedule::Adadelta {
             rho: 0.95,
             epsilon: 1e-6,
         };
         for schedule in [Schedule::Adagrad, adadelta] {
-            let side = Side::new(3, 5, schedule, &mut Rng::new(1));
-            let json = serde_json::to_value(&side).unwrap();
-            let back: Side = serde_json::from_value(json.clone()).unwrap();
-            back.check_layout(schedule).unwrap();
-            assert_eq!(back, side);
-            let damaged = |field: &str, edit: &dyn Fn(&mut serde_json::Value)| {
-                let mut j = json.clone();
-                edit(&mut j[field]);
-                let side: Side = serde_json::from_value(j).unwrap();
-                side.check_layout(schedule).unwrap_err()
+            let mut side = Side::new(3, 5, schedule, &mut Rng::new(1));
+            // Distinct, non-default optimiser state, as after training (padding untouched).
+            let values = |f: usize| f * 16..f * 16 + 6;
+            for f in 0..3 {
+                for i in values(f) {
+                    side.acc.as_mut_slice()[i] = 1.0 + i as f32;
+                    if !side.delta.as_slice().is_empty() {
+                        side.delta.as_mut_slice()[i] = 0.5 + i as f32;
+                    }
+                }
+            }
+            side.check_layout(schedule).unwrap();
+            let record = side.to_record();
+            assert_eq!(record.embeddings.0.len(), 15, "no padding is saved");
+            assert_eq!(record.biases.0.len(), 3);
+            assert_eq!(&record.embeddings.0[5..10], &side.row(1)[..5]);
+            assert_eq!(record.biases.0[1], side.row(1)[5]);
+            let json: SideRecord =
+                serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();
+            let bytes: SideRecord =
+                postcard::from_bytes(&postcard::to_stdvec(&record).unwrap()).unwrap();
+            for back in [json, bytes] {
+                let back = Side::from_record(&back, schedule).unwrap();
+                back.check_layout(schedule).unwrap();
+                assert_eq!(back, side);
+            }
+
+            // Without the optimiser state: the parameters only, and it can be reset.
+            let mut light = side.clone();
+            light.drop_training_state();
+            light.check_layout(schedule).unwrap();
+            let record = light.to_record();
+            assert!(record.optimiser.is_none());
+            let back = Side::from_record(&record, schedule).unwrap();
+            assert!(!back.has_training_state());
+            assert_eq!(back, light);
+            let mut reset = back.clone();
+            reset.reset_training_state(schedule);
+            reset.check_layout(schedule).unwrap();
+            let fresh = Side::new(3, 5, schedule, &mut Rng::new(1));
+            assert_eq!(reset.params, side.params);
+            assert_eq!((&reset.acc, &reset.delta), (&fresh.acc, &fresh.delta));
+
+            let damaged = |edit: &dyn Fn(&mut SideRecord)| {
+                let mut r = side.to_record();
+                edit(&mut r);
+                Side::from_record(&r, schedule).unwrap_err()
             };
-            // Row 1 holds 5 values and a bias at 16..22; 22..32 is padding.
-            let err = damaged("params", &|v| v[22] = 0.5.into());
-            assert!(err.contains("non-zero parameter padding"), "{err}");
-            let err = damaged("stride", &|v| *v = 32.into());
-            assert!(err.contains("expected 16"), "{err}");
-            let err = damaged("params", &|v| {
-                v.as_array_mut().unwrap().pop();
+            let err = damaged(&|r| {
+                r.embeddings.0.pop();
             });
-            assert!(err.contains("parameter buffers"), "{err}");
-            let err = damaged("params", &|v| v[17] = f64::MAX.into());
             assert!(
-                err.contains("feature 1: parameter inf is not finite"),
+                err.contains("14 embeddings for 3 features × 5 components"),
                 "{err}"
             );
-            let err = damaged("acc", &|v| v[3] = (-1.0).into());
+            let err = damaged(&|r| r.features = 4);
+            assert!(err.contains("expected 20"), "{err}");
+            let err = damaged(&|r| r.biases.0[1] = f32::INFINITY);
+            assert!(err.contains("parameter inf is not finite"), "{err}");
+            let err = damaged(&|r| r.optimiser.as_mut().unwrap().bias_accumulators.0[0] = -1.0);
             assert!(
                 err.contains("optimiser state -1 is NaN or negative"),
                 "{err}"
             );
-            if matches!(schedule, Schedule::Adagrad) {
-                let err = damaged("acc", &|v| v[22] = 0.0.into());
-                assert!(err.contains("accumulator padding"), "{err}");
-            }
             // The optimiser state must be the schedule's.
             let other = match schedule {
                 Schedule::Adagrad => adadelta,
                 _ => Schedule::Adagrad,
             };
-            let err = back.check_layout(other).unwrap_err();
+            let err = Side::from_record(&side.to_record(), other).unwrap_err();
+            assert!(err.contains("deltas"), "{err}");
+
+            // The in-memory layout is checked too.
+            let mut bad = side.clone();
+            bad.params.as_mut_slice()[22] = 0.5;
+            let err = bad.check_layout(schedule).unwrap_err();
+            assert!(err.contains("non-zero parameter padding"), "{err}");
+            let err = side.check_layout(other).unwrap_err();
             assert!(err.contains("parameter buffers"), "{err}");
+            if matches!(schedule, Schedule::Adagrad) {
+                let mut bad = side.clone();
+                bad.acc.as_mut_slice()[22] = 0.0;
+                let err = bad.check_layout(schedule).unwrap_err();
+                assert!(err.contains("accumulator padding"), "{err}");
+            }
         }
     }
 }
