@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use ndarray::{Array1, Array2};
-use recsys::core::{top_k, HybridModel, ItemRepresentations, Representation, Rng};
+use recsys::core::{top_k, ItemRepresentations, Representation, Rng};
 
 const K: usize = 10;
 const BOOST: f32 = 0.25;
@@ -71,7 +71,7 @@ fn synthetic() -> Workload {
 
 fn from_bundle(path: &str) -> Workload {
     let bundle = recsys::recommend::Bundle::load(path).expect("bundle");
-    let model: &HybridModel = bundle.model();
+    let model = bundle.model();
     let reps = model.item_representations().clone();
     let mut rng = Rng::new(7);
     let queries = (0..QUERIES)

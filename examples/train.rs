@@ -17,6 +17,10 @@
 //! `{"user_features": ["age_group"], "item_features": ["category", "price"],
 //!   "numeric_features": ["price"], "quantiles": 5}`; flags given on the command line win.
 //!
+//! `--model als` trains the implicit-feedback ALS model instead of the hybrid one (`--alpha`,
+//! `--regularization`, `--cg-steps`, `--feature-cg-steps`, `--solver`; `--epochs` counts
+//! sweeps); the bundle, `recommend` and `serve` take either.
+//!
 //! The model in the bundle is the one evaluated: trained on the training part of the
 //! split (`--test-pairs FILE`, `<data>/test_pairs.csv.gz` when present, else a seeded
 //! random `--test-fraction`, 0.2 by default).
@@ -34,10 +38,10 @@ use recsys::features::{RecordIter, SourceError};
 use recsys::recommend::EvaluationSummary;
 use recsys::store::mongo::MongoStore;
 use recsys::{
-    Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, NeighbourTable,
+    Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model, NeighbourTable,
     ProductRecord, RecordSource, UserRecord,
 };
-use recsys_examples::{metrics_line, FeatureArgs, ModelArgs};
+use recsys_examples::{metrics_line, FeatureArgs, ModelArgs, ModelKind};
 use serde::Deserialize;
 
 #[derive(Parser, Debug)]
@@ -294,13 +298,29 @@ fn run(args: Args) -> Result<()> {
     );
 
     // ---- train
-    let (model, training) = args.model.fit(&experiment, args.quiet)?;
-    eprintln!(
-        "trained {} epochs ({:.2}s/epoch, {} thread(s))",
-        args.model.epochs,
-        training.seconds_per_epoch(),
-        args.model.threads
-    );
+    let model: Model = match args.model.model {
+        ModelKind::Hybrid => {
+            let (model, training) = args.model.fit(&experiment, args.quiet)?;
+            eprintln!(
+                "trained {} epochs ({:.2}s/epoch, {} thread(s))",
+                args.model.epochs,
+                training.seconds_per_epoch(),
+                args.model.threads
+            );
+            model.into()
+        }
+        ModelKind::Als => {
+            let (model, times) = args.model.fit_als(&experiment, args.quiet)?;
+            let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
+            eprintln!(
+                "trained ALS, {} sweeps ({:.2}s/sweep, {} thread(s))",
+                times.len(),
+                total / times.len().max(1) as f64,
+                args.model.threads
+            );
+            model.into()
+        }
+    };
 
     // ---- evaluate
     let metrics = match experiment.test() {
@@ -451,12 +471,7 @@ fn summary(path: &Path, bytes: u64, save_seconds: f64, load_seconds: f64, bundle
         m.counts.user_features,
         m.counts.item_features
     );
-    println!(
-        "  {} loss, {} components, {} epochs",
-        m.hyperparameters.loss().name(),
-        m.hyperparameters.no_components(),
-        m.epochs
-    );
+    println!("  {}, {} epochs", m.hyperparameters.describe(), m.epochs);
     if let Some(e) = &m.metrics {
         println!(
             "  held out: P@{k} {:.4}  R@{k} {:.4}  AUC {:.4} ({} users)",

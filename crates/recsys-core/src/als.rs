@@ -18,6 +18,7 @@ use crate::params::{check_no_components, invalid_hyperparameter};
 use crate::repr::{ItemRepresentations, Representation};
 use crate::rng::Rng;
 use crate::scorer::Factorised;
+use crate::stored::{F32s, MODEL_RECORD_VERSION};
 
 /// How the rows of a side without features (identity feature matrix) are solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +35,10 @@ pub enum AlsSolver {
 }
 
 /// Validated ALS hyper-parameters. Build them with [`AlsParams::builder`].
+///
+/// Deserialising validates them like [`AlsParamsBuilder::build`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "AlsParamsData")]
 pub struct AlsParams {
     no_components: usize,
     alpha: f32,
@@ -43,6 +47,37 @@ pub struct AlsParams {
     feature_cg_steps: usize,
     init_scale: f32,
     seed: u64,
+}
+
+/// The serialised form of [`AlsParams`], before validation.
+#[derive(Deserialize)]
+pub(crate) struct AlsParamsData {
+    no_components: usize,
+    alpha: f32,
+    regularization: f32,
+    solver: AlsSolver,
+    feature_cg_steps: usize,
+    init_scale: f32,
+    seed: u64,
+}
+
+impl TryFrom<AlsParamsData> for AlsParams {
+    type Error = CoreError;
+
+    fn try_from(d: AlsParamsData) -> Result<Self> {
+        AlsParamsBuilder {
+            p: AlsParams {
+                no_components: d.no_components,
+                alpha: d.alpha,
+                regularization: d.regularization,
+                solver: d.solver,
+                feature_cg_steps: d.feature_cg_steps,
+                init_scale: d.init_scale,
+                seed: d.seed,
+            },
+        }
+        .build()
+    }
 }
 
 impl Default for AlsParams {
@@ -312,6 +347,121 @@ pub struct AlsModel {
     item_cache: OnceLock<ItemRepresentations>,
     /// `Σ_i y_i y_iᵀ` over the item representations (`k × k`), for fold-in.
     item_gram: OnceLock<Array2<f64>>,
+}
+
+/// The saved ALS model record as written: like the hybrid model's (see the crate's `stored`
+/// module), the feature embeddings as `n × k` arrays without the row padding.
+#[derive(Serialize)]
+struct AlsRecordRef<'a> {
+    version: u32,
+    params: &'a AlsParams,
+    user_features: &'a FeatureMatrix,
+    item_features: &'a FeatureMatrix,
+    user_embeddings: F32s,
+    item_embeddings: F32s,
+    iterations_trained: u64,
+}
+
+impl Serialize for AlsModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let unpadded = |v: &[f32]| {
+            let k = self.no_components();
+            F32s(
+                v.chunks_exact(self.stride)
+                    .flat_map(|r| &r[..k])
+                    .copied()
+                    .collect(),
+            )
+        };
+        AlsRecordRef {
+            version: MODEL_RECORD_VERSION,
+            params: &self.params,
+            user_features: &self.user_features,
+            item_features: &self.item_features,
+            user_embeddings: unpadded(&self.user_embeddings),
+            item_embeddings: unpadded(&self.item_embeddings),
+            iterations_trained: self.iterations_trained as u64,
+        }
+        .serialize(s)
+    }
+}
+
+/// The saved ALS model record as read, before validation.
+#[derive(Deserialize)]
+pub(crate) struct AlsData {
+    version: u32,
+    params: AlsParamsData,
+    user_features: crate::matrix::FeatureMatrixData,
+    item_features: crate::matrix::FeatureMatrixData,
+    user_embeddings: F32s,
+    item_embeddings: F32s,
+    iterations_trained: u64,
+}
+
+impl TryFrom<AlsData> for AlsModel {
+    type Error = CoreError;
+
+    fn try_from(d: AlsData) -> Result<Self> {
+        if d.version != MODEL_RECORD_VERSION {
+            return Err(CoreError::UnsupportedRecord {
+                found: d.version,
+                supported: MODEL_RECORD_VERSION,
+            });
+        }
+        let part = |what: &'static str| {
+            move |e: CoreError| CoreError::Corrupt {
+                what,
+                reason: e.to_string(),
+            }
+        };
+        let params = AlsParams::try_from(d.params).map_err(part("ALS hyper-parameters"))?;
+        let user_features =
+            FeatureMatrix::try_from(d.user_features).map_err(part("ALS user feature matrix"))?;
+        let item_features =
+            FeatureMatrix::try_from(d.item_features).map_err(part("ALS item feature matrix"))?;
+        let k = params.no_components;
+        let embeddings = |what: &'static str, v: F32s, n: usize| {
+            if Some(v.0.len()) != n.checked_mul(k) {
+                return Err(CoreError::Corrupt {
+                    what,
+                    reason: format!(
+                        "{} values for {n} features × {k} components (expected {})",
+                        v.0.len(),
+                        n.saturating_mul(k)
+                    ),
+                });
+            }
+            Ok(Array2::from_shape_vec((n, k), v.0).expect("length checked"))
+        };
+        let users = embeddings(
+            "ALS user embeddings",
+            d.user_embeddings,
+            user_features.n_features(),
+        )?;
+        let items = embeddings(
+            "ALS item embeddings",
+            d.item_embeddings,
+            item_features.n_features(),
+        )?;
+        let mut model =
+            AlsModel::from_embeddings(params, user_features, item_features, users, items)
+                .map_err(part("ALS model"))?;
+        model.iterations_trained =
+            usize::try_from(d.iterations_trained).map_err(|_| CoreError::Corrupt {
+                what: "ALS iterations",
+                reason: format!("{} iterations", d.iterations_trained),
+            })?;
+        if model.n_items() == 0 {
+            return Err(CoreError::Empty("the model needs at least one item"));
+        }
+        Ok(model)
+    }
+}
+
+impl<'de> Deserialize<'de> for AlsModel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        AlsModel::try_from(AlsData::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 impl PartialEq for AlsModel {

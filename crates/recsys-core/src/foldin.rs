@@ -8,8 +8,8 @@ use ndarray::{Array1, Array2};
 
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
-use crate::model::HybridModel;
 use crate::repr::Representation;
+use crate::scorer::{Scorer, UserQuery};
 
 /// Fold-in settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,9 +61,16 @@ pub struct FoldIn {
 }
 
 impl FoldIn {
-    /// Prepares fold-in for `model`; `train` (the model's training interactions) calibrates the
-    /// target scores.
-    pub fn new(model: &HybridModel, train: &Interactions, options: FoldInOptions) -> Result<Self> {
+    /// Prepares fold-in for `model` (a factorisation model of either family, or a [`Model`]:
+    /// any [`Scorer`] that exposes its representations); `train` (the model's training
+    /// interactions) calibrates the target scores.
+    ///
+    /// [`Model`]: crate::Model
+    pub fn new<S: Scorer + ?Sized>(
+        model: &S,
+        train: &Interactions,
+        options: FoldInOptions,
+    ) -> Result<Self> {
         if !(options.alpha.is_finite() && options.alpha >= 0.0) {
             return Err(CoreError::InvalidHyperparameter {
                 name: "alpha",
@@ -81,7 +88,9 @@ impl FoldIn {
         if train.is_empty() {
             return Err(CoreError::Empty("fold-in needs the training interactions"));
         }
-        let reps = model.item_representations();
+        let reps = model.item_representations().ok_or(CoreError::Empty(
+            "fold-in needs a model with item representations",
+        ))?;
         let q = reps.vectors().mapv(f64::from);
         let b = reps.biases().mapv(f64::from);
         let gram = q.t().dot(&q);
@@ -96,7 +105,11 @@ impl FoldIn {
             if train.user_items(u).is_empty() {
                 continue;
             }
-            let r = model.user_representation(u)?;
+            let r = model
+                .representation(UserQuery::Known(u))?
+                .ok_or(CoreError::Empty(
+                    "fold-in needs a model with user representations",
+                ))?;
             // Exclude the user's own bias: the folded-in user has none.
             let r = Representation { bias: 0.0, ..r };
             reps.score_all(&r, &mut scores);
@@ -113,7 +126,7 @@ impl FoldIn {
             ));
         }
         Ok(FoldIn {
-            k: model.no_components(),
+            k: reps.vectors().ncols(),
             n_items: model.n_items(),
             options,
             gram,

@@ -205,7 +205,7 @@ impl Serialize for HybridModel {
 /// The saved model record as read, before validation: every part in its unchecked form, so
 /// each refusal can name the part (binary formats drop nested error messages).
 #[derive(Deserialize)]
-struct ModelData {
+pub(crate) struct ModelData {
     version: u32,
     params: crate::params::HyperparametersData,
     user_features: crate::matrix::FeatureMatrixData,

@@ -1,7 +1,7 @@
 //! Assembling a [`Bundle`] from a training run: the one place that knows which part of a
 //! bundle comes from where.
 
-use recsys_core::{HybridModel, Interactions, Popularity};
+use recsys_core::{Interactions, Model, Popularity};
 use recsys_features::{Dataset, FeatureVocabulary, IdMap, ProductRecord};
 use recsys_similarity::{ExactCosine, NeighbourTable};
 
@@ -66,7 +66,7 @@ enum Neighbours {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BundleBuilder {
-    model: HybridModel,
+    model: Model,
     users: IdMap,
     items: IdMap,
     user_vocabulary: FeatureVocabulary,
@@ -84,10 +84,10 @@ impl BundleBuilder {
     /// A builder for `model`, trained on `train`, the interactions of `dataset`. Until told
     /// otherwise the bundle has no product details, [`DEFAULT_NEIGHBOURS`] neighbours per
     /// product, popularity counted from `train`, no evaluation results and no description.
-    pub fn new(model: HybridModel, dataset: &Dataset, train: Interactions) -> Self {
+    pub fn new(model: impl Into<Model>, dataset: &Dataset, train: Interactions) -> Self {
         let items = dataset.items().clone();
         BundleBuilder {
-            model,
+            model: model.into(),
             users: dataset.users().clone(),
             products: ProductCatalog::from_records(&items, std::iter::empty()),
             items,

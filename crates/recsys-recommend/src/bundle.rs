@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use recsys_core::{HybridModel, Hyperparameters, Interactions, Popularity};
+use recsys_core::{Interactions, Model, ModelParams, Popularity};
 use recsys_features::{ExternalId, FeatureVocabulary, IdMap};
 use recsys_similarity::{ExactCosine, NeighbourTable};
 use serde::{Deserialize, Serialize};
@@ -78,9 +78,10 @@ pub struct BundleMetadata {
     pub description: Option<String>,
     /// Sizes.
     pub counts: BundleCounts,
-    /// The model's hyper-parameters.
-    pub hyperparameters: Hyperparameters,
-    /// Training epochs done.
+    /// The model's family and hyper-parameters (JSON: `"family": "hybrid"` or `"als"` next
+    /// to the family's parameters).
+    pub hyperparameters: ModelParams,
+    /// Training passes done: epochs of the hybrid model, sweeps of ALS.
     pub epochs: usize,
     /// Whether the model was saved with its optimiser state, so training can continue from
     /// it ([`crate::BundleBuilder::keep_training_state`]).
@@ -93,7 +94,7 @@ pub struct BundleMetadata {
 #[derive(Debug, Clone)]
 pub struct BundleParts {
     /// The trained model (embeddings, biases, hyper-parameters, feature matrices).
-    pub model: HybridModel,
+    pub model: Model,
     /// User ids ⇄ model user indices.
     pub users: IdMap,
     /// Product ids ⇄ model item indices.
@@ -178,7 +179,7 @@ pub struct BundleParts {
 #[derive(Debug, Clone)]
 pub struct Bundle {
     metadata: BundleMetadata,
-    model: HybridModel,
+    model: Model,
     users: IdMap,
     items: IdMap,
     user_vocabulary: FeatureVocabulary,
@@ -234,7 +235,7 @@ fn part<T, E: std::fmt::Display>(
 
 #[derive(Serialize)]
 struct PayloadRef<'a> {
-    model: &'a HybridModel,
+    model: &'a Model,
     users: Vec<StoredId>,
     items: Vec<StoredId>,
     user_vocabulary: &'a FeatureVocabulary,
@@ -249,8 +250,8 @@ struct PayloadRef<'a> {
 /// drops the messages of errors raised inside a decode, so parts report theirs this way).
 #[derive(Deserialize)]
 struct Payload {
-    #[serde(deserialize_with = "HybridModel::deserialize_validated")]
-    model: recsys_core::Result<HybridModel>,
+    #[serde(deserialize_with = "Model::deserialize_validated")]
+    model: recsys_core::Result<Model>,
     users: Vec<StoredId>,
     items: Vec<StoredId>,
     #[serde(deserialize_with = "FeatureVocabulary::deserialize_validated")]
@@ -360,7 +361,7 @@ fn check_metadata(
             message,
         })
     };
-    if metadata.hyperparameters != *model.params() {
+    if metadata.hyperparameters != model.params() {
         return corrupt(format!(
             "hyper-parameters {:?} differ from the model's {:?}",
             metadata.hyperparameters,
@@ -447,7 +448,7 @@ impl Bundle {
                 neighbours_per_item: parts.neighbours.k(),
                 products_with_details: parts.products.known(),
             },
-            hyperparameters: parts.model.params().clone(),
+            hyperparameters: parts.model.params(),
             epochs: parts.model.epochs_trained(),
             training_state: parts.model.has_training_state(),
             metrics: parts.metrics.clone(),
@@ -614,7 +615,7 @@ impl Bundle {
     }
 
     /// The model.
-    pub fn model(&self) -> &HybridModel {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 

@@ -253,7 +253,7 @@ fn the_builder_assembles_the_parts_a_training_run_produces() {
     let exact = ExactCosine::new(w.model.item_representations().vectors());
     let by_hand = |k: usize, popularity: recsys_core::Popularity| {
         Bundle::new(BundleParts {
-            model: w.model.clone(),
+            model: w.model.clone().into(),
             users: w.dataset.users().clone(),
             items: w.dataset.items().clone(),
             user_vocabulary: w.dataset.user_vocabulary().clone(),
@@ -299,4 +299,69 @@ fn the_builder_assembles_the_parts_a_training_run_produces() {
     assert_eq!(from_k.metadata().model_id, expected.metadata().model_id);
     assert_eq!(from_table.metadata().model_id, expected.metadata().model_id);
     assert_ne!(from_k.metadata().model_id, built.metadata().model_id);
+}
+
+/// An ALS model goes through the bundle like the hybrid one: saved, loaded, checked, and it
+/// answers every kind of request (known user, viewed product, cold-start attributes); the
+/// planted north/south structure shows in its recommendations.
+#[test]
+fn an_als_bundle_round_trips_and_recommends() {
+    use recsys_core::{AlsFitOptions, AlsModel, AlsParams};
+    use recsys_features::Attributes;
+
+    let w = world();
+    let params = AlsParams::builder()
+        .no_components(4)
+        .alpha(10.0)
+        .regularization(0.1)
+        .seed(3)
+        .build()
+        .unwrap();
+    let mut als =
+        AlsModel::new(params, w.dataset.user_features(), w.dataset.item_features()).unwrap();
+    als.fit(&w.train, AlsFitOptions::iterations(15)).unwrap();
+    let bundle = recsys_recommend::BundleBuilder::new(als.clone(), &w.dataset, w.train.clone())
+        .products(w.source.products.iter().cloned())
+        .neighbours(3)
+        .build()
+        .unwrap();
+    let dir = temp_dir("als");
+    let path = dir.join("als.rsb");
+    bundle.save(&path).unwrap();
+    let loaded = Bundle::load(&path).unwrap();
+    assert_eq!(loaded.model().as_als(), Some(&als));
+    assert_eq!(loaded.metadata(), bundle.metadata());
+    assert_eq!(loaded.metadata().epochs, 15);
+    assert!(loaded
+        .metadata()
+        .hyperparameters
+        .describe()
+        .starts_with("als, alpha 10"));
+
+    let mut south = Attributes::new();
+    south.insert("city".into(), "south".into());
+    let stranger = recsys_features::ExternalId::Str("stranger".into());
+    for request in [
+        Request::new(4).user(&user(3)),
+        Request::new(4).user(&user(3)).product(&id(12)),
+        Request::new(4).user(&stranger).user_attributes(&south),
+        Request::new(4).product(&id(2)),
+    ] {
+        let a = bundle.recommender().recommend(&request).unwrap();
+        let b = loaded.recommender().recommend(&request).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.items.len(), 4);
+    }
+    // User 3 (south) is recommended south products (p9..p17).
+    let recs = loaded
+        .recommender()
+        .recommend(&Request::new(3).user(&user(3)))
+        .unwrap();
+    for r in &recs.items {
+        let recsys_features::ExternalId::Int(p) = r.product_id else {
+            panic!("{:?}", r.product_id)
+        };
+        assert!(p >= 9, "{recs:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

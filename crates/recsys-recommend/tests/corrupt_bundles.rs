@@ -19,7 +19,7 @@ use common::world;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
-use recsys_core::{FoldIn, FoldInOptions, Loss, Schedule, Scorer, UserQuery};
+use recsys_core::{AlsSolver, FoldIn, FoldInOptions, Loss, Schedule, Scorer, UserQuery};
 use recsys_features::{Attributes, ExternalId, Feature, FeatureSpec};
 use recsys_recommend::{Bundle, ProductInfo, RecommendError, Request};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RawPayload {
-    model: RawModel,
+    model: RawFamily,
     users: Vec<RawId>,
     items: Vec<RawId>,
     user_vocabulary: RawVocabulary,
@@ -44,6 +44,51 @@ struct RawPayload {
 enum RawId {
     Int(i64),
     Str(String),
+}
+
+/// The model's family tag, then its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum RawFamily {
+    Hybrid(RawModel),
+    Als(RawAls),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RawAls {
+    version: u32,
+    params: RawAlsParams,
+    user_features: RawMatrix,
+    item_features: RawMatrix,
+    user_embeddings: Floats,
+    item_embeddings: Floats,
+    iterations_trained: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RawAlsParams {
+    no_components: usize,
+    alpha: f32,
+    regularization: f32,
+    solver: AlsSolver,
+    feature_cg_steps: usize,
+    init_scale: f32,
+    seed: u64,
+}
+
+impl RawPayload {
+    fn hybrid(&mut self) -> &mut RawModel {
+        match &mut self.model {
+            RawFamily::Hybrid(m) => m,
+            RawFamily::Als(_) => panic!("not a hybrid model"),
+        }
+    }
+
+    fn als(&mut self) -> &mut RawAls {
+        match &mut self.model {
+            RawFamily::Als(m) => m,
+            RawFamily::Hybrid(_) => panic!("not an ALS model"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,7 +364,9 @@ enum Slot<'a> {
 const SLOTS: usize = 55;
 
 fn slot(p: &mut RawPayload, i: usize) -> (&'static str, Slot<'_>) {
-    let m = &mut p.model;
+    let RawFamily::Hybrid(m) = &mut p.model else {
+        panic!("the valid file holds a hybrid model")
+    };
     match i {
         0 => (
             "params.no_components",
@@ -819,37 +866,40 @@ fn unsorted_or_out_of_range_seen_items_are_refused() {
 #[test]
 fn feature_matrices_that_disagree_with_the_model_are_refused() {
     let e = refused(|p| {
-        p.model.user_features.ncols += 1;
+        p.hybrid().user_features.ncols += 1;
     });
     assert!(e.contains("user feature"), "{e}");
-    let e = refused(|p| p.model.item_features.indices[0] = p.model.item_features.ncols);
+    let e = refused(|p| {
+        let m = p.hybrid();
+        m.item_features.indices[0] = m.item_features.ncols
+    });
     assert!(e.contains("item feature matrix"), "{e}");
-    let e = refused(|p| p.model.item_features.data[1] = f32::INFINITY);
+    let e = refused(|p| p.hybrid().item_features.data[1] = f32::INFINITY);
     assert!(
         e.contains("item feature matrix") && e.contains("inf"),
         "{e}"
     );
-    let e = refused(|p| p.model.user_features.storage = Storage::Csc);
+    let e = refused(|p| p.hybrid().user_features.storage = Storage::Csc);
     assert!(e.contains("user feature matrix"), "{e}");
 }
 
 #[test]
 fn model_parameters_that_disagree_or_are_not_finite_are_refused() {
-    let e = refused(|p| p.model.params.no_components += 1);
+    let e = refused(|p| p.hybrid().params.no_components += 1);
     assert!(e.contains("components"), "{e}");
-    let e = refused(|p| p.model.items.embeddings.0[3] = f32::NAN);
+    let e = refused(|p| p.hybrid().items.embeddings.0[3] = f32::NAN);
     assert!(e.contains("item") && e.contains("NaN"), "{e}");
     let e = refused(|p| {
-        p.model.users.biases.0.pop();
+        p.hybrid().users.biases.0.pop();
     });
     assert!(e.contains("user parameters") && e.contains("biases"), "{e}");
-    let e = refused(|p| optimiser(&mut p.model.items).bias_accumulators.0[0] = -2.0);
+    let e = refused(|p| optimiser(&mut p.hybrid().items).bias_accumulators.0[0] = -2.0);
     assert!(e.contains("optimiser state -2"), "{e}");
-    let e = refused(|p| p.model.users.optimiser = None);
+    let e = refused(|p| p.hybrid().users.optimiser = None);
     assert!(e.contains("one side only"), "{e}");
-    let e = refused(|p| p.model.version = 7);
+    let e = refused(|p| p.hybrid().version = 7);
     assert!(e.contains("version 7") && e.contains("re-train"), "{e}");
-    let e = refused(|p| p.model.params.learning_rate = -1.0);
+    let e = refused(|p| p.hybrid().params.learning_rate = -1.0);
     assert!(e.contains("learning_rate"), "{e}");
 }
 
@@ -873,7 +923,7 @@ fn other_parts_with_bad_contents_are_refused() {
     assert!(e.contains("popularity"), "{e}");
     let e = refused(|p| p.products[1].price = Some(f64::NAN));
     assert!(e.contains("catalogue") || e.contains("product"), "{e}");
-    let e = refused(|p| p.model.rng = [0; 4]);
+    let e = refused(|p| p.hybrid().rng = [0; 4]);
     assert!(e.contains("random"), "{e}");
 }
 
@@ -929,4 +979,68 @@ fn unknown_flags_or_reserved_bits_are_refused_even_with_a_valid_checksum() {
         );
         assert!(e.to_string().contains("newer"), "{e}");
     }
+}
+
+/// An ALS bundle of `world()` (3 neighbours), built once.
+fn als_file() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        use recsys_core::{AlsFitOptions, AlsModel, AlsParams};
+        let w = world();
+        let params = AlsParams::builder()
+            .no_components(4)
+            .seed(2)
+            .build()
+            .unwrap();
+        let mut als =
+            AlsModel::new(params, w.dataset.user_features(), w.dataset.item_features()).unwrap();
+        als.fit(&w.train, AlsFitOptions::iterations(3)).unwrap();
+        let builder = recsys_recommend::BundleBuilder::new(als, &w.dataset, w.train.clone());
+        builder.neighbours(3).build().unwrap().to_bytes().unwrap()
+    })
+}
+
+/// The message of refusing the ALS bundle after `edit` (with a valid checksum and model id).
+fn refused_als(edit: impl FnOnce(&mut RawPayload)) -> String {
+    let (metadata, payload) = sections(als_file());
+    let mut raw: RawPayload = postcard::from_bytes(payload).expect("the mirror decodes");
+    assert_eq!(
+        postcard::to_stdvec(&raw).unwrap(),
+        payload,
+        "the mirror is exact"
+    );
+    edit(&mut raw);
+    let payload = postcard::to_stdvec(&raw).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(metadata).unwrap();
+    json["model_id"] = format!("{:08x}", crc32fast::hash(&payload)).into();
+    let bytes = assemble(als_file(), &serde_json::to_vec(&json).unwrap(), &payload);
+    match outcome(&bytes) {
+        Ok(true) => load(&bytes).unwrap_err().to_string(),
+        Ok(false) => panic!("the damaged bundle loaded"),
+        Err(panic) => panic!("loading or querying panicked: {panic}"),
+    }
+}
+
+#[test]
+fn damaged_als_models_are_refused() {
+    load(als_file()).expect("the intact ALS bundle loads");
+    let e = refused_als(|p| {
+        p.als().item_embeddings.0.pop();
+    });
+    assert!(
+        e.contains("ALS item embeddings") && e.contains("expected"),
+        "{e}"
+    );
+    let e = refused_als(|p| p.als().user_embeddings.0[5] = f32::NAN);
+    assert!(e.contains("user embeddings") && e.contains("NaN"), "{e}");
+    let e = refused_als(|p| p.als().params.regularization = -1.0);
+    assert!(e.contains("regularization"), "{e}");
+    let e = refused_als(|p| p.als().params.no_components = 5);
+    assert!(e.contains("ALS"), "{e}");
+    let e = refused_als(|p| p.als().item_features.ncols += 1);
+    assert!(e.contains("ALS"), "{e}");
+    let e = refused_als(|p| p.als().version = 9);
+    assert!(e.contains("version 9") && e.contains("re-train"), "{e}");
+    let e = refused_als(|p| p.als().iterations_trained += 1);
+    assert!(e.contains("epochs"), "{e}");
 }

@@ -59,7 +59,7 @@ use std::ops::ControlFlow;
 
 use recsys_core::{
     top_k, CoreError, EpochReport, EvalOptions, FitOptions, HybridModel, Hyperparameters,
-    Interaction, Interactions, Metrics, Popularity, Rng, Scorer, UserQuery,
+    Interaction, Interactions, Metrics, Model, Popularity, Rng, Scorer, UserQuery,
 };
 use recsys_features::{
     Attributes, Dataset, ExternalId, Feature, FeatureSpec, FeatureVocabulary, FeaturesError,
@@ -625,7 +625,7 @@ impl Experiment {
     /// vocabularies of the dataset, the training interactions as seen items and
     /// popularity. Add product records (the catalogue), evaluation results and a
     /// description, then [`build`](BundleBuilder::build) the bundle a server loads.
-    pub fn bundle(&self, model: HybridModel) -> BundleBuilder {
+    pub fn bundle(&self, model: impl Into<Model>) -> BundleBuilder {
         BundleBuilder::new(model, &self.dataset, self.train.clone())
     }
 

@@ -71,7 +71,7 @@ pub use recsys_store as store;
 
 pub use recsys_core::{
     evaluate, top_k, CoreError, EpochReport, EvalOptions, FeatureMatrix, FitOptions, HybridModel,
-    Hyperparameters, Interactions, Loss, Metrics, Popularity, Representation, Rng, Schedule,
+    Hyperparameters, Interactions, Loss, Metrics, Model, Popularity, Representation, Rng, Schedule,
     Scorer, UserQuery,
 };
 pub use recsys_features::{
