@@ -15,6 +15,7 @@ use super::schema::{
     user_document, INTERACTIONS, PRODUCTS, USERS,
 };
 use super::{MongoStore, Snapshot, WriteCounts};
+use crate::reader::Located;
 use crate::{CsvSource, StoreError};
 
 /// How many invalid rows [`StoreError::InvalidInput`] lists.
@@ -260,29 +261,20 @@ pub fn import_csv(
         existing: Snapshot::default(),
     };
 
-    let total = summary.users.read;
-    let t = Instant::now();
-    writer.begin(USERS, total, users_before);
-    for row in source.users_located()? {
-        match row.record {
-            Ok(user) => writer.push(&mut summary.users, user_document(&user))?,
-            Err(_) => summary.users.rejected += 1,
-        }
-    }
-    writer.finish(&mut summary.users)?;
-    summary.users.write_seconds = t.elapsed().as_secs_f64();
-
-    let total = summary.products.read;
-    let t = Instant::now();
-    writer.begin(PRODUCTS, total, products_before);
-    for row in source.products_located()? {
-        match row.record {
-            Ok(product) => writer.push(&mut summary.products, product_document(&product))?,
-            Err(_) => summary.products.rejected += 1,
-        }
-    }
-    writer.finish(&mut summary.products)?;
-    summary.products.write_seconds = t.elapsed().as_secs_f64();
+    writer.write_collection(
+        USERS,
+        &mut summary.users,
+        users_before,
+        || source.users_located(),
+        user_document,
+    )?;
+    writer.write_collection(
+        PRODUCTS,
+        &mut summary.products,
+        products_before,
+        || source.products_located(),
+        product_document,
+    )?;
 
     // The validation pass's id sets still hold exactly the ids interactions may use (the
     // valid rows just written plus what was in the database), so the same rows are skipped.
@@ -517,6 +509,32 @@ impl BatchWriter<'_, '_> {
         self.total = total;
         self.batch.clear();
         self.report();
+    }
+
+    /// Writes one collection's valid rows (what `rows` opens, each made a document by
+    /// `document`), counting the invalid ones as rejected and timing the pass.
+    fn write_collection<T, I>(
+        &mut self,
+        collection: &'static str,
+        summary: &mut CollectionSummary,
+        existing: Snapshot,
+        rows: impl FnOnce() -> Result<I, SourceError>,
+        document: impl Fn(&T) -> Document,
+    ) -> Result<(), StoreError>
+    where
+        I: Iterator<Item = Located<T>>,
+    {
+        let t = Instant::now();
+        self.begin(collection, summary.read, existing);
+        for row in rows()? {
+            match row.record {
+                Ok(record) => self.push(summary, document(&record))?,
+                Err(_) => summary.rejected += 1,
+            }
+        }
+        self.finish(summary)?;
+        summary.write_seconds = t.elapsed().as_secs_f64();
+        Ok(())
     }
 
     fn report(&mut self) {
