@@ -174,19 +174,9 @@ pub fn import_csv(
     // Pass 1: validate.
     let mut summary = ImportSummary::default();
     let mut user_ids = HashSet::new();
-    let mut report = |collection, rows| {
-        if rows % batch_size as u64 == 0 {
-            progress(&ImportProgress {
-                phase: ImportPhase::Validate,
-                collection,
-                rows,
-                total: None,
-            });
-        }
-    };
     for row in source.users_located()? {
         summary.users.read += 1;
-        report(USERS, summary.users.read);
+        report_validated(progress, batch_size, USERS, summary.users.read);
         match row.record {
             Ok(user) => {
                 check_attributes(source.users_path(), &user.attributes)?;
@@ -198,7 +188,7 @@ pub fn import_csv(
     let mut product_ids = HashSet::new();
     for row in source.products_located()? {
         summary.products.read += 1;
-        report(PRODUCTS, summary.products.read);
+        report_validated(progress, batch_size, PRODUCTS, summary.products.read);
         match row.record {
             Ok(product) => {
                 check_attributes(source.products_path(), &product.attributes)?;
@@ -214,19 +204,14 @@ pub fn import_csv(
         products: &product_ids,
         file: source.interactions_path().display().to_string(),
     };
-    let mut report = |collection, rows| {
-        if rows % batch_size as u64 == 0 {
-            progress(&ImportProgress {
-                phase: ImportPhase::Validate,
-                collection,
-                rows,
-                total: None,
-            });
-        }
-    };
     for row in source.interactions_located(|line, i| known.check(line, i))? {
         summary.interactions.read += 1;
-        report(INTERACTIONS, summary.interactions.read);
+        report_validated(
+            progress,
+            batch_size,
+            INTERACTIONS,
+            summary.interactions.read,
+        );
         if let Err(e) = row.record {
             bad.add(
                 &mut rejects,
@@ -317,6 +302,23 @@ pub fn import_csv(
     summary.rejects = rejects.map(|r| r.path);
     summary.total_seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Reports the validation pass's progress through `collection` every `batch_size` rows.
+fn report_validated(
+    progress: &mut dyn FnMut(&ImportProgress),
+    batch_size: usize,
+    collection: &'static str,
+    rows: u64,
+) {
+    if rows % batch_size as u64 == 0 {
+        progress(&ImportProgress {
+            phase: ImportPhase::Validate,
+            collection,
+            rows,
+            total: None,
+        });
+    }
 }
 
 /// Reads the documents `collection` holds (see [`MongoStore::snapshot`]), adding the ids in
