@@ -311,7 +311,7 @@ fn report_validated(
     collection: &'static str,
     rows: u64,
 ) {
-    if rows % batch_size as u64 == 0 {
+    if rows.is_multiple_of(batch_size as u64) {
         progress(&ImportProgress {
             phase: ImportPhase::Validate,
             collection,
