@@ -82,11 +82,8 @@ With ``--json`` one JSON object is printed on stdout (progress goes to stderr).
 """
 
 import argparse
-import csv
-import gzip
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -98,28 +95,9 @@ from lightfm import LightFM  # noqa: E402
 from lightfm.data import Dataset  # noqa: E402
 from lightfm.evaluation import auc_score, precision_at_k, recall_at_k  # noqa: E402
 
+from bench_common import dedupe, log, read_csv, read_pairs  # noqa: E402
+
 COLD_START_SEED = 42
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def open_text(path):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
-
-
-def read_csv(path):
-    with open_text(path) as f:
-        return list(csv.DictReader(f))
-
-
-def read_pairs(path):
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        return [(r["user_id"], r["product_id"]) for r in reader]
 
 
 def split_cols(s):
@@ -185,15 +163,6 @@ def l1_normalise(m):
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums != 0)
     m = sp.diags(scale.astype(np.float32)) @ m
     return sp.csr_matrix(m, dtype=np.float32)
-
-
-def dedupe(seq):
-    seen, out = set(), []
-    for x in seq:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
 
 
 def main():
