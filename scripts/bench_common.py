@@ -61,3 +61,13 @@ def last_json(path):
             except ValueError:
                 pass
     return None
+
+
+def available(r):
+    """Whether a results-file record holds a measurement (not an "unavailable" record)."""
+    return r is not None and r.get("available", True) and "precision_at_10" in r
+
+
+def fmt(x, d=4):
+    """A table cell: ``x`` with ``d`` decimals, or a dash for a missing value."""
+    return "—" if x is None else f"{x:.{d}f}"
