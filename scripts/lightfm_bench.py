@@ -126,6 +126,13 @@ def row_features(rows, id_col, cols, numeric_cols, q):
         raise SystemExit(f"unknown column(s) {missing} (have {list(rows[0].keys())})")
     vocab, seen = [], set()
     per_row = [[] for _ in rows]
+
+    def add(i, name):
+        per_row[i].append(name)
+        if name not in seen:
+            seen.add(name)
+            vocab.append(name)
+
     for col in cols:
         if col in numeric_cols:
             vals = np.array(
@@ -139,21 +146,13 @@ def row_features(rows, id_col, cols, numeric_cols, q):
             for i, v in enumerate(vals):
                 if not np.isfinite(v):
                     continue
-                name = f"{col}:q{int(np.searchsorted(edges, v, side='right'))}"
-                per_row[i].append(name)
-                if name not in seen:
-                    seen.add(name)
-                    vocab.append(name)
+                add(i, f"{col}:q{int(np.searchsorted(edges, v, side='right'))}")
         else:
             for i, r in enumerate(rows):
                 v = r[col]
                 if v == "":
                     continue
-                name = f"{col}:{v}"
-                per_row[i].append(name)
-                if name not in seen:
-                    seen.add(name)
-                    vocab.append(name)
+                add(i, f"{col}:{v}")
     return vocab, [(r[id_col], f) for r, f in zip(rows, per_row)]
 
 
