@@ -33,6 +33,18 @@ fn trained(
     model
 }
 
+/// The error of loading a `T` from `json` changed by `edit` (which must make it invalid).
+fn load_error<T>(json: &serde_json::Value, edit: &dyn Fn(&mut serde_json::Value)) -> String
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut damaged = json.clone();
+    edit(&mut damaged);
+    serde_json::from_value::<T>(damaged)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn every_loss_beats_popularity_on_planted_structure() {
     let all = common::planted(300, 120, 4, 12, 1, 7);
@@ -491,13 +503,7 @@ fn a_damaged_model_file_is_an_error_not_a_panic() {
         5 * 16
     );
     assert_eq!(json["items"]["biases"].as_array().unwrap().len(), 5);
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<HybridModel>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<HybridModel>(&json, edit);
     let err = refused(&|j| {
         j["items"]["embeddings"].as_array_mut().unwrap().pop();
     });
@@ -582,13 +588,7 @@ fn a_model_file_whose_parts_disagree_is_an_error_not_a_panic() {
     model.validate().unwrap();
     let json = serde_json::to_value(&model).unwrap();
     serde_json::from_value::<HybridModel>(json.clone()).expect("an intact model loads");
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<HybridModel>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<HybridModel>(&json, edit);
     // The user feature matrix names a column the model has no parameters for.
     let err = refused(&|j| j["user_features"]["csr"]["ncols"] = 9.into());
     assert!(
@@ -629,13 +629,7 @@ fn interactions_and_popularity_are_checked_when_deserialised() {
         serde_json::from_value::<Interactions>(json.clone()).unwrap(),
         x
     );
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<Interactions>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<Interactions>(&json, edit);
     // The row pointer past the entries that made `user_items` panic.
     let err = refused(&|j| j["indptr"][1] = 9.into());
     assert!(
