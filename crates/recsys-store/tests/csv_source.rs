@@ -12,7 +12,7 @@ use recsys_features::{
 use recsys_store::{read_pairs, write_csv_dir, CsvSource, StoreError};
 
 mod common;
-use common::TempDir;
+use common::{attrs, TempDir};
 
 /// Writes `text` gzip-compressed as `name` in `dir`.
 fn write_gz(dir: &TempDir, name: &str, text: &str) -> PathBuf {
@@ -41,12 +41,6 @@ fn fixture() -> TempDir {
 }
 
 fn expected() -> InMemorySource {
-    let attrs = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     InMemorySource {
         users: vec![
             UserRecord {
