@@ -12,20 +12,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$ROOT/../shared/data/completejourney-seed"
 THREADS="1 2"
 . "$ROOT/scripts/lib/variants.sh"
+. "$ROOT/scripts/lib/bench.sh"
 VARIANTS="$VARIANTS_ALL"
 EPOCHS=10
 OUT="$ROOT/target/bench-recsys/results.jsonl"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data) DATA="$2"; shift ;;
-    --threads) THREADS="$2"; shift ;;
-    --variants) VARIANTS="$2"; shift ;;
-    --epochs) EPOCHS="$2"; shift ;;
-    --out) OUT="$2"; shift ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) bench_option "$@" || { echo "unknown argument: $1 (see --help)" >&2; exit 2; }
+       shift "$BENCH_SHIFT" ;;
   esac
-  shift
 done
 [ -f "$DATA/test_pairs.csv.gz" ] || { echo "error: no Complete Journey data in '$DATA' (pass --data DIR)" >&2; exit 1; }
 export OPENBLAS_NUM_THREADS=1

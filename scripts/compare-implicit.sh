@@ -35,27 +35,18 @@ EPOCHS=10
 OUT="$ROOT/target/compare-implicit/results.jsonl"
 VENV="$ROOT/.venv-implicit"
 PYTHON="${PYTHON:-python3}"
+. "$ROOT/scripts/lib/bench.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) EPOCHS=2 ;;
-    --threads) THREADS="$2"; shift ;;
-    --data) DATA="$2"; shift ;;
-    --variants) VARIANTS="$2"; shift ;;
-    --epochs) EPOCHS="$2"; shift ;;
-    --out) OUT="$2"; shift ;;
+    --quick) EPOCHS=2; shift ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) bench_option "$@" || { echo "unknown argument: $1 (see --help)" >&2; exit 2; }
+       shift "$BENCH_SHIFT" ;;
   esac
-  shift
 done
 
-if [ ! -f "$DATA/user_product_interactions.csv.gz" ] || [ ! -f "$DATA/test_pairs.csv.gz" ]; then
-  echo "error: data directory '$DATA' not found or incomplete (need users.csv, products.csv," >&2
-  echo "       user_product_interactions.csv.gz, test_pairs.csv.gz); pass --data DIR" >&2
-  exit 1
-fi
-DATA="$(cd "$DATA" && pwd)"
+DATA="$(bench_data_dir "$DATA")" || exit 1
 
 export OPENBLAS_NUM_THREADS=1
 
@@ -96,10 +87,7 @@ implicit_settings() {
 }
 
 OUTDIR="$(dirname "$OUT")"
-mkdir -p "$OUTDIR"
-: > "$OUT"
-LOGDIR="$OUTDIR/logs"
-mkdir -p "$LOGDIR"
+bench_results "$OUT"
 
 # Append one JSON line (the last JSON object line of stdout-file), with extra fields
 # merged in from the JSON object in extra-file (may be /dev/null), tagged with the variant;
@@ -107,20 +95,9 @@ mkdir -p "$LOGDIR"
 record() { # impl variant threads stdout-file extra-file logfile
   "$PY" -c '
 import json, sys
-impl, variant, threads, stdout, extra, log, out = sys.argv[1:8]
-def last_json(path):
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                pass
-    return None
+impl, variant, threads, stdout, extra, log, out, lib = sys.argv[1:9]
+sys.path.insert(0, lib)
+from bench_common import last_json
 obj = last_json(stdout)
 if obj is None or "precision_at_10" not in obj:
     obj = {"available": False, "log": log}
@@ -135,7 +112,7 @@ obj["variant"] = variant
 obj["requested_threads"] = int(threads)
 with open(out, "a") as f:
     f.write(json.dumps(obj) + "\n")
-' "$@" "$OUT"
+' "$@" "$OUT" "$BENCH_PY_PATH"
 }
 
 if [ -n "${RECSYS_EVALUATE:-}" ]; then
@@ -179,13 +156,11 @@ for v in $VARIANTS; do
 done
 
 # ---------------------------------------------------------------- table
-"$PY" - "$OUT" <<'EOF'
+"$PY" - "$OUT" "$BENCH_PY_PATH" <<'EOF'
 import json, sys
+sys.path.insert(0, sys.argv[2])
+from bench_common import available as ok, fmt as f
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-def ok(r):
-    return r is not None and r.get("available", True) and "precision_at_10" in r
-def f(x, d=4):
-    return "—" if x is None else f"{x:.{d}f}"
 by, order = {}, []
 for r in rows:
     key = (r["variant"], r["requested_threads"])

@@ -20,6 +20,7 @@ DATA="$ROOT/../shared/data/completejourney-seed"
 THREADS="1 2"
 . "$ROOT/scripts/lib/variants.sh"
 . "$ROOT/scripts/lib/lightfm-venv.sh"
+. "$ROOT/scripts/lib/bench.sh"
 VARIANTS="$VARIANTS_LIGHTFM"
 EPOCHS=10
 OUT="$ROOT/target/compare-lightfm/results.jsonl"
@@ -29,25 +30,15 @@ PYTHON="${PYTHON:-python3}"
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) EPOCHS=2 ;;
-    --threads) THREADS="$2"; shift ;;
-    --data) DATA="$2"; shift ;;
-    --variants) VARIANTS="$2"; shift ;;
-    --epochs) EPOCHS="$2"; shift ;;
-    --out) OUT="$2"; shift ;;
-    --no-recsys) RUN_RECSYS=0 ;;
+    --quick) EPOCHS=2; shift ;;
+    --no-recsys) RUN_RECSYS=0; shift ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    *) bench_option "$@" || { echo "unknown argument: $1 (see --help)" >&2; exit 2; }
+       shift "$BENCH_SHIFT" ;;
   esac
-  shift
 done
 
-if [ ! -f "$DATA/user_product_interactions.csv.gz" ] || [ ! -f "$DATA/test_pairs.csv.gz" ]; then
-  echo "error: data directory '$DATA' not found or incomplete (need users.csv, products.csv," >&2
-  echo "       user_product_interactions.csv.gz, test_pairs.csv.gz); pass --data DIR" >&2
-  exit 1
-fi
-DATA="$(cd "$DATA" && pwd)"
+DATA="$(bench_data_dir "$DATA")" || exit 1
 
 export OPENBLAS_NUM_THREADS=1
 
@@ -55,30 +46,17 @@ export OPENBLAS_NUM_THREADS=1
 ensure_lightfm_venv "$VENV" "$ROOT/scripts/requirements-lightfm.txt" "$PYTHON" || exit 1
 PY="$VENV/bin/python"
 
-mkdir -p "$(dirname "$OUT")"
-: > "$OUT"
-LOGDIR="$(dirname "$OUT")/logs"
-mkdir -p "$LOGDIR"
+bench_results "$OUT"
 
 # Append one JSON line (the last JSON object line of the tool's stdout file) tagged
 # with the variant; or an "unavailable" record when the tool printed no JSON object.
 record() { # impl variant threads stdout-file logfile
   "$PY" -c '
 import json, sys
-impl, variant, threads, stdout, log, out = sys.argv[1:7]
-obj = None
-try:
-    lines = open(stdout).read().splitlines()
-except OSError:
-    lines = []
-for line in reversed(lines):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            obj = json.loads(line)
-            break
-        except ValueError:
-            pass
+impl, variant, threads, stdout, log, out, lib = sys.argv[1:8]
+sys.path.insert(0, lib)
+from bench_common import last_json
+obj = last_json(stdout)
 if obj is None or "precision_at_10" not in obj:
     obj = {"impl": impl, "threads": int(threads), "available": False, "log": log}
 obj["variant"] = variant
@@ -86,7 +64,7 @@ obj["requested_threads"] = int(threads)
 obj.setdefault("impl", impl)
 with open(out, "a") as f:
     f.write(json.dumps(obj) + "\n")
-' "$@" "$OUT"
+' "$@" "$OUT" "$BENCH_PY_PATH"
 }
 
 RECSYS_OK=0
@@ -126,8 +104,10 @@ for v in $VARIANTS; do
 done
 
 # ---------------------------------------------------------------- table
-"$PY" - "$OUT" <<'EOF'
+"$PY" - "$OUT" "$BENCH_PY_PATH" <<'EOF'
 import json, sys
+sys.path.insert(0, sys.argv[2])
+from bench_common import available as ok, fmt as f
 rows = []
 for l in open(sys.argv[1]):
     if not l.strip():
@@ -140,10 +120,6 @@ for l in open(sys.argv[1]):
         for k in ("precision_at_10", "recall_at_10", "auc"):
             a[k] = r["all_pairs_" + k]
         rows.append(a)
-def ok(r):
-    return r is not None and r.get("available", True) and "precision_at_10" in r
-def f(x, d=4):
-    return "—" if x is None else f"{x:.{d}f}"
 def ratio(a, b):
     return "—" if a is None or b in (None, 0) else f"{a / b:.2f}×"
 by = {}

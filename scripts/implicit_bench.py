@@ -24,11 +24,8 @@ one user and one item solve, as recsys' sweep), ``fit_seconds`` the whole ``fit`
 """
 
 import argparse
-import csv
-import gzip
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -39,29 +36,7 @@ import scipy.sparse as sp  # noqa: E402
 import implicit  # noqa: E402
 from implicit.cpu.als import AlternatingLeastSquares  # noqa: E402
 
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def open_text(path):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
-
-
-def read_pairs(path):
-    with open_text(path) as f:
-        return [(r["user_id"].strip(), r["product_id"].strip()) for r in csv.DictReader(f)]
-
-
-def dedupe(seq):
-    seen, out = set(), []
-    for x in seq:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
+from bench_common import dedupe, log, read_pairs  # noqa: E402
 
 
 def write_factors(path, ids, factors):
@@ -86,8 +61,8 @@ def main():
 
     test_path = args.test_pairs or os.path.join(args.data, "test_pairs.csv.gz")
     t0 = time.perf_counter()
-    inter = dedupe(read_pairs(os.path.join(args.data, "user_product_interactions.csv.gz")))
-    test = set(read_pairs(test_path))
+    inter = dedupe(read_pairs(os.path.join(args.data, "user_product_interactions.csv.gz"), strip=True))
+    test = set(read_pairs(test_path, strip=True))
     train = [p for p in inter if p not in test]
     users = dedupe([u for u, _ in train])
     items = dedupe([i for _, i in train])

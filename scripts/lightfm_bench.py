@@ -82,11 +82,8 @@ With ``--json`` one JSON object is printed on stdout (progress goes to stderr).
 """
 
 import argparse
-import csv
-import gzip
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -98,28 +95,9 @@ from lightfm import LightFM  # noqa: E402
 from lightfm.data import Dataset  # noqa: E402
 from lightfm.evaluation import auc_score, precision_at_k, recall_at_k  # noqa: E402
 
+from bench_common import dedupe, log, read_csv, read_pairs  # noqa: E402
+
 COLD_START_SEED = 42
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def open_text(path):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, newline="", encoding="utf-8")
-
-
-def read_csv(path):
-    with open_text(path) as f:
-        return list(csv.DictReader(f))
-
-
-def read_pairs(path):
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        return [(r["user_id"], r["product_id"]) for r in reader]
 
 
 def split_cols(s):
@@ -148,6 +126,13 @@ def row_features(rows, id_col, cols, numeric_cols, q):
         raise SystemExit(f"unknown column(s) {missing} (have {list(rows[0].keys())})")
     vocab, seen = [], set()
     per_row = [[] for _ in rows]
+
+    def add(i, name):
+        per_row[i].append(name)
+        if name not in seen:
+            seen.add(name)
+            vocab.append(name)
+
     for col in cols:
         if col in numeric_cols:
             vals = np.array(
@@ -161,21 +146,13 @@ def row_features(rows, id_col, cols, numeric_cols, q):
             for i, v in enumerate(vals):
                 if not np.isfinite(v):
                     continue
-                name = f"{col}:q{int(np.searchsorted(edges, v, side='right'))}"
-                per_row[i].append(name)
-                if name not in seen:
-                    seen.add(name)
-                    vocab.append(name)
+                add(i, f"{col}:q{int(np.searchsorted(edges, v, side='right'))}")
         else:
             for i, r in enumerate(rows):
                 v = r[col]
                 if v == "":
                     continue
-                name = f"{col}:{v}"
-                per_row[i].append(name)
-                if name not in seen:
-                    seen.add(name)
-                    vocab.append(name)
+                add(i, f"{col}:{v}")
     return vocab, [(r[id_col], f) for r, f in zip(rows, per_row)]
 
 
@@ -185,15 +162,6 @@ def l1_normalise(m):
     scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums != 0)
     m = sp.diags(scale.astype(np.float32)) @ m
     return sp.csr_matrix(m, dtype=np.float32)
-
-
-def dedupe(seq):
-    seen, out = set(), []
-    for x in seq:
-        if x not in seen:
-            seen.add(x)
-            out.append(x)
-    return out
 
 
 def main():

@@ -120,5 +120,17 @@ pub enum CoreError {
     },
 }
 
+impl CoreError {
+    /// The error of a count setting `name` (threads, k, …) given as 0 where at least 1 is
+    /// needed.
+    pub(crate) fn zero_count(name: &'static str) -> CoreError {
+        CoreError::InvalidHyperparameter {
+            name,
+            value: "0".into(),
+            reason: "must be >= 1",
+        }
+    }
+}
+
 /// Result alias for `recsys-core`.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -91,11 +91,7 @@ fn check_shapes(
         }
     }
     if opts.threads == 0 {
-        return Err(CoreError::InvalidHyperparameter {
-            name: "threads",
-            value: "0".into(),
-            reason: "must be >= 1",
-        });
+        return Err(CoreError::zero_count("threads"));
     }
     Ok(())
 }
@@ -427,11 +423,7 @@ pub fn evaluate<S: Scorer + ?Sized>(
     opts: &EvalOptions,
 ) -> Result<Metrics> {
     if opts.k == 0 {
-        return Err(CoreError::InvalidHyperparameter {
-            name: "k",
-            value: "0".into(),
-            reason: "must be >= 1",
-        });
+        return Err(CoreError::zero_count("k"));
     }
     check_shapes(scorer.n_items(), test, train, opts)?;
     let users: Vec<usize> = (0..test.n_users())
@@ -589,6 +581,38 @@ mod tests {
         let m = evaluate(&scorer, &test, None, &EvalOptions::default()).unwrap();
         assert_eq!(m.auc, 0.0);
         assert_eq!(m.precision_at_k, 0.3); // all 10 items are in the top 10
+    }
+
+    #[test]
+    fn zero_k_or_threads_is_a_named_error() {
+        let test = Interactions::from_pairs(2, 3, [(0, 1)]).unwrap();
+        let scorer = Popularity::from_counts(vec![1.0; 3]);
+        for (name, opts) in [
+            (
+                "k",
+                EvalOptions {
+                    k: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "threads",
+                EvalOptions {
+                    threads: 0,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let err = evaluate(&scorer, &test, None, &opts).unwrap_err();
+            assert_eq!(
+                err,
+                CoreError::InvalidHyperparameter {
+                    name,
+                    value: "0".into(),
+                    reason: "must be >= 1",
+                }
+            );
+        }
     }
 
     #[test]

@@ -155,6 +155,27 @@ fn assert_close(found: &Array2<f32>, expected: &Array2<f64>, tol: f64, what: &st
     }
 }
 
+/// Checks that one sweep of a collaborative model with `params` (confidence `alpha`,
+/// regularization `lambda`) on `x` gives the brute-force least-squares solutions within
+/// `tol`: users from the initial items, then items from the new users.
+fn assert_one_sweep_solves(x: &Interactions, params: AlsParams, alpha: f32, lambda: f32, tol: f64) {
+    let (n_users, n_items) = (x.n_users(), x.n_items());
+    let mut model = AlsModel::collaborative(params, n_users, n_items).unwrap();
+    let y0 = to64(&model.item_factors());
+    model.fit_partial(x, AlsFitOptions::iterations(1)).unwrap();
+    let (c, p) = dense_cp(x, f64::from(alpha));
+    let x1 = brute_force_side(&Array2::eye(n_users), &c, &p, &y0, f64::from(lambda));
+    assert_close(&model.user_factors(), &x1, tol, "users");
+    let y1 = brute_force_side(
+        &Array2::eye(n_items),
+        &c.t().to_owned(),
+        &p.t().to_owned(),
+        &x1,
+        f64::from(lambda),
+    );
+    assert_close(&model.item_factors(), &y1, tol, "items");
+}
+
 /// One sweep of the exact solver = the brute-force least-squares solutions, users from the
 /// initial items, then items from the new users.
 #[test]
@@ -170,22 +191,7 @@ fn cholesky_sweep_matches_brute_force_least_squares() {
         .seed(4)
         .build()
         .unwrap();
-    let mut model = AlsModel::collaborative(params, 11, 8).unwrap();
-    let y0 = to64(&model.item_factors());
-    model.fit_partial(&x, AlsFitOptions::iterations(1)).unwrap();
-    let (c, p) = dense_cp(&x, f64::from(alpha));
-    let eye_u = Array2::eye(11);
-    let x1 = brute_force_side(&eye_u, &c, &p, &y0, f64::from(lambda));
-    assert_close(&model.user_factors(), &x1, 1e-5, "users");
-    let eye_i = Array2::eye(8);
-    let y1 = brute_force_side(
-        &eye_i,
-        &c.t().to_owned(),
-        &p.t().to_owned(),
-        &x1,
-        f64::from(lambda),
-    );
-    assert_close(&model.item_factors(), &y1, 1e-5, "items");
+    assert_one_sweep_solves(&x, params, alpha, lambda, 1e-5);
 }
 
 /// Conjugate gradient with as many steps as unknowns per row reaches the same solutions.
@@ -202,20 +208,7 @@ fn conjugate_gradient_converges_to_the_least_squares_solution() {
         .seed(5)
         .build()
         .unwrap();
-    let mut model = AlsModel::collaborative(params, 13, 9).unwrap();
-    let y0 = to64(&model.item_factors());
-    model.fit_partial(&x, AlsFitOptions::iterations(1)).unwrap();
-    let (c, p) = dense_cp(&x, f64::from(alpha));
-    let x1 = brute_force_side(&Array2::eye(13), &c, &p, &y0, f64::from(lambda));
-    assert_close(&model.user_factors(), &x1, 1e-3, "users");
-    let y1 = brute_force_side(
-        &Array2::eye(9),
-        &c.t().to_owned(),
-        &p.t().to_owned(),
-        &x1,
-        f64::from(lambda),
-    );
-    assert_close(&model.item_factors(), &y1, 1e-3, "items");
+    assert_one_sweep_solves(&x, params, alpha, lambda, 1e-3);
 }
 
 /// With features on both sides, a sweep (many preconditioned CG steps) solves the normal

@@ -20,6 +20,31 @@ fn params(loss: Loss) -> Hyperparameters {
         .unwrap()
 }
 
+/// A collaborative model of `n_users × n_items` with `p`, fitted on `train`.
+fn trained(
+    p: Hyperparameters,
+    n_users: usize,
+    n_items: usize,
+    train: &Interactions,
+    options: FitOptions<'_>,
+) -> HybridModel {
+    let mut model = HybridModel::collaborative(p, n_users, n_items).unwrap();
+    model.fit(train, options).unwrap();
+    model
+}
+
+/// The error of loading a `T` from `json` changed by `edit` (which must make it invalid).
+fn load_error<T>(json: &serde_json::Value, edit: &dyn Fn(&mut serde_json::Value)) -> String
+where
+    T: serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut damaged = json.clone();
+    edit(&mut damaged);
+    serde_json::from_value::<T>(damaged)
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn every_loss_beats_popularity_on_planted_structure() {
     let all = common::planted(300, 120, 4, 12, 1, 7);
@@ -50,8 +75,7 @@ fn every_loss_beats_popularity_on_planted_structure() {
                 .schedule(schedule)
                 .build()
                 .unwrap();
-            let mut model = HybridModel::collaborative(p, 300, 120).unwrap();
-            model.fit(&train, FitOptions::epochs(30)).unwrap();
+            let model = trained(p, 300, 120, &train, FitOptions::epochs(30));
             let m = evaluate(&model, &test, Some(&train), &EvalOptions::default()).unwrap();
             println!("{loss:?} {schedule:?}: {m:?}");
             // Logistic without negatives only learns popularity-like biases plus structure
@@ -83,18 +107,11 @@ fn one_thread_and_a_seed_are_bit_identical() {
         Loss::Logistic,
         Loss::WarpKos { k: 2, n: 5 },
     ] {
-        let mut a = HybridModel::collaborative(params(loss), 100, 50).unwrap();
-        let mut b = HybridModel::collaborative(params(loss), 100, 50).unwrap();
-        a.fit(&train, FitOptions::epochs(3)).unwrap();
-        b.fit(&train, FitOptions::epochs(3)).unwrap();
+        let a = trained(params(loss), 100, 50, &train, FitOptions::epochs(3));
+        let b = trained(params(loss), 100, 50, &train, FitOptions::epochs(3));
         assert_eq!(a, b, "{loss:?}");
-        let mut c = HybridModel::collaborative(
-            params(loss).to_builder().seed(43).build().unwrap(),
-            100,
-            50,
-        )
-        .unwrap();
-        c.fit(&train, FitOptions::epochs(3)).unwrap();
+        let reseeded = params(loss).to_builder().seed(43).build().unwrap();
+        let c = trained(reseeded, 100, 50, &train, FitOptions::epochs(3));
         assert_ne!(a, c, "{loss:?}: another seed must give another model");
     }
 }
@@ -103,10 +120,14 @@ fn one_thread_and_a_seed_are_bit_identical() {
 fn two_threads_learn_as_well_as_one() {
     let all = common::planted(300, 120, 4, 12, 1, 11);
     let (train, test) = all.split_random(0.2, 5).unwrap();
-    let mut one = HybridModel::collaborative(params(Loss::Warp), 300, 120).unwrap();
-    one.fit(&train, FitOptions::epochs(20)).unwrap();
-    let mut two = HybridModel::collaborative(params(Loss::Warp), 300, 120).unwrap();
-    two.fit(&train, FitOptions::epochs(20).threads(2)).unwrap();
+    let one = trained(params(Loss::Warp), 300, 120, &train, FitOptions::epochs(20));
+    let two = trained(
+        params(Loss::Warp),
+        300,
+        120,
+        &train,
+        FitOptions::epochs(20).threads(2),
+    );
     let m1 = evaluate(&one, &test, Some(&train), &EvalOptions::default()).unwrap();
     let m2 = evaluate(
         &two,
@@ -362,10 +383,14 @@ fn folded_in_user_agrees_with_retrained_model() {
     let all = common::planted(201, 80, 4, 15, 0, 9);
     // User 200 is new: train without it, then fold it in.
     let without = all.filter(|e| e.user != 200);
-    let mut model = HybridModel::collaborative(params(Loss::Warp), 201, 80).unwrap();
-    model.fit(&without, FitOptions::epochs(25)).unwrap();
-    let mut retrained = HybridModel::collaborative(params(Loss::Warp), 201, 80).unwrap();
-    retrained.fit(&all, FitOptions::epochs(25)).unwrap();
+    let model = trained(
+        params(Loss::Warp),
+        201,
+        80,
+        &without,
+        FitOptions::epochs(25),
+    );
+    let retrained = trained(params(Loss::Warp), 201, 80, &all, FitOptions::epochs(25));
 
     let items: Vec<usize> = all.user_items(200).iter().map(|&i| i as usize).collect();
     let fold = FoldIn::new(&model, &without, FoldInOptions::default()).unwrap();
@@ -433,8 +458,7 @@ fn blocked_evaluation_equals_the_generic_path() {
     // More users than one block and more items than one chunk.
     let all = common::planted(150, 5000, 5, 30, 3, 21);
     let (train, test) = all.split_random(0.3, 2).unwrap();
-    let mut model = HybridModel::collaborative(params(Loss::Bpr), 150, 5000).unwrap();
-    model.fit(&train, FitOptions::epochs(3)).unwrap();
+    let model = trained(params(Loss::Bpr), 150, 5000, &train, FitOptions::epochs(3));
     let mask: Vec<bool> = (0..5000).map(|i| i % 3 != 0).collect();
     for candidates in [None, Some(mask)] {
         let opts = EvalOptions {
@@ -457,8 +481,7 @@ fn a_model_round_trips_through_json_and_keeps_training_identically() {
     // JSON is the human-readable path of the parameter buffers (binary formats store bytes;
     // the bundle tests of recsys-recommend cover that path).
     let train = common::planted(60, 40, 3, 6, 1, 4);
-    let mut a = HybridModel::collaborative(params(Loss::Warp), 60, 40).unwrap();
-    a.fit(&train, FitOptions::epochs(2)).unwrap();
+    let mut a = trained(params(Loss::Warp), 60, 40, &train, FitOptions::epochs(2));
     let text = serde_json::to_string(&a).unwrap();
     let mut b: HybridModel = serde_json::from_str(&text).unwrap();
     assert_eq!(a, b);
@@ -480,13 +503,7 @@ fn a_damaged_model_file_is_an_error_not_a_panic() {
         5 * 16
     );
     assert_eq!(json["items"]["biases"].as_array().unwrap().len(), 5);
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<HybridModel>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<HybridModel>(&json, edit);
     let err = refused(&|j| {
         j["items"]["embeddings"].as_array_mut().unwrap().pop();
     });
@@ -531,8 +548,7 @@ fn a_model_saved_without_training_state_predicts_and_refuses_to_continue() {
             .seed(3)
             .build()
             .unwrap();
-        let mut full = HybridModel::collaborative(p, 60, 40).unwrap();
-        full.fit(&train, FitOptions::epochs(2)).unwrap();
+        let full = trained(p, 60, 40, &train, FitOptions::epochs(2));
         let full_bytes = serde_json::to_vec(&full).unwrap();
         let mut light = full.clone();
         light.drop_training_state();
@@ -572,13 +588,7 @@ fn a_model_file_whose_parts_disagree_is_an_error_not_a_panic() {
     model.validate().unwrap();
     let json = serde_json::to_value(&model).unwrap();
     serde_json::from_value::<HybridModel>(json.clone()).expect("an intact model loads");
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<HybridModel>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<HybridModel>(&json, edit);
     // The user feature matrix names a column the model has no parameters for.
     let err = refused(&|j| j["user_features"]["csr"]["ncols"] = 9.into());
     assert!(
@@ -619,13 +629,7 @@ fn interactions_and_popularity_are_checked_when_deserialised() {
         serde_json::from_value::<Interactions>(json.clone()).unwrap(),
         x
     );
-    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut damaged = json.clone();
-        edit(&mut damaged);
-        serde_json::from_value::<Interactions>(damaged)
-            .unwrap_err()
-            .to_string()
-    };
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| load_error::<Interactions>(&json, edit);
     // The row pointer past the entries that made `user_items` panic.
     let err = refused(&|j| j["indptr"][1] = 9.into());
     assert!(
@@ -661,8 +665,7 @@ fn interactions_and_popularity_are_checked_when_deserialised() {
 #[test]
 fn blended_scores_are_model_scores_plus_weighted_cosine() {
     let train = common::planted(50, 45, 3, 6, 1, 8); // 45 items: a partial block of 8
-    let mut model = HybridModel::collaborative(params(Loss::Warp), 50, 45).unwrap();
-    model.fit(&train, FitOptions::epochs(3)).unwrap();
+    let model = trained(params(Loss::Warp), 50, 45, &train, FitOptions::epochs(3));
     let reps = model.item_representations();
     let user = model.user_representation(7).unwrap();
     let mut plain = Vec::new();

@@ -475,6 +475,18 @@ impl FeatureSpec {
         Ok(())
     }
 
+    /// The spec of parsed command-line columns, validated.
+    fn checked(identity: bool, columns: Vec<ColumnSpec>, normalize: bool) -> Result<FeatureSpec> {
+        let spec = FeatureSpec {
+            identity,
+            columns,
+            normalize,
+            metadata_weight: None,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// Parses a command-line column list such as `--item-features category,brand,price`.
     ///
     /// Every entry of `list` may itself hold several comma-separated columns in the
@@ -519,14 +531,7 @@ impl FeatureSpec {
                 reason: "listed as numeric but not among the feature columns".into(),
             });
         }
-        let spec = FeatureSpec {
-            identity,
-            columns,
-            normalize,
-            metadata_weight: None,
-        };
-        spec.validate()?;
-        Ok(spec)
+        FeatureSpec::checked(identity, columns, normalize)
     }
 
     /// Like [`from_columns`](Self::from_columns), but columns given by bare name are made
@@ -559,14 +564,7 @@ impl FeatureSpec {
                 column
             })
             .collect();
-        let spec = FeatureSpec {
-            identity,
-            columns,
-            normalize,
-            metadata_weight: None,
-        };
-        spec.validate()?;
-        Ok(spec)
+        FeatureSpec::checked(identity, columns, normalize)
     }
 }
 

@@ -138,6 +138,15 @@ fn damaged_files_are_refused_with_a_clear_error() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Checks that a bundle of `parts` is refused as invalid in its part `what`.
+fn assert_invalid(parts: recsys_recommend::BundleParts, what: &str) {
+    let e = Bundle::new(parts).unwrap_err();
+    assert!(
+        matches!(&e, RecommendError::Invalid { what: w, .. } if *w == what),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_checksummed_but_inconsistent_payload_is_refused() {
     // A bundle whose parts disagree cannot be built in the first place.
@@ -153,17 +162,7 @@ fn a_checksummed_but_inconsistent_payload_is_refused() {
     let mut counts = parts.popularity.counts().to_vec();
     counts[4] = f32::NAN;
     parts.popularity = recsys_core::Popularity::from_counts(counts);
-    let e = Bundle::new(parts).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RecommendError::Invalid {
-                what: "popularity",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_invalid(parts, "popularity");
     let mut parts = w.parts(3);
     let mut items = recsys_features::IdMap::new();
     for (i, id) in parts.items.iter() {
@@ -179,17 +178,7 @@ fn a_checksummed_but_inconsistent_payload_is_refused() {
     // JSON has no NaN: a NaN metric would be written as null and the metadata never parse.
     let mut parts = w.parts(3);
     parts.metrics.as_mut().unwrap().auc = f64::NAN;
-    let e = Bundle::new(parts).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RecommendError::Invalid {
-                what: "metrics",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_invalid(parts, "metrics");
 }
 
 #[test]

@@ -493,50 +493,23 @@ fn corrupt_tables_are_refused() {
     let table = NeighbourTable::build(&ExactCosine::new(vectors.view()), 2).unwrap();
     let good: serde_json::Value = serde_json::to_value(&table).unwrap();
     let (items, sims) = table.as_parts();
-    let cases: Vec<(&str, serde_json::Value)> = vec![
-        ("format version", {
-            let mut v = good.clone();
-            v["format"] = 2.into();
-            v
-        }),
-        ("out of range", {
-            let mut v = good.clone();
-            v["items"][0] = 6.into();
-            v
-        }),
-        ("lists the item itself", {
-            let mut v = good.clone();
-            v["items"][0] = 0.into();
-            v
-        }),
-        ("need 12 entries", {
-            let mut v = good.clone();
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 8] = [
+        ("format version", &|v| v["format"] = 2.into()),
+        ("out of range", &|v| v["items"][0] = 6.into()),
+        ("lists the item itself", &|v| v["items"][0] = 0.into()),
+        ("need 12 entries", &|v| {
             v["items"].as_array_mut().unwrap().pop();
-            v
         }),
-        ("need", {
-            let mut v = good.clone();
-            v["n_items"] = 7.into();
-            v
-        }),
-        ("not a finite value", {
-            let mut v = good.clone();
-            v["similarities"][3] = 1.5.into();
-            v
-        }),
-        ("rank order", {
-            let mut v = good.clone();
-            v["similarities"][0] = (-1.0).into();
-            v
-        }),
-        ("repeats item", {
-            let mut v = good.clone();
-            // Same item twice with different similarities: still in rank order.
-            v["items"][1] = v["items"][0].clone();
-            v
-        }),
+        ("need", &|v| v["n_items"] = 7.into()),
+        ("not a finite value", &|v| v["similarities"][3] = 1.5.into()),
+        ("rank order", &|v| v["similarities"][0] = (-1.0).into()),
+        // Same item twice with different similarities: still in rank order.
+        ("repeats item", &|v| v["items"][1] = v["items"][0].clone()),
     ];
-    for (expected, bad) in cases {
+    for (expected, edit) in cases {
+        let mut bad = good.clone();
+        edit(&mut bad);
         let err = serde_json::from_value::<NeighbourTable>(bad).unwrap_err();
         assert!(
             err.to_string().contains(expected),

@@ -234,18 +234,7 @@ impl CsvSource {
         Ok(std::iter::from_fn(move || {
             next_located(&mut table, |table| {
                 let product_id = table.id(id)?;
-                let price = match (price, table.number::<f64>(price)?) {
-                    (Some(column), Some(p)) if p < 0.0 => {
-                        return Err(table.cell_error(
-                            column,
-                            format!(
-                                "invalid price {:?}: must be >= 0",
-                                table.cell(column).unwrap_or("")
-                            ),
-                        ))
-                    }
-                    (_, p) => p,
-                };
+                let price = table.non_negative::<f64>(price, "price")?;
                 check_unique(table, id, &product_id, &mut seen)?;
                 let text = |c: Option<usize>| c.and_then(|c| table.cell(c)).map(str::to_string);
                 Ok(ProductRecord {
@@ -276,18 +265,7 @@ impl CsvSource {
             next_located(&mut table, |table| {
                 let user_id = table.id(user)?;
                 let product_id = table.id(product)?;
-                let weight = match (weight, table.number::<f32>(weight)?) {
-                    (Some(column), Some(w)) if w < 0.0 => {
-                        return Err(table.cell_error(
-                            column,
-                            format!(
-                                "invalid weight {:?}: must be >= 0",
-                                table.cell(column).unwrap_or("")
-                            ),
-                        ))
-                    }
-                    (_, w) => w,
-                };
+                let weight = table.non_negative::<f32>(weight, "weight")?;
                 let timestamp = match timestamp.and_then(|c| table.cell(c).map(|t| (c, t))) {
                     None => None,
                     Some((c, text)) => Some(parse_timestamp_reason(text).map_err(|reason| {

@@ -305,6 +305,27 @@ impl Table {
         }
     }
 
+    /// An optional finite number cell that must not be negative; `what` names it in the error.
+    pub(crate) fn non_negative<T>(
+        &self,
+        column: Option<usize>,
+        what: &str,
+    ) -> Result<Option<T>, SourceError>
+    where
+        T: std::str::FromStr + Copy + Into<f64>,
+    {
+        match (column, self.number::<T>(column)?) {
+            (Some(column), Some(v)) if v.into() < 0.0 => Err(self.cell_error(
+                column,
+                format!(
+                    "invalid {what} {:?}: must be >= 0",
+                    self.cell(column).unwrap_or("")
+                ),
+            )),
+            (_, v) => Ok(v),
+        }
+    }
+
     fn csv_error(&mut self, e: csv::Error) -> SourceError {
         let line = match e.kind() {
             csv::ErrorKind::Utf8 { .. } => self.line,

@@ -7,7 +7,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use csv::StringRecord;
-use recsys_features::RecordSource;
+use recsys_features::{Attributes, RecordSource};
 
 use crate::reader::{INTERACTIONS_STEM, PRODUCTS_STEM, USERS_STEM};
 use crate::timestamp::format_timestamp;
@@ -56,11 +56,7 @@ pub fn write_csv_dir<S: RecordSource + ?Sized>(
     for user in source.users()? {
         let user = user?;
         out.row.push_field(id_text(&mut cell, &user.user_id));
-        for name in &names {
-            out.row
-                .push_field(user.attributes.get(name).map_or("", String::as_str));
-        }
-        out.write_row()?;
+        out.finish_row(&names, &user.attributes)?;
     }
     out.finish()?;
 
@@ -83,11 +79,7 @@ pub fn write_csv_dir<S: RecordSource + ?Sized>(
         }
         out.row.push_field(&cell);
         out.row.push_field(product.image.as_deref().unwrap_or(""));
-        for name in &names {
-            out.row
-                .push_field(product.attributes.get(name).map_or("", String::as_str));
-        }
-        out.write_row()?;
+        out.finish_row(&names, &product.attributes)?;
     }
     out.finish()?;
 
@@ -194,6 +186,15 @@ impl Output {
         let result = self.writer.write_record(&self.row);
         self.row.clear();
         result.map_err(|e| io_error(&self.path, e.into()))
+    }
+
+    /// Ends the row with its cells for the attribute columns `names` and writes it.
+    fn finish_row(&mut self, names: &[String], attributes: &Attributes) -> Result<(), StoreError> {
+        for name in names {
+            self.row
+                .push_field(attributes.get(name).map_or("", String::as_str));
+        }
+        self.write_row()
     }
 
     fn finish(mut self) -> Result<(), StoreError> {

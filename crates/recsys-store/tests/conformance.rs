@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::TempDir;
+use common::{attrs, TempDir};
 use recsys_features::{
-    Attributes, ColumnSpec, Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionRecord,
-    ProductRecord, RecordSource, UserRecord,
+    ColumnSpec, Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionRecord, ProductRecord,
+    RecordSource, UserRecord,
 };
 use recsys_store::{write_csv_dir, CsvSource};
-
-fn attrs(pairs: &[(&str, &str)]) -> Attributes {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// Mixed id kinds (integers, text, negative, leading zero), attributes present and absent,
 /// optional fields present and absent, a repeated (user, product) pair, non-ASCII text.

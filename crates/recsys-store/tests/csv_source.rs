@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -12,41 +11,16 @@ use recsys_features::{
 };
 use recsys_store::{read_pairs, write_csv_dir, CsvSource, StoreError};
 
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+mod common;
+use common::{attrs, TempDir};
 
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "recsys-store-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn write_gz(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-        encoder.write_all(text.as_bytes()).unwrap();
-        std::fs::write(&path, encoder.finish().unwrap()).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Writes `text` gzip-compressed as `name` in `dir`.
+fn write_gz(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.0.join(name);
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+    path
 }
 
 const USERS: &str = "user_id,city,age_group\n1,Paris,25-34\n2,,55+\nu-3, Berlin ,\n";
@@ -59,7 +33,7 @@ const INTERACTIONS: &str = "user_id,product_id,interaction_type,weight,timestamp
     u-3,10,,,\n";
 
 fn fixture() -> TempDir {
-    let dir = TempDir::new();
+    let dir = TempDir::new("test");
     dir.write("users.csv", USERS);
     dir.write("products.csv", PRODUCTS);
     dir.write("user_product_interactions.csv", INTERACTIONS);
@@ -67,12 +41,6 @@ fn fixture() -> TempDir {
 }
 
 fn expected() -> InMemorySource {
-    let attrs = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     InMemorySource {
         users: vec![
             UserRecord {
@@ -139,10 +107,10 @@ fn reads_plain_files() {
 
 #[test]
 fn reads_gzip_files_and_explicit_paths() {
-    let dir = TempDir::new();
-    let users = dir.write_gz("users.csv.gz", USERS);
-    let products = dir.write_gz("products.csv.gz", PRODUCTS);
-    let interactions = dir.write_gz("user_product_interactions.csv.gz", INTERACTIONS);
+    let dir = TempDir::new("test");
+    let users = write_gz(&dir, "users.csv.gz", USERS);
+    let products = write_gz(&dir, "products.csv.gz", PRODUCTS);
+    let interactions = write_gz(&dir, "user_product_interactions.csv.gz", INTERACTIONS);
     let data = InMemorySource::collect_from(CsvSource::open(&dir.0).unwrap()).unwrap();
     assert_eq!(data, expected());
 
@@ -181,7 +149,7 @@ fn sources_can_be_read_again() {
 
 #[test]
 fn missing_files_are_reported() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("test");
     dir.write("users.csv", USERS);
     let err = CsvSource::open(&dir.0).unwrap_err();
     assert!(
@@ -205,9 +173,8 @@ fn stream(dir: &TempDir, which: &str) -> Result<Vec<Result<(), String>>, SourceE
     })
 }
 
-/// Writes `text` as `file` in an otherwise valid folder and returns the single error of its
-/// stream, checking its location and that the message names `value`.
-fn row_error(file: &str, text: &str, location: &str, value: &str) -> String {
+/// Writes `text` as `file` in an otherwise valid folder and streams that file's table.
+fn stream_with(file: &str, text: &str) -> Result<Vec<Result<(), String>>, SourceError> {
     let dir = fixture();
     dir.write(file, text);
     let which = file.split(['.', '_']).next().unwrap();
@@ -216,7 +183,13 @@ fn row_error(file: &str, text: &str, location: &str, value: &str) -> String {
     } else {
         which
     };
-    let rows = stream(&dir, which).unwrap();
+    stream(&dir, which)
+}
+
+/// Writes `text` as `file` in an otherwise valid folder and returns the single error of its
+/// stream, checking its location and that the message names `value`.
+fn row_error(file: &str, text: &str, location: &str, value: &str) -> String {
+    let rows = stream_with(file, text).unwrap();
     let errors: Vec<_> = rows.into_iter().filter_map(Result::err).collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     let err = errors.into_iter().next().unwrap();
@@ -225,16 +198,19 @@ fn row_error(file: &str, text: &str, location: &str, value: &str) -> String {
     err
 }
 
+/// [`row_error`] of an interactions file whose one row has `value` in `column`; the message
+/// must name `shown`.
+fn interaction_cell_error(column: &str, value: &str, shown: &str) -> String {
+    row_error(
+        "user_product_interactions.csv",
+        &format!("user_id,product_id,{column}\n1,10,{value}\n"),
+        &format!("user_product_interactions.csv:2 column {column}"),
+        shown,
+    )
+}
+
 fn header_error(file: &str, text: &str, needle: &str) -> String {
-    let dir = fixture();
-    dir.write(file, text);
-    let which = file.split(['.', '_']).next().unwrap();
-    let which = if which == "user" {
-        "interactions"
-    } else {
-        which
-    };
-    let err = stream(&dir, which).unwrap_err().to_string();
+    let err = stream_with(file, text).unwrap_err().to_string();
     assert!(err.contains(&format!("{file}:1")), "{err}");
     assert!(err.contains(needle), "expected {needle:?} in {err:?}");
     err
@@ -308,13 +284,7 @@ fn bad_weights() {
         ("-1", ">= 0"),
         ("-0.5", ">= 0"),
     ] {
-        let text = format!("user_id,product_id,weight\n1,10,{value}\n");
-        let err = row_error(
-            "user_product_interactions.csv",
-            &text,
-            "user_product_interactions.csv:2 column weight",
-            value,
-        );
+        let err = interaction_cell_error("weight", value, value);
         assert!(err.contains(reason), "{err}");
     }
 }
@@ -322,13 +292,7 @@ fn bad_weights() {
 #[test]
 fn bad_timestamps() {
     for value in ["yesterday", "2017-02-30", "2017-09-09T25:00:00Z", "1.5e9"] {
-        let text = format!("user_id,product_id,timestamp\n1,10,{value}\n");
-        let err = row_error(
-            "user_product_interactions.csv",
-            &text,
-            "user_product_interactions.csv:2 column timestamp",
-            &format!("{value:?}"),
-        );
+        let err = interaction_cell_error("timestamp", value, &format!("{value:?}"));
         assert!(err.contains("ISO 8601"), "{err}");
     }
 }
@@ -422,7 +386,7 @@ fn bad_gzip() {
     for i in 0..20_000 {
         body.push_str(&format!("{i},{}\n", i * 7919 % 10_007));
     }
-    let path = dir.write_gz("user_product_interactions.csv.gz", &body);
+    let path = write_gz(&dir, "user_product_interactions.csv.gz", &body);
     let mut bytes = std::fs::read(&path).unwrap();
     let half = bytes.len() / 2;
     bytes.truncate(half);
@@ -603,7 +567,7 @@ fn negative_prices_are_refused() {
 #[test]
 fn plain_and_gzip_file_of_the_same_table_is_an_error() {
     let dir = fixture();
-    dir.write_gz("users.csv.gz", USERS);
+    write_gz(&dir, "users.csv.gz", USERS);
     let err = CsvSource::open(&dir.0).unwrap_err();
     assert!(matches!(err, StoreError::AmbiguousFile { .. }), "{err}");
     let text = err.to_string();
@@ -616,11 +580,11 @@ fn plain_and_gzip_file_of_the_same_table_is_an_error() {
 
 #[test]
 fn pairs_plain_and_gzip() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("test");
     let text = "user_id,product_id\n1,823721\n2,P-9\n";
     for path in [
         dir.write("pairs.csv", text),
-        dir.write_gz("pairs.csv.gz", text),
+        write_gz(&dir, "pairs.csv.gz", text),
     ] {
         let pairs = read_pairs(&path).unwrap();
         assert_eq!(
@@ -649,7 +613,7 @@ fn pairs_plain_and_gzip() {
 
 #[test]
 fn write_then_read_round_trips() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("test");
     let mut data = expected();
     data.products[0].price = Some(0.1 + 0.2); // shortest round-trip formatting
     data.interactions[0].weight = Some(1.0 / 3.0);
@@ -661,7 +625,7 @@ fn write_then_read_round_trips() {
 
 #[test]
 fn write_refuses_attribute_names_that_clash() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("test");
     let mut data = expected();
     data.products[0]
         .attributes

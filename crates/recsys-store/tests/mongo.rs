@@ -9,8 +9,8 @@ use common::{TempDir, TestDb};
 use mongodb::bson::{doc, Bson, Document};
 use recsys_features::{ExternalId, InMemorySource, RecordSource};
 use recsys_store::mongo::{
-    id_to_bson, import_csv, BadRows, ImportOptions, ImportPhase, ImportSummary, MongoStore,
-    INTERACTIONS, PRODUCTS, USERS,
+    id_to_bson, import_csv, BadRows, CollectionSummary, ImportOptions, ImportPhase, ImportSummary,
+    MongoStore, INTERACTIONS, PRODUCTS, USERS,
 };
 use recsys_store::{CsvSource, StoreError};
 
@@ -44,6 +44,11 @@ fn import(
         options,
         &mut |_| {},
     )
+}
+
+/// What an import did to one collection's rows: (inserted, updated, unchanged).
+fn changes(c: &CollectionSummary) -> (u64, u64, u64) {
+    (c.inserted, c.updated, c.unchanged)
 }
 
 fn counts(store: &MongoStore) -> [u64; 3] {
@@ -446,41 +451,16 @@ fn rerun_after_an_interrupted_import_with_hundreds_of_existing_rows_completes() 
     let interactions = interactions.replacen(",cart,2,1500000001", ",cart,5,1500000001", 1);
     let full = csv_dir(&users, &products, &interactions);
     let rerun = import(&db.store, &full, &ImportOptions::default()).unwrap();
-    assert_eq!(
-        (
-            rerun.users.inserted,
-            rerun.users.updated,
-            rerun.users.unchanged
-        ),
-        (0, 0, 400)
-    );
-    assert_eq!(
-        (
-            rerun.products.inserted,
-            rerun.products.updated,
-            rerun.products.unchanged
-        ),
-        (80, 1, 219)
-    );
-    assert_eq!(
-        (
-            rerun.interactions.inserted,
-            rerun.interactions.updated,
-            rerun.interactions.unchanged
-        ),
-        (700, 1, 1_299)
-    );
+    assert_eq!(changes(&rerun.users), (0, 0, 400));
+    assert_eq!(changes(&rerun.products), (80, 1, 219));
+    assert_eq!(changes(&rerun.interactions), (700, 1, 1_299));
     assert_eq!(counts(&db.store), [400, 300, 2_000]);
     assert_same_rows(&db.store, &full);
 
     // A plain second import of the same files completes and changes nothing.
     let again = import(&db.store, &full, &ImportOptions::default()).unwrap();
     for (name, c) in again.collections() {
-        assert_eq!(
-            (c.inserted, c.updated, c.unchanged),
-            (0, 0, c.read),
-            "{name}"
-        );
+        assert_eq!(changes(c), (0, 0, c.read), "{name}");
     }
     assert_eq!(counts(&db.store), [400, 300, 2_000]);
     assert_same_rows(&db.store, &full);
@@ -492,14 +472,7 @@ fn rerun_after_an_interrupted_import_with_hundreds_of_existing_rows_completes() 
         &interactions,
     );
     let third = import(&db.store, &renamed, &ImportOptions::default()).unwrap();
-    assert_eq!(
-        (
-            third.products.inserted,
-            third.products.updated,
-            third.products.unchanged
-        ),
-        (0, 300, 0)
-    );
+    assert_eq!(changes(&third.products), (0, 300, 0));
     assert_eq!(counts(&db.store), [400, 300, 2_000]);
     assert_same_rows(&db.store, &renamed);
 }

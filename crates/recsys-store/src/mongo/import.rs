@@ -15,6 +15,7 @@ use super::schema::{
     user_document, INTERACTIONS, PRODUCTS, USERS,
 };
 use super::{MongoStore, Snapshot, WriteCounts};
+use crate::reader::Located;
 use crate::{CsvSource, StoreError};
 
 /// How many invalid rows [`StoreError::InvalidInput`] lists.
@@ -173,19 +174,9 @@ pub fn import_csv(
     // Pass 1: validate.
     let mut summary = ImportSummary::default();
     let mut user_ids = HashSet::new();
-    let mut report = |collection, rows| {
-        if rows % batch_size as u64 == 0 {
-            progress(&ImportProgress {
-                phase: ImportPhase::Validate,
-                collection,
-                rows,
-                total: None,
-            });
-        }
-    };
     for row in source.users_located()? {
         summary.users.read += 1;
-        report(USERS, summary.users.read);
+        report_validated(progress, batch_size, USERS, summary.users.read);
         match row.record {
             Ok(user) => {
                 check_attributes(source.users_path(), &user.attributes)?;
@@ -197,7 +188,7 @@ pub fn import_csv(
     let mut product_ids = HashSet::new();
     for row in source.products_located()? {
         summary.products.read += 1;
-        report(PRODUCTS, summary.products.read);
+        report_validated(progress, batch_size, PRODUCTS, summary.products.read);
         match row.record {
             Ok(product) => {
                 check_attributes(source.products_path(), &product.attributes)?;
@@ -213,19 +204,14 @@ pub fn import_csv(
         products: &product_ids,
         file: source.interactions_path().display().to_string(),
     };
-    let mut report = |collection, rows| {
-        if rows % batch_size as u64 == 0 {
-            progress(&ImportProgress {
-                phase: ImportPhase::Validate,
-                collection,
-                rows,
-                total: None,
-            });
-        }
-    };
     for row in source.interactions_located(|line, i| known.check(line, i))? {
         summary.interactions.read += 1;
-        report(INTERACTIONS, summary.interactions.read);
+        report_validated(
+            progress,
+            batch_size,
+            INTERACTIONS,
+            summary.interactions.read,
+        );
         if let Err(e) = row.record {
             bad.add(
                 &mut rejects,
@@ -260,29 +246,20 @@ pub fn import_csv(
         existing: Snapshot::default(),
     };
 
-    let total = summary.users.read;
-    let t = Instant::now();
-    writer.begin(USERS, total, users_before);
-    for row in source.users_located()? {
-        match row.record {
-            Ok(user) => writer.push(&mut summary.users, user_document(&user))?,
-            Err(_) => summary.users.rejected += 1,
-        }
-    }
-    writer.finish(&mut summary.users)?;
-    summary.users.write_seconds = t.elapsed().as_secs_f64();
-
-    let total = summary.products.read;
-    let t = Instant::now();
-    writer.begin(PRODUCTS, total, products_before);
-    for row in source.products_located()? {
-        match row.record {
-            Ok(product) => writer.push(&mut summary.products, product_document(&product))?,
-            Err(_) => summary.products.rejected += 1,
-        }
-    }
-    writer.finish(&mut summary.products)?;
-    summary.products.write_seconds = t.elapsed().as_secs_f64();
+    writer.write_collection(
+        USERS,
+        &mut summary.users,
+        users_before,
+        || source.users_located(),
+        user_document,
+    )?;
+    writer.write_collection(
+        PRODUCTS,
+        &mut summary.products,
+        products_before,
+        || source.products_located(),
+        product_document,
+    )?;
 
     // The validation pass's id sets still hold exactly the ids interactions may use (the
     // valid rows just written plus what was in the database), so the same rows are skipped.
@@ -325,6 +302,23 @@ pub fn import_csv(
     summary.rejects = rejects.map(|r| r.path);
     summary.total_seconds = start.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Reports the validation pass's progress through `collection` every `batch_size` rows.
+fn report_validated(
+    progress: &mut dyn FnMut(&ImportProgress),
+    batch_size: usize,
+    collection: &'static str,
+    rows: u64,
+) {
+    if rows.is_multiple_of(batch_size as u64) {
+        progress(&ImportProgress {
+            phase: ImportPhase::Validate,
+            collection,
+            rows,
+            total: None,
+        });
+    }
 }
 
 /// Reads the documents `collection` holds (see [`MongoStore::snapshot`]), adding the ids in
@@ -517,6 +511,32 @@ impl BatchWriter<'_, '_> {
         self.total = total;
         self.batch.clear();
         self.report();
+    }
+
+    /// Writes one collection's valid rows (what `rows` opens, each made a document by
+    /// `document`), counting the invalid ones as rejected and timing the pass.
+    fn write_collection<T, I>(
+        &mut self,
+        collection: &'static str,
+        summary: &mut CollectionSummary,
+        existing: Snapshot,
+        rows: impl FnOnce() -> Result<I, SourceError>,
+        document: impl Fn(&T) -> Document,
+    ) -> Result<(), StoreError>
+    where
+        I: Iterator<Item = Located<T>>,
+    {
+        let t = Instant::now();
+        self.begin(collection, summary.read, existing);
+        for row in rows()? {
+            match row.record {
+                Ok(record) => self.push(summary, document(&record))?,
+                Err(_) => summary.rejected += 1,
+            }
+        }
+        self.finish(summary)?;
+        summary.write_seconds = t.elapsed().as_secs_f64();
+        Ok(())
     }
 
     fn report(&mut self) {

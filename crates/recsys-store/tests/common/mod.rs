@@ -1,11 +1,22 @@
-//! Helpers shared by the integration tests: temporary folders and per-test databases.
+//! Helpers shared by the integration tests: attributes, temporary folders and per-test
+//! databases.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use recsys_features::Attributes;
+
 #[cfg(feature = "mongodb")]
 use recsys_store::mongo::MongoStore;
+
+/// Attributes from `(column, value)` pairs.
+pub fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// A fresh folder under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
