@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
+use crate::foldin::solve_spd;
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::params::{check_no_components, invalid_hyperparameter};
@@ -672,15 +673,7 @@ impl AlsModel {
         self.check_fit(interactions, &options)?;
         self.item_cache = OnceLock::new();
         self.item_gram = OnceLock::new();
-        let threads = options.threads;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| CoreError::ThreadPool {
-                threads,
-                message: e.to_string(),
-            })?;
-        pool.install(|| self.sweeps(interactions, options))
+        CoreError::thread_pool(options.threads)?.install(|| self.sweeps(interactions, options))
     }
 
     fn check_fit(&self, x: &Interactions, options: &AlsFitOptions) -> Result<()> {
@@ -699,11 +692,7 @@ impl AlsModel {
             });
         }
         if options.threads == 0 {
-            return Err(CoreError::InvalidHyperparameter {
-                name: "threads",
-                value: "0".into(),
-                reason: "must be >= 1",
-            });
+            return Err(CoreError::zero_count("threads"));
         }
         if x.is_empty() {
             return Err(CoreError::Empty("cannot train on an empty interaction set"));
@@ -977,7 +966,7 @@ impl AlsModel {
                 }
             }
         }
-        let x = solve_spd(a, b)?;
+        let x = solve_spd(a, b, "ALS least squares")?;
         Ok(Representation {
             vector: x.mapv(|v| v as f32),
             bias: 0.0,
@@ -1764,7 +1753,7 @@ fn exact_row(
             }
         }
     }
-    let sol = solve_spd(a, b)?;
+    let sol = solve_spd(a, b, "ALS least squares")?;
     for (d, v) in x.iter_mut().zip(sol.iter()) {
         *d = *v as f32;
     }
@@ -1818,30 +1807,6 @@ fn objective(
         .map(|v| f64::from(*v) * f64::from(*v))
         .sum();
     parts.iter().sum::<f64>() + f64::from(params.regularization) * norm
-}
-
-/// Solves the symmetric positive definite system `a x = b` by Cholesky: LAPACK's with the
-/// `lapack` feature, the crate's own (fold-in's) without.
-#[cfg(feature = "lapack")]
-fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
-    use ndarray_linalg::SolveC;
-    a.solvec_into(b).map_err(|e| CoreError::Linalg {
-        context: "ALS least squares",
-        message: e.to_string(),
-    })
-}
-
-/// Solves the symmetric positive definite system `a x = b` by Cholesky: LAPACK's with the
-/// `lapack` feature, the crate's own (fold-in's) without.
-#[cfg(not(feature = "lapack"))]
-fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
-    crate::foldin::cholesky_solve(a, b).map_err(|e| match e {
-        CoreError::Linalg { message, .. } => CoreError::Linalg {
-            context: "ALS least squares",
-            message,
-        },
-        other => other,
-    })
 }
 
 #[cfg(test)]

@@ -123,6 +123,17 @@ pub enum CoreError {
 impl CoreError {
     /// The error of a count setting `name` (threads, k, …) given as 0 where at least 1 is
     /// needed.
+    /// A rayon pool of `threads` threads, or [`CoreError::ThreadPool`].
+    pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CoreError::ThreadPool {
+                threads,
+                message: e.to_string(),
+            })
+    }
+
     pub(crate) fn zero_count(name: &'static str) -> CoreError {
         CoreError::InvalidHyperparameter {
             name,

@@ -362,14 +362,7 @@ fn metrics_from_ranks(ranks: &[f32], k: usize, n_negatives: i64) -> UserMetrics 
 /// Runs `f` in a pool of exactly `threads` threads (also for 1: the global pool must not be
 /// used behind the caller's back).
 fn with_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| CoreError::ThreadPool {
-            threads,
-            message: e.to_string(),
-        })?;
-    Ok(pool.install(f))
+    Ok(CoreError::thread_pool(threads)?.install(f))
 }
 
 /// Ranks of every test entry (aligned with `test.iter()` order), LightFM's `predict_rank`.

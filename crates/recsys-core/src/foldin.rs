@@ -173,7 +173,7 @@ impl FoldIn {
             let w = (1.0 + alpha) * (self.s_pos - bi) - (self.s_neg - bi);
             rhs.scaled_add(w, &qi);
         }
-        let u = solve_spd(a, rhs)?;
+        let u = solve_spd(a, rhs, "fold-in")?;
         Ok(Representation {
             vector: u.mapv(|v| v as f32),
             bias: 0.0,
@@ -181,27 +181,42 @@ impl FoldIn {
     }
 }
 
-/// Solves `a x = b` for the symmetric positive definite fold-in system, with LAPACK.
+/// Solves the symmetric positive definite system `a x = b` by Cholesky factorisation:
+/// LAPACK's with the `lapack` feature, the crate's own ([`cholesky_solve`]) without, so the
+/// crate builds with nothing but cargo. `context` names the caller in errors. Fold-in and
+/// the ALS model's exact solves share it.
 #[cfg(feature = "lapack")]
-fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
-    use ndarray_linalg::Solve;
-    a.solve_into(b).map_err(|e| CoreError::Linalg {
-        context: "fold-in",
+pub(crate) fn solve_spd(
+    a: Array2<f64>,
+    b: Array1<f64>,
+    context: &'static str,
+) -> Result<Array1<f64>> {
+    use ndarray_linalg::SolveC;
+    a.solvec_into(b).map_err(|e| CoreError::Linalg {
+        context,
         message: e.to_string(),
     })
 }
 
-/// Solves `a x = b` for the symmetric positive definite fold-in system, without LAPACK.
+/// See the `lapack` version.
 #[cfg(not(feature = "lapack"))]
-fn solve_spd(a: Array2<f64>, b: Array1<f64>) -> Result<Array1<f64>> {
-    cholesky_solve(a, b)
+pub(crate) fn solve_spd(
+    a: Array2<f64>,
+    b: Array1<f64>,
+    context: &'static str,
+) -> Result<Array1<f64>> {
+    cholesky_solve(a, b, context)
 }
 
 /// Solves `a x = b` for a symmetric positive definite `a` by Cholesky factorisation
 /// (`a = L Lᵀ`, then two triangular solves), reading only `a`'s lower triangle. Fails when a
 /// pivot is not positive (`a` not positive definite, or too ill-conditioned).
 #[cfg_attr(feature = "lapack", allow(dead_code))] // used by the tests then
-pub(crate) fn cholesky_solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Result<Array1<f64>> {
+pub(crate) fn cholesky_solve(
+    mut a: Array2<f64>,
+    mut b: Array1<f64>,
+    context: &'static str,
+) -> Result<Array1<f64>> {
     let n = b.len();
     assert_eq!(a.dim(), (n, n), "cholesky_solve: shapes");
     // Overwrite the lower triangle with L, column by column.
@@ -209,7 +224,7 @@ pub(crate) fn cholesky_solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Result<A
         let pivot = a[[j, j]] - (0..j).map(|c| a[[j, c]] * a[[j, c]]).sum::<f64>();
         if !(pivot > 0.0 && pivot.is_finite()) {
             return Err(CoreError::Linalg {
-                context: "fold-in",
+                context,
                 message: format!("matrix is not positive definite (pivot {pivot} at row {j})"),
             });
         }
@@ -254,12 +269,12 @@ mod tests {
         ) {
             let a = spd(n, &values, lambda);
             let b = Array1::from(rhs[..n].to_vec());
-            let x = cholesky_solve(a.clone(), b.clone()).unwrap();
+            let x = cholesky_solve(a.clone(), b.clone(), "test").unwrap();
             let residual = (a.dot(&x) - &b).mapv(f64::abs).fold(0.0f64, |m, &v| m.max(v));
             let scale = a.mapv(f64::abs).sum() * x.mapv(f64::abs).sum() + b.mapv(f64::abs).sum();
             prop_assert!(residual <= 1e-10 * scale, "residual {residual}, scale {scale}");
             // The solver the build uses (LAPACK with the `lapack` feature) agrees.
-            let y = solve_spd(a, b).unwrap();
+            let y = solve_spd(a, b, "test").unwrap();
             for (u, v) in x.iter().zip(y.iter()) {
                 prop_assert!((u - v).abs() <= 1e-8 * (1.0 + v.abs()), "{u} vs {v}");
             }
@@ -269,9 +284,9 @@ mod tests {
     #[test]
     fn cholesky_rejects_a_matrix_that_is_not_positive_definite() {
         let a = ndarray::arr2(&[[1.0, 2.0], [2.0, 1.0]]); // eigenvalues 3 and -1
-        let err = cholesky_solve(a, ndarray::arr1(&[1.0, 1.0])).unwrap_err();
+        let err = cholesky_solve(a, ndarray::arr1(&[1.0, 1.0]), "test").unwrap_err();
         assert!(matches!(err, CoreError::Linalg { .. }), "{err}");
         let nan = ndarray::arr2(&[[f64::NAN]]);
-        assert!(cholesky_solve(nan, ndarray::arr1(&[1.0])).is_err());
+        assert!(cholesky_solve(nan, ndarray::arr1(&[1.0]), "test").is_err());
     }
 }

@@ -490,26 +490,14 @@ impl HybridModel {
             return Err(CoreError::NoTrainingState);
         }
         if options.threads == 0 {
-            return Err(CoreError::InvalidHyperparameter {
-                name: "threads",
-                value: "0".into(),
-                reason: "must be >= 1",
-            });
+            return Err(CoreError::zero_count("threads"));
         }
         if interactions.is_empty() {
             return Err(CoreError::Empty("cannot train on an empty interaction set"));
         }
         let threads = options.threads;
         let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| CoreError::ThreadPool {
-                        threads,
-                        message: e.to_string(),
-                    })?,
-            )
+            Some(CoreError::thread_pool(threads)?)
         } else {
             None
         };
