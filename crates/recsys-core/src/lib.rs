@@ -55,7 +55,7 @@ pub use family::{Model, ModelParams};
 pub use foldin::{FoldIn, FoldInOptions};
 pub use interactions::{Interaction, Interactions};
 pub use matrix::FeatureMatrix;
-pub use model::{EpochReport, FitOptions, HybridModel};
+pub use model::{EpochReport, FitOptions, HybridModel, ValidationMetric};
 pub use params::{Hyperparameters, HyperparametersBuilder, Loss, Schedule};
 pub use repr::{ItemRepresentations, Representation};
 pub use rng::Rng;

@@ -47,11 +47,38 @@ struct Validation<'a> {
     options: crate::eval::EvalOptions,
 }
 
+/// Which validation metric early stopping watches (higher is better for both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationMetric {
+    /// Precision at the validation options' `k`.
+    Precision,
+    /// AUC.
+    Auc,
+}
+
+impl ValidationMetric {
+    /// The metric's value in `m`.
+    pub fn of(self, m: &crate::eval::Metrics) -> f64 {
+        match self {
+            ValidationMetric::Precision => m.precision_at_k,
+            ValidationMetric::Auc => m.auc,
+        }
+    }
+}
+
+/// Early stopping on the validation set of [`FitOptions::validate_on`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct EarlyStopping {
+    patience: usize,
+    metric: ValidationMetric,
+}
+
 /// Options of a training call.
 pub struct FitOptions<'a> {
     epochs: usize,
     threads: usize,
     validation: Option<Validation<'a>>,
+    early_stopping: Option<EarlyStopping>,
     #[allow(clippy::type_complexity)]
     callback: Option<Box<dyn FnMut(&EpochReport, &HybridModel) -> ControlFlow<()> + 'a>>,
 }
@@ -62,6 +89,7 @@ impl std::fmt::Debug for FitOptions<'_> {
             .field("epochs", &self.epochs)
             .field("threads", &self.threads)
             .field("validation", &self.validation.is_some())
+            .field("early_stopping", &self.early_stopping)
             .field("callback", &self.callback.is_some())
             .finish()
     }
@@ -74,8 +102,19 @@ impl<'a> FitOptions<'a> {
             epochs,
             threads: 1,
             validation: None,
+            early_stopping: None,
             callback: None,
         }
+    }
+
+    /// Stops when the validation `metric` (of [`Self::validate_on`], which it needs) has not
+    /// improved for `patience` epochs in a row, and keeps the best epoch: the model returns
+    /// with the parameters, optimiser state and generator of the epoch with the best value
+    /// (the earliest on ties), so [`HybridModel::epochs_trained`] then counts up to that
+    /// epoch, and continued training goes on from there. `epochs` stays the upper bound.
+    pub fn early_stopping(mut self, patience: usize, metric: ValidationMetric) -> Self {
+        self.early_stopping = Some(EarlyStopping { patience, metric });
+        self
     }
 
     /// Evaluates the model on `test` (excluding `train` pairs from the ranking) after every
@@ -170,6 +209,22 @@ pub struct HybridModel {
     epochs_trained: usize,
     #[serde(skip)]
     item_cache: OnceLock<ItemRepresentations>,
+}
+
+/// Early stopping's best epoch so far: its validation value, its state (unless it was the
+/// last epoch) and the epochs trained since.
+struct Best {
+    value: f64,
+    kept: Option<Snapshot>,
+    since: usize,
+}
+
+/// What [`HybridModel::snapshot`] keeps for early stopping.
+struct Snapshot {
+    users: Side,
+    items: Side,
+    rng: Rng,
+    epochs_trained: usize,
 }
 
 /// The saved model record as written (see [`HybridModel`]'s "Saving"): borrowed parts, the
@@ -495,6 +550,18 @@ impl HybridModel {
         if interactions.is_empty() {
             return Err(CoreError::Empty("cannot train on an empty interaction set"));
         }
+        if let Some(stop) = options.early_stopping {
+            if stop.patience == 0 {
+                return Err(CoreError::zero_count("patience"));
+            }
+            if options.validation.is_none() {
+                return Err(CoreError::InvalidHyperparameter {
+                    name: "early_stopping",
+                    value: format!("patience {}", stop.patience),
+                    reason: "needs a validation set (FitOptions::validate_on)",
+                });
+            }
+        }
         let threads = options.threads;
         let pool = if threads > 1 {
             Some(CoreError::thread_pool(threads)?)
@@ -527,6 +594,7 @@ impl HybridModel {
             )
         });
         let mut scoring = None;
+        let mut best: Option<Best> = None;
         for epoch in 0..options.epochs {
             let started = Instant::now();
             work.shuffle(&mut self.rng);
@@ -581,13 +649,60 @@ impl HybridModel {
                 elapsed,
                 validation,
             };
-            if let Some(cb) = options.callback.as_mut() {
-                if cb(&report, self).is_break() {
-                    break;
+            let mut stop_now = false;
+            if let (Some(stop), Some(m)) = (options.early_stopping, &report.validation) {
+                let value = stop.metric.of(m);
+                match &mut best {
+                    Some(b) if value <= b.value => {
+                        b.since += 1;
+                        stop_now = b.since >= stop.patience;
+                    }
+                    _ => {
+                        // The best state so far, kept before the next epoch changes it.
+                        let kept = (epoch + 1 < options.epochs).then(|| self.snapshot());
+                        best = Some(Best {
+                            value,
+                            kept,
+                            since: 0,
+                        });
+                    }
                 }
             }
+            if let Some(cb) = options.callback.as_mut() {
+                stop_now |= cb(&report, self).is_break();
+            }
+            if stop_now {
+                break;
+            }
+        }
+        // Epochs ran after the best one: go back to it (it was kept, not being the last).
+        if let Some(Best {
+            since: 1..,
+            kept: Some(kept),
+            ..
+        }) = best
+        {
+            self.restore(kept);
         }
         Ok(())
+    }
+
+    /// The state training changes (parameters, optimiser state, generator, epoch count).
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            rng: self.rng.clone(),
+            epochs_trained: self.epochs_trained,
+        }
+    }
+
+    fn restore(&mut self, s: Snapshot) {
+        self.users = s.users;
+        self.items = s.items;
+        self.rng = s.rng;
+        self.epochs_trained = s.epochs_trained;
+        self.item_cache = OnceLock::new();
     }
 
     /// Replaces the feature matrices with larger ones (new users, items or feature values

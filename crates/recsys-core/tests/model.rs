@@ -695,3 +695,72 @@ fn blended_scores_are_model_scores_plus_weighted_cosine() {
         Err(CoreError::IndexOutOfRange { .. })
     ));
 }
+
+/// Early stopping watches the validation metric, stops after `patience` epochs without a
+/// better value, and returns the model exactly as it was after the best epoch (the same as
+/// training that many epochs from scratch, on one thread).
+#[test]
+fn early_stopping_keeps_the_best_epoch() {
+    use recsys_core::ValidationMetric;
+    let all = common::planted(200, 80, 4, 10, 1, 5);
+    let (train, valid) = all.split_random(0.2, 9).unwrap();
+    // A large learning rate makes validation precision wander instead of rising steadily.
+    let p = Hyperparameters::builder()
+        .loss(Loss::Warp)
+        .no_components(8)
+        .learning_rate(0.3)
+        .seed(4)
+        .build()
+        .unwrap();
+    let opts = EvalOptions {
+        k: 5,
+        ..EvalOptions::default()
+    };
+    let mut history = Vec::new();
+    let mut model = HybridModel::collaborative(p.clone(), 200, 80).unwrap();
+    model
+        .fit(
+            &train,
+            FitOptions::epochs(60)
+                .validate_on(&valid, Some(&train), opts.clone())
+                .early_stopping(2, ValidationMetric::Precision)
+                .on_epoch(|r, _| {
+                    history.push(r.validation.as_ref().unwrap().precision_at_k);
+                    ControlFlow::Continue(())
+                }),
+        )
+        .unwrap();
+    // The first epoch with the highest value, then exactly `patience` worse epochs.
+    let best = (0..history.len())
+        .find(|&i| {
+            history[..i].iter().all(|&v| v < history[i])
+                && history[i..].iter().all(|&v| v <= history[i])
+        })
+        .unwrap();
+    assert!(history.len() < 60, "stopped early: {history:?}");
+    assert_eq!(history.len(), best + 1 + 2, "{history:?}");
+    assert_eq!(model.epochs_trained(), best + 1);
+    let again = evaluate(&model, &valid, Some(&train), &opts).unwrap();
+    assert_eq!(again.precision_at_k, history[best]);
+    let reference = trained(p, 200, 80, &train, FitOptions::epochs(best + 1));
+    assert_eq!(model, reference, "the kept state is the best epoch's");
+
+    // Misuse is an error, not a silent no-op.
+    let mut m = HybridModel::collaborative(params(Loss::Warp), 200, 80).unwrap();
+    let err = m
+        .fit(
+            &train,
+            FitOptions::epochs(3).early_stopping(2, ValidationMetric::Auc),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("validate_on"), "{err}");
+    let err = m
+        .fit(
+            &train,
+            FitOptions::epochs(3)
+                .validate_on(&valid, Some(&train), opts)
+                .early_stopping(0, ValidationMetric::Auc),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("patience"), "{err}");
+}
