@@ -82,8 +82,8 @@ impl ModelParams {
 /// The tagged record as read, before validation.
 #[derive(Deserialize)]
 enum ModelVariantData {
-    Hybrid(ModelData),
-    Als(AlsData),
+    Hybrid(Box<ModelData>),
+    Als(Box<AlsData>),
 }
 
 impl<'de> Deserialize<'de> for Model {
@@ -111,8 +111,8 @@ impl Model {
         d: D,
     ) -> std::result::Result<Result<Self>, D::Error> {
         Ok(match ModelVariantData::deserialize(d)? {
-            ModelVariantData::Hybrid(m) => HybridModel::try_from(m).map(Model::Hybrid),
-            ModelVariantData::Als(m) => AlsModel::try_from(m).map(Model::Als),
+            ModelVariantData::Hybrid(m) => HybridModel::try_from(*m).map(Model::Hybrid),
+            ModelVariantData::Als(m) => AlsModel::try_from(*m).map(Model::Als),
         })
     }
 

@@ -48,6 +48,7 @@ enum RawId {
 
 /// The model's family tag, then its record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // a mirror of the wire format, built a few times per test
 enum RawFamily {
     Hybrid(RawModel),
     Als(RawAls),
