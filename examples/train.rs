@@ -13,9 +13,11 @@
 //! cargo run --release -p recsys-examples --example train -- --uri "$MONGODB_URI" --out cj.rsb
 //! ```
 //!
-//! Features can also come from a small JSON file (`--config FILE`), e.g.
-//! `{"user_features": ["age_group"], "item_features": ["category", "price"],
-//!   "numeric_features": ["price"], "quantiles": 5}`; flags given on the command line win.
+//! Features and the model can also come from a small JSON file (`--config FILE`, what `tune`
+//! writes), e.g. `{"user_features": ["age_group"], "item_features": ["category", "price"],
+//!   "numeric_features": ["price"], "quantiles": 5, "model": "hybrid", "loss": "warp",
+//!   "components": 32, "learning_rate": 0.05, "epochs": 18}`; flags given on the command
+//! line win.
 //!
 //! `--model als` trains the implicit-feedback ALS model instead of the hybrid one (`--alpha`,
 //! `--regularization`, `--cg-steps`, `--feature-cg-steps`, `--solver`; `--epochs` counts
@@ -30,7 +32,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
@@ -41,8 +43,7 @@ use recsys::{
     Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model, NeighbourTable,
     ProductRecord, RecordSource, UserRecord,
 };
-use recsys_examples::{metrics_line, FeatureArgs, ModelArgs, ModelKind};
-use serde::Deserialize;
+use recsys_examples::{metrics_line, ConfigFile, FeatureArgs, ModelArgs, ModelKind};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train, evaluate and save a recommendation bundle")]
@@ -66,7 +67,8 @@ struct Args {
     model: ModelArgs,
     #[command(flatten)]
     features: FeatureArgs,
-    /// Feature configuration as JSON (see the example's docs); flags override it.
+    /// Feature and model configuration as JSON (see the example's docs; `tune` writes one);
+    /// flags given on the command line override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Precomputed similar products per product.
@@ -92,19 +94,6 @@ struct Args {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
-}
-
-/// The JSON feature configuration (all fields optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeatureFile {
-    user_features: Option<Vec<String>>,
-    item_features: Option<Vec<String>>,
-    numeric_features: Option<Vec<String>>,
-    quantiles: Option<usize>,
-    item_identity: Option<bool>,
-    user_identity: Option<bool>,
-    metadata_weight: Option<f32>,
 }
 
 /// Where the records come from.
@@ -159,7 +148,17 @@ impl RecordSource for KeepProducts<'_> {
 }
 
 fn main() -> ExitCode {
-    recsys_examples::exit_code(run(Args::parse()))
+    let matches = Args::command().get_matches();
+    let parsed = Args::from_arg_matches(&matches).map_err(anyhow::Error::from);
+    recsys_examples::exit_code(parsed.and_then(|mut args| {
+        // The model settings of --config, where no flag was given.
+        if let Some(path) = &args.config {
+            let given =
+                |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            ConfigFile::read(path)?.apply_model(&mut args.model, &given)?;
+        }
+        run(args)
+    }))
 }
 
 /// The experiment configuration: the JSON file first, then the flags that were given.
@@ -175,10 +174,7 @@ fn feature_config(args: &Args, demo: bool) -> Result<ExperimentConfig> {
         args.features.config()?
     };
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading --config {}", path.display()))?;
-        let file: FeatureFile = serde_json::from_str(&text)
-            .with_context(|| format!("parsing --config {}", path.display()))?;
+        let file = ConfigFile::read(path)?;
         if args.features.user_features.is_empty() {
             if let Some(c) = file.user_features {
                 config = config.with_user_columns(c);

@@ -332,6 +332,128 @@ pub struct FeatureArgs {
     pub no_normalize: bool,
 }
 
+/// The JSON configuration of `train --config` (all fields optional), which `tune` writes
+/// for its winner: feature columns and weighting, and the model's family, hyper-parameters
+/// and epochs. Flags given on the command line win over the file.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_features: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_features: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numeric_features: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_identity: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_weight: Option<f32>,
+    /// `"hybrid"` or `"als"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `warp`, `bpr`, `logistic` or `warp-kos`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
+    /// `adagrad` or `adadelta`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_alpha: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_alpha: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sampled: Option<usize>,
+    /// Epochs (ALS: sweeps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// ALS confidence per unit of weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f32>,
+    /// ALS L2 penalty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regularization: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a configuration file.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --config {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing --config {}", path.display()))
+    }
+
+    /// Sets the model flags the file names, except those `given` on the command line
+    /// (`given(id)`: the flag's argument id, its field name), checking every name.
+    pub fn apply_model(
+        &self,
+        args: &mut ModelArgs,
+        given: &dyn Fn(&str) -> bool,
+    ) -> anyhow::Result<()> {
+        use clap::ValueEnum;
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>, id: &str, given: &dyn Fn(&str) -> bool) {
+            if let (Some(v), false) = (value, given(id)) {
+                *slot = v.clone();
+            }
+        }
+        if let Some(m) = &self.model {
+            if !given("model") {
+                args.model = ModelKind::from_str(m, true)
+                    .map_err(|_| anyhow::anyhow!("config: unknown model {m:?} (hybrid, als)"))?;
+            }
+        }
+        if let Some(l) = &self.loss {
+            if !given("loss") {
+                args.loss = LossArg::from_str(l, true).map_err(|_| {
+                    anyhow::anyhow!("config: unknown loss {l:?} (warp, bpr, logistic, warp-kos)")
+                })?;
+            }
+        }
+        if let Some(s) = &self.schedule {
+            if !given("schedule") {
+                args.schedule = ScheduleArg::from_str(s, true).map_err(|_| {
+                    anyhow::anyhow!("config: unknown schedule {s:?} (adagrad, adadelta)")
+                })?;
+            }
+        }
+        set(&mut args.components, &self.components, "components", given);
+        set(
+            &mut args.learning_rate,
+            &self.learning_rate,
+            "learning_rate",
+            given,
+        );
+        set(&mut args.item_alpha, &self.item_alpha, "item_alpha", given);
+        set(&mut args.user_alpha, &self.user_alpha, "user_alpha", given);
+        set(
+            &mut args.max_sampled,
+            &self.max_sampled,
+            "max_sampled",
+            given,
+        );
+        set(&mut args.epochs, &self.epochs, "epochs", given);
+        set(&mut args.alpha, &self.alpha, "alpha", given);
+        set(
+            &mut args.regularization,
+            &self.regularization,
+            "regularization",
+            given,
+        );
+        set(&mut args.seed, &self.seed, "seed", given);
+        Ok(())
+    }
+}
+
 /// Warns on stderr about categorical columns whose values contain `|` or `;`: such a
 /// column may list several values and be meant as `col:multi` (or `col:multi(;)`).
 pub fn warn_possibly_multi_valued(dataset: &recsys::Dataset) {
@@ -520,5 +642,45 @@ mod tests {
         );
         let binary = recsys::ExperimentConfig::collaborative();
         assert!(unused_negative_types(&binary, &dataset).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        model: ModelArgs,
+    }
+
+    /// A `tune` winner's file sets the model flags, except those given on the command line;
+    /// bad names are errors that say what is accepted.
+    #[test]
+    fn a_config_file_sets_the_model_flags_not_given() {
+        let file: ConfigFile = serde_json::from_str(
+            r#"{"model": "als", "components": 64, "alpha": 5, "regularization": 0.1,
+                "epochs": 7, "loss": "warp-kos", "learning_rate": 0.02, "seed": 9}"#,
+        )
+        .unwrap();
+        let mut args = Cli::parse_from(["x", "--components", "16"]).model;
+        file.apply_model(&mut args, &|id| id == "components")
+            .unwrap();
+        assert_eq!(args.model, ModelKind::Als);
+        assert_eq!(args.components, 16, "the flag wins");
+        assert_eq!(
+            (args.alpha, args.regularization, args.epochs),
+            (5.0, 0.1, 7)
+        );
+        assert_eq!(args.loss().name(), "warp-kos");
+        assert_eq!((args.learning_rate, args.seed), (0.02, 9));
+
+        let bad: ConfigFile = serde_json::from_str(r#"{"loss": "hinge"}"#).unwrap();
+        let err = bad.apply_model(&mut args, &|_| false).unwrap_err();
+        assert!(err.to_string().contains("warp, bpr"), "{err}");
+        let unknown = serde_json::from_str::<ConfigFile>(r#"{"epoch": 3}"#).unwrap_err();
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
     }
 }

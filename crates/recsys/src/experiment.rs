@@ -616,6 +616,17 @@ impl Experiment {
         Ok((model, report))
     }
 
+    /// A validation split carved from the training interactions (never from the test
+    /// set): `(fit, validation)`, with `fraction` of the training pairs, drawn with `seed`,
+    /// in the validation part. Tune and stop early on it; report on the test set.
+    pub fn validation_split(
+        &self,
+        fraction: f64,
+        seed: u64,
+    ) -> Result<(Interactions, Interactions)> {
+        Ok(self.train.split_random(fraction, seed)?)
+    }
+
     /// The popularity baseline of the training interactions.
     pub fn popularity(&self) -> Popularity {
         Popularity::from_interactions(&self.train)

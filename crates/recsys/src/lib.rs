@@ -7,6 +7,8 @@
 //! * [`store`] (`recsys-store`): the CSV schema ([`CsvSource`], [`read_pairs`]).
 //! * [`experiment`]: load a [`RecordSource`] with a split, train with progress reports,
 //!   evaluate (also item cold start).
+//! * [`tune`]: model selection by successive halving on a validation split carved from the
+//!   training interactions, plain collaborative filtering always a candidate.
 //! * [`similarity`] (`recsys-similarity`): the [`SimilarityIndex`] trait, exact cosine top-k
 //!   ([`ExactCosine`]) and precomputed neighbours ([`NeighbourTable`]).
 //! * [`recommend`] (`recsys-recommend`): the [`Recommender`] policy (model + similarity
@@ -62,6 +64,7 @@
 
 pub mod demo;
 pub mod experiment;
+pub mod tune;
 
 pub use recsys_core as core;
 pub use recsys_features as features;

@@ -1,0 +1,463 @@
+//! Choose the model by itself: a seeded random search over model family, loss, components,
+//! learning rate, schedule, L2 penalties, `max_sampled`, ALS confidence and regularisation,
+//! and the feature configuration (plain collaborative filtering, the given columns
+//! L1-normalised, identity-anchored `metadata_weight` 0.5 and 1), run by successive halving
+//! on a validation split carved from the training interactions. The test pairs are not
+//! looked at unless `--report-test` asks for the final report.
+//!
+//! ```text
+//! # the demo shop:
+//! cargo run --release -p recsys-examples --example tune -- --trials 24 --out target/tuned.json
+//! # Complete Journey, features to consider, a time budget:
+//! cargo run --release -p recsys-examples --example tune -- \
+//!     --data ../shared/data/completejourney-seed --threads 2 --seconds 1200 \
+//!     --item-features category,department,brand,price --numeric-features price
+//! # then train the winner:
+//! cargo run --release -p recsys-examples --example train -- --data … --config target/tuned.json
+//! ```
+//!
+//! Plain collaborative filtering (the hybrid model with recsys' defaults, no metadata) is
+//! always a candidate and is never eliminated, so the winner is never worse than it on
+//! validation. Prints a table of every trial and writes the winner as the JSON that
+//! `train --config` reads.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use recsys::core::{AlsParams, Hyperparameters, Loss, Schedule};
+use recsys::demo::{generate, DemoConfig};
+use recsys::experiment::{Experiment, ExperimentConfig, Split};
+use recsys::tune::{successive_halving, Candidate, CandidateParams, HalvingOptions, TuneData};
+use recsys::{CsvSource, RecordSource, Rng};
+use recsys_examples::{metrics_line, split_list, ConfigFile, ModelKind};
+
+#[derive(Parser, Debug)]
+#[command(about = "Search model family, hyper-parameters and features on a validation split")]
+struct Args {
+    /// CSV folder (users.csv, products.csv, user_product_interactions.csv[.gz]); the demo
+    /// shop without it.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Held-out pairs [default: <data>/test_pairs.csv.gz if present, else a seeded random
+    /// 20 %]: kept out of the search entirely.
+    #[arg(long, value_name = "FILE")]
+    test_pairs: Option<PathBuf>,
+    /// Fraction of the training interactions carved out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    validation_fraction: f64,
+    /// User columns the search may use as features (the `train` syntax).
+    #[arg(long, value_name = "COLS", default_value = "")]
+    user_features: String,
+    /// Product columns the search may use as features.
+    #[arg(long, value_name = "COLS", default_value = "")]
+    item_features: String,
+    /// Columns bucketed by quantile.
+    #[arg(long, value_name = "COLS")]
+    numeric_features: Option<String>,
+    /// Model families to search.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "hybrid,als")]
+    families: Vec<ModelKind>,
+    /// Random candidates besides the fixed ones (the hybrid model with recsys' defaults on
+    /// every feature configuration, plain CF first; ALS with implicit's defaults).
+    #[arg(long, default_value_t = 16)]
+    trials: usize,
+    /// Wall-time budget in seconds (the winner is chosen among what was scored by then).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Epochs of the first rung.
+    #[arg(long, default_value_t = 2)]
+    min_epochs: usize,
+    /// Epochs of the last rung.
+    #[arg(long, default_value_t = 30)]
+    max_epochs: usize,
+    /// Survival ratio and epoch growth per rung.
+    #[arg(long, default_value_t = 3)]
+    eta: usize,
+    /// Cut-off of the validation precision.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Threads for training and evaluation.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seed of the split, the validation carve-out, the candidates and the models.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where to write the winner's configuration.
+    #[arg(long, value_name = "FILE", default_value = "target/recsys/tuned.json")]
+    out: PathBuf,
+    /// After the search: retrain the winner and the baseline on the whole training part
+    /// and report both on the test pairs (the final report; the search never sees them).
+    #[arg(long)]
+    report_test: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    recsys_examples::exit_code(run(Args::parse()))
+}
+
+/// A feature configuration of the search: its name and experiment configuration.
+struct FeatureSet {
+    name: String,
+    config: ExperimentConfig,
+}
+
+fn feature_sets(args: &Args, demo: bool) -> Result<Vec<FeatureSet>> {
+    let mut sets = vec![FeatureSet {
+        name: "cf".into(),
+        config: ExperimentConfig::collaborative(),
+    }];
+    let (mut users, mut items) = (
+        split_list(&args.user_features),
+        split_list(&args.item_features),
+    );
+    let mut numeric = args.numeric_features.as_deref().map(split_list);
+    if demo && users.is_empty() && items.is_empty() {
+        let d = ExperimentConfig::demo_hybrid();
+        (users, items, numeric) = (d.user_columns, d.item_columns, Some(d.numeric_columns));
+    }
+    if users.is_empty() && items.is_empty() {
+        return Ok(sets);
+    }
+    let mut base = ExperimentConfig::collaborative()
+        .with_user_columns(users)
+        .with_item_columns(items);
+    if let Some(n) = numeric {
+        base = base.with_numeric_columns(n);
+        let (_, unused) = base.numeric_columns_used();
+        if !unused.is_empty() && args.numeric_features.is_some() {
+            bail!(
+                "--numeric-features names {} which is not among the feature columns",
+                unused.join(", ")
+            );
+        }
+    }
+    sets.push(FeatureSet {
+        name: "features".into(),
+        config: base.clone(),
+    });
+    for w in [0.5f32, 1.0] {
+        let mut c = base.clone();
+        c.metadata_weight = Some(w);
+        sets.push(FeatureSet {
+            name: format!("features w{w}"),
+            config: c,
+        });
+    }
+    Ok(sets)
+}
+
+/// `options[rng.below(len)]`.
+fn pick<T: Copy>(rng: &mut Rng, options: &[T]) -> T {
+    options[rng.below(options.len())]
+}
+
+/// The fixed baselines, then `n` random candidates.
+fn candidates(args: &Args, sets: &[FeatureSet]) -> Result<Vec<Candidate>> {
+    let mut out = vec![Candidate {
+        label: "hybrid warp, 30 components, lr 0.05 (recsys defaults)".into(),
+        features: 0,
+        params: CandidateParams::Hybrid(Hyperparameters::builder().seed(args.seed).build()?),
+    }];
+    let als = args.families.contains(&ModelKind::Als);
+    let hybrid = args.families.contains(&ModelKind::Hybrid);
+    // recsys' defaults on every other feature configuration too.
+    for (features, set) in sets.iter().enumerate().skip(1) {
+        if hybrid {
+            out.push(Candidate {
+                label: format!("hybrid warp, 30 components, lr 0.05 ({})", set.name),
+                features,
+                params: CandidateParams::Hybrid(
+                    Hyperparameters::builder().seed(args.seed).build()?,
+                ),
+            });
+        }
+    }
+    if als {
+        out.push(Candidate {
+            label: "als, 30 components, alpha 1, regularization 0.01".into(),
+            features: 0,
+            params: CandidateParams::Als(
+                AlsParams::builder()
+                    .no_components(30)
+                    .alpha(1.0)
+                    .seed(args.seed)
+                    .build()?,
+            ),
+        });
+    }
+    let mut rng = Rng::stream(args.seed, 7);
+    for _ in 0..args.trials {
+        let features = rng.below(sets.len());
+        let components = pick(&mut rng, &[16usize, 32, 64]);
+        let use_als = als && (!hybrid || rng.below(3) == 0);
+        if use_als {
+            let alpha = pick(&mut rng, &[0.0f32, 1.0, 5.0, 20.0]);
+            let regularization = pick(&mut rng, &[0.01f32, 0.1, 1.0, 10.0, 40.0]);
+            out.push(Candidate {
+                label: format!(
+                    "als, {components} components, alpha {alpha}, regularization {regularization}"
+                ),
+                features,
+                params: CandidateParams::Als(
+                    AlsParams::builder()
+                        .no_components(components)
+                        .alpha(alpha)
+                        .regularization(regularization)
+                        .seed(args.seed)
+                        .build()?,
+                ),
+            });
+        } else {
+            let loss = pick(&mut rng, &["warp", "warp-kos", "bpr", "logistic"]);
+            // Log-uniform in [0.01, 0.2].
+            let lr = (0.01f64 * 20f64.powf(rng.next_f64())) as f32;
+            let lr = (lr * 1000.0).round() / 1000.0;
+            let adadelta = rng.below(4) == 0;
+            let item_alpha = pick(&mut rng, &[0.0f32, 1e-6, 1e-5]);
+            let user_alpha = pick(&mut rng, &[0.0f32, 1e-6, 1e-5]);
+            let max_sampled = pick(&mut rng, &[10usize, 30, 50]);
+            let schedule = if adadelta {
+                Schedule::Adadelta {
+                    rho: 0.95,
+                    epsilon: 1e-6,
+                }
+            } else {
+                Schedule::Adagrad
+            };
+            out.push(Candidate {
+                label: format!(
+                    "hybrid {loss}, {components} components, lr {lr}, {}, alpha {item_alpha}/{user_alpha}, max_sampled {max_sampled}",
+                    if adadelta { "adadelta" } else { "adagrad" }
+                ),
+                features,
+                params: CandidateParams::Hybrid(
+                    Hyperparameters::builder()
+                        .loss(Loss::parse(loss).expect("a known loss"))
+                        .no_components(components)
+                        .learning_rate(lr)
+                        .schedule(schedule)
+                        .item_alpha(item_alpha)
+                        .user_alpha(user_alpha)
+                        .max_sampled(max_sampled)
+                        .seed(args.seed)
+                        .build()?,
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `train --config` file of a candidate trained for `epochs`.
+fn config_file(candidate: &Candidate, set: &FeatureSet, epochs: usize) -> ConfigFile {
+    let c = &set.config;
+    let mut file = ConfigFile {
+        user_features: Some(c.user_columns.clone()),
+        item_features: Some(c.item_columns.clone()),
+        numeric_features: Some(c.numeric_columns_used().0),
+        quantiles: Some(c.quantiles),
+        item_identity: Some(c.item_identity),
+        user_identity: Some(c.user_identity),
+        metadata_weight: c.metadata_weight,
+        epochs: Some(epochs),
+        ..ConfigFile::default()
+    };
+    match &candidate.params {
+        CandidateParams::Hybrid(p) => {
+            file.model = Some("hybrid".into());
+            file.loss = Some(p.loss().name().to_string());
+            file.components = Some(p.no_components());
+            file.learning_rate = Some(f64::from(p.learning_rate()));
+            file.schedule = Some(
+                match p.schedule() {
+                    Schedule::Adagrad => "adagrad",
+                    _ => "adadelta",
+                }
+                .into(),
+            );
+            file.item_alpha = Some(p.item_alpha());
+            file.user_alpha = Some(p.user_alpha());
+            file.max_sampled = Some(p.max_sampled());
+            file.seed = Some(p.seed());
+        }
+        CandidateParams::Als(p) => {
+            file.model = Some("als".into());
+            file.components = Some(p.no_components());
+            file.alpha = Some(p.alpha());
+            file.regularization = Some(p.regularization());
+            file.seed = Some(p.seed());
+        }
+    }
+    file
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.families.is_empty() {
+        bail!("--families needs at least one of hybrid, als");
+    }
+    let demo = args.data.is_none();
+    let mut source: Box<dyn RecordSource> = match &args.data {
+        Some(dir) => Box::new(
+            CsvSource::open(dir).with_context(|| format!("opening dataset {}", dir.display()))?,
+        ),
+        None => {
+            eprintln!("note: no --data given: tuning on the built-in demo shop");
+            Box::new(generate(&DemoConfig::default()))
+        }
+    };
+    let pairs = args.test_pairs.clone().or_else(|| {
+        let p = args.data.as_ref()?.join("test_pairs.csv.gz");
+        p.is_file().then_some(p)
+    });
+    let split = match &pairs {
+        Some(path) => Split::HeldOutPairs(
+            recsys::read_pairs(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => Split::Random {
+            test_fraction: 0.2,
+            seed: args.seed,
+        },
+    };
+    let sets = feature_sets(&args, demo)?;
+    let mut experiments = Vec::new();
+    for set in &sets {
+        let e = Experiment::load(&mut source, &set.config, split.clone())
+            .with_context(|| format!("loading the data with features {:?}", set.name))?;
+        let (train, valid) = e.validation_split(args.validation_fraction, args.seed)?;
+        experiments.push((e, train, valid));
+    }
+    let data: Vec<TuneData<'_>> = experiments
+        .iter()
+        .map(|(e, train, valid)| TuneData {
+            dataset: e.dataset(),
+            train,
+            valid,
+        })
+        .collect();
+    let (e0, t0, v0) = &experiments[0];
+    eprintln!(
+        "{} users, {} products; search on {} training / {} validation pairs ({} test pairs \
+         kept out); feature sets: {}",
+        e0.dataset().n_users(),
+        e0.dataset().n_items(),
+        t0.len(),
+        v0.len(),
+        e0.test().map_or(0, |t| t.len()),
+        sets.iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let candidates = candidates(&args, &sets)?;
+    let options = HalvingOptions {
+        min_epochs: args.min_epochs,
+        max_epochs: args.max_epochs,
+        eta: args.eta,
+        k: args.k,
+        threads: args.threads,
+        time_budget: args.seconds.map(Duration::from_secs),
+    };
+    let bar = if args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{elapsed} rung {prefix} {bar:30} {pos}/{len} {msg}")
+                .expect("template"),
+        );
+        b
+    };
+    let report = successive_halving(&data, &candidates, 0, &options, |p| {
+        bar.set_prefix(format!("{} epochs", p.epochs));
+        bar.set_length(p.of as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("#{} {}", p.index, p.candidate.label));
+    })?;
+    bar.finish_and_clear();
+
+    println!(
+        "{:>3}  {:<28} {:<14} {:<44} status",
+        "#",
+        format!("P@{} by epochs", args.k),
+        "features",
+        "candidate"
+    );
+    for t in &report.trials {
+        let c = &candidates[t.candidate];
+        let scores: Vec<String> = t
+            .scores
+            .iter()
+            .map(|s| format!("{}:{:.4}", s.epochs, s.precision))
+            .collect();
+        println!(
+            "{:>3}  {:<28} {:<14} {:<44} {}",
+            t.candidate,
+            scores.join(" "),
+            sets[c.features].name,
+            c.label,
+            t.stopped.as_deref().unwrap_or("trained to the end")
+        );
+    }
+    let w = report.winner;
+    let winner = &candidates[w.candidate];
+    let baseline = report.trials[0].best();
+    println!(
+        "winner #{}: {} on {} for {} epochs: validation P@{} {:.4}, AUC {:.4} (baseline CF \
+         best {}); search {:.1}s{}",
+        w.candidate,
+        winner.label,
+        sets[winner.features].name,
+        w.epochs,
+        args.k,
+        w.precision,
+        w.auc,
+        baseline.map_or("not scored".into(), |b| format!(
+            "{:.4} at {} epochs",
+            b.precision, b.epochs
+        )),
+        report.elapsed.as_secs_f64(),
+        if report.out_of_time {
+            " (time budget spent)"
+        } else {
+            ""
+        }
+    );
+    let file = config_file(winner, &sets[winner.features], w.epochs);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&file)? + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} (train --config reads it)", args.out.display());
+
+    if args.report_test {
+        for (what, index, epochs) in [
+            ("winner", w.candidate, w.epochs),
+            (
+                "baseline",
+                0,
+                baseline.map_or(args.max_epochs, |b| b.epochs),
+            ),
+        ] {
+            let c = &candidates[index];
+            let (e, _, _) = &experiments[c.features];
+            if e.test().is_none() {
+                break;
+            }
+            let model = c.train(e.dataset(), e.train(), epochs, args.threads)?;
+            let m = e.evaluate(&model, args.k, args.threads)?;
+            println!(
+                "test ({what}, {epochs} epochs on the whole training part): {}",
+                metrics_line(&m)
+            );
+        }
+    }
+    Ok(())
+}
