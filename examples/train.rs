@@ -91,6 +91,12 @@ struct Args {
     /// product) on the held-out split.
     #[arg(long)]
     no_policy_eval: bool,
+    /// Write an HTML report with plots to DIR/report.html: training loss and held-out
+    /// precision/AUC per epoch, precision and recall at k = 1…50 against popularity, the
+    /// popularity long tail and catalogue coverage, scores of items without interactions
+    /// against the others.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -293,30 +299,9 @@ fn run(args: Args) -> Result<()> {
         dataset.item_vocabulary().len(),
     );
 
-    // ---- train
-    let model: Model = match args.model.model {
-        ModelKind::Hybrid => {
-            let (model, training) = args.model.fit(&experiment, args.quiet)?;
-            eprintln!(
-                "trained {} epochs ({:.2}s/epoch, {} thread(s))",
-                args.model.epochs,
-                training.seconds_per_epoch(),
-                args.model.threads
-            );
-            model.into()
-        }
-        ModelKind::Als => {
-            let (model, times) = args.model.fit_als(&experiment, args.quiet)?;
-            let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
-            eprintln!(
-                "trained ALS, {} sweeps ({:.2}s/sweep, {} thread(s))",
-                times.len(),
-                total / times.len().max(1) as f64,
-                args.model.threads
-            );
-            model.into()
-        }
-    };
+    // ---- train (with --report: the held-out metrics after every epoch, for the plots)
+    let held_out = args.report.is_some().then(|| experiment.test()).flatten();
+    let (model, curve) = train_model(&args, &experiment, held_out)?;
 
     // ---- evaluate
     let metrics = match experiment.test() {
@@ -387,12 +372,268 @@ fn run(args: Args) -> Result<()> {
     let reloaded = Bundle::load(&args.out).context("loading the bundle back")?;
     let load_seconds = started.elapsed().as_secs_f64();
     summary(&args.out, bytes, save_seconds, load_seconds, &reloaded);
+    if let Some(dir) = &args.report {
+        let path = write_report(dir, &experiment, reloaded.model(), &curve, &args)?;
+        eprintln!("report: {}", path.display());
+    }
     if let (Some(test), false) = (experiment.test(), args.no_policy_eval) {
         if !test.is_empty() {
             policy_report(&reloaded, test, args.k, args.model.seed)?;
         }
     }
     Ok(())
+}
+
+/// One epoch (sweep) of training: its number, loss estimate and held-out metrics.
+struct EpochPoint {
+    epoch: usize,
+    loss: Option<f64>,
+    held_out: Option<recsys::Metrics>,
+}
+
+/// Trains the model the flags describe; with `held_out`, evaluates it after every epoch.
+fn train_model(
+    args: &Args,
+    experiment: &Experiment,
+    held_out: Option<&recsys::Interactions>,
+) -> Result<(Model, Vec<EpochPoint>)> {
+    use recsys::core::{AlsFitOptions, AlsModel};
+    use std::ops::ControlFlow;
+    let m = &args.model;
+    let eval = recsys::EvalOptions {
+        k: args.k,
+        threads: m.threads,
+        candidates: None,
+    };
+    let train = experiment.train();
+    let mut curve = Vec::new();
+    let started = Instant::now();
+    let model: Model = match m.model {
+        ModelKind::Hybrid => {
+            let mut model = experiment.model(m.hyperparameters()?)?;
+            let bar = recsys_examples::epoch_progress(m.epochs, args.quiet);
+            let mut options = recsys::FitOptions::epochs(m.epochs).threads(m.threads);
+            if let Some(test) = held_out {
+                options = options.validate_on(test, Some(train), eval.clone());
+            }
+            let options = options.on_epoch(|r, _| {
+                recsys_examples::on_epoch(&bar, r);
+                curve.push(EpochPoint {
+                    epoch: r.total_epochs,
+                    loss: Some(r.loss),
+                    held_out: r.validation,
+                });
+                ControlFlow::Continue(())
+            });
+            model.fit(train, options).context("training")?;
+            bar.finish_and_clear();
+            eprintln!(
+                "trained {} epochs ({:.2}s/epoch with evaluation, {} thread(s))",
+                m.epochs,
+                started.elapsed().as_secs_f64() / m.epochs.max(1) as f64,
+                m.threads
+            );
+            model.into()
+        }
+        ModelKind::Als if held_out.is_some() => {
+            let dataset = experiment.dataset();
+            let mut model = AlsModel::new(
+                m.als_params()?,
+                dataset.user_features(),
+                dataset.item_features(),
+            )?;
+            for sweep in 1..=m.epochs {
+                let options = AlsFitOptions::iterations(1).threads(m.threads).with_loss();
+                let report = model.fit_partial(train, options).context("training ALS")?;
+                let scores = held_out
+                    .map(|test| recsys::evaluate(&model, test, Some(train), &eval))
+                    .transpose()?;
+                curve.push(EpochPoint {
+                    epoch: sweep,
+                    loss: report.last().and_then(|r| r.loss),
+                    held_out: scores,
+                });
+            }
+            eprintln!("trained ALS, {} sweeps with evaluation", m.epochs);
+            model.into()
+        }
+        ModelKind::Als => {
+            let (model, times) = m.fit_als(experiment, args.quiet)?;
+            let total: f64 = times.iter().map(|t| t.as_secs_f64()).sum();
+            eprintln!(
+                "trained ALS, {} sweeps ({:.2}s/sweep, {} thread(s))",
+                times.len(),
+                total / times.len().max(1) as f64,
+                m.threads
+            );
+            model.into()
+        }
+    };
+    Ok((model, curve))
+}
+
+/// Writes `dir/report.html` (see `--report`) and returns its path.
+fn write_report(
+    dir: &Path,
+    experiment: &Experiment,
+    model: &Model,
+    curve: &[EpochPoint],
+    args: &Args,
+) -> Result<PathBuf> {
+    use recsys::core::rank_test_items;
+    use recsys_examples::report::{histogram, line_chart, precision_recall_curve, Html, Series};
+    let train = experiment.train();
+    let mut html = Html::default();
+    html.facts(&[
+        ("model", model.params().describe()),
+        (
+            "data",
+            experiment.dataset().n_users().to_string()
+                + " users, "
+                + &experiment.dataset().n_items().to_string()
+                + " products",
+        ),
+        ("training interactions", train.len().to_string()),
+        (
+            "held-out interactions",
+            experiment.test().map_or(0, |t| t.len()).to_string(),
+        ),
+    ]);
+
+    html.heading("Training");
+    let loss: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|p| p.loss.map(|l| (p.epoch as f64, l)))
+        .collect();
+    html.figure(&line_chart(
+        "Training loss per epoch",
+        "epoch",
+        "loss estimate",
+        &[Series::new("loss", loss)],
+    ));
+    let metric = |f: fn(&recsys::Metrics) -> f64| -> Vec<(f64, f64)> {
+        curve
+            .iter()
+            .filter_map(|p| p.held_out.as_ref().map(|m| (p.epoch as f64, f(m))))
+            .collect()
+    };
+    html.figure(&line_chart(
+        &format!("Held-out precision@{} and AUC per epoch", args.k),
+        "epoch",
+        "metric",
+        &[
+            Series::new(
+                format!("precision@{}", args.k),
+                metric(|m| m.precision_at_k),
+            ),
+            Series::new("AUC", metric(|m| m.auc)),
+        ],
+    ));
+
+    let popularity = experiment.popularity();
+    if let Some(test) = experiment.test().filter(|t| !t.is_empty()) {
+        html.heading("Ranking quality");
+        let options = recsys::EvalOptions {
+            k: args.k,
+            threads: args.model.threads,
+            candidates: None,
+        };
+        let model_ranks = rank_test_items(model, test, Some(train), &options)?;
+        let pop_ranks = rank_test_items(&popularity, test, Some(train), &options)?;
+        let (mp, mr) = precision_recall_curve(test, &model_ranks, 50);
+        let (pp, pr) = precision_recall_curve(test, &pop_ranks, 50);
+        html.figure(&line_chart(
+            "Precision at k",
+            "k",
+            "precision",
+            &[Series::new("model", mp), Series::new("popularity", pp)],
+        ));
+        html.figure(&line_chart(
+            "Recall at k",
+            "k",
+            "recall",
+            &[Series::new("model", mr), Series::new("popularity", pr)],
+        ));
+    }
+
+    html.heading("Catalogue");
+    let counts = train.item_counts();
+    let mut sorted: Vec<u32> = counts.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let total: f64 = sorted.iter().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
+    let n_items = sorted.len().max(1) as f64;
+    let step = (sorted.len() / 400).max(1);
+    let mut cumulative = 0.0;
+    let mut tail = vec![(0.0, 0.0)];
+    for (i, &c) in sorted.iter().enumerate() {
+        cumulative += f64::from(c);
+        if (i + 1) % step == 0 || i + 1 == sorted.len() {
+            tail.push(((i + 1) as f64 / n_items * 100.0, cumulative / total * 100.0));
+        }
+    }
+    html.figure(&line_chart(
+        "Popularity long tail",
+        "% of products, most popular first",
+        "% of training interactions",
+        &[Series::new("cumulative share", tail)],
+    ));
+    // Coverage: the share of the catalogue that appears in anybody's top 10.
+    let users: Vec<usize> = (0..train.n_users()).collect();
+    let sample: Vec<usize> = users
+        .iter()
+        .copied()
+        .step_by((users.len() / 2000).max(1))
+        .collect();
+    let covered = |scorer: &dyn recsys::Scorer| -> Result<f64> {
+        let mut seen = vec![false; counts.len()];
+        for &u in &sample {
+            for (i, _) in experiment.recommend(scorer, u, 10)? {
+                seen[i] = true;
+            }
+        }
+        Ok(seen.iter().filter(|&&s| s).count() as f64 / n_items * 100.0)
+    };
+    let (model_cover, pop_cover) = (covered(model)?, covered(&popularity)?);
+    html.paragraph(&format!(
+        "Catalogue coverage of the top 10 over {} users: the model recommends {:.1} % of the          products at least once, popularity {:.1} %.",
+        sample.len(),
+        model_cover,
+        pop_cover
+    ));
+
+    // Scores of products without training interactions (cold) against the others.
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    let mut scores = Vec::new();
+    for &u in sample.iter().take(200) {
+        recsys::Scorer::score_all(model, recsys::UserQuery::Known(u), &mut scores)?;
+        for (i, &s) in scores
+            .iter()
+            .enumerate()
+            .step_by((scores.len() / 500).max(1))
+        {
+            if counts[i] == 0 {
+                cold.push(s)
+            } else {
+                warm.push(s)
+            }
+        }
+    }
+    if cold.is_empty() {
+        html.paragraph("Every product has training interactions: no cold-start scores to show.");
+    } else {
+        html.figure(&histogram(
+            "Scores of products without interactions (cold) and with (warm)",
+            "score",
+            &[("warm", &warm), ("cold", &cold)],
+            40,
+        ));
+    }
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html.finish("recsys training report"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Precision@k of recommend() as a product page uses it: each test user views one of their

@@ -1,6 +1,8 @@
 //! Shared helpers for the example binaries: the epoch progress bar, product look-up and
 //! metric formatting. The real work lives in `recsys::experiment`.
 
+pub mod report;
+
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
