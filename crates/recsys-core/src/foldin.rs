@@ -128,6 +128,32 @@ impl FoldIn {
 
     /// The representation of a new user who interacted with `items` (bias 0).
     pub fn fold_in(&self, items: &[usize]) -> Result<Representation> {
+        self.solve(items, None)
+    }
+
+    /// The representation of a new user who interacted with `items`, regularised towards
+    /// `prior` instead of towards zero (e.g. the representation the model gives the
+    /// user's attributes): minimises `Σ_i c_i (p_i − (u·q_i + b_i))² + λ‖u − prior‖²`.
+    /// With few items the prior weighs more; the bias is the prior's. Fails when `prior`
+    /// has another number of components than the model.
+    pub fn fold_in_with_prior(
+        &self,
+        items: &[usize],
+        prior: &Representation,
+    ) -> Result<Representation> {
+        if prior.vector.len() != self.k {
+            return Err(CoreError::IndexOutOfRange {
+                what: "prior components",
+                index: prior.vector.len(),
+                len: self.k,
+            });
+        }
+        let mut folded = self.solve(items, Some(prior))?;
+        folded.bias = prior.bias;
+        Ok(folded)
+    }
+
+    fn solve(&self, items: &[usize], prior: Option<&Representation>) -> Result<Representation> {
         if items.is_empty() {
             return Err(CoreError::Empty("fold-in needs at least one item"));
         }
@@ -138,6 +164,10 @@ impl FoldIn {
         }
         // rhs = Σ_all (s_neg − b_i) q_i + Σ_pos [(1+α)(s_pos − b_i) − (s_neg − b_i)] q_i
         let mut rhs = &self.sum_q * self.s_neg - &self.sum_bq;
+        if let Some(prior) = prior {
+            // λ (u − prior)² adds λ·prior to the right-hand side.
+            rhs.scaled_add(self.options.lambda as f64, &prior.vector.mapv(f64::from));
+        }
         let mut seen = std::collections::HashSet::with_capacity(items.len());
         for &i in items {
             if i >= self.n_items {
