@@ -71,7 +71,7 @@ fn appends_are_idempotent_and_visible_to_pollers() {
     assert_eq!(source_rows.len(), 4, "a retrain reads every event");
 
     // Every append is one recent batch; pollers read them by time.
-    let all = store.recent_events_since(0).unwrap();
+    let all = store.recent_events_since(0, &[]).unwrap();
     let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
     assert_eq!(ids, ["w1:1", "w1:2", "w2:1"]);
     assert_eq!(
@@ -81,8 +81,13 @@ fn appends_are_idempotent_and_visible_to_pollers() {
             (ExternalId::Int(3), ExternalId::Int(11)),
         ]
     );
-    let later = store.recent_events_since(2_000).unwrap();
+    let later = store.recent_events_since(2_000, &[]).unwrap();
     assert_eq!(later.len(), 2);
+    let unseen = store
+        .recent_events_since(0, &["w1:1".to_string(), "w2:1".to_string()])
+        .unwrap();
+    assert_eq!(unseen.len(), 1);
+    assert_eq!(unseen[0].id, "w1:2");
     assert_eq!(store.prune_recent_events(2_500).unwrap(), 2);
     assert_eq!(store.count(RECENT_EVENTS).unwrap(), 1);
     assert_eq!(

@@ -239,13 +239,22 @@ impl MongoStore {
     }
 
     /// The batches of [`RECENT_EVENTS`] stored at `since_ms` or later (the writer's clock),
-    /// oldest first. Documents that do not have the expected shape are skipped (they are
-    /// not ours).
-    pub fn recent_events_since(&self, since_ms: i64) -> Result<Vec<RecentBatch>, StoreError> {
+    /// except those whose id is in `skip` (already applied by the caller), oldest first.
+    /// Documents that do not have the expected shape are skipped (they are not ours).
+    pub fn recent_events_since(
+        &self,
+        since_ms: i64,
+        skip: &[String],
+    ) -> Result<Vec<RecentBatch>, StoreError> {
+        let filter = if skip.is_empty() {
+            doc! { "at_ms": { "$gte": since_ms } }
+        } else {
+            doc! { "at_ms": { "$gte": since_ms }, "_id": { "$nin": skip } }
+        };
         let mut batches = self
             .bounded("read recent_events", move |s| {
                 s.db.collection::<Document>(RECENT_EVENTS)
-                    .find(doc! { "at_ms": { "$gte": since_ms } })
+                    .find(filter)
                     .run()?
                     .collect::<mongodb::error::Result<Vec<Document>>>()
             })?
