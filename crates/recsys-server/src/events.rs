@@ -83,8 +83,9 @@ pub struct MongoEvents {
 impl MongoEvents {
     /// A store for `uri` (database: `database`, else the URI's, else `recsys`) whose
     /// operations give up after `timeout`. Does not contact the server, so a server can
-    /// start while the database is down (events are then refused with 503).
-    pub fn open(
+    /// start while the database is down (events are then refused with 503). Parses the URI
+    /// on the blocking pool (the store's driver is synchronous).
+    pub async fn open(
         uri: &str,
         database: Option<&str>,
         timeout: Duration,
@@ -94,10 +95,14 @@ impl MongoEvents {
             timeout,
             operation_timeout: timeout,
         };
-        let store = MongoStore::open(uri, &options).map_err(|e| ServerError::Database {
-            uri: recsys_store::mongo::redact_uri(uri),
-            message: e.to_string(),
-        })?;
+        let owned = uri.to_string();
+        let store = tokio::task::spawn_blocking(move || MongoStore::open(&owned, &options))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?
+            .map_err(|e| ServerError::Database {
+                uri: recsys_store::mongo::redact_uri(uri),
+                message: e.to_string(),
+            })?;
         Ok(MongoEvents {
             store,
             indexed: Arc::default(),

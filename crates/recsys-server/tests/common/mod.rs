@@ -1,6 +1,8 @@
 //! A small shop with two tastes, trained in-process, and helpers to call the router.
 #![allow(dead_code)]
 
+pub mod ferret;
+
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
