@@ -14,8 +14,9 @@
 //! * `mongo` (cargo feature `mongodb`, on by default): [`mongo::MongoStore`] connects (fast
 //!   timeouts, password redacted in errors), [`mongo::import_csv`] validates and upserts the
 //!   CSV files idempotently, [`mongo::MongoSource`] streams the collections into the dataset
-//!   builder, [`mongo::MongoStore::popularity`] counts in the database, and artifacts go to
-//!   GridFS. The driver's sync API is used, so no caller needs async. Turn the feature off
+//!   builder, [`mongo::MongoStore::popularity`] counts in the database, artifacts go to
+//!   GridFS, and [`mongo::MongoStore::append_events`] stores live event batches
+//!   idempotently ([`mongo::EventBatch`]). The driver's sync API is used, so no caller needs async. Turn the feature off
 //!   (`default-features = false`) to keep only the CSV layer, without tokio and TLS.
 //!
 //! Tests that need a server read `MONGODB_URI` (`scripts/db.sh start` brings one up; the
