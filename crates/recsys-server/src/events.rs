@@ -46,7 +46,10 @@ use crate::error::{clip, ApiError, ServerError};
 use crate::state::AppState;
 
 /// Where live events are stored and read back (MongoDB in production; [`MemoryEvents`] in
-/// tests and examples).
+/// tests and examples). With one, the router serves `POST /events`: validated with the
+/// CSV import's rules, all or nothing for bad input (400 naming index and field), 200 only
+/// once durable, 503 with `Retry-After` when the store fails, 413 above the limits (the
+/// full contract: `docs/serving.md`, "Live events").
 pub trait EventStore: Send + Sync + 'static {
     /// Stores `batch` durably as the batch `<writer>:<sequence>` written at `at_ms`
     /// (see [`MongoStore::append_events`]).
@@ -475,7 +478,7 @@ fn parse_body(state: &AppState, bytes: &[u8]) -> Result<EventBatch, ApiError> {
     Ok(EventBatch::new(now_ms().div_euclid(1000), parsed))
 }
 
-/// `POST /events` (see the [module docs](self)).
+/// `POST /events` (see the module docs).
 pub async fn post_events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -22,7 +22,7 @@
 //!   fails, the server marks itself degraded (header `x-recsys-degraded`, `/ready`), logs
 //!   once, answers from the bundle's product lookup and pings the database in the
 //!   background until it answers again.
-//! * **Live events** (`POST /events`, module docs of [`EventStore`]'s home): validated
+//! * **Live events** (`POST /events`, with an [`EventStore`]): validated
 //!   with the CSV import's rules, answered 200 only once durable in the database (503
 //!   with `Retry-After` when it is down). Every recommendation route then excludes a
 //!   user's products since training, and folds in a user the model does not know

@@ -62,8 +62,20 @@ struct Inner {
     evicted_users: u64,
 }
 
-/// Recent products per user, bounded (see the [module docs](self)). `Send + Sync`; reads
-/// take a shared lock for the copy of one user's list.
+/// Recent products per user, bounded. `Send + Sync`; reads take a shared lock for the copy
+/// of one user's list.
+///
+/// * at most [`LiveLimits::max_users`] users: adding one more evicts the user whose last
+///   event is the oldest (least recently active first);
+/// * at most [`LiveLimits::max_events_per_user`] products per user: the oldest is dropped
+///   (a product seen again moves to the newest position instead of counting twice);
+/// * nothing older than [`LiveLimits::max_age`]: [`LiveState::prune`] (run by the poller)
+///   drops users whose last event is older, reads skip older events;
+/// * the ids of applied recent-event batches are remembered only while the poller can
+///   still read them again (its look-back window), to apply each batch once.
+///
+/// So memory is at most about `max_users × max_events_per_user` product ids plus the ids
+/// of the batches of one poll window.
 #[derive(Debug)]
 pub struct LiveState {
     limits: LiveLimits,

@@ -158,11 +158,7 @@ async fn events_change_the_next_answer_on_the_same_replica() {
     let ids = item_ids(&after);
     assert!(bought.iter().all(|b| !ids.contains(b)), "{ids:?}");
     assert_eq!(ids.len(), item_ids(&before).len() - 2);
-    let similar = get(
-        &app,
-        &format!("/similar-products?userId=2&productId=100&n=24"),
-    )
-    .await;
+    let similar = get(&app, "/similar-products?userId=2&productId=100&n=24").await;
     assert!(bought.iter().all(|b| !ids_of(&similar).contains(b)));
 
     // A shopper the model has never seen: popular, then fold-in of its events.
