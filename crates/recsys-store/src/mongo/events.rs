@@ -166,6 +166,25 @@ impl MongoStore {
     ///
     /// On error, part of the batch may be stored: retrying the same batch is safe (the keys
     /// are deterministic). An error never means an event is stored twice.
+    ///
+    /// ```no_run
+    /// use recsys_features::InteractionRecord;
+    /// use recsys_store::mongo::{EventBatch, MongoStore};
+    ///
+    /// let store = MongoStore::connect("mongodb://127.0.0.1:27017/shop")?;
+    /// let click = InteractionRecord {
+    ///     user_id: "visitor-1".into(), product_id: 10118.into(),
+    ///     interaction_type: Some("view".into()), weight: None, timestamp: None,
+    /// };
+    /// let batch = EventBatch::new(1_700_000_000, [(click, Some("c-1".to_string()))]);
+    /// let first = store.append_events(&batch, "replica-a", 1, 1_700_000_000_000)?;
+    /// let retry = store.append_events(&batch, "replica-a", 2, 1_700_000_000_100)?;
+    /// assert_eq!((first.inserted, retry.already_stored), (1, 1));
+    /// // What other replicas poll:
+    /// let recent = store.recent_events_since(1_700_000_000_000, &[])?;
+    /// assert_eq!(recent.len(), 2);
+    /// # Ok::<(), recsys_store::StoreError>(())
+    /// ```
     pub fn append_events(
         &self,
         batch: &EventBatch,

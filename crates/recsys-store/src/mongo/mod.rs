@@ -13,6 +13,7 @@
 //! | `users` | the user id as JSON text (`42`, `"u-1"`) | `user_id`, then each attribute column as a string |
 //! | `products` | the product id as JSON text | `product_id`, `name`, `price` (double), `image`, attributes |
 //! | `user_product_interactions` | `[user,product,type,ts]` as JSON text | `user_id`, `product_id`, `interaction_type`, `weight` (double), `timestamp` (BSON date) |
+//! | `recent_events` | `<writer>:<sequence>` | `writer`, `sequence`, `at_ms` (writer's clock), `events` (JSON text of `[[user_id, product_id], …]`): one document per live-event batch, pruned by age ([`EventBatch`]) |
 //!
 //! Ids have one canonical BSON type ([`id_to_bson`]): integer ids are `Int64`, others
 //! `String`, in every `user_id` / `product_id` field and every query. `_id`s are always
