@@ -4,6 +4,8 @@
 //!   state, live state, poller and database client, served over loopback TCP by
 //!   [`serve`]) on one database (`MONGODB_URI`): an event posted to one changes the
 //!   other's answer within the poll delay.
+//! * `two_server_processes_share_events`: the same with two server *processes* (copies of
+//!   this test binary that serve until their stdin closes).
 //! * `no_accepted_event_is_lost_when_the_database_dies`: a FerretDB of the test's own is
 //!   killed while events stream in, then started again: every event answered 200 is in
 //!   the database, every other request was answered 503.
@@ -290,4 +292,118 @@ async fn no_accepted_event_is_lost_when_the_database_dies() {
         );
     }
     assert!(stored.len() >= accepted.len());
+}
+
+/// Set in the environment of the server processes [`two_server_processes_share_events`]
+/// starts (copies of this test binary).
+const REPLICA_ENV: &str = "RECSYS_TEST_REPLICA_DATABASE";
+
+/// Runs a server in this process on `MONGODB_URI` / `database` until stdin closes, after
+/// printing `LISTENING <address>`.
+fn run_replica(uri: &str, database: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let state = replica(uri, database, &ServerConfig::default()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("LISTENING {}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            // The parent holds our stdin: EOF means it is done (or gone).
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = stop.send(());
+        });
+        serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+}
+
+/// Two server processes (copies of this test binary, each serving with its own state,
+/// poller and database client) on one database: an event posted to one changes the
+/// other's answer within the poll delay.
+#[test]
+fn two_server_processes_share_events() {
+    let Some(uri) = uri_from_env() else { return };
+    if let Ok(database) = std::env::var(REPLICA_ENV) {
+        return run_replica(&uri, &database);
+    }
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let database = format!("rs_live_procs_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(drop_database(&uri, &database));
+    let exe = std::env::current_exe().unwrap();
+    let mut children = Vec::new();
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let mut child = Command::new(&exe)
+            .args([
+                "two_server_processes_share_events",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(REPLICA_ENV, &database)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a server process");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let address = stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("LISTENING ").map(str::to_string))
+            .expect("the server process printed its address");
+        addresses.push(address.parse::<std::net::SocketAddr>().unwrap());
+        children.push(child);
+    }
+    assert_ne!(children[0].id(), children[1].id());
+    let (a, b) = (addresses[0], addresses[1]);
+    let outcome = runtime.block_on(async {
+        let path = "/recommendations/process-visitor?n=5";
+        let (_, head, _) = http(b, "GET", path, "").await;
+        assert_eq!(strategy_of(&head), "popular");
+        let event = json!({"user_id": "process-visitor", "product_id": 104, "event_id": "p1"});
+        let (status, _, body) = http(a, "POST", "/events", &event.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        let posted = Instant::now();
+        let (_, head, _) = http(a, "GET", path, "").await;
+        assert_eq!(
+            strategy_of(&head),
+            "recent-activity",
+            "at once on the replica that took it"
+        );
+        loop {
+            let (_, head, body) = http(b, "GET", path, "").await;
+            if strategy_of(&head) == "recent-activity" {
+                assert!(body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|i| i["product_id"] != 104));
+                return posted.elapsed();
+            }
+            assert!(
+                posted.elapsed() < Duration::from_secs(10),
+                "the other server process did not see the event within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    println!("event visible in the other server process after {outcome:?}");
+    for mut child in children {
+        drop(child.stdin.take()); // EOF: the server shuts down gracefully
+        let _ = child.wait();
+    }
+    runtime.block_on(drop_database(&uri, &database));
 }
