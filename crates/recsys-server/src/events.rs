@@ -497,16 +497,18 @@ pub async fn post_events(
             &state,
             1,
             too_large(format!(
-                "the body ({size}) is larger than the limit of {limit} bytes: send fewer events per request"
+                "the body{size} is larger than the limit of {limit} bytes: send fewer events per request"
             )),
         )
     };
     if let Some(length) = declared.filter(|&l| l > limit as u64) {
-        return Err(over(format!("{length} bytes")));
+        return Err(over(format!(" ({length} bytes)")));
     }
+    // Without a (truthful) content-length, reading stops at the limit. Any other read
+    // error is a client that went away mid-body: nothing was stored either way.
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| over("more bytes".into()))?;
+        .map_err(|_| over(String::new()))?;
     let batch = parse_body(&state, &bytes)?;
     let n = batch.len();
     let sequence = state.next_event_sequence();
