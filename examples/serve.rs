@@ -5,6 +5,8 @@
 //!       --port 8002 --images ../shared/images
 //!
 //! Every flag has an environment variable (RECSYS_BUNDLE, RECSYS_PORT, MONGODB_URI, …).
+//! With a database, POST /events takes live events (docs/serving.md): they change this
+//! server's answers at once and other replicas' within --events-poll-ms.
 //! SIGHUP reloads the bundle file (or POST /admin/reload with --admin-reload, and the
 //! bearer token of RECSYS_ADMIN_TOKEN beyond loopback); SIGTERM and Ctrl-C shut down
 //! gracefully. Contradictory flags (e.g. --default-n above --max-n) are refused at start.
@@ -17,8 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use recsys_server::{
-    load_bundle, serve, shutdown_signal, AppState, Compute, MongoProducts, ProductSource,
-    ServerConfig,
+    load_bundle, serve, shutdown_signal, AppState, Compute, EventStore, LiveLimits, MongoEvents,
+    MongoProducts, ProductSource, ServerConfig,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,6 +119,38 @@ struct Args {
     /// Log format.
     #[arg(long, env = "RECSYS_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Do not serve POST /events even with a database (no live events, no poller).
+    #[arg(long, env = "RECSYS_NO_EVENTS")]
+    no_events: bool,
+    /// Read what other replicas stored every this many milliseconds: the delay before an
+    /// event is visible on another replica.
+    #[arg(long, env = "RECSYS_EVENTS_POLL_MS", default_value_t = 1000)]
+    events_poll_ms: u64,
+    /// Most events in one POST /events (more: 413).
+    #[arg(long, env = "RECSYS_EVENTS_MAX_BATCH", default_value_t = 1000)]
+    events_max_batch: usize,
+    /// Largest POST /events body in bytes (more: 413).
+    #[arg(long, env = "RECSYS_EVENTS_MAX_BODY", default_value_t = 1 << 20)]
+    events_max_body: usize,
+    /// Longest wait for the database to store a batch of events (then 503).
+    #[arg(long, env = "RECSYS_EVENTS_TIMEOUT_MS", default_value_t = 5000)]
+    events_timeout_ms: u64,
+    /// Each poll reads again this far before the previous one (writes in flight, clock
+    /// differences between replicas).
+    #[arg(long, env = "RECSYS_EVENTS_LOOKBACK_MS", default_value_t = 10_000)]
+    events_lookback_ms: u64,
+    /// Batches older than this are pruned from the recent_events collection.
+    #[arg(long, env = "RECSYS_EVENTS_RETENTION_SECS", default_value_t = 60)]
+    events_retention_secs: u64,
+    /// Most users held in the live state (least recently active evicted first).
+    #[arg(long, env = "RECSYS_LIVE_MAX_USERS", default_value_t = 100_000)]
+    live_max_users: usize,
+    /// Most recent products held per user (oldest dropped first).
+    #[arg(long, env = "RECSYS_LIVE_MAX_EVENTS_PER_USER", default_value_t = 50)]
+    live_max_events_per_user: usize,
+    /// Live events older than this many seconds are forgotten.
+    #[arg(long, env = "RECSYS_LIVE_MAX_AGE_SECS", default_value_t = 86_400)]
+    live_max_age_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -163,6 +197,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         idle_timeout: Duration::from_millis(args.idle_timeout_ms),
         max_connections: args.max_connections,
+        events_max_batch: args.events_max_batch,
+        events_max_body: args.events_max_body,
+        events_timeout: Duration::from_millis(args.events_timeout_ms),
+        events_poll_interval: Duration::from_millis(args.events_poll_ms),
+        events_lookback: Duration::from_millis(args.events_lookback_ms),
+        events_retention: Duration::from_secs(args.events_retention_secs),
+        live: LiveLimits {
+            max_users: args.live_max_users,
+            max_events_per_user: args.live_max_events_per_user,
+            max_age: Duration::from_secs(args.live_max_age_secs),
+        },
         ..ServerConfig::default()
     };
     // Refuse contradictory flags, and admin routes open to the network without a token,
@@ -192,8 +237,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let events: Option<Arc<dyn EventStore>> = match (
+        &args.mongodb_uri,
+        args.no_db || args.no_events,
+    ) {
+        (Some(uri), false) if !uri.trim().is_empty() => {
+            let events =
+                MongoEvents::open(uri.trim(), args.database.as_deref(), config.events_timeout)
+                    .await
+                    .context("MongoDB connection string")?;
+            tracing::info!(store = %events.describe(), poll_ms = args.events_poll_ms, "live events: POST /events");
+            Some(Arc::new(events))
+        }
+        _ => None,
+    };
     let described = source.as_ref().map(|s| s.describe());
-    let state = AppState::new(bundle, source, config);
+    let state = AppState::with_events(bundle, source, events, config);
     let database = state.details().check().await;
     tracing::info!(
         database = database.as_str(),

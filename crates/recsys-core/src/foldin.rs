@@ -141,6 +141,32 @@ impl FoldIn {
 
     /// The representation of a new user who interacted with `items` (bias 0).
     pub fn fold_in(&self, items: &[usize]) -> Result<Representation> {
+        self.solve(items, None)
+    }
+
+    /// The representation of a new user who interacted with `items`, regularised towards
+    /// `prior` instead of towards zero (e.g. the representation the model gives the
+    /// user's attributes): minimises `Σ_i c_i (p_i − (u·q_i + b_i))² + λ‖u − prior‖²`.
+    /// With few items the prior weighs more; the bias is the prior's. Fails when `prior`
+    /// has another number of components than the model.
+    pub fn fold_in_with_prior(
+        &self,
+        items: &[usize],
+        prior: &Representation,
+    ) -> Result<Representation> {
+        if prior.vector.len() != self.k {
+            return Err(CoreError::IndexOutOfRange {
+                what: "prior components",
+                index: prior.vector.len(),
+                len: self.k,
+            });
+        }
+        let mut folded = self.solve(items, Some(prior))?;
+        folded.bias = prior.bias;
+        Ok(folded)
+    }
+
+    fn solve(&self, items: &[usize], prior: Option<&Representation>) -> Result<Representation> {
         if items.is_empty() {
             return Err(CoreError::Empty("fold-in needs at least one item"));
         }
@@ -151,7 +177,11 @@ impl FoldIn {
         }
         // rhs = Σ_all (s_neg − b_i) q_i + Σ_pos [(1+α)(s_pos − b_i) − (s_neg − b_i)] q_i
         let mut rhs = &self.sum_q * self.s_neg - &self.sum_bq;
-        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        if let Some(prior) = prior {
+            // λ (u − prior)² adds λ·prior to the right-hand side.
+            rhs.scaled_add(self.options.lambda as f64, &prior.vector.mapv(f64::from));
+        }
+        let mut unique: Vec<usize> = Vec::with_capacity(items.len());
         for &i in items {
             if i >= self.n_items {
                 return Err(CoreError::IndexOutOfRange {
@@ -160,19 +190,23 @@ impl FoldIn {
                     len: self.n_items,
                 });
             }
-            if !seen.insert(i) {
-                continue;
+            if !unique.contains(&i) {
+                unique.push(i);
             }
-            let qi = self.item_vectors.row(i).mapv(f64::from);
-            let bi = self.item_biases[i] as f64;
-            for r in 0..self.k {
-                for c in 0..self.k {
-                    a[[r, c]] += alpha * qi[r] * qi[c];
-                }
-            }
-            let w = (1.0 + alpha) * (self.s_pos - bi) - (self.s_neg - bi);
-            rhs.scaled_add(w, &qi);
         }
+        // The user's item vectors as rows: A += α QᵀQ and rhs += Qᵀw in two matrix
+        // products (not element-wise updates of A per item).
+        let mut q = Array2::<f64>::zeros((unique.len(), self.k));
+        let mut w = Array1::<f64>::zeros(unique.len());
+        for (row, &i) in unique.iter().enumerate() {
+            for (x, &v) in q.row_mut(row).iter_mut().zip(self.item_vectors.row(i)) {
+                *x = f64::from(v);
+            }
+            let bi = self.item_biases[i] as f64;
+            w[row] = (1.0 + alpha) * (self.s_pos - bi) - (self.s_neg - bi);
+        }
+        a.scaled_add(alpha, &q.t().dot(&q));
+        rhs += &q.t().dot(&w);
         let u = solve_spd(a, rhs, "fold-in")?;
         Ok(Representation {
             vector: u.mapv(|v| v as f32),
@@ -213,15 +247,20 @@ pub(crate) fn solve_spd(
 /// pivot is not positive (`a` not positive definite, or too ill-conditioned).
 #[cfg_attr(feature = "lapack", allow(dead_code))] // used by the tests then
 pub(crate) fn cholesky_solve(
-    mut a: Array2<f64>,
-    mut b: Array1<f64>,
+    a: Array2<f64>,
+    b: Array1<f64>,
     context: &'static str,
 ) -> Result<Array1<f64>> {
     let n = b.len();
     assert_eq!(a.dim(), (n, n), "cholesky_solve: shapes");
+    // Row-major copies: slices keep the inner loops free of per-element index calls.
+    let mut l: Vec<f64> = a.iter().copied().collect();
+    let mut x: Vec<f64> = b.to_vec();
+    let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(p, q)| p * q).sum::<f64>();
     // Overwrite the lower triangle with L, column by column.
     for j in 0..n {
-        let pivot = a[[j, j]] - (0..j).map(|c| a[[j, c]] * a[[j, c]]).sum::<f64>();
+        let row_j = j * n;
+        let pivot = l[row_j + j] - dot(&l[row_j..row_j + j], &l[row_j..row_j + j]);
         if !(pivot > 0.0 && pivot.is_finite()) {
             return Err(CoreError::Linalg {
                 context,
@@ -229,23 +268,24 @@ pub(crate) fn cholesky_solve(
             });
         }
         let d = pivot.sqrt();
-        a[[j, j]] = d;
+        l[row_j + j] = d;
         for r in j + 1..n {
-            let dot = (0..j).map(|c| a[[r, c]] * a[[j, c]]).sum::<f64>();
-            a[[r, j]] = (a[[r, j]] - dot) / d;
+            let row_r = r * n;
+            let s = dot(&l[row_r..row_r + j], &l[row_j..row_j + j]);
+            l[row_r + j] = (l[row_r + j] - s) / d;
         }
     }
     // L y = b.
     for r in 0..n {
-        let dot = (0..r).map(|c| a[[r, c]] * b[c]).sum::<f64>();
-        b[r] = (b[r] - dot) / a[[r, r]];
+        let s = dot(&l[r * n..r * n + r], &x[..r]);
+        x[r] = (x[r] - s) / l[r * n + r];
     }
     // Lᵀ x = y.
     for r in (0..n).rev() {
-        let dot = (r + 1..n).map(|c| a[[c, r]] * b[c]).sum::<f64>();
-        b[r] = (b[r] - dot) / a[[r, r]];
+        let s = (r + 1..n).map(|c| l[c * n + r] * x[c]).sum::<f64>();
+        x[r] = (x[r] - s) / l[r * n + r];
     }
-    Ok(b)
+    Ok(Array1::from(x))
 }
 
 #[cfg(test)]

@@ -764,3 +764,42 @@ fn early_stopping_keeps_the_best_epoch() {
         .unwrap_err();
     assert!(err.to_string().contains("patience"), "{err}");
 }
+
+#[test]
+fn fold_in_with_a_prior_is_pulled_towards_it() {
+    let all = common::planted(201, 80, 4, 15, 0, 9);
+    let without = all.filter(|e| e.user != 200);
+    let mut model = HybridModel::collaborative(params(Loss::Warp), 201, 80).unwrap();
+    model.fit(&without, FitOptions::epochs(10)).unwrap();
+    let fold = FoldIn::new(&model, &without, FoldInOptions::default()).unwrap();
+    let items: Vec<usize> = all.user_items(200).iter().map(|&i| i as usize).collect();
+    let plain = fold.fold_in(&items[..1]).unwrap();
+    let k = plain.vector.len();
+    // A zero prior is plain fold-in (its bias kept).
+    let zero = recsys_core::Representation {
+        vector: ndarray::Array1::zeros(k),
+        bias: 0.5,
+    };
+    let same = fold.fold_in_with_prior(&items[..1], &zero).unwrap();
+    for (a, b) in plain.vector.iter().zip(same.vector.iter()) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+    }
+    assert_eq!(same.bias, 0.5);
+    // Another trained user's vector as prior: the result moves towards it.
+    let prior = model.user_representation(3).unwrap();
+    let pulled = fold.fold_in_with_prior(&items[..1], &prior).unwrap();
+    let distance =
+        |r: &recsys_core::Representation| (&r.vector - &prior.vector).mapv(|d| d * d).sum().sqrt();
+    assert!(
+        distance(&pulled) < distance(&plain),
+        "{} vs {}",
+        distance(&pulled),
+        distance(&plain)
+    );
+    // A prior of the wrong size is refused.
+    let wrong = recsys_core::Representation {
+        vector: ndarray::Array1::zeros(k + 1),
+        bias: 0.0,
+    };
+    assert!(fold.fold_in_with_prior(&items, &wrong).is_err());
+}

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use recsys_core::{top_k, Interactions, Popularity, Scorer, UserQuery};
+use recsys_core::{top_k, FoldIn, Interactions, Popularity, Representation, Scorer, UserQuery};
 use recsys_features::{Attributes, ExternalId, FeatureVocabulary, IdMap};
 use recsys_similarity::SimilarityIndex;
 use serde::Serialize;
@@ -17,7 +17,8 @@ pub const DEFAULT_BOOST: f32 = 0.25;
 /// Why an item was recommended.
 ///
 /// Displayed as `model`, `model+similar-to-<id>`, `similar-to-<id>`, `popular`,
-/// `cold-start-features` or `cold-start-features+similar-to-<id>`.
+/// `cold-start-features`, `cold-start-features+similar-to-<id>`, `recent-activity` or
+/// `recent-activity+similar-to-<id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -43,6 +44,14 @@ pub enum Reason {
         /// The product being viewed.
         to: ExternalId,
     },
+    /// Scored from the recent activity (live events) of a user the model has not seen,
+    /// by fold-in (with the user's attributes too, when they match the vocabulary).
+    RecentActivity,
+    /// Recent-activity score plus the similarity boost towards product `to`.
+    RecentActivityAndSimilar {
+        /// The product being viewed.
+        to: ExternalId,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -56,6 +65,10 @@ impl fmt::Display for Reason {
             Reason::ColdStartFeaturesAndSimilar { to } => {
                 write!(f, "cold-start-features+similar-to-{to}")
             }
+            Reason::RecentActivity => f.write_str("recent-activity"),
+            Reason::RecentActivityAndSimilar { to } => {
+                write!(f, "recent-activity+similar-to-{to}")
+            }
         }
     }
 }
@@ -67,6 +80,9 @@ impl fmt::Display for Reason {
 pub enum Strategy {
     /// A known user: model scores (+ boost when a known product is given).
     Model,
+    /// An unknown user with recent activity ([`Request::recent`]) on known products:
+    /// fold-in of those items (towards the user's attributes when they match).
+    RecentActivity,
     /// An unknown user with attributes that match the training vocabulary.
     ColdStartFeatures,
     /// No usable user, a known product: its most similar products.
@@ -188,6 +204,7 @@ pub struct Request<'a> {
     boost: f32,
     exclude_seen: bool,
     exclude: &'a [ExternalId],
+    recent: &'a [ExternalId],
     filter: Option<ItemFilter<'a>>,
 }
 
@@ -201,6 +218,7 @@ impl fmt::Debug for Request<'_> {
             .field("boost", &self.boost)
             .field("exclude_seen", &self.exclude_seen)
             .field("exclude", &self.exclude)
+            .field("recent", &self.recent)
             .field("filter", &self.filter.map(|_| "<fn>"))
             .finish()
     }
@@ -217,6 +235,7 @@ impl<'a> Request<'a> {
             boost: DEFAULT_BOOST,
             exclude_seen: true,
             exclude: &[],
+            recent: &[],
             filter: None,
         }
     }
@@ -258,6 +277,15 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// Products the user interacted with since the model was trained (live events),
+    /// oldest first. Excluded like the user's seen items (unless
+    /// [`include_seen`](Self::include_seen)); for a user the model does not know they are
+    /// folded in ([`Recommender::with_fold_in`]). Ids unknown to the model are ignored.
+    pub fn recent(mut self, ids: &'a [ExternalId]) -> Self {
+        self.recent = ids;
+        self
+    }
+
     /// Only recommend items for which `keep` is true; applied before the top-`n` is taken,
     /// so `n` items still come back when enough pass.
     pub fn filter(mut self, keep: ItemFilter<'a>) -> Self {
@@ -290,6 +318,7 @@ pub struct Recommender<'a> {
     seen: Option<&'a Interactions>,
     user_vocabulary: Option<&'a FeatureVocabulary>,
     lookup: Option<AttributeLookup<'a>>,
+    fold_in: Option<&'a FoldIn>,
     /// The similarity index is the cosine of the scorer's own item representations, so the
     /// blend can run in one pass over them.
     fused: bool,
@@ -306,6 +335,7 @@ impl fmt::Debug for Recommender<'_> {
             .field("seen", &self.seen.is_some())
             .field("user_vocabulary", &self.user_vocabulary.is_some())
             .field("lookup", &self.lookup.is_some())
+            .field("fold_in", &self.fold_in.is_some())
             .field("fused", &self.fused)
             .finish()
     }
@@ -331,6 +361,7 @@ impl<'a> Recommender<'a> {
             seen: None,
             user_vocabulary: None,
             lookup: None,
+            fold_in: None,
             fused: false,
         })
     }
@@ -411,6 +442,14 @@ impl<'a> Recommender<'a> {
         self
     }
 
+    /// Fold-in for users the model does not know but who have recent activity
+    /// ([`Request::recent`]); prepared for the same model as the scorer (e.g.
+    /// `FoldIn::new(bundle.model(), bundle.seen(), FoldInOptions::default())`).
+    pub fn with_fold_in(mut self, fold_in: &'a FoldIn) -> Self {
+        self.fold_in = Some(fold_in);
+        self
+    }
+
     /// The item id map.
     pub fn items(&self) -> &'a IdMap {
         self.items
@@ -427,15 +466,19 @@ impl<'a> Recommender<'a> {
     /// 1. a **known user**: model scores for every item, plus `boost × cosine(item,
     ///    product)` when a known product is given (reason `model+similar-to-X`, else
     ///    `model`);
-    /// 2. an **unknown user with attributes** (given in the request, or found by the
+    /// 2. an **unknown user with recent activity** ([`Request::recent`]) on products the
+    ///    model knows, with [fold-in](Self::with_fold_in): the fold-in of those items,
+    ///    regularised towards the user's attributes when they match the vocabulary
+    ///    (`recent-activity`), boosted the same way;
+    /// 3. an **unknown user with attributes** (given in the request, or found by the
     ///    [attribute lookup](Self::with_attribute_lookup)) that match the training
     ///    vocabulary: the model's cold-start score from those features, boosted the same
     ///    way;
-    /// 3. otherwise, a **known product**: its most similar items (`similar-to-X`);
-    /// 4. otherwise the **most popular** items (`popular`).
+    /// 4. otherwise, a **known product**: its most similar items (`similar-to-X`);
+    /// 5. otherwise the **most popular** items (`popular`).
     ///
-    /// Always excluded: the viewed product, the ids in `exclude`, the user's seen items
-    /// (unless [`Request::include_seen`]) and items the filter rejects — before the top-`n`
+    /// Always excluded: the viewed product, the ids in `exclude`, the user's seen and
+    /// recent items (unless [`Request::include_seen`]) and items the filter rejects — before the top-`n`
     /// is taken. Unknown ids never fail a request; they become [`Note`]s.
     ///
     /// Errors only when the parts disagree (e.g. a model and seen interactions of
@@ -497,12 +540,29 @@ impl<'a> Recommender<'a> {
             }
         }
 
+        // Live events: known items, sorted, without repeats.
+        let mut recent: Vec<usize> = request
+            .recent
+            .iter()
+            .filter_map(|id| self.items.index(id))
+            .collect();
+        recent.sort_unstable();
+        recent.dedup();
+        let folded = match (user, self.fold_in) {
+            (None, Some(fold_in)) if !recent.is_empty() => {
+                Some(self.fold_in_user(fold_in, &recent, cold_row.as_deref())?)
+            }
+            _ => None,
+        };
+        let recent_excluded: &[usize] = if request.exclude_seen { &recent } else { &[] };
+
         let keep = |j: usize| request.filter.is_none_or(|f| f(j));
-        let (items, strategy) = if user.is_some() || cold_row.is_some() {
-            let query = match (&user, &cold_row) {
-                (Some(u), _) => UserQuery::Known(*u),
-                (None, Some(row)) => UserQuery::Features(row),
-                (None, None) => unreachable!("checked above"),
+        let (items, strategy) = if user.is_some() || folded.is_some() || cold_row.is_some() {
+            let query = match (&user, &folded, &cold_row) {
+                (Some(u), _, _) => UserQuery::Known(*u),
+                (None, Some(rep), _) => UserQuery::Representation(rep),
+                (None, None, Some(row)) => UserQuery::Features(row),
+                (None, None, None) => unreachable!("checked above"),
             };
             let seen: &[u32] = match (user, self.seen) {
                 (Some(u), Some(seen)) if request.exclude_seen => seen.user_items(u),
@@ -514,6 +574,7 @@ impl<'a> Recommender<'a> {
             let excluded = |j: usize| {
                 product.is_some_and(|(p, _)| p == j)
                     || seen.binary_search(&(j as u32)).is_ok()
+                    || recent_excluded.binary_search(&j).is_ok()
                     || excluded_items.binary_search(&j).is_ok()
                     || !keep(j)
             };
@@ -543,18 +604,19 @@ impl<'a> Recommender<'a> {
                 })?,
             };
             let boosted = boost_from.is_some() && self.has_similarity();
-            let reason = match (user.is_some(), boosted, product) {
-                (true, true, Some((_, to))) => Reason::ModelAndSimilar { to: to.clone() },
-                (true, _, _) => Reason::Model,
-                (false, true, Some((_, to))) => {
-                    Reason::ColdStartFeaturesAndSimilar { to: to.clone() }
-                }
-                (false, _, _) => Reason::ColdStartFeatures,
+            let strategy = match (user.is_some(), folded.is_some()) {
+                (true, _) => Strategy::Model,
+                (false, true) => Strategy::RecentActivity,
+                (false, false) => Strategy::ColdStartFeatures,
             };
-            let strategy = if user.is_some() {
-                Strategy::Model
-            } else {
-                Strategy::ColdStartFeatures
+            let to = product.filter(|_| boosted).map(|(_, to)| to.clone());
+            let reason = match (strategy, to) {
+                (Strategy::Model, Some(to)) => Reason::ModelAndSimilar { to },
+                (Strategy::Model, None) => Reason::Model,
+                (Strategy::RecentActivity, Some(to)) => Reason::RecentActivityAndSimilar { to },
+                (Strategy::RecentActivity, None) => Reason::RecentActivity,
+                (_, Some(to)) => Reason::ColdStartFeaturesAndSimilar { to },
+                (_, None) => Reason::ColdStartFeatures,
             };
             (self.label(ranked, |_| reason.clone()), strategy)
         } else if let (Some((p, to)), true) = (product, self.has_similarity()) {
@@ -597,6 +659,24 @@ impl<'a> Recommender<'a> {
             items,
             strategy,
             notes,
+        })
+    }
+
+    /// The fold-in representation of an unknown user from its recent items, pulled
+    /// towards the representation of its attributes when it has usable ones.
+    fn fold_in_user(
+        &self,
+        fold_in: &FoldIn,
+        recent: &[usize],
+        attributes: Option<&[(usize, f32)]>,
+    ) -> Result<Representation> {
+        let prior = match attributes {
+            Some(row) => self.scorer.representation(UserQuery::Features(row))?,
+            None => None,
+        };
+        Ok(match prior {
+            Some(prior) => fold_in.fold_in_with_prior(recent, &prior)?,
+            None => fold_in.fold_in(recent)?,
         })
     }
 

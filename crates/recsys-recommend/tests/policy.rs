@@ -573,3 +573,112 @@ fn the_one_pass_blend_ranks_like_the_two_pass_blend() {
         );
     }
 }
+
+#[test]
+fn recent_activity_is_excluded_and_folded_in() {
+    use recsys_core::{FoldIn, FoldInOptions};
+    let w = world();
+    let p = parts(&w, 6);
+    let fold = FoldIn::new(&w.model, &w.train, FoldInOptions::default()).unwrap();
+    let r = recommender(&w, &p).with_fold_in(&fold);
+    let all = w.model.n_items();
+
+    // A known user: items since training are excluded like the trained ones.
+    let known = user(0);
+    let before = r.recommend(&Request::new(all).user(&known)).unwrap();
+    let fresh: Vec<ExternalId> = before.items[..2]
+        .iter()
+        .map(|x| x.product_id.clone())
+        .collect();
+    let after = r
+        .recommend(&Request::new(all).user(&known).recent(&fresh))
+        .unwrap();
+    assert_eq!(after.strategy, Strategy::Model);
+    assert!(after.items.iter().all(|x| !fresh.contains(&x.product_id)));
+    assert_eq!(after.items.len(), before.items.len() - 2);
+    // ... unless seen items are asked for.
+    let included = r
+        .recommend(&Request::new(all).user(&known).recent(&fresh).include_seen())
+        .unwrap();
+    assert!(fresh
+        .iter()
+        .all(|f| included.items.iter().any(|x| &x.product_id == f)));
+
+    // An unknown user with recent north items: fold-in, north items first, own items out.
+    let stranger = ExternalId::Str("new-shopper".into());
+    let recent = [id(0), id(2), id(4), ExternalId::Int(999)];
+    let answer = r
+        .recommend(&Request::new(4).user(&stranger).recent(&recent))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::RecentActivity);
+    assert!(answer
+        .items
+        .iter()
+        .all(|x| x.reason == Reason::RecentActivity));
+    assert!(answer.items.iter().all(|x| !recent.contains(&x.product_id)));
+    let north = answer
+        .items
+        .iter()
+        .filter(|x| matches!(x.product_id, ExternalId::Int(p) if p < 9))
+        .count();
+    assert!(north >= 3, "{answer:?}");
+    assert_eq!(answer.items[0].reason.to_string(), "recent-activity");
+    // With a viewed product: the boost reason.
+    let viewing = id(6);
+    let boosted = r
+        .recommend(
+            &Request::new(3)
+                .user(&stranger)
+                .recent(&recent)
+                .product(&viewing),
+        )
+        .unwrap();
+    assert_eq!(
+        boosted.items[0].reason.to_string(),
+        "recent-activity+similar-to-6"
+    );
+
+    // Attributes too: both are used (the answer is not the plain fold-in's nor the
+    // attributes' alone).
+    let mut south = Attributes::new();
+    south.insert("city".into(), "south".into());
+    let scores = |request: &Request<'_>| -> Vec<(ExternalId, u32)> {
+        r.recommend(request)
+            .unwrap()
+            .items
+            .iter()
+            .map(|x| (x.product_id.clone(), x.score.to_bits()))
+            .collect()
+    };
+    let one = [id(0)];
+    let both = scores(
+        &Request::new(all)
+            .user(&stranger)
+            .recent(&one)
+            .user_attributes(&south),
+    );
+    let events_only = scores(&Request::new(all).user(&stranger).recent(&one));
+    let attributes_only = scores(&Request::new(all).user(&stranger).user_attributes(&south));
+    assert_ne!(both, events_only);
+    assert_ne!(both[..], attributes_only[..both.len()]);
+    let with_attributes = r
+        .recommend(
+            &Request::new(3)
+                .user(&stranger)
+                .recent(&one)
+                .user_attributes(&south),
+        )
+        .unwrap();
+    assert_eq!(with_attributes.strategy, Strategy::RecentActivity);
+
+    // Without fold-in, or without known recent items: the previous fallbacks.
+    let plain = recommender(&w, &p)
+        .recommend(&Request::new(3).user(&stranger).recent(&recent))
+        .unwrap();
+    assert_eq!(plain.strategy, Strategy::Popular);
+    let unknown_only = [ExternalId::Int(999)];
+    let answer = r
+        .recommend(&Request::new(3).user(&stranger).recent(&unknown_only))
+        .unwrap();
+    assert_eq!(answer.strategy, Strategy::Popular);
+}

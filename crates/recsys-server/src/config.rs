@@ -72,6 +72,23 @@ pub struct ServerConfig {
     /// Most connections served at once; a connection beyond it is answered 503 and closed
     /// (logged, counted in `recsys_http_connections_refused_total`).
     pub max_connections: usize,
+    /// Most events in one `POST /events` (more: 413).
+    pub events_max_batch: usize,
+    /// Largest `POST /events` body in bytes (more: 413).
+    pub events_max_body: usize,
+    /// Longest wait for the database to store one batch of events (then 503).
+    pub events_timeout: Duration,
+    /// How often the poller reads the batches other replicas stored: the bound of the
+    /// delay before an event is visible on another replica (plus one read).
+    pub events_poll_interval: Duration,
+    /// How far before its previous poll each poll reads again (writes still in flight,
+    /// clock differences between replicas); batches already applied are skipped.
+    pub events_lookback: Duration,
+    /// Batches older than this are pruned from the recent-events collection (the events
+    /// stay in the interactions collection).
+    pub events_retention: Duration,
+    /// The bounds of the in-memory live state (users, events per user, age).
+    pub live: crate::live::LiveLimits,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -99,6 +116,13 @@ impl std::fmt::Debug for ServerConfig {
             .field("header_timeout", &self.header_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("events_max_batch", &self.events_max_batch)
+            .field("events_max_body", &self.events_max_body)
+            .field("events_timeout", &self.events_timeout)
+            .field("events_poll_interval", &self.events_poll_interval)
+            .field("events_lookback", &self.events_lookback)
+            .field("events_retention", &self.events_retention)
+            .field("live", &self.live)
             .finish()
     }
 }
@@ -124,6 +148,13 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            events_max_batch: 1000,
+            events_max_body: 1 << 20,
+            events_timeout: Duration::from_secs(5),
+            events_poll_interval: Duration::from_millis(1000),
+            events_lookback: Duration::from_secs(10),
+            events_retention: Duration::from_secs(60),
+            live: crate::live::LiveLimits::default(),
         }
     }
 }
@@ -174,11 +205,33 @@ impl ServerConfig {
             ("--cache-ttl-secs", self.cache_ttl),
             ("--header-timeout-ms", self.header_timeout),
             ("--idle-timeout-ms", self.idle_timeout),
+            ("--events-timeout-ms", self.events_timeout),
+            ("--events-poll-ms", self.events_poll_interval),
+            ("--live-max-age-secs", self.live.max_age),
         ];
         for (flag, value) in positive {
             if value.is_zero() {
                 return bad(flag, "must be greater than 0".into());
             }
+        }
+        for (flag, value) in [
+            ("--events-max-batch", self.events_max_batch),
+            ("--events-max-body", self.events_max_body),
+            ("--live-max-users", self.live.max_users),
+            ("--live-max-events-per-user", self.live.max_events_per_user),
+        ] {
+            if value == 0 {
+                return bad(flag, "must be at least 1".into());
+            }
+        }
+        if self.events_retention <= self.events_lookback + self.events_poll_interval {
+            return bad(
+                "--events-retention-secs",
+                format!(
+                    "{:?} must be longer than the look-back ({:?}) plus the poll interval ({:?}), or batches are pruned before every replica read them",
+                    self.events_retention, self.events_lookback, self.events_poll_interval
+                ),
+            );
         }
         if self.max_connections == 0 {
             return bad("--max-connections", "must be at least 1".into());

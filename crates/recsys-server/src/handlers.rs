@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::details::DatabaseState;
 use crate::error::{clip, ApiError};
+use crate::events::now_ms;
 use crate::query::{parse_id, QueryParams};
-use crate::state::AppState;
+use crate::state::{AppState, Serving};
 
 /// Response header naming the model version that answered.
 pub const MODEL_HEADER: &str = "x-recsys-model";
@@ -52,7 +53,8 @@ pub struct RecommendedItem {
     /// The ranking score (null if not finite).
     pub score: Option<f32>,
     /// Why: `model`, `model+similar-to-X`, `similar-to-X`, `popular`,
-    /// `cold-start-features`, `cold-start-features+similar-to-X`.
+    /// `cold-start-features`, `cold-start-features+similar-to-X`, `recent-activity`,
+    /// `recent-activity+similar-to-X`.
     pub reason: String,
 }
 
@@ -102,10 +104,14 @@ struct Ask {
     product: Option<ExternalId>,
     exclude: Vec<ExternalId>,
     attributes: Attributes,
+    /// The user's live events (products since the model was trained), oldest first.
+    recent: Vec<ExternalId>,
 }
 
-fn recommend(bundle: &Bundle, ask: &Ask) -> recsys_recommend::Result<Recommendations> {
-    let mut request = Request::new(ask.n).exclude(&ask.exclude);
+fn recommend(serving: &Serving, ask: &Ask) -> recsys_recommend::Result<Recommendations> {
+    let mut request = Request::new(ask.n)
+        .exclude(&ask.exclude)
+        .recent(&ask.recent);
     if let Some(user) = &ask.user {
         request = request.user(user);
     }
@@ -115,16 +121,24 @@ fn recommend(bundle: &Bundle, ask: &Ask) -> recsys_recommend::Result<Recommendat
     if !ask.attributes.is_empty() {
         request = request.user_attributes(&ask.attributes);
     }
-    bundle.recommender().recommend(&request)
+    let recommender = serving.bundle.recommender();
+    match &serving.fold_in {
+        Some(fold_in) => recommender.with_fold_in(fold_in).recommend(&request),
+        None => recommender.recommend(&request),
+    }
 }
 
 /// Runs the policy per the compute setting and fetches the details of the result.
 async fn answer(
     state: &AppState,
-    ask: Ask,
+    mut ask: Ask,
 ) -> Result<(Arc<Bundle>, Recommendations, Vec<ProductInfo>, bool), ApiError> {
-    let bundle = state.bundle();
-    let for_work = Arc::clone(&bundle);
+    if let Some(user) = &ask.user {
+        ask.recent = state.live().recent(user, now_ms());
+    }
+    let serving = state.serving();
+    let bundle = Arc::clone(&serving.bundle);
+    let for_work = serving;
     let recs = state
         .compute(move || recommend(&for_work, &ask))
         .await
@@ -181,6 +195,7 @@ pub async fn similar_products(
         product: q.id("productId", config)?,
         exclude: Vec::new(),
         attributes: Attributes::new(),
+        recent: Vec::new(),
     };
     let (bundle, recs, details, degraded) = answer(&state, ask).await?;
     let body: Vec<SimilarProduct> = recs
@@ -254,6 +269,7 @@ pub async fn recommendations(
         product: product.clone(),
         exclude: q.exclude(config)?,
         attributes: q.attributes(config)?,
+        recent: Vec::new(),
     };
     let (bundle, recs, details, degraded) = answer(&state, ask).await?;
     let body = RecommendationList {
@@ -296,6 +312,7 @@ pub async fn similar_to_product(
         product: Some(product.clone()),
         exclude: Vec::new(),
         attributes: Attributes::new(),
+        recent: Vec::new(),
     };
     let (bundle, recs, details, degraded) = answer(&state, ask).await?;
     let body = RecommendationList {

@@ -8,6 +8,7 @@
 //! | `GET /products/{product_id}/similar?n=` | item-to-item |
 //! | `GET /image/{file}` | product images from a folder (no traversal) |
 //! | `GET /health`, `GET /ready`, `GET /metrics` | liveness; model + database state; Prometheus text |
+//! | `POST /events` | live events, one or an array (only with an [`EventStore`], see [`AppState::with_events`]) |
 //! | `POST /admin/reload` | reload the bundle file (only with [`ServerConfig::admin_routes`]; bearer token when [`ServerConfig::admin_token`] is set) |
 //!
 //! * **Bad input** answers 400 with `{"error", "code", "param"}`; unknown parameters are
@@ -21,6 +22,14 @@
 //!   fails, the server marks itself degraded (header `x-recsys-degraded`, `/ready`), logs
 //!   once, answers from the bundle's product lookup and pings the database in the
 //!   background until it answers again.
+//! * **Live events** (`POST /events`, with an [`EventStore`]): validated
+//!   with the CSV import's rules, answered 200 only once durable in the database (503
+//!   with `Retry-After` when it is down). Every recommendation route then excludes a
+//!   user's products since training, and folds in a user the model does not know
+//!   (strategy and reason `recent-activity`), from a bounded in-memory [`LiveState`]: fed
+//!   at once by this replica's writes, and by a poller ([`spawn_event_poller`], started by
+//!   [`serve`]) for what other replicas wrote, every
+//!   [`ServerConfig::events_poll_interval`].
 //! * **Hot reload** ([`AppState::reload`], wired to SIGHUP by the example binary) loads
 //!   and checks the new bundle on the blocking pool and swaps it atomically
 //!   (`arc_swap`); requests in flight keep the bundle they started with; a corrupt or
@@ -80,8 +89,10 @@ mod config;
 mod conn;
 mod details;
 mod error;
+mod events;
 mod handlers;
 mod image;
+mod live;
 mod metrics;
 mod query;
 mod state;
@@ -102,8 +113,10 @@ use axum::Router;
 pub use config::{Compute, ConfigError, ServerConfig};
 pub use details::{BoxFuture, DatabaseState, MongoProducts, ProductDetails, ProductSource};
 pub use error::{clip, ApiError, ServerError, ECHO_CHARS};
+pub use events::{spawn_event_poller, EventStore, EventsAccepted, MemoryEvents, MongoEvents};
+pub use live::{LiveCounts, LiveLimits, LiveState};
 pub use metrics::{ConnectionCounters, Metrics};
-pub use state::{load_bundle, AppState, ReloadOutcome};
+pub use state::{load_bundle, AppState, ReloadOutcome, Serving, WeakState};
 
 /// The router with every route, the JSON 404/405 fallbacks, the panic guard and the
 /// metrics layer. Fails when the state's configuration does not validate
@@ -121,6 +134,9 @@ pub fn router(state: AppState) -> Result<Router, ConfigError> {
         .route("/health", get(handlers::health))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics));
+    if state.events().is_some() {
+        app = app.route("/events", post(events::post_events));
+    }
     if state.config().admin_routes {
         app = app.route("/admin/reload", post(handlers::reload));
     }
@@ -236,8 +252,12 @@ pub async fn serve(
     };
     warn_if_descriptors_run_out(config.max_connections);
     let probe = state.spawn_database_probe();
+    let poller = spawn_event_poller(&state);
     let result = conn::run(listener, app, state, limits, shutdown).await;
     probe.abort();
+    if let Some(poller) = poller {
+        poller.abort();
+    }
     result
 }
 

@@ -68,6 +68,18 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// Connection counters (only [`crate::serve`] updates them).
     pub connections: ConnectionCounters,
+    /// Events stored (answered 200).
+    pub events_accepted: AtomicU64,
+    /// Events refused for bad input (400 or 413; a body that could not be read counts 1).
+    pub events_rejected: AtomicU64,
+    /// Events refused because the database did not store them (503).
+    pub events_failed: AtomicU64,
+    /// Events of other replicas applied by the poller.
+    pub events_polled: AtomicU64,
+    /// Polls of the recent-events collection that failed.
+    pub events_poll_errors: AtomicU64,
+    /// When the last successful poll started (Unix milliseconds; 0: none yet).
+    pub events_last_poll_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -300,7 +312,76 @@ pub(crate) fn render(state: &AppState) -> String {
         details.cached() as f64,
     );
     m.render_connections(&mut out);
+    render_events(state, &mut out);
     out
+}
+
+/// The live-event series.
+fn render_events(state: &AppState, out: &mut String) {
+    let m = state.metrics();
+    let scalars = [
+        (
+            "recsys_events_accepted_total",
+            "counter",
+            "Events stored durably (POST /events answered 200).",
+            Metrics::get(&m.events_accepted),
+        ),
+        (
+            "recsys_events_rejected_total",
+            "counter",
+            "Events refused for bad input (400 or 413).",
+            Metrics::get(&m.events_rejected),
+        ),
+        (
+            "recsys_events_failed_total",
+            "counter",
+            "Events refused because the database did not store them (503).",
+            Metrics::get(&m.events_failed),
+        ),
+        (
+            "recsys_events_polled_total",
+            "counter",
+            "Events of other replicas applied to the live state by the poller.",
+            Metrics::get(&m.events_polled),
+        ),
+        (
+            "recsys_events_poll_errors_total",
+            "counter",
+            "Failed polls of the recent-events collection.",
+            Metrics::get(&m.events_poll_errors),
+        ),
+        (
+            "recsys_events_last_poll_timestamp_seconds",
+            "gauge",
+            "When the last successful poll of the recent-events collection started (Unix seconds; 0: none yet).",
+            Metrics::get(&m.events_last_poll_ms) / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in scalars {
+        Metrics::render_scalar(out, name, kind, help, value);
+    }
+    let live = state.live().counts();
+    Metrics::render_scalar(
+        out,
+        "recsys_live_users",
+        "gauge",
+        "Users with live events held in memory.",
+        live.users as f64,
+    );
+    Metrics::render_scalar(
+        out,
+        "recsys_live_events",
+        "gauge",
+        "Live events (user, product) held in memory.",
+        live.events as f64,
+    );
+    Metrics::render_scalar(
+        out,
+        "recsys_live_evicted_users_total",
+        "counter",
+        "Users dropped from the live state (user limit or age).",
+        live.evicted_users as f64,
+    );
 }
 
 /// Escapes a label value (backslash, quote, newline).

@@ -1,17 +1,21 @@
-//! The shared state of a server: the hot-swappable bundle, product details, metrics.
+//! The shared state of a server: the hot-swappable bundle (with its fold-in), product
+//! details, live events, metrics.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use recsys_core::{FoldIn, FoldInOptions};
 use recsys_recommend::Bundle;
 use serde::Serialize;
 
 use crate::config::{Compute, ServerConfig};
 use crate::details::{ProductDetails, ProductSource};
 use crate::error::ServerError;
+use crate::events::EventStore;
+use crate::live::LiveState;
 use crate::metrics::Metrics;
 
 /// Cheap to clone (one `Arc`); handed to every handler.
@@ -20,14 +24,49 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The bundle serving now and the fold-in prepared for its model (swapped together, so a
+/// request never pairs a model with another model's fold-in).
+pub struct Serving {
+    /// The bundle.
+    pub bundle: Arc<Bundle>,
+    /// Fold-in for users with live events the model does not know (`None` when the model
+    /// cannot fold in, e.g. no training interactions in the bundle).
+    pub fold_in: Option<FoldIn>,
+}
+
+impl Serving {
+    /// Prepares fold-in for `bundle` (CPU: a few Gram products over the item vectors).
+    pub fn new(bundle: Bundle) -> Serving {
+        let fold_in = match FoldIn::new(bundle.model(), bundle.seen(), FoldInOptions::default()) {
+            Ok(fold_in) => Some(fold_in),
+            Err(e) => {
+                tracing::warn!(error = %e, model_version = %bundle.metadata().model_id, "fold-in unavailable: users unknown to the model get no recent-activity answers");
+                None
+            }
+        };
+        Serving {
+            bundle: Arc::new(bundle),
+            fold_in,
+        }
+    }
+}
+
 struct Inner {
-    bundle: ArcSwap<Bundle>,
+    serving: ArcSwap<Serving>,
     loaded_at_unix: AtomicI64,
     config: ServerConfig,
     details: ProductDetails,
     metrics: Metrics,
     reload_lock: tokio::sync::Mutex<()>,
+    events: Option<Arc<dyn EventStore>>,
+    live: LiveState,
+    writer_id: String,
+    event_sequence: AtomicU64,
 }
+
+/// A handle on the state that does not keep it alive (for background tasks).
+#[derive(Clone)]
+pub struct WeakState(Weak<Inner>);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,6 +76,14 @@ impl std::fmt::Debug for AppState {
             .field("details", &self.inner.details)
             .finish()
     }
+}
+
+/// A writer id unique per process start: process id and start time.
+fn writer_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{:x}", std::process::id(), nanos)
 }
 
 fn now_unix() -> i64 {
@@ -82,10 +129,21 @@ pub fn load_bundle(path: &Path) -> Result<Bundle, ServerError> {
 
 impl AppState {
     /// A state serving `bundle`, with product details from `source` (`None`: the bundle's
-    /// product lookup only).
+    /// product lookup only), without live events.
     pub fn new(
         bundle: Bundle,
         source: Option<Arc<dyn ProductSource>>,
+        config: ServerConfig,
+    ) -> AppState {
+        AppState::with_events(bundle, source, None, config)
+    }
+
+    /// A state serving `bundle`, with product details from `source` and live events
+    /// stored in `events` (`None`: no `POST /events` route, no live state fed).
+    pub fn with_events(
+        bundle: Bundle,
+        source: Option<Arc<dyn ProductSource>>,
+        events: Option<Arc<dyn EventStore>>,
         config: ServerConfig,
     ) -> AppState {
         let details = ProductDetails::new(
@@ -96,12 +154,16 @@ impl AppState {
         );
         AppState {
             inner: Arc::new(Inner {
-                bundle: ArcSwap::from_pointee(bundle),
+                serving: ArcSwap::from_pointee(Serving::new(bundle)),
                 loaded_at_unix: AtomicI64::new(now_unix()),
+                live: LiveState::new(config.live),
                 config,
                 details,
                 metrics: Metrics::default(),
                 reload_lock: tokio::sync::Mutex::new(()),
+                events,
+                writer_id: writer_id(),
+                event_sequence: AtomicU64::new(0),
             }),
         }
     }
@@ -109,7 +171,42 @@ impl AppState {
     /// The bundle serving now. A request holds this `Arc` to its end, so a reload never
     /// changes the model under a request.
     pub fn bundle(&self) -> Arc<Bundle> {
-        self.inner.bundle.load_full()
+        Arc::clone(&self.inner.serving.load().bundle)
+    }
+
+    /// The bundle and its fold-in serving now (one consistent pair).
+    pub fn serving(&self) -> Arc<Serving> {
+        self.inner.serving.load_full()
+    }
+
+    /// Where live events are stored, if anywhere.
+    pub fn events(&self) -> Option<&Arc<dyn EventStore>> {
+        self.inner.events.as_ref()
+    }
+
+    /// The live state (recent products per user).
+    pub fn live(&self) -> &LiveState {
+        &self.inner.live
+    }
+
+    /// This replica's id in the recent-events collection (unique per process start).
+    pub fn writer_id(&self) -> &str {
+        &self.inner.writer_id
+    }
+
+    /// The next sequence number of this replica's event batches.
+    pub(crate) fn next_event_sequence(&self) -> u64 {
+        self.inner.event_sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A handle that does not keep the state alive.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.inner))
+    }
+
+    /// The state again, while any clone of it lives.
+    pub fn upgrade(weak: &WeakState) -> Option<AppState> {
+        weak.0.upgrade().map(|inner| AppState { inner })
     }
 
     /// The configuration.
@@ -146,12 +243,18 @@ impl AppState {
         }
     }
 
-    /// Swaps in `bundle` (already loaded and checked) atomically.
+    /// Swaps in `bundle` (already loaded and checked) atomically, preparing its fold-in
+    /// first.
     pub fn swap(&self, bundle: Bundle) -> ReloadOutcome {
+        self.swap_serving(Serving::new(bundle))
+    }
+
+    fn swap_serving(&self, serving: Serving) -> ReloadOutcome {
+        let bundle = &serving.bundle;
         let outcome_items = bundle.items().len();
         let outcome_users = bundle.users().len();
         let version = bundle.metadata().model_id.clone();
-        let previous = self.inner.bundle.swap(Arc::new(bundle));
+        let previous = self.inner.serving.swap(Arc::new(serving)).bundle.clone();
         self.inner
             .loaded_at_unix
             .store(now_unix(), Ordering::Relaxed);
@@ -199,10 +302,11 @@ impl AppState {
             .bundle_path
             .clone()
             .ok_or(ServerError::NoBundlePath)?;
-        let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
+        // Loading and preparing fold-in are CPU work: both off the async workers.
+        let serving = tokio::task::spawn_blocking(move || load_bundle(&path).map(Serving::new))
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??;
-        Ok(self.swap(bundle))
+        Ok(self.swap_serving(serving))
     }
 
     /// Starts the background task that pings the database every

@@ -13,13 +13,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use common::ferret::{ferretdb_binary, Ferret};
 use common::*;
 use mongodb::bson::{doc, Document};
 use recsys_server::DatabaseState;
@@ -108,121 +106,6 @@ async fn details_come_from_mongodb_in_recommendation_order() {
     assert!(metrics.contains("recsys_db_queries_total 1"), "{metrics}");
     assert!(metrics.contains("recsys_db_up 1"), "{metrics}");
     drop_database(&uri, &database).await;
-}
-
-fn ferretdb_binary() -> Option<PathBuf> {
-    let tools = std::env::var_os("RECSYS_TOOLS")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/recsys/bin")))?;
-    let bin = tools.join("ferretdb");
-    bin.is_file().then_some(bin)
-}
-
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free pair of loopback ports");
-}
-
-/// A FerretDB process of our own (killed on drop).
-struct Ferret {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Ferret {
-    fn start(bin: PathBuf) -> Ferret {
-        Ferret::start_named(bin, "main")
-    }
-
-    fn start_named(bin: PathBuf, name: &str) -> Ferret {
-        let data = std::env::temp_dir().join(format!(
-            "recsys-server-ferret-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&data);
-        std::fs::create_dir_all(data.join("state")).unwrap();
-        let mut f = Ferret {
-            bin,
-            data,
-            port: free_port_pair(),
-            child: None,
-        };
-        f.spawn();
-        f
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .arg("--handler=sqlite")
-            .arg(format!("--sqlite-url=file:{}/", self.data.display()))
-            .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
-            .arg(format!("--debug-addr=127.0.0.1:{}", self.port + 1))
-            .arg(format!("--state-dir={}", self.data.join("state").display()))
-            .arg("--telemetry=disable")
-            .arg("--log-level=error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferretdb");
-        self.child = Some(child);
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = async {
-                let mut options = mongodb::options::ClientOptions::parse(self.uri())
-                    .await
-                    .ok()?;
-                options.server_selection_timeout = Some(Duration::from_millis(500));
-                let client = mongodb::Client::with_options(options).ok()?;
-                client
-                    .database("admin")
-                    .run_command(doc! { "ping": 1 })
-                    .await
-                    .ok()
-            }
-            .await;
-            if ok.is_some() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "FerretDB did not answer within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Ferret {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.data);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,3 +114,75 @@ proptest! {
         }
     }
 }
+
+/// A JSON value of the shapes an event body takes, with arbitrary (often wrong) values.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{json, Value};
+    let scalar = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<String>().prop_map(Value::from),
+        piece().prop_map(Value::from),
+        Just(json!("2017-09-09T22:30:46Z")),
+        Just(json!("-0.0")),
+        Just(json!("NaN")),
+    ];
+    let field = prop_oneof![
+        Just("user_id".to_string()),
+        Just("product_id".to_string()),
+        Just("interaction_type".to_string()),
+        Just("weight".to_string()),
+        Just("timestamp".to_string()),
+        Just("event_id".to_string()),
+        "[a-z_]{0,8}",
+    ];
+    let event = prop::collection::btree_map(field, scalar.clone(), 0..7)
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+    prop_oneof![
+        3 => event.clone(),
+        3 => prop::collection::vec(event, 0..6).prop_map(Value::from),
+        1 => scalar,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// POST /events with arbitrary bodies (JSON or not): 200, 400 or 413, a JSON body that
+    /// says why, and nothing stored unless the answer is 200.
+    #[test]
+    fn no_event_body_gives_a_5xx(body in prop_oneof![
+        3 => json_value().prop_map(|v| v.to_string()),
+        1 => any::<String>(),
+    ]) {
+        thread_local! {
+            static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all().build().unwrap();
+            static LIVE: (axum::Router, std::sync::Arc<recsys_server::MemoryEvents>) = {
+                let events = std::sync::Arc::new(recsys_server::MemoryEvents::new());
+                let state = recsys_server::AppState::with_events(
+                    bundle(), None, Some(events.clone()),
+                    ServerConfig { events_max_batch: 4, events_max_body: 4096, ..ServerConfig::default() },
+                );
+                (router(state).expect("valid config"), events)
+            };
+        }
+        let (app, events) = LIVE.with(|(a, e)| (a.clone(), e.clone()));
+        let before = events.events().len();
+        let answer = RUNTIME.with(|rt| rt.block_on(post_json(&app, "/events", &body)));
+        let status = answer.status.as_u16();
+        prop_assert!([200, 400, 413].contains(&status), "{body}: {status} {}", answer.text());
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| TestCaseError::fail(format!("{body}: not JSON ({e}): {}", answer.text())))?;
+        if status == 200 {
+            prop_assert!(json["accepted"].as_u64().is_some_and(|n| n >= 1), "{json}");
+        } else {
+            prop_assert!(json["error"].is_string(), "{json}");
+            prop_assert_eq!(events.events().len(), before, "a refused request stored events");
+        }
+    }
+}

@@ -8,7 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use recsys_server::{router, AppState, ServerConfig};
+use std::sync::Arc;
+
+use recsys_server::{router, AppState, MemoryEvents, ServerConfig};
 use serde_json::Value;
 
 fn document() -> Value {
@@ -231,6 +233,46 @@ async fn real_responses_match_the_document() {
     ))
     .expect("valid config");
     check(&doc, &guarded, "POST", "/admin/reload", 401, &mut covered).await;
+    // Live events (in-memory store): accepted, bad, too long, database down; then an
+    // answer from them.
+    let events = Arc::new(MemoryEvents::new());
+    let live = router(AppState::with_events(
+        bundle(),
+        None,
+        Some(events.clone()),
+        ServerConfig {
+            events_max_batch: 2,
+            ..ServerConfig::default()
+        },
+    ))
+    .expect("valid config");
+    let one = r#"{"user_id": "new", "product_id": 101, "interaction_type": "view"}"#;
+    let two = r#"[{"user_id": "new", "product_id": 102}, {"user_id": "new", "product_id": 103, "weight": 2, "timestamp": "2024-01-02T03:04:05Z", "event_id": "e-1"}]"#;
+    let bad = r#"[{"user_id": "new", "product_id": 102, "weight": -1}]"#;
+    let three = r#"[{"user_id": 1, "product_id": 2}, {"user_id": 1, "product_id": 3}, {"user_id": 1, "product_id": 4}]"#;
+    for (body, status) in [(one, 200), (two, 200), (bad, 400), (three, 413)] {
+        check_body(&doc, &live, "/events", body, status, &mut covered).await;
+    }
+    check(
+        &doc,
+        &live,
+        "GET",
+        "/recommendations/new?n=3",
+        200,
+        &mut covered,
+    )
+    .await;
+    check(
+        &doc,
+        &live,
+        "GET",
+        "/similar-products?userId=new&productId=110",
+        200,
+        &mut covered,
+    )
+    .await;
+    events.set_down(true);
+    check_body(&doc, &live, "/events", one, 503, &mut covered).await;
     // Every documented (path, method, status) was exercised.
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
@@ -257,6 +299,31 @@ async fn check(
     covered: &mut Covered,
 ) {
     let a = call(app, method, uri).await;
+    check_answer(doc, method, uri, status, a, covered);
+}
+
+/// `POST uri` with a JSON body, expects `status`, validates the answer.
+async fn check_body(
+    doc: &Value,
+    app: &axum::Router,
+    uri: &str,
+    body: &str,
+    status: u16,
+    covered: &mut Covered,
+) {
+    let a = post_json(app, uri, body).await;
+    check_answer(doc, "POST", uri, status, a, covered);
+}
+
+/// Checks an answer's status and validates its body against the document.
+fn check_answer(
+    doc: &Value,
+    method: &str,
+    uri: &str,
+    status: u16,
+    a: Answer,
+    covered: &mut Covered,
+) {
     assert_eq!(a.status.as_u16(), status, "{method} {uri}: {}", a.text());
     let path = uri.split('?').next().unwrap();
     let t = template(doc, path).unwrap_or_else(|| panic!("{path} is not documented"));

@@ -9,11 +9,14 @@
 //! * [`CountingSource`] wraps any source and counts interactions per product while the
 //!   dataset loads (the popularity fallback without an extra pass).
 //! * [`parse_timestamp`] / [`format_timestamp`]: ISO 8601 or Unix seconds, no date library.
+//! * [`interaction_from_fields`]: the rules of one interaction (ids, weight, timestamp),
+//!   shared by the CSV reader and the server's live events.
 //! * `mongo` (cargo feature `mongodb`, on by default): [`mongo::MongoStore`] connects (fast
 //!   timeouts, password redacted in errors), [`mongo::import_csv`] validates and upserts the
 //!   CSV files idempotently, [`mongo::MongoSource`] streams the collections into the dataset
-//!   builder, [`mongo::MongoStore::popularity`] counts in the database, and artifacts go to
-//!   GridFS. The driver's sync API is used, so no caller needs async. Turn the feature off
+//!   builder, [`mongo::MongoStore::popularity`] counts in the database, artifacts go to
+//!   GridFS, and [`mongo::MongoStore::append_events`] stores live event batches
+//!   idempotently ([`mongo::EventBatch`]). The driver's sync API is used, so no caller needs async. Turn the feature off
 //!   (`default-features = false`) to keep only the CSV layer, without tokio and TLS.
 //!
 //! Tests that need a server read `MONGODB_URI` (`scripts/db.sh start` brings one up; the
@@ -39,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod interaction;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 mod popularity;
@@ -48,6 +52,7 @@ mod timestamp;
 mod writer;
 
 pub use error::StoreError;
+pub use interaction::{interaction_from_fields, FieldError, InteractionFields};
 pub use popularity::CountingSource;
 pub use reader::{find_csv, read_pairs, CsvSource, INTERACTIONS_STEM, PRODUCTS_STEM, USERS_STEM};
 pub use timestamp::{format_timestamp, parse_timestamp};

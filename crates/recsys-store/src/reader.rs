@@ -8,8 +8,8 @@ use recsys_features::{
     SourceError, UserRecord,
 };
 
+use crate::interaction::{interaction_from_fields, InteractionFields};
 use crate::table::Table;
-use crate::timestamp::parse_timestamp_reason;
 use crate::StoreError;
 
 /// File name (without `.csv` / `.csv.gz`) of the users table.
@@ -263,28 +263,26 @@ impl CsvSource {
         let timestamp = table.column("timestamp");
         Ok(std::iter::from_fn(move || {
             next_located(&mut table, |table| {
-                let user_id = table.id(user)?;
-                let product_id = table.id(product)?;
-                let weight = table.non_negative::<f32>(weight, "weight")?;
-                let timestamp = match timestamp.and_then(|c| table.cell(c).map(|t| (c, t))) {
-                    None => None,
-                    Some((c, text)) => Some(parse_timestamp_reason(text).map_err(|reason| {
-                        table.cell_error(
-                            c,
-                            format!(
-                                "invalid timestamp {text:?}: {reason} (expected ISO 8601 such \
-                                 as 2017-09-09T22:30:46Z, or integer Unix seconds)"
-                            ),
-                        )
-                    })?),
+                // The rules every interaction obeys (the server's live events too).
+                let fields = InteractionFields {
+                    user_id: table.cell(user),
+                    product_id: table.cell(product),
+                    interaction_type: kind.and_then(|c| table.cell(c)),
+                    weight: weight.and_then(|c| table.cell(c)),
+                    timestamp: timestamp.and_then(|c| table.cell(c)),
                 };
-                let record = InteractionRecord {
-                    user_id,
-                    product_id,
-                    interaction_type: kind.and_then(|c| table.cell(c)).map(str::to_string),
-                    weight,
-                    timestamp,
-                };
+                let record = interaction_from_fields(fields).map_err(|e| {
+                    let column = match e.field {
+                        "user_id" => Some(user),
+                        "product_id" => Some(product),
+                        "weight" => weight,
+                        _ => timestamp,
+                    };
+                    match column {
+                        Some(column) => table.cell_error(column, e.message),
+                        None => SourceError::new(e.field, e.message),
+                    }
+                })?;
                 check(table.line(), record)
             })
         }))

@@ -1,6 +1,8 @@
 //! A small shop with two tastes, trained in-process, and helpers to call the router.
 #![allow(dead_code)]
 
+pub mod ferret;
+
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
@@ -180,4 +182,45 @@ impl ProductSource for PanickingSource {
     fn describe(&self) -> String {
         "panicking".into()
     }
+}
+
+/// `POST uri` with a JSON body.
+pub async fn post_json(app: &Router, uri: &str, body: &str) -> Answer {
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Product ids of a `/recommendations` answer.
+pub fn item_ids(answer: &Answer) -> Vec<serde_json::Value> {
+    answer.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["product_id"].clone())
+        .collect()
+}
+
+/// The `x-recsys-strategy` header.
+pub fn strategy(answer: &Answer) -> String {
+    answer
+        .headers
+        .get("x-recsys-strategy")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }

@@ -13,6 +13,7 @@
 //! | `users` | the user id as JSON text (`42`, `"u-1"`) | `user_id`, then each attribute column as a string |
 //! | `products` | the product id as JSON text | `product_id`, `name`, `price` (double), `image`, attributes |
 //! | `user_product_interactions` | `[user,product,type,ts]` as JSON text | `user_id`, `product_id`, `interaction_type`, `weight` (double), `timestamp` (BSON date) |
+//! | `recent_events` | `<writer>:<sequence>` | `writer`, `sequence`, `at_ms` (writer's clock), `events` (JSON text of `[[user_id, product_id], …]`): one document per live-event batch, pruned by age ([`EventBatch`]) |
 //!
 //! Ids have one canonical BSON type ([`id_to_bson`]): integer ids are `Int64`, others
 //! `String`, in every `user_id` / `product_id` field and every query. `_id`s are always
@@ -32,6 +33,7 @@
 //! operation; the abandoned request finishes (or fails) in the background.
 
 mod artifacts;
+mod events;
 mod import;
 mod schema;
 mod source;
@@ -50,6 +52,7 @@ use recsys_features::ExternalId;
 use crate::StoreError;
 
 pub use artifacts::{ArtifactInfo, ARTIFACT_BUCKET};
+pub use events::{AppendSummary, EventBatch, RecentBatch, StoredEvent, RECENT_EVENTS};
 pub use import::{
     import_csv, BadRows, CollectionSummary, ImportOptions, ImportPhase, ImportProgress,
     ImportSummary, MAX_REPORTED_ERRORS,
@@ -276,6 +279,21 @@ impl MongoStore {
     /// accepts the connection but does not answer), naming the (redacted) URI. Driver
     /// messages never show the password.
     pub fn connect_with(uri: &str, options: &ConnectOptions) -> Result<MongoStore, StoreError> {
+        let store = MongoStore::open(uri, options)?;
+        // Longer than server selection, so a server that is not there is reported as such;
+        // one that connects but does not answer the ping gives a timeout.
+        let pinging = store.with_operation_timeout(options.timeout + Duration::from_secs(2));
+        pinging.bounded("ping (the server did not answer)", |s| {
+            s.db.run_command(doc! { "ping": 1 }).run()
+        })?;
+        Ok(store)
+    }
+
+    /// Like [`Self::connect_with`] but without contacting the server: only the URI is
+    /// checked. For a long-running process (a server) that must start while the database is
+    /// down; every later operation fails with [`StoreError::Database`] or
+    /// [`StoreError::Timeout`] until the server answers.
+    pub fn open(uri: &str, options: &ConnectOptions) -> Result<MongoStore, StoreError> {
         let redacted = redact_uri(uri);
         let secrets = Secrets::of(uri);
         let fail = |context: &str, e: mongodb::error::Error| {
@@ -300,21 +318,12 @@ impl MongoStore {
             .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
         let client = Client::with_options(client_options).map_err(|e| fail("connect", e))?;
         let db = client.database(&database);
-        let store = MongoStore {
+        Ok(MongoStore {
             client,
             db,
             uri: redacted,
-            // Longer than server selection, so a server that is not there is reported as
-            // such; one that connects but does not answer the ping gives a timeout.
-            operation_timeout: options.timeout + Duration::from_secs(2),
-            secrets,
-        };
-        store.bounded("ping (the server did not answer)", |s| {
-            s.db.run_command(doc! { "ping": 1 }).run()
-        })?;
-        Ok(MongoStore {
             operation_timeout: options.operation_timeout.max(Duration::from_millis(1)),
-            ..store
+            secrets,
         })
     }
 
