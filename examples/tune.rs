@@ -158,12 +158,23 @@ fn pick<T: Copy>(rng: &mut Rng, options: &[T]) -> T {
     options[rng.below(options.len())]
 }
 
+/// The hybrid model with the example binaries' defaults (WARP, 30 components, learning
+/// rate 0.05; the library builder's own defaults are LightFM's: logistic, 10 components).
+fn recsys_defaults(seed: u64) -> Result<Hyperparameters, recsys::CoreError> {
+    Hyperparameters::builder()
+        .loss(Loss::Warp)
+        .no_components(30)
+        .learning_rate(0.05)
+        .seed(seed)
+        .build()
+}
+
 /// The fixed baselines, then `n` random candidates.
 fn candidates(args: &Args, sets: &[FeatureSet]) -> Result<Vec<Candidate>> {
     let mut out = vec![Candidate {
         label: "hybrid warp, 30 components, lr 0.05 (recsys defaults)".into(),
         features: 0,
-        params: CandidateParams::Hybrid(Hyperparameters::builder().seed(args.seed).build()?),
+        params: CandidateParams::Hybrid(recsys_defaults(args.seed)?),
     }];
     let als = args.families.contains(&ModelKind::Als);
     let hybrid = args.families.contains(&ModelKind::Hybrid);
@@ -173,9 +184,7 @@ fn candidates(args: &Args, sets: &[FeatureSet]) -> Result<Vec<Candidate>> {
             out.push(Candidate {
                 label: format!("hybrid warp, 30 components, lr 0.05 ({})", set.name),
                 features,
-                params: CandidateParams::Hybrid(
-                    Hyperparameters::builder().seed(args.seed).build()?,
-                ),
+                params: CandidateParams::Hybrid(recsys_defaults(args.seed)?),
             });
         }
     }
