@@ -22,6 +22,17 @@ fn experiment() -> Experiment {
     Experiment::load(&mut shop, &ExperimentConfig::collaborative(), split).unwrap()
 }
 
+/// Runs `f` on the demo experiment's tuning data (a validation split of its training part).
+fn with_data<T>(f: impl FnOnce(&[TuneData<'_>]) -> T) -> T {
+    let e = experiment();
+    let (train, valid) = e.validation_split(0.2, 7).unwrap();
+    f(&[TuneData {
+        dataset: e.dataset(),
+        train: &train,
+        valid: &valid,
+    }])
+}
+
 fn hybrid(lr: f32, components: usize) -> CandidateParams {
     CandidateParams::Hybrid(
         Hyperparameters::builder()
@@ -115,71 +126,61 @@ fn the_search_halves_the_field_and_keeps_the_baseline() {
 
 #[test]
 fn the_same_seed_gives_the_same_search() {
-    let e = experiment();
-    let (train, valid) = e.validation_split(0.2, 7).unwrap();
-    let data = [TuneData {
-        dataset: e.dataset(),
-        train: &train,
-        valid: &valid,
-    }];
-    let options = HalvingOptions {
-        min_epochs: 1,
-        max_epochs: 3,
-        ..HalvingOptions::default()
-    };
-    let run = || {
-        let r = successive_halving(&data, &candidates(), 0, &options, |_| {}).unwrap();
-        let scores: Vec<Vec<(usize, f64)>> = r
-            .trials
-            .iter()
-            .map(|t| t.scores.iter().map(|s| (s.epochs, s.precision)).collect())
-            .collect();
-        (r.winner.candidate, r.winner.epochs, scores)
-    };
-    assert_eq!(run(), run());
+    with_data(|data| {
+        let options = HalvingOptions {
+            min_epochs: 1,
+            max_epochs: 3,
+            ..HalvingOptions::default()
+        };
+        let run = || {
+            let r = successive_halving(data, &candidates(), 0, &options, |_| {}).unwrap();
+            let scores: Vec<Vec<(usize, f64)>> = r
+                .trials
+                .iter()
+                .map(|t| t.scores.iter().map(|s| (s.epochs, s.precision)).collect())
+                .collect();
+            (r.winner.candidate, r.winner.epochs, scores)
+        };
+        assert_eq!(run(), run());
+    })
 }
 
 #[test]
 fn budgets_and_bad_settings_are_reported() {
-    let e = experiment();
-    let (train, valid) = e.validation_split(0.2, 7).unwrap();
-    let data = [TuneData {
-        dataset: e.dataset(),
-        train: &train,
-        valid: &valid,
-    }];
-    let spent = HalvingOptions {
-        time_budget: Some(Duration::ZERO),
-        ..HalvingOptions::default()
-    };
-    let err = successive_halving(&data, &candidates(), 0, &spent, |_| {}).unwrap_err();
-    assert!(err.to_string().contains("time budget"), "{err}");
-    let bad = |options: HalvingOptions, baseline: usize| {
-        successive_halving(&data, &candidates(), baseline, &options, |_| {})
+    with_data(|data| {
+        let spent = HalvingOptions {
+            time_budget: Some(Duration::ZERO),
+            ..HalvingOptions::default()
+        };
+        let err = successive_halving(data, &candidates(), 0, &spent, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("time budget"), "{err}");
+        let bad = |options: HalvingOptions, baseline: usize| {
+            successive_halving(data, &candidates(), baseline, &options, |_| {})
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad(HalvingOptions::default(), 99).contains("baseline"));
+        let e1 = bad(
+            HalvingOptions {
+                eta: 1,
+                ..HalvingOptions::default()
+            },
+            0,
+        );
+        assert!(e1.contains("eta"), "{e1}");
+        let e0 = bad(
+            HalvingOptions {
+                min_epochs: 0,
+                ..HalvingOptions::default()
+            },
+            0,
+        );
+        assert!(e0.contains("min_epochs"), "{e0}");
+        let mut wrong = candidates();
+        wrong[2].features = 3;
+        let err = successive_halving(data, &wrong, 0, &HalvingOptions::default(), |_| {})
             .unwrap_err()
-            .to_string()
-    };
-    assert!(bad(HalvingOptions::default(), 99).contains("baseline"));
-    let e1 = bad(
-        HalvingOptions {
-            eta: 1,
-            ..HalvingOptions::default()
-        },
-        0,
-    );
-    assert!(e1.contains("eta"), "{e1}");
-    let e0 = bad(
-        HalvingOptions {
-            min_epochs: 0,
-            ..HalvingOptions::default()
-        },
-        0,
-    );
-    assert!(e0.contains("min_epochs"), "{e0}");
-    let mut wrong = candidates();
-    wrong[2].features = 3;
-    let err = successive_halving(&data, &wrong, 0, &HalvingOptions::default(), |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("fast"), "{err}");
+            .to_string();
+        assert!(err.contains("fast"), "{err}");
+    })
 }
