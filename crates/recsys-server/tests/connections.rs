@@ -46,13 +46,33 @@ impl Server {
         TcpStream::connect(self.address).await.unwrap()
     }
 
-    fn counter(&self, name: &str) -> String {
+    /// The connection metrics as `/metrics` renders them.
+    fn connection_metrics(&self) -> String {
         let mut out = String::new();
         self.state.metrics().render_connections(&mut out);
-        out.lines()
+        out
+    }
+
+    fn counter(&self, name: &str) -> String {
+        self.connection_metrics()
+            .lines()
             .find(|l| l.starts_with(name))
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Waits (at most [`HANG`]) until the metric line `name` has the value `value`;
+    /// `what` says what went wrong if it never does.
+    async fn wait_for_counter(&self, name: &str, value: u64, what: &str) {
+        let deadline = Instant::now() + HANG;
+        while !self.counter(name).ends_with(&format!(" {value}")) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {}",
+                self.connection_metrics()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -209,18 +229,9 @@ async fn beyond_the_connection_limit_new_connections_are_refused_and_clients_kee
         idle.push(server.connect().await);
     }
     // Let the server accept them before the extra ones arrive.
-    let deadline = Instant::now() + HANG;
-    while !server
-        .counter("recsys_http_connections_open")
-        .ends_with(" 4")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            server.counter("recsys_http_connections_open")
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    server
+        .wait_for_counter("recsys_http_connections_open", 4, "never 4 open")
+        .await;
     for _ in 0..20 {
         let mut extra = server.connect().await;
         let answer = read_response(&mut extra).await.expect("a 503 answer");
@@ -355,24 +366,40 @@ async fn a_panicking_handler_answers_500_and_the_connection_keeps_working() {
     assert_eq!(request(&mut s, "/health").await.unwrap().status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_but_steady_download_outlives_the_idle_timeout() {
-    let images =
-        std::env::temp_dir().join(format!("recsys-server-download-{}", std::process::id()));
+/// Size of `big.jpg` in [`downloading`].
+const BIG_IMAGE: usize = 16 * 1024 * 1024;
+
+/// A server (`config`, serving images from a folder of its own named after `name` that
+/// holds a [`BIG_IMAGE`]-byte `big.jpg`), that folder (for the test to remove), and a
+/// connection that has asked for `big.jpg`.
+async fn downloading(name: &str, config: ServerConfig) -> (Server, std::path::PathBuf, TcpStream) {
+    let images = std::env::temp_dir().join(format!("recsys-server-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&images).unwrap();
-    let size = 16 * 1024 * 1024;
-    std::fs::write(images.join("big.jpg"), vec![7u8; size]).unwrap();
+    std::fs::write(images.join("big.jpg"), vec![7u8; BIG_IMAGE]).unwrap();
     let server = start(state(ServerConfig {
         image_dir: Some(images.clone()),
-        idle_timeout: Duration::from_millis(300),
-        header_timeout: Duration::from_millis(300),
-        ..ServerConfig::default()
+        ..config
     }))
     .await;
     let mut s = server.connect().await;
     s.write_all(b"GET /image/big.jpg HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
+    (server, images, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_download_outlives_the_idle_timeout() {
+    let size = BIG_IMAGE;
+    let (server, images, mut s) = downloading(
+        "download",
+        ServerConfig {
+            idle_timeout: Duration::from_millis(300),
+            header_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
     // Read 256 KiB every 40 ms: the whole download takes several idle timeouts, but bytes
     // keep flowing.
     let started = Instant::now();
@@ -401,36 +428,22 @@ async fn a_slow_but_steady_download_outlives_the_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_its_response_is_disconnected() {
-    let images = std::env::temp_dir().join(format!("recsys-server-stalled-{}", std::process::id()));
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::write(images.join("big.jpg"), vec![7u8; 16 * 1024 * 1024]).unwrap();
-    let server = start(state(ServerConfig {
-        image_dir: Some(images.clone()),
-        idle_timeout: Duration::from_millis(300),
-        ..ServerConfig::default()
-    }))
+    let (server, images, _s) = downloading(
+        "stalled",
+        ServerConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        },
+    )
     .await;
-    let mut s = server.connect().await;
-    s.write_all(b"GET /image/big.jpg HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
     // Never read: the socket buffers fill up and the server's writes stall.
-    let deadline = Instant::now() + HANG;
-    while !server
-        .counter("recsys_http_connections_closed_total{reason=\"write_stalled\"}")
-        .ends_with(" 1")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a stalled response held its connection: {}",
-            {
-                let mut out = String::new();
-                server.state.metrics().render_connections(&mut out);
-                out
-            }
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_for_counter(
+            "recsys_http_connections_closed_total{reason=\"write_stalled\"}",
+            1,
+            "a stalled response held its connection",
+        )
+        .await;
     assert!(server
         .counter("recsys_http_connections_open")
         .ends_with(" 0"));

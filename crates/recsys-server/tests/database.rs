@@ -17,30 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use common::ferret::{ferretdb_binary, Ferret};
+use common::ferret::{drop_database, own_ferretdb, uri_from_env};
 use common::*;
 use mongodb::bson::{doc, Document};
 use recsys_server::DatabaseState;
 use recsys_server::{router, AppState, MongoProducts, ServerConfig};
 use serde_json::json;
-
-fn require_db() -> bool {
-    std::env::var("RECSYS_REQUIRE_DB").is_ok_and(|v| v == "1")
-}
-
-fn uri_from_env() -> Option<String> {
-    match std::env::var("MONGODB_URI") {
-        Ok(uri) if !uri.trim().is_empty() => Some(uri.trim().to_string()),
-        _ => {
-            assert!(
-                !require_db(),
-                "RECSYS_REQUIRE_DB=1 but MONGODB_URI is not set (run scripts/test.sh, or eval \"$(scripts/db.sh start)\")"
-            );
-            eprintln!("skipping: MONGODB_URI is not set (scripts/test.sh sets it)");
-            None
-        }
-    }
-}
 
 /// Product documents as recsys-store writes them: string `_id`, Int64 `product_id`.
 fn documents() -> Vec<Document> {
@@ -68,10 +50,17 @@ async fn fill(uri: &str, database: &str) {
         .expect("insert products");
 }
 
-async fn drop_database(uri: &str, database: &str) {
-    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
-        let _ = client.database(database).drop().await;
-    }
+/// A server state whose details come from `database` at `uri` (queries limited to `timeout`).
+async fn mongo_state(
+    uri: &str,
+    database: &str,
+    timeout: Duration,
+    config: ServerConfig,
+) -> AppState {
+    let products = MongoProducts::connect(uri, Some(database), timeout)
+        .await
+        .expect("connect");
+    AppState::new(bundle(), Some(Arc::new(products)), config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,10 +68,13 @@ async fn details_come_from_mongodb_in_recommendation_order() {
     let Some(uri) = uri_from_env() else { return };
     let database = format!("recsys_server_test_{}", std::process::id());
     fill(&uri, &database).await;
-    let products = MongoProducts::connect(&uri, Some(&database), Duration::from_secs(5))
-        .await
-        .expect("connect");
-    let state = AppState::new(bundle(), Some(Arc::new(products)), ServerConfig::default());
+    let state = mongo_state(
+        &uri,
+        &database,
+        Duration::from_secs(5),
+        ServerConfig::default(),
+    )
+    .await;
     assert_eq!(state.details().check().await, DatabaseState::Up);
     let app = router(state.clone()).expect("valid config");
 
@@ -110,18 +102,9 @@ async fn details_come_from_mongodb_in_recommendation_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_database_degrades_and_recovers_by_itself() {
-    let Some(bin) = ferretdb_binary() else {
-        assert!(
-            !require_db(),
-            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is not in ~/.cache/recsys/bin (or $RECSYS_TOOLS): run scripts/db.sh start once to build it"
-        );
-        eprintln!(
-            "skipping: no FerretDB binary in ~/.cache/recsys/bin (scripts/db.sh start builds it)"
-        );
+    let Some(mut ferret) = own_ferretdb("main").await else {
         return;
     };
-    let mut ferret = Ferret::start(bin);
-    ferret.wait_ready().await;
     fill(&ferret.uri(), "shop").await;
 
     let config = ServerConfig {
@@ -130,10 +113,7 @@ async fn a_stopped_database_degrades_and_recovers_by_itself() {
         db_retry_interval: Duration::from_millis(100),
         ..ServerConfig::default()
     };
-    let products = MongoProducts::connect(&ferret.uri(), Some("shop"), config.db_timeout)
-        .await
-        .expect("connect");
-    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    let state = mongo_state(&ferret.uri(), "shop", config.db_timeout, config).await;
     assert_eq!(state.details().check().await, DatabaseState::Up);
     let probe = state.spawn_database_probe();
     let app = router(state.clone()).expect("valid config");
@@ -209,26 +189,16 @@ async fn a_stopped_database_degrades_and_recovers_by_itself() {
 /// ping's time limit), while requests keep being answered from the cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_dies_behind_a_warm_cache_is_reported_down() {
-    let Some(bin) = ferretdb_binary() else {
-        assert!(
-            !require_db(),
-            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is missing"
-        );
-        eprintln!("skipping: no FerretDB binary");
+    let Some(mut ferret) = own_ferretdb("warm").await else {
         return;
     };
-    let mut ferret = Ferret::start_named(bin, "warm");
-    ferret.wait_ready().await;
     fill(&ferret.uri(), "shop").await;
     let config = ServerConfig {
         db_timeout: Duration::from_millis(300),
         db_retry_interval: Duration::from_millis(200),
         ..ServerConfig::default()
     };
-    let products = MongoProducts::connect(&ferret.uri(), Some("shop"), config.db_timeout)
-        .await
-        .expect("connect");
-    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    let state = mongo_state(&ferret.uri(), "shop", config.db_timeout, config).await;
     let probe = state.spawn_database_probe();
     let app = router(state.clone()).expect("valid config");
     // The probe's preload warms the cache with every product.
@@ -305,10 +275,7 @@ async fn with_the_cache_off_a_live_database_stays_up() {
         db_retry_interval: Duration::from_millis(300),
         ..ServerConfig::default()
     };
-    let products = MongoProducts::connect(&uri, Some(&database), config.db_timeout)
-        .await
-        .expect("connect");
-    let state = AppState::new(bundle(), Some(Arc::new(products)), config);
+    let state = mongo_state(&uri, &database, config.db_timeout, config).await;
     assert_eq!(state.details().check().await, DatabaseState::Up);
     let probe = state.spawn_database_probe();
     let app = router(state.clone()).expect("valid config");

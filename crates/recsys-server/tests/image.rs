@@ -36,11 +36,7 @@ fn folders(name: &str) -> Folders {
 #[tokio::test]
 async fn serves_files_and_refuses_everything_else() {
     let dirs = folders("images");
-    let app = router(state(ServerConfig {
-        image_dir: Some(dirs.root.join("images")),
-        ..ServerConfig::default()
-    }))
-    .expect("valid config");
+    let app = image_app(&dirs.root.join("images"));
     let a = get(&app, "/image/101.jpg").await;
     assert_eq!(a.status, 200);
     assert_eq!(a.headers["content-type"], "image/jpeg");
@@ -93,6 +89,36 @@ async fn no_folder_configured_means_404() {
     let a = get(&app(), "/image/101.jpg").await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["code"], "not_found");
+}
+
+/// The router serving the images of `images`.
+fn image_app(images: &std::path::Path) -> axum::Router {
+    router(state(ServerConfig {
+        image_dir: Some(images.to_path_buf()),
+        ..ServerConfig::default()
+    }))
+    .expect("valid config")
+}
+
+/// One swap of `<name>.jpg` in `images`, as another process would do it atomically
+/// (rename): to a special file `make` creates at the path given, then back to a regular
+/// file holding `inside bytes`.
+#[cfg(unix)]
+fn alternating(
+    images: &std::path::Path,
+    name: &str,
+    make: impl Fn(&std::path::Path) + Send + 'static,
+) -> impl FnMut() + Send + 'static {
+    let target = images.join(format!("{name}.jpg"));
+    let special_tmp = images.join(format!("{name}.special.tmp"));
+    let file_tmp = images.join(format!("{name}.file.tmp"));
+    move || {
+        let _ = std::fs::remove_file(&special_tmp);
+        make(&special_tmp);
+        std::fs::rename(&special_tmp, &target).unwrap();
+        std::fs::write(&file_tmp, b"inside bytes").unwrap();
+        std::fs::rename(&file_tmp, &target).unwrap();
+    }
 }
 
 /// Runs `requests` image requests from 4 tasks (each bounded by a hang detector) while
@@ -163,26 +189,13 @@ async fn a_symlink_swapped_in_never_leaks_a_file_outside_the_folder() {
     let dirs = folders("image-race");
     let images = dirs.root.join("images");
     std::fs::write(images.join("race.jpg"), b"inside bytes").unwrap();
-    let app = router(state(ServerConfig {
-        image_dir: Some(images.clone()),
-        ..ServerConfig::default()
-    }))
-    .expect("valid config");
+    let app = image_app(&images);
     // Another process (here: a thread) swaps race.jpg between a regular file and a
     // symlink to a file outside the folder, atomically (rename).
-    let (target, link_tmp, file_tmp) = (
-        images.join("race.jpg"),
-        images.join("race.link.tmp"),
-        images.join("race.file.tmp"),
-    );
     let outside = dirs.root.join("outside.txt");
-    let swap = move || {
-        let _ = std::fs::remove_file(&link_tmp);
-        std::os::unix::fs::symlink(&outside, &link_tmp).unwrap();
-        std::fs::rename(&link_tmp, &target).unwrap();
-        std::fs::write(&file_tmp, b"inside bytes").unwrap();
-        std::fs::rename(&file_tmp, &target).unwrap();
-    };
+    let swap = alternating(&images, "race", move |at| {
+        std::os::unix::fs::symlink(&outside, at).unwrap()
+    });
     let requests = 20_000;
     let (statuses, hung, leaked) =
         while_swapping(app, "/image/race.jpg", requests, b"secret outside", swap).await;
@@ -206,11 +219,7 @@ async fn a_fifo_swapped_in_never_hangs_a_request() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let app = router(state(ServerConfig {
-        image_dir: Some(images.clone()),
-        ..ServerConfig::default()
-    }))
-    .expect("valid config");
+    let app = image_app(&images);
     // A FIFO right in the folder is refused.
     std::fs::hard_link(&fifo, images.join("static-pipe.jpg")).unwrap();
     let a = tokio::time::timeout(
@@ -220,19 +229,10 @@ async fn a_fifo_swapped_in_never_hangs_a_request() {
     .await
     .expect("a FIFO in the folder hung the request");
     assert_eq!(a.status, 404);
-    let (target, fifo_tmp, file_tmp) = (
-        images.join("pipe.jpg"),
-        images.join("pipe.fifo.tmp"),
-        images.join("pipe.file.tmp"),
-    );
     let fifo_for_swap = fifo.clone();
-    let swap = move || {
-        let _ = std::fs::remove_file(&fifo_tmp);
-        std::fs::hard_link(&fifo_for_swap, &fifo_tmp).unwrap();
-        std::fs::rename(&fifo_tmp, &target).unwrap();
-        std::fs::write(&file_tmp, b"inside bytes").unwrap();
-        std::fs::rename(&file_tmp, &target).unwrap();
-    };
+    let swap = alternating(&images, "pipe", move |at| {
+        std::fs::hard_link(&fifo_for_swap, at).unwrap()
+    });
     let requests = 2_000;
     let (statuses, hung, _) =
         while_swapping(app, "/image/pipe.jpg", requests, b"no such bytes", swap).await;

@@ -16,31 +16,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ferret::{ferretdb_binary, Ferret};
+use common::ferret::{drop_database, own_ferretdb, uri_from_env};
 use common::*;
 use mongodb::bson::{doc, Document};
 use recsys_server::{router, serve, AppState, MongoEvents, ServerConfig};
 use recsys_store::mongo::INTERACTIONS;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn require_db() -> bool {
-    std::env::var("RECSYS_REQUIRE_DB").is_ok_and(|v| v == "1")
-}
-
-fn uri_from_env() -> Option<String> {
-    match std::env::var("MONGODB_URI") {
-        Ok(uri) if !uri.trim().is_empty() => Some(uri.trim().to_string()),
-        _ => {
-            assert!(
-                !require_db(),
-                "RECSYS_REQUIRE_DB=1 but MONGODB_URI is not set"
-            );
-            eprintln!("skipping: MONGODB_URI is not set (scripts/test.sh sets it)");
-            None
-        }
-    }
-}
 
 /// One HTTP/1.1 exchange over a fresh loopback connection: (status, header block, body).
 async fn http(
@@ -110,11 +92,6 @@ fn strategy_of(head: &str) -> &str {
         .trim()
 }
 
-async fn drop_database(uri: &str, name: &str) {
-    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-    let _ = client.database(name).drop().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_sharing_one_database_see_each_others_events() {
     let Some(uri) = uri_from_env() else { return };
@@ -179,16 +156,9 @@ async fn two_servers_sharing_one_database_see_each_others_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_accepted_event_is_lost_when_the_database_dies() {
-    let Some(bin) = ferretdb_binary() else {
-        assert!(
-            !require_db(),
-            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is not in ~/.cache/recsys/bin (or $RECSYS_TOOLS): run scripts/db.sh start once to build it"
-        );
-        eprintln!("skipping: no FerretDB binary (scripts/db.sh start builds it)");
+    let Some(mut ferret) = own_ferretdb("events").await else {
         return;
     };
-    let mut ferret = Ferret::start_named(bin, "events");
-    ferret.wait_ready().await;
     let config = ServerConfig {
         events_timeout: Duration::from_millis(500),
         db_retry_interval: Duration::from_millis(200),

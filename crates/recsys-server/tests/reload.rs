@@ -24,6 +24,21 @@ fn temp(name: &str) -> TempFile {
     )))
 }
 
+/// A state serving the bundle saved at `file`, with the admin routes on (reloading from
+/// `file`) behind `admin_token`.
+fn reloadable(file: &TempFile, admin_token: Option<&str>) -> AppState {
+    AppState::new(
+        recsys_server::load_bundle(&file.0).unwrap(),
+        None,
+        ServerConfig {
+            bundle_path: Some(file.0.clone()),
+            admin_routes: true,
+            admin_token: admin_token.map(str::to_string),
+            ..ServerConfig::default()
+        },
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_and_refuses_bad_bundles() {
     let file = temp("reload");
@@ -35,15 +50,7 @@ async fn reload_swaps_and_refuses_bad_bundles() {
     );
     assert_ne!(old_version, new_version);
     old.save(&file.0).unwrap();
-    let state = AppState::new(
-        recsys_server::load_bundle(&file.0).unwrap(),
-        None,
-        ServerConfig {
-            bundle_path: Some(file.0.clone()),
-            admin_routes: true,
-            ..ServerConfig::default()
-        },
-    );
+    let state = reloadable(&file, None);
     let app = router(state.clone()).expect("valid config");
     let version = |a: &Answer| a.headers["x-recsys-model"].to_str().unwrap().to_string();
     assert_eq!(
@@ -165,16 +172,7 @@ async fn reload_without_a_path_is_an_error() {
 async fn the_admin_route_needs_the_bearer_token_when_one_is_set() {
     let file = temp("admin-token");
     bundle_with_seed(7).save(&file.0).unwrap();
-    let state = AppState::new(
-        recsys_server::load_bundle(&file.0).unwrap(),
-        None,
-        ServerConfig {
-            bundle_path: Some(file.0.clone()),
-            admin_routes: true,
-            admin_token: Some("correct-horse-battery".into()),
-            ..ServerConfig::default()
-        },
-    );
+    let state = reloadable(&file, Some("correct-horse-battery"));
     let app = router(state).expect("valid config");
     let post = |auth: Option<&'static str>| {
         let app = app.clone();
@@ -183,13 +181,8 @@ async fn the_admin_route_needs_the_bearer_token_when_one_is_set() {
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
             }
-            let request = request.body(axum::body::Body::empty()).unwrap();
-            let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
-            let status = response.status().as_u16();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (status, String::from_utf8_lossy(&body).into_owned())
+            let answer = send(&app, request.body(axum::body::Body::empty()).unwrap()).await;
+            (answer.status.as_u16(), answer.text())
         }
     };
     for wrong in [

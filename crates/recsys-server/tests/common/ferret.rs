@@ -8,6 +8,53 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::doc;
 
+/// True when `RECSYS_REQUIRE_DB=1`: a missing database is a failure, not a skip.
+pub fn require_db() -> bool {
+    std::env::var("RECSYS_REQUIRE_DB").is_ok_and(|v| v == "1")
+}
+
+/// The shared database's `MONGODB_URI`, or `None` (the test skips with a message; a
+/// failure when [`require_db`]).
+pub fn uri_from_env() -> Option<String> {
+    match std::env::var("MONGODB_URI") {
+        Ok(uri) if !uri.trim().is_empty() => Some(uri.trim().to_string()),
+        _ => {
+            assert!(
+                !require_db(),
+                "RECSYS_REQUIRE_DB=1 but MONGODB_URI is not set (run scripts/test.sh, or eval \"$(scripts/db.sh start)\")"
+            );
+            eprintln!("skipping: MONGODB_URI is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// A FerretDB of the test's own (`name` tells its data folder apart), answering; or `None`
+/// when its binary is missing (the test skips with a message; a failure when
+/// [`require_db`]).
+pub async fn own_ferretdb(name: &str) -> Option<Ferret> {
+    let Some(bin) = ferretdb_binary() else {
+        assert!(
+            !require_db(),
+            "RECSYS_REQUIRE_DB=1 but the FerretDB binary is not in ~/.cache/recsys/bin (or $RECSYS_TOOLS): run scripts/db.sh start once to build it"
+        );
+        eprintln!(
+            "skipping: no FerretDB binary in ~/.cache/recsys/bin (scripts/db.sh start builds it)"
+        );
+        return None;
+    };
+    let ferret = Ferret::start_named(bin, name);
+    ferret.wait_ready().await;
+    Some(ferret)
+}
+
+/// Drops a test's database (best effort: the test's assertions are already made).
+pub async fn drop_database(uri: &str, database: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(database).drop().await;
+    }
+}
+
 pub fn ferretdb_binary() -> Option<PathBuf> {
     let tools = std::env::var_os("RECSYS_TOOLS")
         .map(PathBuf::from)

@@ -132,6 +132,11 @@ pub async fn call(app: &Router, method: &str, uri: &str) -> Answer {
         .uri(uri)
         .body(Body::empty())
         .expect("request");
+    send(app, request).await
+}
+
+/// The answer of `app` to `request`.
+pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
@@ -192,18 +197,7 @@ pub async fn post_json(app: &Router, uri: &str, body: &str) -> Answer {
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body")
-        .to_vec();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    send(app, request).await
 }
 
 /// Product ids of a `/recommendations` answer.
