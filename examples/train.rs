@@ -57,6 +57,10 @@ struct Args {
     /// Database name with --uri (default: the URI's, else "recsys").
     #[arg(long, requires = "uri")]
     database: Option<String>,
+    /// After saving, publish the bundle to the --uri database: its bytes into GridFS, then
+    /// the `current` model pointer moved to it (what serving replicas poll).
+    #[arg(long, requires = "uri")]
+    publish: bool,
     /// Held-out `user_id,product_id` pairs [default: <data>/test_pairs.csv.gz if present].
     #[arg(long, value_name = "FILE")]
     test_pairs: Option<PathBuf>,
@@ -372,6 +376,9 @@ fn run(args: Args) -> Result<()> {
     let reloaded = Bundle::load(&args.out).context("loading the bundle back")?;
     let load_seconds = started.elapsed().as_secs_f64();
     summary(&args.out, bytes, save_seconds, load_seconds, &reloaded);
+    if let (true, Some(uri)) = (args.publish, &args.uri) {
+        publish(uri, args.database.as_deref(), &args.out, &reloaded)?;
+    }
     if let Some(dir) = &args.report {
         let path = write_report(dir, &experiment, reloaded.model(), &curve, &args)?;
         eprintln!("report: {}", path.display());
@@ -381,6 +388,31 @@ fn run(args: Args) -> Result<()> {
             policy_report(&reloaded, test, args.k, args.model.seed)?;
         }
     }
+    Ok(())
+}
+
+/// Publishes the saved bundle at `path` through the database (GridFS + `current` pointer).
+fn publish(uri: &str, database: Option<&str>, path: &Path, bundle: &Bundle) -> Result<()> {
+    let redacted = recsys::store::mongo::redact_uri(uri);
+    let mut store =
+        MongoStore::connect(uri).with_context(|| format!("connecting to {redacted}"))?;
+    if let Some(db) = database {
+        store = store.with_database(db);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let started = Instant::now();
+    let published = store
+        .publish_model(&bundle.metadata().model_id, &bytes)
+        .with_context(|| format!("publishing to {redacted}"))?;
+    eprintln!(
+        "published model {} ({:.1} MiB, GridFS artifact {}) as the current model of {} in \
+         {:.2}s",
+        published.model_id,
+        published.length as f64 / (1024.0 * 1024.0),
+        published.artifact,
+        store.database_name(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -109,6 +109,10 @@ pub enum StoreError {
         /// The GridFS bucket searched.
         bucket: String,
     },
+    /// A model cannot be published under this id, or what the `current` pointer names is
+    /// inconsistent (a pointer without its fields, an artifact of another length).
+    #[error("published model: {0}")]
+    Publish(String),
 }
 
 impl From<StoreError> for SourceError {

@@ -716,6 +716,54 @@ fn artifacts_round_trip_through_gridfs() {
     }
 }
 
+/// Publishing uploads the bytes, then moves the `current` pointer; a second model moves it
+/// again; the downloaded bytes are the published ones; bad ids and inconsistent pointers
+/// are errors naming the problem.
+#[test]
+fn models_are_published_behind_one_current_pointer() {
+    let Some(db) = TestDb::new("publish") else {
+        return;
+    };
+    let store = &db.store;
+    assert_eq!(
+        store.current_model().unwrap(),
+        None,
+        "nothing published yet"
+    );
+    let v1: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let p1 = store.publish_model("0a1b2c3d", &v1).unwrap();
+    assert_eq!(p1.artifact, "model-0a1b2c3d.rsb");
+    assert_eq!(p1.length, v1.len() as u64);
+    let current = store.current_model().unwrap().unwrap();
+    assert_eq!(current, p1);
+    assert_eq!(store.download_model(&current).unwrap(), v1);
+
+    let p2 = store.publish_model("ffff0000", b"second model").unwrap();
+    let current = store.current_model().unwrap().unwrap();
+    assert_eq!(current.model_id, "ffff0000");
+    assert!(current.published_at_millis >= p1.published_at_millis);
+    assert_eq!(store.download_model(&p2).unwrap(), b"second model");
+    // The earlier model's artifact stays (a replica may still be downloading it).
+    assert_eq!(store.download_model(&p1).unwrap(), v1);
+
+    let err = store.publish_model("../x", b"x").unwrap_err().to_string();
+    assert!(err.contains("model id"), "{err}");
+    let wrong = recsys_store::mongo::PublishedModel {
+        length: 5,
+        ..p2.clone()
+    };
+    let err = store.download_model(&wrong).unwrap_err().to_string();
+    assert!(err.contains("12 bytes, the pointer says 5"), "{err}");
+    store
+        .database()
+        .collection::<mongodb::bson::Document>(recsys_store::mongo::MODELS)
+        .replace_one(doc! { "_id": "current" }, doc! { "model_id": "x" })
+        .run()
+        .unwrap();
+    let err = store.current_model().unwrap_err().to_string();
+    assert!(err.contains("lacks"), "{err}");
+}
+
 #[test]
 fn connects_from_env_and_names_missing_uri() {
     match std::env::var("MONGODB_URI") {

@@ -35,6 +35,7 @@
 mod artifacts;
 mod events;
 mod import;
+mod publish;
 mod schema;
 mod source;
 
@@ -57,6 +58,7 @@ pub use import::{
     import_csv, BadRows, CollectionSummary, ImportOptions, ImportPhase, ImportProgress,
     ImportSummary, MAX_REPORTED_ERRORS,
 };
+pub use publish::{PublishedModel, MODELS};
 pub use schema::{
     id_from_bson, id_to_bson, product_details_lenient, INTERACTIONS, PRODUCTS, USERS,
 };
