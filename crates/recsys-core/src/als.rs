@@ -932,15 +932,7 @@ impl AlsModel {
             }
             merged.push((i, w));
         }
-        merged.sort_by_key(|&(i, _)| i);
-        merged.dedup_by(|later, kept| {
-            if later.0 == kept.0 {
-                kept.1 += later.1;
-                true
-            } else {
-                false
-            }
-        });
+        crate::matrix::canonical_row(&mut merged);
         let reps = self.item_representations().vectors();
         let gram = self.item_gram.get_or_init(|| {
             let q = reps.mapv(f64::from);

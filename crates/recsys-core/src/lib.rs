@@ -54,7 +54,7 @@ pub use eval::{evaluate, rank_test_items, EvalOptions, Metrics};
 pub use family::{Model, ModelParams};
 pub use foldin::{FoldIn, FoldInOptions};
 pub use interactions::{Interaction, Interactions};
-pub use matrix::FeatureMatrix;
+pub use matrix::{canonical_row, FeatureMatrix};
 pub use model::{EpochReport, FitOptions, HybridModel, ValidationMetric};
 pub use params::{Hyperparameters, HyperparametersBuilder, Loss, Schedule};
 pub use repr::{ItemRepresentations, Representation};

@@ -215,6 +215,27 @@ impl FeatureMatrix {
     }
 }
 
+/// Puts `(index, weight)` pairs in canonical form: sorted by index (stably) with the weights
+/// of a repeated index summed in their original order. Feature rows are stored this way, and
+/// fold-in merges its item lists this way.
+///
+/// ```
+/// let mut row = vec![(3, 1.0), (1, 2.0), (3, 0.5)];
+/// recsys_core::canonical_row(&mut row);
+/// assert_eq!(row, [(1, 2.0), (3, 1.5)]);
+/// ```
+pub fn canonical_row(row: &mut Vec<(usize, f32)>) {
+    row.sort_by_key(|&(i, _)| i);
+    row.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 += later.1;
+            true
+        } else {
+            false
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

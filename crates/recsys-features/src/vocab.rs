@@ -165,17 +165,9 @@ fn split_weighted_part(part: &str) -> Option<(&str, f32)> {
     }
 }
 
-/// Sorts by feature index and sums repeats.
+/// Sorts by feature index and sums repeats ([`recsys_core::canonical_row`]).
 pub(crate) fn canonical_row(mut row: FeatureRow) -> FeatureRow {
-    row.sort_unstable_by_key(|&(f, _)| f);
-    row.dedup_by(|later, earlier| {
-        if later.0 == earlier.0 {
-            earlier.1 += later.1;
-            true
-        } else {
-            false
-        }
-    });
+    recsys_core::canonical_row(&mut row);
     row
 }
 
