@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use recsys::store::mongo::MongoStore;
 use recsys_server::{
     load_bundle, serve, shutdown_signal, AppState, Compute, EventStore, LiveLimits, MongoEvents,
     MongoProducts, ProductSource, ServerConfig,
@@ -43,9 +44,19 @@ enum ComputeFlag {
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// The bundle file (written by the train example).
-    #[arg(long, env = "RECSYS_BUNDLE")]
-    bundle: PathBuf,
+    /// The bundle file (written by the train example); with --from-store, the model to
+    /// start from until a published one arrives.
+    #[arg(long, env = "RECSYS_BUNDLE", required_unless_present = "from_store")]
+    bundle: Option<PathBuf>,
+    /// Serve the model published through the database (`train --publish`): start from the
+    /// `current` model (unless --bundle is given), poll the pointer every --store-poll-ms
+    /// and swap in each new model after checking it; a damaged or mismatched one is refused
+    /// (shown by /ready) and the old one keeps serving.
+    #[arg(long, requires = "mongodb_uri")]
+    from_store: bool,
+    /// How often --from-store looks at the `current` pointer, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..))]
+    store_poll_ms: u64,
     /// Address to listen on.
     #[arg(long, env = "RECSYS_HOST", default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -179,7 +190,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = ServerConfig {
-        bundle_path: Some(args.bundle.clone()),
+        bundle_path: args.bundle.clone(),
         image_dir: args.images.clone(),
         default_n: args.default_n,
         max_n: args.max_n,
@@ -215,12 +226,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
     config.validate()?;
     recsys_server::check_admin_exposure(&config, SocketAddr::new(args.host, args.port))?;
     let started = std::time::Instant::now();
-    let path = args.bundle.clone();
-    let bundle = tokio::task::spawn_blocking(move || load_bundle(&path))
-        .await?
-        .with_context(|| format!("loading {}", args.bundle.display()))?;
+    let store = match (&args.mongodb_uri, args.from_store) {
+        (Some(uri), true) => {
+            let (uri, database) = (uri.trim().to_string(), args.database.clone());
+            // The sync driver runs on the blocking pool, never on an async worker.
+            let store = tokio::task::spawn_blocking(move || {
+                let store = MongoStore::connect(&uri)?;
+                Ok::<_, recsys::store::StoreError>(match database {
+                    Some(db) => store.with_database(&db),
+                    None => store,
+                })
+            })
+            .await?
+            .context("MongoDB connection string")?;
+            Some(store)
+        }
+        _ => None,
+    };
+    let (bundle, origin) = match (&args.bundle, &store) {
+        (Some(path), _) => {
+            let file = path.clone();
+            let bundle = tokio::task::spawn_blocking(move || load_bundle(&file))
+                .await?
+                .with_context(|| format!("loading {}", path.display()))?;
+            (bundle, None)
+        }
+        (None, Some(store)) => {
+            let (bundle, origin) = recsys_server::load_current(store)
+                .await
+                .context("loading the published model")?;
+            (bundle, Some(origin))
+        }
+        (None, None) => anyhow::bail!("give --bundle, or --from-store with --mongodb-uri"),
+    };
     tracing::info!(
-        bundle = %args.bundle.display(),
+        source = %args.bundle.as_ref().map_or("the store".to_string(), |p| p.display().to_string()),
         model_version = %bundle.metadata().model_id,
         items = bundle.items().len(),
         users = bundle.users().len(),
@@ -259,6 +299,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         source = described.as_deref().unwrap_or("bundle only"),
         "product details"
     );
+    if let Some(origin) = origin {
+        state.set_origin(origin);
+    }
+    if let Some(store) = store {
+        let interval = Duration::from_millis(args.store_poll_ms);
+        tracing::info!(
+            poll_ms = args.store_poll_ms,
+            "following the published model"
+        );
+        recsys_server::follow_published(&state, store, interval);
+    }
     #[cfg(unix)]
     recsys_server::reload_on_sighup(state.clone())?;
 

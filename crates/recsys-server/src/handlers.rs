@@ -355,6 +355,13 @@ pub struct Readiness {
     pub database: &'static str,
     /// True while the database is down (details from the bundle).
     pub degraded: bool,
+    /// Where the serving model came from: a file, the store (published id and time), or
+    /// memory.
+    pub model_source: crate::state::ModelOrigin,
+    /// The last published model this server refused to load, if any (the model above
+    /// kept serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_model: Option<crate::state::RefusedModel>,
 }
 
 /// `GET /ready` — model loaded, database state, model version. 200 whenever a model is
@@ -373,6 +380,8 @@ pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         items: bundle.items().len(),
         database: database.as_str(),
         degraded,
+        model_source: state.origin(),
+        refused_model: state.refused(),
     })
 }
 

@@ -94,6 +94,7 @@ mod handlers;
 mod image;
 mod live;
 mod metrics;
+mod published;
 mod query;
 mod state;
 
@@ -116,7 +117,10 @@ pub use error::{clip, ApiError, ServerError, ECHO_CHARS};
 pub use events::{spawn_event_poller, EventStore, EventsAccepted, MemoryEvents, MongoEvents};
 pub use live::{LiveCounts, LiveLimits, LiveState};
 pub use metrics::{ConnectionCounters, Metrics};
-pub use state::{load_bundle, AppState, ReloadOutcome, Serving, WeakState};
+pub use published::{follow_once, follow_published, load_current, Followed};
+pub use state::{
+    load_bundle, AppState, ModelOrigin, RefusedModel, ReloadOutcome, Serving, WeakState,
+};
 
 /// The router with every route, the JSON 404/405 fallbacks, the panic guard and the
 /// metrics layer. Fails when the state's configuration does not validate

@@ -51,8 +51,41 @@ impl Serving {
     }
 }
 
+/// Where the serving model came from (shown by `/ready`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ModelOrigin {
+    /// A bundle file.
+    File {
+        /// The file.
+        path: String,
+    },
+    /// A model published through the database (`train --publish`).
+    Store {
+        /// The published model id.
+        model_id: String,
+        /// When it was published, milliseconds since the Unix epoch.
+        published_at_millis: i64,
+    },
+    /// A bundle handed over in memory (embedding code, tests).
+    Memory,
+}
+
+/// A published model the server refused to load (the previous one kept serving).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedModel {
+    /// The published model id.
+    pub model_id: String,
+    /// Why (damaged, incompatible, not the model the pointer named, …).
+    pub reason: String,
+    /// When it was refused (Unix seconds).
+    pub at_unix: i64,
+}
+
 struct Inner {
     serving: ArcSwap<Serving>,
+    origin: ArcSwap<ModelOrigin>,
+    refused: ArcSwap<Option<RefusedModel>>,
     loaded_at_unix: AtomicI64,
     config: ServerConfig,
     details: ProductDetails,
@@ -155,6 +188,13 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 serving: ArcSwap::from_pointee(Serving::new(bundle)),
+                origin: ArcSwap::from_pointee(match &config.bundle_path {
+                    Some(path) => ModelOrigin::File {
+                        path: path.display().to_string(),
+                    },
+                    None => ModelOrigin::Memory,
+                }),
+                refused: ArcSwap::from_pointee(None),
                 loaded_at_unix: AtomicI64::new(now_unix()),
                 live: LiveState::new(config.live),
                 config,
@@ -247,6 +287,35 @@ impl AppState {
     /// first.
     pub fn swap(&self, bundle: Bundle) -> ReloadOutcome {
         self.swap_serving(Serving::new(bundle))
+    }
+
+    /// Where the serving model came from.
+    pub fn origin(&self) -> ModelOrigin {
+        ModelOrigin::clone(&self.inner.origin.load())
+    }
+
+    /// Records where the serving model came from (after a swap).
+    pub fn set_origin(&self, origin: ModelOrigin) {
+        self.inner.origin.store(Arc::new(origin));
+    }
+
+    /// The last published model refused, if any.
+    pub fn refused(&self) -> Option<RefusedModel> {
+        Option::clone(&self.inner.refused.load())
+    }
+
+    /// Records a refused published model (shown by `/ready`; the old model keeps serving).
+    pub fn refuse(&self, model_id: &str, reason: String) {
+        tracing::error!(model_id, reason = %reason, "published model refused: the previous model keeps serving");
+        self.inner
+            .metrics
+            .reloads_failed
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner.refused.store(Arc::new(Some(RefusedModel {
+            model_id: model_id.to_string(),
+            reason,
+            at_unix: now_unix(),
+        })));
     }
 
     fn swap_serving(&self, serving: Serving) -> ReloadOutcome {

@@ -1,0 +1,136 @@
+//! Serving models published through the database (`train --publish`): load the `current`
+//! model at start, then poll the pointer and swap in each new model after checking it. A
+//! damaged or mismatched model is refused and reported by `/ready`; the previous model
+//! keeps serving.
+
+use std::path::Path;
+use std::time::Duration;
+
+use recsys_recommend::Bundle;
+use recsys_store::mongo::{MongoStore, PublishedModel};
+
+use crate::error::ServerError;
+use crate::state::{AppState, ModelOrigin, ReloadOutcome};
+
+/// What one look at the `current` pointer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// Nothing published, or the published model is the one serving.
+    Unchanged,
+    /// The published model was already refused once; not downloaded again.
+    StillRefused,
+    /// A new model was loaded, checked and swapped in.
+    Swapped(ReloadOutcome),
+    /// The published model was refused (the reason is in `/ready`).
+    Refused(String),
+}
+
+fn database_error(e: recsys_store::StoreError) -> ServerError {
+    ServerError::Database {
+        uri: String::new(),
+        message: e.to_string(),
+    }
+}
+
+/// Downloads `published` and checks it (header, checksum, every part, and that it is the
+/// model the pointer names); CPU and IO, for the blocking pool.
+fn fetch(store: &MongoStore, published: &PublishedModel) -> Result<Bundle, String> {
+    let bytes = store.download_model(published).map_err(|e| e.to_string())?;
+    let origin = format!("gridfs:{}", published.artifact);
+    let bundle = Bundle::from_bytes(&bytes, Path::new(&origin)).map_err(|e| e.to_string())?;
+    if bundle.metadata().model_id != published.model_id {
+        return Err(format!(
+            "the pointer names model {} but the artifact holds model {}",
+            published.model_id,
+            bundle.metadata().model_id
+        ));
+    }
+    Ok(bundle)
+}
+
+fn origin_of(published: &PublishedModel) -> ModelOrigin {
+    ModelOrigin::Store {
+        model_id: published.model_id.clone(),
+        published_at_millis: published.published_at_millis,
+    }
+}
+
+/// The current published model, downloaded and checked, for a server to start from.
+pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), ServerError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let published = store
+            .current_model()
+            .map_err(database_error)?
+            .ok_or_else(|| ServerError::Database {
+                uri: String::new(),
+                message: "no model is published (train --publish publishes one)".into(),
+            })?;
+        let bundle = fetch(&store, &published).map_err(|reason| ServerError::Unservable {
+            path: published.artifact.clone().into(),
+            reason,
+        })?;
+        Ok((bundle, origin_of(&published)))
+    })
+    .await
+    .map_err(|e| ServerError::Task(e.to_string()))?
+}
+
+/// Looks at the `current` pointer once and swaps in a new published model if there is
+/// one (see [`Followed`]). Database errors are returned (the caller retries later).
+pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followed, ServerError> {
+    let reader = store.clone();
+    let current = tokio::task::spawn_blocking(move || reader.current_model())
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?
+        .map_err(database_error)?;
+    let Some(published) = current else {
+        return Ok(Followed::Unchanged);
+    };
+    if published.model_id == state.bundle().metadata().model_id {
+        return Ok(Followed::Unchanged);
+    }
+    if state
+        .refused()
+        .is_some_and(|r| r.model_id == published.model_id)
+    {
+        return Ok(Followed::StillRefused);
+    }
+    let (store, wanted) = (store.clone(), published.clone());
+    let fetched = tokio::task::spawn_blocking(move || fetch(&store, &wanted))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?;
+    match fetched {
+        Ok(bundle) => {
+            let outcome = state.swap(bundle);
+            state.set_origin(origin_of(&published));
+            tracing::info!(model_version = %outcome.model_version, previous = %outcome.previous_model_version, "published model swapped in");
+            Ok(Followed::Swapped(outcome))
+        }
+        Err(reason) => {
+            state.refuse(&published.model_id, reason.clone());
+            Ok(Followed::Refused(reason))
+        }
+    }
+}
+
+/// Polls the `current` pointer every `interval` (see [`follow_once`]) until every clone of
+/// the state is dropped. Database errors are logged and retried at the next poll.
+pub fn follow_published(
+    state: &AppState,
+    store: MongoStore,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let weak = state.downgrade();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(state) = AppState::upgrade(&weak) else {
+                break;
+            };
+            if let Err(e) = follow_once(&state, &store).await {
+                tracing::warn!(error = %e, "could not check the published model; retrying at the next poll");
+            }
+        }
+    })
+}
