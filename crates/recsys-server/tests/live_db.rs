@@ -17,66 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::ferret::{drop_database, own_ferretdb, uri_from_env};
+use common::net::{http, start};
 use common::*;
 use mongodb::bson::{doc, Document};
 use recsys_server::{router, serve, AppState, MongoEvents, ServerConfig};
 use recsys_store::mongo::INTERACTIONS;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// One HTTP/1.1 exchange over a fresh loopback connection: (status, header block, body).
-async fn http(
-    address: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (u16, String, Value) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
-        .await
-        .expect("an answer within 30 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = head[9..12].parse().unwrap();
-    (
-        status,
-        head.to_ascii_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
-
-struct Running {
-    address: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(state: AppState) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        address,
-        stop: Some(stop),
-    }
-}
 
 async fn replica(uri: &str, database: &str, config: &ServerConfig) -> AppState {
     let events = MongoEvents::open(uri, Some(database), config.events_timeout)

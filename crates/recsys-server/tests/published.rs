@@ -128,3 +128,99 @@ async fn a_server_follows_published_models_and_refuses_bad_ones() {
     .await
     .unwrap();
 }
+
+/// Two replicas on loopback ports follow the store while a load generator keeps asking
+/// both: a model published mid-load reaches both with zero failed requests, and stopping
+/// one replica leaves the other answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_switch_under_load_without_a_failed_request() {
+    use common::net::{http, start};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let Some(uri) = uri_from_env() else {
+        assert!(!require_db());
+        return;
+    };
+    let store = store(uri, "recsys_test_published_two").await;
+    let (v1, v2) = (bundle_with_seed(11), bundle_with_seed(12));
+    let id2 = v2.metadata().model_id.clone();
+    publish(&store, &v1.metadata().model_id, v1.to_bytes().unwrap()).await;
+    let mut replicas = Vec::new();
+    let mut states = Vec::new();
+    for _ in 0..2 {
+        let (bundle, origin) = load_current(&store).await.unwrap();
+        let state = AppState::new(bundle, None, ServerConfig::default());
+        state.set_origin(origin);
+        follow_published(&state, store.clone(), Duration::from_millis(100));
+        replicas.push(start(state.clone()).await);
+        states.push(state);
+    }
+    let addresses: Vec<_> = replicas.iter().map(|r| r.address).collect();
+
+    // The load: each worker asks both replicas in turn until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, ok, failed, addresses) =
+                (stop.clone(), ok.clone(), failed.clone(), addresses.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!(
+                        "/similar-products?productId={}&userId={}",
+                        100 + i % 20,
+                        i % 12
+                    );
+                    let (status, _, _) = http(addresses[i % 2], "GET", &path, "").await;
+                    if status == 200 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publish(&store, &id2, v2.to_bytes().unwrap()).await;
+    let published = Instant::now();
+    let deadline = published + Duration::from_secs(20);
+    while states.iter().any(|s| s.bundle().metadata().model_id != id2) {
+        assert!(Instant::now() < deadline, "a replica did not switch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "both replicas serve {id2} {:?} after publishing",
+        published.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("{ok} requests answered 200 during the switch, {failed} not");
+    assert!(ok > 100, "the load generator ran ({ok} requests)");
+    assert_eq!(failed, 0, "failed requests during the swap");
+
+    // One replica stops; the other keeps answering.
+    drop(replicas.remove(0));
+    for i in 0..20 {
+        let path = format!(
+            "/similar-products?productId={}&userId={}",
+            100 + i % 20,
+            i % 12
+        );
+        let (status, _, _) = http(addresses[1], "GET", &path, "").await;
+        assert_eq!(status, 200);
+    }
+    tokio::task::spawn_blocking(move || {
+        let _ = store.database().drop().run();
+    })
+    .await
+    .unwrap();
+}

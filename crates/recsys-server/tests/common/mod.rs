@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ferret;
+pub mod net;
 
 use std::sync::Arc;
 
