@@ -97,14 +97,23 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
         return Ok(Followed::StillRefused);
     }
     let (store, wanted) = (store.clone(), published.clone());
+    let started = std::time::Instant::now();
     let fetched = tokio::task::spawn_blocking(move || fetch(&store, &wanted))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))?;
+    let fetch_seconds = started.elapsed().as_secs_f64();
     match fetched {
         Ok(bundle) => {
+            let started = std::time::Instant::now();
             let outcome = state.swap(bundle);
             state.set_origin(origin_of(&published));
-            tracing::info!(model_version = %outcome.model_version, previous = %outcome.previous_model_version, "published model swapped in");
+            tracing::info!(
+                model_version = %outcome.model_version,
+                previous = %outcome.previous_model_version,
+                download_and_check_seconds = fetch_seconds,
+                swap_seconds = started.elapsed().as_secs_f64(),
+                "published model swapped in"
+            );
             Ok(Followed::Swapped(outcome))
         }
         Err(reason) => {
