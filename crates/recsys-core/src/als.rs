@@ -403,18 +403,8 @@ impl TryFrom<AlsData> for AlsModel {
     type Error = CoreError;
 
     fn try_from(d: AlsData) -> Result<Self> {
-        if d.version != MODEL_RECORD_VERSION {
-            return Err(CoreError::UnsupportedRecord {
-                found: d.version,
-                supported: MODEL_RECORD_VERSION,
-            });
-        }
-        let part = |what: &'static str| {
-            move |e: CoreError| CoreError::Corrupt {
-                what,
-                reason: e.to_string(),
-            }
-        };
+        crate::stored::check_version(d.version)?;
+        let part = crate::stored::corrupt_part;
         let params = AlsParams::try_from(d.params).map_err(part("ALS hyper-parameters"))?;
         let user_features =
             FeatureMatrix::try_from(d.user_features).map_err(part("ALS user feature matrix"))?;

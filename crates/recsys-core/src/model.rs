@@ -275,18 +275,8 @@ impl TryFrom<ModelData> for HybridModel {
     type Error = CoreError;
 
     fn try_from(d: ModelData) -> Result<Self> {
-        if d.version != MODEL_RECORD_VERSION {
-            return Err(CoreError::UnsupportedRecord {
-                found: d.version,
-                supported: MODEL_RECORD_VERSION,
-            });
-        }
-        let part = |what: &'static str| {
-            move |e: CoreError| CoreError::Corrupt {
-                what,
-                reason: e.to_string(),
-            }
-        };
+        crate::stored::check_version(d.version)?;
+        let part = crate::stored::corrupt_part;
         let params = Hyperparameters::try_from(d.params).map_err(part("model hyper-parameters"))?;
         let side = |what: &'static str, record: &SideRecord| {
             Side::from_record(record, params.schedule)

@@ -44,6 +44,27 @@ use serde::{Deserialize, Serialize};
 /// The version of the saved model record this library writes and reads.
 pub const MODEL_RECORD_VERSION: u32 = 1;
 
+/// Refuses a saved record of another version (with the advice to re-train).
+pub(crate) fn check_version(found: u32) -> crate::Result<()> {
+    if found == MODEL_RECORD_VERSION {
+        Ok(())
+    } else {
+        Err(crate::CoreError::UnsupportedRecord {
+            found,
+            supported: MODEL_RECORD_VERSION,
+        })
+    }
+}
+
+/// Wraps a part's own validation error as [`CoreError::Corrupt`](crate::CoreError::Corrupt)
+/// naming the part.
+pub(crate) fn corrupt_part(what: &'static str) -> impl Fn(crate::CoreError) -> crate::CoreError {
+    move |e| crate::CoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
+}
+
 /// A float array as stored: little-endian bytes in binary formats (one allocation and one
 /// copy to decode, instead of a number-by-number, repeatedly growing vector), a list of
 /// numbers in human-readable ones.
