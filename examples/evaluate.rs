@@ -74,6 +74,12 @@ struct Args {
     /// Evaluate the factors in DIR (user_factors.csv, item_factors.csv) instead of training.
     #[arg(long, value_name = "DIR")]
     factors: Option<PathBuf>,
+    /// Write an HTML report with plots to DIR/report.html (as `train --report`, without
+    /// per-epoch held-out metrics: precision and recall at k = 1…50 against popularity —
+    /// among the cold items in a cold-start run — the long tail, coverage, and scores of
+    /// products without interactions against the others).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
     /// Print one JSON object on stdout (no progress bar).
     #[arg(long)]
     json: bool,
@@ -290,6 +296,31 @@ fn run(args: Args) -> Result<()> {
         .evaluate(scorer, args.k, args.model.threads)
         .context("evaluating")?;
     let eval_seconds = eval_started.elapsed().as_secs_f64();
+    if let Some(dir) = &args.report {
+        let curve: Vec<recsys_examples::report::EpochPoint> = match &trained {
+            Trained::Hybrid(_, t) => t
+                .epochs
+                .iter()
+                .map(|e| recsys_examples::report::EpochPoint {
+                    epoch: e.total_epochs,
+                    loss: Some(e.loss),
+                    held_out: None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let description = format!("{model_name} ({loss_name}), {} epochs", args.model.epochs);
+        let path = recsys_examples::report::training_report(
+            dir,
+            &description,
+            &experiment,
+            scorer,
+            &curve,
+            args.k,
+            args.model.threads,
+        )?;
+        eprintln!("report: {}", path.display());
+    }
     let score_one_user_ms = score_one_user_ms(scorer, experiment.n_users())?;
 
     let k = args.k;

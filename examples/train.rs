@@ -43,6 +43,7 @@ use recsys::{
     Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model, NeighbourTable,
     ProductRecord, RecordSource, UserRecord,
 };
+use recsys_examples::report::EpochPoint;
 use recsys_examples::{metrics_line, ConfigFile, FeatureArgs, ModelArgs, ModelKind};
 
 #[derive(Parser, Debug)]
@@ -380,7 +381,15 @@ fn run(args: Args) -> Result<()> {
         publish(uri, args.database.as_deref(), &args.out, &reloaded)?;
     }
     if let Some(dir) = &args.report {
-        let path = write_report(dir, &experiment, reloaded.model(), &curve, &args)?;
+        let path = recsys_examples::report::training_report(
+            dir,
+            &reloaded.model().params().describe(),
+            &experiment,
+            reloaded.model(),
+            &curve,
+            args.k,
+            args.model.threads,
+        )?;
         eprintln!("report: {}", path.display());
     }
     if let (Some(test), false) = (experiment.test(), args.no_policy_eval) {
@@ -414,13 +423,6 @@ fn publish(uri: &str, database: Option<&str>, path: &Path, bundle: &Bundle) -> R
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// One epoch (sweep) of training: its number, loss estimate and held-out metrics.
-struct EpochPoint {
-    epoch: usize,
-    loss: Option<f64>,
-    held_out: Option<recsys::Metrics>,
 }
 
 /// Trains the model the flags describe; with `held_out`, evaluates it after every epoch.
@@ -502,170 +504,6 @@ fn train_model(
         }
     };
     Ok((model, curve))
-}
-
-/// Writes `dir/report.html` (see `--report`) and returns its path.
-fn write_report(
-    dir: &Path,
-    experiment: &Experiment,
-    model: &Model,
-    curve: &[EpochPoint],
-    args: &Args,
-) -> Result<PathBuf> {
-    use recsys::core::rank_test_items;
-    use recsys_examples::report::{histogram, line_chart, precision_recall_curve, Html, Series};
-    let train = experiment.train();
-    let mut html = Html::default();
-    html.facts(&[
-        ("model", model.params().describe()),
-        (
-            "data",
-            experiment.dataset().n_users().to_string()
-                + " users, "
-                + &experiment.dataset().n_items().to_string()
-                + " products",
-        ),
-        ("training interactions", train.len().to_string()),
-        (
-            "held-out interactions",
-            experiment.test().map_or(0, |t| t.len()).to_string(),
-        ),
-    ]);
-
-    html.heading("Training");
-    let loss: Vec<(f64, f64)> = curve
-        .iter()
-        .filter_map(|p| p.loss.map(|l| (p.epoch as f64, l)))
-        .collect();
-    html.figure(&line_chart(
-        "Training loss per epoch",
-        "epoch",
-        "loss estimate",
-        &[Series::new("loss", loss)],
-    ));
-    let metric = |f: fn(&recsys::Metrics) -> f64| -> Vec<(f64, f64)> {
-        curve
-            .iter()
-            .filter_map(|p| p.held_out.as_ref().map(|m| (p.epoch as f64, f(m))))
-            .collect()
-    };
-    html.figure(&line_chart(
-        &format!("Held-out precision@{} and AUC per epoch", args.k),
-        "epoch",
-        "metric",
-        &[
-            Series::new(
-                format!("precision@{}", args.k),
-                metric(|m| m.precision_at_k),
-            ),
-            Series::new("AUC", metric(|m| m.auc)),
-        ],
-    ));
-
-    let popularity = experiment.popularity();
-    if let Some(test) = experiment.test().filter(|t| !t.is_empty()) {
-        html.heading("Ranking quality");
-        let options = recsys::EvalOptions {
-            k: args.k,
-            threads: args.model.threads,
-            candidates: None,
-        };
-        let model_ranks = rank_test_items(model, test, Some(train), &options)?;
-        let pop_ranks = rank_test_items(&popularity, test, Some(train), &options)?;
-        let (mp, mr) = precision_recall_curve(test, &model_ranks, 50);
-        let (pp, pr) = precision_recall_curve(test, &pop_ranks, 50);
-        html.figure(&line_chart(
-            "Precision at k",
-            "k",
-            "precision",
-            &[Series::new("model", mp), Series::new("popularity", pp)],
-        ));
-        html.figure(&line_chart(
-            "Recall at k",
-            "k",
-            "recall",
-            &[Series::new("model", mr), Series::new("popularity", pr)],
-        ));
-    }
-
-    html.heading("Catalogue");
-    let counts = train.item_counts();
-    let mut sorted: Vec<u32> = counts.clone();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    let total: f64 = sorted.iter().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
-    let n_items = sorted.len().max(1) as f64;
-    let step = (sorted.len() / 400).max(1);
-    let mut cumulative = 0.0;
-    let mut tail = vec![(0.0, 0.0)];
-    for (i, &c) in sorted.iter().enumerate() {
-        cumulative += f64::from(c);
-        if (i + 1) % step == 0 || i + 1 == sorted.len() {
-            tail.push(((i + 1) as f64 / n_items * 100.0, cumulative / total * 100.0));
-        }
-    }
-    html.figure(&line_chart(
-        "Popularity long tail",
-        "% of products, most popular first",
-        "% of training interactions",
-        &[Series::new("cumulative share", tail)],
-    ));
-    // Coverage: the share of the catalogue that appears in anybody's top 10.
-    let users: Vec<usize> = (0..train.n_users()).collect();
-    let sample: Vec<usize> = users
-        .iter()
-        .copied()
-        .step_by((users.len() / 2000).max(1))
-        .collect();
-    let covered = |scorer: &dyn recsys::Scorer| -> Result<f64> {
-        let mut seen = vec![false; counts.len()];
-        for &u in &sample {
-            for (i, _) in experiment.recommend(scorer, u, 10)? {
-                seen[i] = true;
-            }
-        }
-        Ok(seen.iter().filter(|&&s| s).count() as f64 / n_items * 100.0)
-    };
-    let (model_cover, pop_cover) = (covered(model)?, covered(&popularity)?);
-    html.paragraph(&format!(
-        "Catalogue coverage of the top 10 over {} users: the model recommends {:.1} % of the          products at least once, popularity {:.1} %.",
-        sample.len(),
-        model_cover,
-        pop_cover
-    ));
-
-    // Scores of products without training interactions (cold) against the others.
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
-    let mut scores = Vec::new();
-    for &u in sample.iter().take(200) {
-        recsys::Scorer::score_all(model, recsys::UserQuery::Known(u), &mut scores)?;
-        for (i, &s) in scores
-            .iter()
-            .enumerate()
-            .step_by((scores.len() / 500).max(1))
-        {
-            if counts[i] == 0 {
-                cold.push(s)
-            } else {
-                warm.push(s)
-            }
-        }
-    }
-    if cold.is_empty() {
-        html.paragraph("Every product has training interactions: no cold-start scores to show.");
-    } else {
-        html.figure(&histogram(
-            "Scores of products without interactions (cold) and with (warm)",
-            "score",
-            &[("warm", &warm), ("cold", &cold)],
-            40,
-        ));
-    }
-
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, html.finish("recsys training report"))
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
 }
 
 /// Precision@k of recommend() as a product page uses it: each test user views one of their

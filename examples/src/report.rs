@@ -2,6 +2,18 @@
 //! line charts and histograms drawn from data, for `train --report DIR`.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// One epoch (sweep) of training: its number, loss estimate and held-out metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochPoint {
+    /// Epochs trained so far.
+    pub epoch: usize,
+    /// Training loss estimate, if known.
+    pub loss: Option<f64>,
+    /// Held-out metrics after this epoch, if evaluated.
+    pub held_out: Option<recsys::Metrics>,
+}
 
 /// One named series of `(x, y)` points.
 #[derive(Debug, Clone)]
@@ -335,6 +347,181 @@ impl Html {
     }
 }
 
+/// Writes `dir/report.html` for `model` (described by `description`) evaluated on
+/// `experiment`'s test set — loss and held-out precision/AUC per epoch from `curve`,
+/// precision and recall at k = 1…50 against popularity (among the cold items only in an
+/// item cold-start experiment), the popularity long tail and catalogue coverage, scores of
+/// products without training interactions against the others — and returns its path.
+#[allow(clippy::too_many_arguments)]
+pub fn training_report(
+    dir: &Path,
+    description: &str,
+    experiment: &recsys::Experiment,
+    model: &dyn recsys::Scorer,
+    curve: &[EpochPoint],
+    k: usize,
+    threads: usize,
+) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    use recsys::core::rank_test_items;
+    let train = experiment.train();
+    let mut html = Html::default();
+    html.facts(&[
+        ("model", description.to_string()),
+        (
+            "data",
+            experiment.dataset().n_users().to_string()
+                + " users, "
+                + &experiment.dataset().n_items().to_string()
+                + " products",
+        ),
+        ("training interactions", train.len().to_string()),
+        (
+            "held-out interactions",
+            experiment.test().map_or(0, |t| t.len()).to_string(),
+        ),
+    ]);
+
+    html.heading("Training");
+    let loss: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|p| p.loss.map(|l| (p.epoch as f64, l)))
+        .collect();
+    if loss.is_empty() {
+        html.paragraph("No training loss was recorded for this model.");
+    } else {
+        html.figure(&line_chart(
+            "Training loss per epoch",
+            "epoch",
+            "loss estimate",
+            &[Series::new("loss", loss)],
+        ));
+    }
+    let metric = |f: fn(&recsys::Metrics) -> f64| -> Vec<(f64, f64)> {
+        curve
+            .iter()
+            .filter_map(|p| p.held_out.as_ref().map(|m| (p.epoch as f64, f(m))))
+            .collect()
+    };
+    let (precision, auc) = (metric(|m| m.precision_at_k), metric(|m| m.auc));
+    if precision.is_empty() {
+        html.paragraph(
+            "Held-out metrics were not computed after each epoch (train --report does).",
+        );
+    } else {
+        html.figure(&line_chart(
+            &format!("Held-out precision@{k} and AUC per epoch"),
+            "epoch",
+            "metric",
+            &[
+                Series::new(format!("precision@{k}"), precision),
+                Series::new("AUC", auc),
+            ],
+        ));
+    }
+
+    let popularity = experiment.popularity();
+    if let Some(test) = experiment.test().filter(|t| !t.is_empty()) {
+        html.heading("Ranking quality");
+        let options = experiment.eval_options(k, threads);
+        let model_ranks = rank_test_items(model, test, Some(train), &options)?;
+        let pop_ranks = rank_test_items(&popularity, test, Some(train), &options)?;
+        let (mp, mr) = precision_recall_curve(test, &model_ranks, 50);
+        let (pp, pr) = precision_recall_curve(test, &pop_ranks, 50);
+        html.figure(&line_chart(
+            "Precision at k",
+            "k",
+            "precision",
+            &[Series::new("model", mp), Series::new("popularity", pp)],
+        ));
+        html.figure(&line_chart(
+            "Recall at k",
+            "k",
+            "recall",
+            &[Series::new("model", mr), Series::new("popularity", pr)],
+        ));
+    }
+
+    html.heading("Catalogue");
+    let counts = train.item_counts();
+    let mut sorted: Vec<u32> = counts.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let total: f64 = sorted.iter().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
+    let n_items = sorted.len().max(1) as f64;
+    let step = (sorted.len() / 400).max(1);
+    let mut cumulative = 0.0;
+    let mut tail = vec![(0.0, 0.0)];
+    for (i, &c) in sorted.iter().enumerate() {
+        cumulative += f64::from(c);
+        if (i + 1) % step == 0 || i + 1 == sorted.len() {
+            tail.push(((i + 1) as f64 / n_items * 100.0, cumulative / total * 100.0));
+        }
+    }
+    html.figure(&line_chart(
+        "Popularity long tail",
+        "% of products, most popular first",
+        "% of training interactions",
+        &[Series::new("cumulative share", tail)],
+    ));
+    // Coverage: the share of the catalogue that appears in anybody's top 10.
+    let users: Vec<usize> = (0..train.n_users()).collect();
+    let sample: Vec<usize> = users
+        .iter()
+        .copied()
+        .step_by((users.len() / 2000).max(1))
+        .collect();
+    let covered = |scorer: &dyn recsys::Scorer| -> anyhow::Result<f64> {
+        let mut seen = vec![false; counts.len()];
+        for &u in &sample {
+            for (i, _) in experiment.recommend(scorer, u, 10)? {
+                seen[i] = true;
+            }
+        }
+        Ok(seen.iter().filter(|&&s| s).count() as f64 / n_items * 100.0)
+    };
+    let (model_cover, pop_cover) = (covered(model)?, covered(&popularity)?);
+    html.paragraph(&format!(
+        "Catalogue coverage of the top 10 over {} users: the model recommends {:.1} % of the          products at least once, popularity {:.1} %.",
+        sample.len(),
+        model_cover,
+        pop_cover
+    ));
+
+    // Scores of products without training interactions (cold) against the others.
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    let mut scores = Vec::new();
+    for &u in sample.iter().take(200) {
+        recsys::Scorer::score_all(model, recsys::UserQuery::Known(u), &mut scores)?;
+        for (i, &s) in scores
+            .iter()
+            .enumerate()
+            .step_by((scores.len() / 500).max(1))
+        {
+            if counts[i] == 0 {
+                cold.push(s)
+            } else {
+                warm.push(s)
+            }
+        }
+    }
+    if cold.is_empty() {
+        html.paragraph("Every product has training interactions: no cold-start scores to show.");
+    } else {
+        html.figure(&histogram(
+            "Scores of products without interactions (cold) and with (warm)",
+            "score",
+            &[("warm", &warm), ("cold", &cold)],
+            40,
+        ));
+    }
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html.finish("recsys training report"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +583,58 @@ mod tests {
         let svg = histogram("scores", "score", &[("warm", &a), ("cold", &b)], 4);
         assert!(svg.contains("warm (4 scores)") && svg.contains("cold (3 scores)"));
         assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+
+    /// A whole report on a small demo experiment: every section is there, each chart has
+    /// its series, nothing non-finite is written, and products without interactions get
+    /// their histogram when the split leaves some.
+    #[test]
+    fn a_training_report_has_every_section() {
+        use recsys::experiment::{Experiment, ExperimentConfig, Split};
+        let mut shop = recsys::demo::generate(&recsys::demo::DemoConfig {
+            users: 150,
+            products: 80,
+            interactions: 2000,
+            ..Default::default()
+        });
+        let split = Split::Random {
+            test_fraction: 0.2,
+            seed: 3,
+        };
+        let e = Experiment::load(&mut shop, &ExperimentConfig::collaborative(), split).unwrap();
+        let params = recsys::Hyperparameters::builder()
+            .loss(recsys::Loss::Warp)
+            .build()
+            .unwrap();
+        let (model, training) = e.fit(params, 3, 1, |_| {}).unwrap();
+        let curve: Vec<EpochPoint> = training
+            .epochs
+            .iter()
+            .map(|r| EpochPoint {
+                epoch: r.total_epochs,
+                loss: Some(r.loss),
+                held_out: None,
+            })
+            .collect();
+        let dir = std::env::temp_dir().join(format!("recsys-report-{}", std::process::id()));
+        let path = training_report(&dir, "hybrid <test>", &e, &model, &curve, 5, 1).unwrap();
+        let html = std::fs::read_to_string(&path).unwrap();
+        for heading in ["Training", "Ranking quality", "Catalogue"] {
+            assert!(html.contains(&format!("<h2>{heading}</h2>")), "{heading}");
+        }
+        assert!(html.contains("hybrid &lt;test&gt;"));
+        assert!(html.contains("Held-out metrics were not computed"));
+        // Loss, precision at k, recall at k (2 series each), the long tail.
+        assert_eq!(
+            html.matches("<svg").count(),
+            4 + usize::from(html.contains("cold ("))
+        );
+        assert_eq!(
+            html.matches("<polyline").count(),
+            1 + 2 + 2 + 1 + 2 * usize::from(html.contains("cold ("))
+        );
+        assert!(!html.contains("NaN") && !html.contains("inf"));
+        assert!(html.contains("Catalogue coverage of the top 10"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
