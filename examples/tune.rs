@@ -93,6 +93,10 @@ struct Args {
     /// and report both on the test pairs (the final report; the search never sees them).
     #[arg(long)]
     report_test: bool,
+    /// Write an HTML report to DIR/report.html: validation precision of every trial at each
+    /// rung (the halving as a picture) and the table of trials.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -438,6 +442,10 @@ fn run(args: Args) -> Result<()> {
             ""
         }
     );
+    if let Some(dir) = &args.report {
+        let path = write_report(dir, &report, &candidates, &sets, args.k)?;
+        eprintln!("report: {}", path.display());
+    }
     let file = config_file(winner, &sets[winner.features], w.epochs);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -469,4 +477,96 @@ fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The search as a page: every trial's validation precision by epochs, and the trials.
+fn write_report(
+    dir: &std::path::Path,
+    report: &recsys::tune::TuneReport,
+    candidates: &[Candidate],
+    sets: &[FeatureSet],
+    k: usize,
+) -> Result<PathBuf> {
+    use recsys_examples::report::{line_chart, Html, Series};
+    let mut html = Html::default();
+    let w = report.winner;
+    html.facts(&[
+        ("candidates", candidates.len().to_string()),
+        (
+            "search time",
+            format!("{:.1} s", report.elapsed.as_secs_f64()),
+        ),
+        (
+            "winner",
+            format!(
+                "#{} {} on {} for {} epochs: validation P@{k} {:.4}",
+                w.candidate,
+                candidates[w.candidate].label,
+                sets[candidates[w.candidate].features].name,
+                w.epochs,
+                w.precision
+            ),
+        ),
+    ]);
+    html.heading("Successive halving");
+    // The baseline, the winner and every trial that reached a second rung, by name; the
+    // others (eliminated at the first rung) as one series of points.
+    let mut series = Vec::new();
+    let mut first_rung_only = Vec::new();
+    for t in &report.trials {
+        let points: Vec<(f64, f64)> = t
+            .scores
+            .iter()
+            .map(|s| (s.epochs as f64, s.precision))
+            .collect();
+        if points.len() > 1 || t.candidate == 0 || t.candidate == w.candidate {
+            let tag = if t.candidate == 0 { " (baseline)" } else { "" };
+            series.push(Series::new(format!("#{}{tag}", t.candidate), points));
+        } else {
+            first_rung_only.extend(points);
+        }
+    }
+    html.figure(&line_chart(
+        &format!("Validation precision@{k} of each trial at each rung"),
+        "epochs",
+        &format!("precision@{k}"),
+        &series,
+    ));
+    html.paragraph(&format!(
+        "{} trials were eliminated at the first rung (their scores: {}).",
+        first_rung_only.len(),
+        first_rung_only
+            .iter()
+            .map(|(_, p)| format!("{p:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    html.heading("Trials");
+    let rows: Vec<(String, String)> = report
+        .trials
+        .iter()
+        .map(|t| {
+            let c = &candidates[t.candidate];
+            let scores: Vec<String> = t
+                .scores
+                .iter()
+                .map(|s| format!("{}:{:.4}", s.epochs, s.precision))
+                .collect();
+            (
+                format!("#{} {} ({})", t.candidate, c.label, sets[c.features].name),
+                format!(
+                    "{} — {}",
+                    scores.join(" "),
+                    t.stopped.as_deref().unwrap_or("trained to the end")
+                ),
+            )
+        })
+        .collect();
+    let rows: Vec<(&str, String)> = rows.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
+    html.facts(&rows);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, html.finish("recsys tuning report"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
