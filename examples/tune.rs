@@ -526,12 +526,15 @@ fn write_report(
             first_rung_only.extend(points);
         }
     }
-    html.figure(&line_chart(
-        &format!("Validation precision@{k} of each trial at each rung"),
-        "epochs",
-        &format!("precision@{k}"),
-        &series,
-    ));
+    html.figure(
+        "halving",
+        &line_chart(
+            &format!("Validation precision@{k} of each trial at each rung"),
+            "epochs",
+            &format!("precision@{k}"),
+            &series,
+        ),
+    );
     html.paragraph(&format!(
         "{} trials were eliminated at the first rung (their scores: {}).",
         first_rung_only.len(),
@@ -564,9 +567,5 @@ fn write_report(
         .collect();
     let rows: Vec<(&str, String)> = rows.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
     html.facts(&rows);
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, html.finish("recsys tuning report"))
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    html.write(dir, "recsys tuning report")
 }

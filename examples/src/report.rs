@@ -296,10 +296,11 @@ pub fn precision_recall_curve(
     (precision, recall)
 }
 
-/// An HTML document under construction.
+/// An HTML document under construction, with its figures also kept as SVG files.
 #[derive(Debug, Default)]
 pub struct Html {
     body: String,
+    figures: Vec<(String, String)>,
 }
 
 impl Html {
@@ -313,9 +314,25 @@ impl Html {
         let _ = write!(self.body, "<p>{}</p>", escape(text));
     }
 
-    /// An SVG figure.
-    pub fn figure(&mut self, svg: &str) {
+    /// An SVG figure, also written as `<name>.svg` by [`Html::write`].
+    pub fn figure(&mut self, name: &str, svg: &str) {
         let _ = write!(self.body, "<figure>{svg}</figure>");
+        self.figures.push((name.to_string(), svg.to_string()));
+    }
+
+    /// Writes `dir/report.html` and each figure as `dir/<name>.svg`; returns the page's
+    /// path.
+    pub fn write(&self, dir: &Path, title: &str) -> anyhow::Result<PathBuf> {
+        use anyhow::Context;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, svg) in &self.figures {
+            let path = dir.join(format!("{name}.svg"));
+            std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let path = dir.join("report.html");
+        std::fs::write(&path, self.finish(title))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 
     /// A two-column table of facts.
@@ -362,7 +379,6 @@ pub fn training_report(
     k: usize,
     threads: usize,
 ) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
     use recsys::core::rank_test_items;
     let train = experiment.train();
     let mut html = Html::default();
@@ -390,12 +406,15 @@ pub fn training_report(
     if loss.is_empty() {
         html.paragraph("No training loss was recorded for this model.");
     } else {
-        html.figure(&line_chart(
-            "Training loss per epoch",
-            "epoch",
-            "loss estimate",
-            &[Series::new("loss", loss)],
-        ));
+        html.figure(
+            "loss",
+            &line_chart(
+                "Training loss per epoch",
+                "epoch",
+                "loss estimate",
+                &[Series::new("loss", loss)],
+            ),
+        );
     }
     let metric = |f: fn(&recsys::Metrics) -> f64| -> Vec<(f64, f64)> {
         curve
@@ -409,15 +428,18 @@ pub fn training_report(
             "Held-out metrics were not computed after each epoch (train --report does).",
         );
     } else {
-        html.figure(&line_chart(
-            &format!("Held-out precision@{k} and AUC per epoch"),
-            "epoch",
-            "metric",
-            &[
-                Series::new(format!("precision@{k}"), precision),
-                Series::new("AUC", auc),
-            ],
-        ));
+        html.figure(
+            "held-out-per-epoch",
+            &line_chart(
+                &format!("Held-out precision@{k} and AUC per epoch"),
+                "epoch",
+                "metric",
+                &[
+                    Series::new(format!("precision@{k}"), precision),
+                    Series::new("AUC", auc),
+                ],
+            ),
+        );
     }
 
     let popularity = experiment.popularity();
@@ -428,18 +450,24 @@ pub fn training_report(
         let pop_ranks = rank_test_items(&popularity, test, Some(train), &options)?;
         let (mp, mr) = precision_recall_curve(test, &model_ranks, 50);
         let (pp, pr) = precision_recall_curve(test, &pop_ranks, 50);
-        html.figure(&line_chart(
-            "Precision at k",
-            "k",
-            "precision",
-            &[Series::new("model", mp), Series::new("popularity", pp)],
-        ));
-        html.figure(&line_chart(
-            "Recall at k",
-            "k",
-            "recall",
-            &[Series::new("model", mr), Series::new("popularity", pr)],
-        ));
+        html.figure(
+            "precision-at-k",
+            &line_chart(
+                "Precision at k",
+                "k",
+                "precision",
+                &[Series::new("model", mp), Series::new("popularity", pp)],
+            ),
+        );
+        html.figure(
+            "recall-at-k",
+            &line_chart(
+                "Recall at k",
+                "k",
+                "recall",
+                &[Series::new("model", mr), Series::new("popularity", pr)],
+            ),
+        );
     }
 
     html.heading("Catalogue");
@@ -457,12 +485,15 @@ pub fn training_report(
             tail.push(((i + 1) as f64 / n_items * 100.0, cumulative / total * 100.0));
         }
     }
-    html.figure(&line_chart(
-        "Popularity long tail",
-        "% of products, most popular first",
-        "% of training interactions",
-        &[Series::new("cumulative share", tail)],
-    ));
+    html.figure(
+        "long-tail",
+        &line_chart(
+            "Popularity long tail",
+            "% of products, most popular first",
+            "% of training interactions",
+            &[Series::new("cumulative share", tail)],
+        ),
+    );
     // Coverage: the share of the catalogue that appears in anybody's top 10.
     let users: Vec<usize> = (0..train.n_users()).collect();
     let sample: Vec<usize> = users
@@ -507,19 +538,18 @@ pub fn training_report(
     if cold.is_empty() {
         html.paragraph("Every product has training interactions: no cold-start scores to show.");
     } else {
-        html.figure(&histogram(
-            "Scores of products without interactions (cold) and with (warm)",
-            "score",
-            &[("warm", &warm), ("cold", &cold)],
-            40,
-        ));
+        html.figure(
+            "cold-and-warm-scores",
+            &histogram(
+                "Scores of products without interactions (cold) and with (warm)",
+                "score",
+                &[("warm", &warm), ("cold", &cold)],
+                40,
+            ),
+        );
     }
 
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, html.finish("recsys training report"))
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    html.write(dir, "recsys training report")
 }
 
 #[cfg(test)]
@@ -635,6 +665,8 @@ mod tests {
         );
         assert!(!html.contains("NaN") && !html.contains("inf"));
         assert!(html.contains("Catalogue coverage of the top 10"));
+        let svg = std::fs::read_to_string(dir.join("precision-at-k.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("Precision at k"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }
