@@ -83,6 +83,10 @@ struct Args {
     /// Threads for training and evaluation.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Trials trained at the same time, each on --threads / --parallel threads (with as
+    /// many as threads, every model trains on one thread: a bit-reproducible search).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
     /// Seed of the split, the validation carve-out, the candidates and the models.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -375,6 +379,7 @@ fn run(args: Args) -> Result<()> {
         eta: args.eta,
         k: args.k,
         threads: args.threads,
+        parallel: args.parallel,
         time_budget: args.seconds.map(Duration::from_secs),
     };
     let bar = if args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {

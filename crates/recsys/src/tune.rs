@@ -106,6 +106,10 @@ pub struct HalvingOptions {
     pub k: usize,
     /// Threads for training and evaluation.
     pub threads: usize,
+    /// Training steps run at the same time (1..=`threads`), each on `threads / parallel`
+    /// threads. With as many steps as threads every model trains on one thread, so the
+    /// search is bit-reproducible for a seed.
+    pub parallel: usize,
     /// Wall-time budget: once spent, no further training starts and the winner is chosen
     /// among what was scored.
     pub time_budget: Option<Duration>,
@@ -120,6 +124,7 @@ impl Default for HalvingOptions {
             eta: 3,
             k: 10,
             threads: 1,
+            parallel: 1,
             time_budget: None,
         }
     }
@@ -185,7 +190,7 @@ pub struct TuneReport {
     pub elapsed: Duration,
 }
 
-/// Progress of a search, reported before each training step.
+/// Progress of a search, reported as each training step finishes.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress<'a> {
     /// The candidate about to train.
@@ -198,6 +203,48 @@ pub struct Progress<'a> {
     pub done: usize,
     /// Steps of this rung.
     pub of: usize,
+}
+
+/// What one training step of a rung came to.
+enum Outcome {
+    Scored(Score),
+    Failed(String),
+    OutOfTime,
+}
+
+/// Runs `step` on every job, `parallel` at a time (on the calling thread when 1), handing
+/// each result to `done` on the calling thread as it arrives.
+fn run_jobs<S, D>(jobs: Vec<(usize, Option<Running>)>, parallel: usize, step: &S, mut done: D)
+where
+    S: Fn(usize, Option<Running>) -> (Option<Running>, Outcome) + Sync,
+    D: FnMut(usize, Option<Running>, Outcome),
+{
+    if parallel <= 1 {
+        for (c, run) in jobs {
+            let (run, outcome) = step(c, run);
+            done(c, run, outcome);
+        }
+        return;
+    }
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            let (queue, tx) = (&queue, tx.clone());
+            scope.spawn(move || loop {
+                let job = queue.lock().expect("queue lock").next();
+                let Some((c, run)) = job else { break };
+                let (run, outcome) = step(c, run);
+                if tx.send((c, run, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (c, run, outcome) in rx {
+            done(c, run, outcome);
+        }
+    });
 }
 
 /// A candidate's model, trained some epochs.
@@ -235,7 +282,8 @@ impl Running {
 }
 
 /// Runs the search (see the [module documentation](self)); `baseline` is the index of the
-/// candidate that is never eliminated. `progress` is called before each training step.
+/// candidate that is never eliminated. `progress` is called as each training step
+/// finishes, on the calling thread.
 pub fn successive_halving(
     data: &[TuneData<'_>],
     candidates: &[Candidate],
@@ -273,9 +321,17 @@ pub fn successive_halving(
     if options.eta < 2 {
         return invalid("eta", options.eta.to_string(), "must be >= 2");
     }
+    if options.parallel == 0 || options.parallel > options.threads {
+        return invalid(
+            "parallel",
+            format!("{} with {} threads", options.parallel, options.threads),
+            "must be in 1..=threads",
+        );
+    }
+    let per_trial = options.threads / options.parallel;
     let eval = EvalOptions {
         k: options.k,
-        threads: options.threads,
+        threads: per_trial,
         candidates: None,
     };
     let started = Instant::now();
@@ -291,43 +347,65 @@ pub fn successive_halving(
     let mut rung_epochs = options.min_epochs;
     let mut out_of_time = false;
     'rungs: loop {
-        for (done, &c) in alive.iter().enumerate() {
+        // This rung's training steps, `parallel` at a time, each on `threads / parallel`
+        // threads; results (and progress) arrive on this thread as steps finish.
+        let jobs: Vec<(usize, Option<Running>)> =
+            alive.iter().map(|&c| (c, running[c].take())).collect();
+        let of = jobs.len();
+        let step = |c: usize, run: Option<Running>| -> (Option<Running>, Outcome) {
             if options.time_budget.is_some_and(|b| started.elapsed() >= b) {
-                out_of_time = true;
-                break 'rungs;
+                return (run, Outcome::OutOfTime);
             }
             let candidate = &candidates[c];
+            let d = &data[candidate.features];
+            let mut run = match run {
+                Some(r) => r,
+                None => match Running::new(d.dataset, &candidate.params) {
+                    Ok(r) => r,
+                    Err(e) => return (None, Outcome::Failed(e.to_string())),
+                },
+            };
+            let t = Instant::now();
+            if let Err(e) = run.train_to(d.train, rung_epochs, per_trial) {
+                return (None, Outcome::Failed(e.to_string()));
+            }
+            let train_time = t.elapsed();
+            match evaluate(&run.model, d.valid, Some(d.train), &eval) {
+                Ok(m) => (
+                    Some(run),
+                    Outcome::Scored(Score {
+                        epochs: rung_epochs,
+                        precision: m.precision_at_k,
+                        auc: m.auc,
+                        train_time,
+                    }),
+                ),
+                Err(e) => (None, Outcome::Failed(e.to_string())),
+            }
+        };
+        let mut done = 0;
+        let mut rung_out_of_time = false;
+        run_jobs(jobs, options.parallel, &step, |c, run, outcome| {
+            running[c] = run;
+            match outcome {
+                Outcome::Scored(score) => trials[c].scores.push(score),
+                Outcome::Failed(e) => {
+                    trials[c].stopped = Some(format!("failed at {rung_epochs} epochs: {e}"));
+                }
+                Outcome::OutOfTime => rung_out_of_time = true,
+            }
             progress(&Progress {
-                candidate,
+                candidate: &candidates[c],
                 index: c,
                 epochs: rung_epochs,
                 done,
-                of: alive.len(),
+                of,
             });
-            let d = &data[candidate.features];
-            let step = (|| -> Result<Score> {
-                let run = match &mut running[c] {
-                    Some(r) => r,
-                    slot => slot.insert(Running::new(d.dataset, &candidate.params)?),
-                };
-                let t = Instant::now();
-                run.train_to(d.train, rung_epochs, options.threads)?;
-                let train_time = t.elapsed();
-                let m = evaluate(&run.model, d.valid, Some(d.train), &eval)?;
-                Ok(Score {
-                    epochs: rung_epochs,
-                    precision: m.precision_at_k,
-                    auc: m.auc,
-                    train_time,
-                })
-            })();
-            match step {
-                Ok(score) => trials[c].scores.push(score),
-                Err(e) => {
-                    trials[c].stopped = Some(format!("failed at {rung_epochs} epochs: {e}"));
-                    running[c] = None;
-                }
-            }
+            done += 1;
+        });
+        if rung_out_of_time {
+            out_of_time = true;
+            break 'rungs;
         }
         alive.retain(|&c| trials[c].stopped.is_none());
         if rung_epochs >= options.max_epochs || alive.is_empty() {

@@ -90,6 +90,7 @@ fn the_search_halves_the_field_and_keeps_the_baseline() {
         eta: 3,
         k: 5,
         threads: 1,
+        parallel: 1,
         time_budget: None,
     };
     let candidates = candidates();
@@ -145,6 +146,37 @@ fn the_same_seed_gives_the_same_search() {
     })
 }
 
+/// Two steps at a time on one thread each give exactly the search of one step at a time
+/// on one thread (each model trains on one thread either way).
+#[test]
+fn parallel_steps_give_the_same_search() {
+    with_data(|data| {
+        let run = |threads: usize, parallel: usize| {
+            let options = HalvingOptions {
+                min_epochs: 1,
+                max_epochs: 3,
+                threads,
+                parallel,
+                ..HalvingOptions::default()
+            };
+            let mut steps = 0;
+            let r = successive_halving(data, &candidates(), 0, &options, |_| steps += 1).unwrap();
+            let scores: Vec<Vec<(usize, f64, f64)>> = r
+                .trials
+                .iter()
+                .map(|t| {
+                    t.scores
+                        .iter()
+                        .map(|s| (s.epochs, s.precision, s.auc))
+                        .collect()
+                })
+                .collect();
+            (r.winner.candidate, r.winner.epochs, scores, steps)
+        };
+        assert_eq!(run(2, 2), run(1, 1));
+    })
+}
+
 #[test]
 fn budgets_and_bad_settings_are_reported() {
     with_data(|data| {
@@ -176,6 +208,14 @@ fn budgets_and_bad_settings_are_reported() {
             0,
         );
         assert!(e0.contains("min_epochs"), "{e0}");
+        let e2 = bad(
+            HalvingOptions {
+                parallel: 2,
+                ..HalvingOptions::default()
+            },
+            0,
+        );
+        assert!(e2.contains("parallel"), "{e2}");
         let mut wrong = candidates();
         wrong[2].features = 3;
         let err = successive_halving(data, &wrong, 0, &HalvingOptions::default(), |_| {})
