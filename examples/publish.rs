@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use recsys::recommend::Bundle;
-use recsys::store::mongo::{redact_uri, MongoStore};
+use recsys::store::mongo::redact_uri;
 
 #[derive(Parser, Debug)]
 #[command(about = "Publish a bundle as the current model of a database")]
@@ -42,11 +42,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     let redacted = redact_uri(&args.uri);
-    let mut store =
-        MongoStore::connect(&args.uri).with_context(|| format!("connecting to {redacted}"))?;
-    if let Some(db) = &args.database {
-        store = store.with_database(db);
-    }
+    let store = recsys_examples::connect_store(&args.uri, args.database.as_deref())?;
     if let Some(path) = &args.bundle {
         let started = Instant::now();
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

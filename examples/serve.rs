@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use recsys::store::mongo::MongoStore;
 use recsys_server::{
     load_bundle, serve, shutdown_signal, AppState, Compute, EventStore, LiveLimits, MongoEvents,
     MongoProducts, ProductSource, ServerConfig,
@@ -231,14 +230,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let (uri, database) = (uri.trim().to_string(), args.database.clone());
             // The sync driver runs on the blocking pool, never on an async worker.
             let store = tokio::task::spawn_blocking(move || {
-                let store = MongoStore::connect(&uri)?;
-                Ok::<_, recsys::store::StoreError>(match database {
-                    Some(db) => store.with_database(&db),
-                    None => store,
-                })
+                recsys_examples::connect_store(&uri, database.as_deref())
             })
-            .await?
-            .context("MongoDB connection string")?;
+            .await??;
             Some(store)
         }
         _ => None,

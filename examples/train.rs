@@ -38,7 +38,6 @@ use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
 use recsys::features::{RecordIter, SourceError};
 use recsys::recommend::EvaluationSummary;
-use recsys::store::mongo::MongoStore;
 use recsys::{
     Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model, NeighbourTable,
     ProductRecord, RecordSource, UserRecord,
@@ -226,11 +225,7 @@ fn feature_config(args: &Args, demo: bool) -> Result<ExperimentConfig> {
 
 fn open_input(args: &Args) -> Result<Input> {
     if let Some(uri) = &args.uri {
-        let mut store = MongoStore::connect(uri)
-            .with_context(|| format!("connecting to {}", recsys::store::mongo::redact_uri(uri)))?;
-        if let Some(db) = &args.database {
-            store = store.with_database(db);
-        }
+        let store = recsys_examples::connect_store(uri, args.database.as_deref())?;
         return Ok(Input::Mongo(uri.clone(), store.source()));
     }
     if let Some(dir) = &args.data {
@@ -403,11 +398,7 @@ fn run(args: Args) -> Result<()> {
 /// Publishes the saved bundle at `path` through the database (GridFS + `current` pointer).
 fn publish(uri: &str, database: Option<&str>, path: &Path, bundle: &Bundle) -> Result<()> {
     let redacted = recsys::store::mongo::redact_uri(uri);
-    let mut store =
-        MongoStore::connect(uri).with_context(|| format!("connecting to {redacted}"))?;
-    if let Some(db) = database {
-        store = store.with_database(db);
-    }
+    let store = recsys_examples::connect_store(uri, database)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let started = Instant::now();
     let published = store

@@ -557,6 +557,22 @@ pub fn warn_unused_negative_types(config: &recsys::ExperimentConfig, dataset: &r
     }
 }
 
+/// A store on `uri` (database `database`, else the URI's, else "recsys"); the error names
+/// the URI with its password redacted. Blocking: call it off async workers.
+pub fn connect_store(
+    uri: &str,
+    database: Option<&str>,
+) -> anyhow::Result<recsys::store::mongo::MongoStore> {
+    use anyhow::Context;
+    use recsys::store::mongo::{redact_uri, MongoStore};
+    let store = MongoStore::connect(uri.trim())
+        .with_context(|| format!("connecting to {}", redact_uri(uri)))?;
+    Ok(match database {
+        Some(db) => store.with_database(db),
+        None => store,
+    })
+}
+
 /// The exit code of an example's `run`: errors are printed with their causes.
 ///
 /// A closed standard output (`… | head`) ends the program quietly with success, as `cat`

@@ -226,10 +226,7 @@ impl Model {
 
     /// Scores of every item for a known user.
     pub fn predict_all(&self, user: usize) -> Result<Vec<f32>> {
-        match self {
-            Model::Hybrid(m) => m.predict_all(user),
-            Model::Als(m) => m.predict_all(user),
-        }
+        Factorised::predict_every_item(self, user)
     }
 }
 

@@ -25,9 +25,9 @@ pub enum Followed {
     Refused(String),
 }
 
-fn database_error(e: recsys_store::StoreError) -> ServerError {
+fn database_error(store: &MongoStore, e: recsys_store::StoreError) -> ServerError {
     ServerError::Database {
-        uri: String::new(),
+        uri: store.uri().to_string(),
         message: e.to_string(),
     }
 }
@@ -61,9 +61,9 @@ pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), S
     tokio::task::spawn_blocking(move || {
         let published = store
             .current_model()
-            .map_err(database_error)?
+            .map_err(|e| database_error(&store, e))?
             .ok_or_else(|| ServerError::Database {
-                uri: String::new(),
+                uri: store.uri().to_string(),
                 message: "no model is published (train --publish publishes one)".into(),
             })?;
         let bundle = fetch(&store, &published).map_err(|reason| ServerError::Unservable {
@@ -83,7 +83,7 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
     let current = tokio::task::spawn_blocking(move || reader.current_model())
         .await
         .map_err(|e| ServerError::Task(e.to_string()))?
-        .map_err(database_error)?;
+        .map_err(|e| database_error(store, e))?;
     let Some(published) = current else {
         return Ok(Followed::Unchanged);
     };
