@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use recsys_server::{
-    load_bundle, serve, shutdown_signal, AppState, Compute, EventStore, LiveLimits, MongoEvents,
-    MongoProducts, ProductSource, ServerConfig,
+    load_bundle, serve, shutdown_signal, AppState, Compute, EventStore, LiveLimits, MemoryEvents,
+    MongoEvents, MongoProducts, ProductSource, ServerConfig,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -161,6 +161,11 @@ struct Args {
     /// Live events older than this many seconds are forgotten.
     #[arg(long, env = "RECSYS_LIVE_MAX_AGE_SECS", default_value_t = 86_400)]
     live_max_age_secs: u64,
+    /// Serve the demo storefront at http://HOST:PORT/ (product grid, product pages with
+    /// "customers also viewed" and "recommended for you", a new visitor whose clicks are
+    /// posted as events). Without a database, its events are kept in memory only.
+    #[arg(long, env = "RECSYS_DEMO_UI")]
+    demo_ui: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -218,6 +223,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_events_per_user: args.live_max_events_per_user,
             max_age: Duration::from_secs(args.live_max_age_secs),
         },
+        demo_ui: args.demo_ui,
         ..ServerConfig::default()
     };
     // Refuse contradictory flags, and admin routes open to the network without a token,
@@ -283,6 +289,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!(store = %events.describe(), poll_ms = args.events_poll_ms, "live events: POST /events");
             Some(Arc::new(events))
         }
+        // The storefront's new visitor needs somewhere to send clicks: without a database
+        // they live in this process only (lost at exit, not seen by other replicas).
+        _ if args.demo_ui && !args.no_events => {
+            tracing::info!("live events: POST /events, kept in memory (no database)");
+            Some(Arc::new(MemoryEvents::new()))
+        }
         _ => None,
     };
     let described = source.as_ref().map(|s| s.describe());
@@ -312,6 +324,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {address}"))?;
     tracing::info!(%address, "listening");
+    if args.demo_ui {
+        tracing::info!("demo storefront: http://{address}/");
+    }
     serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     pub events_retention: Duration,
     /// The bounds of the in-memory live state (users, events per user, age).
     pub live: crate::live::LiveLimits,
+    /// Serve the demo storefront (`GET /` and `/demo/…`, generated product pictures under
+    /// `/image/generated/`); off by default. See the crate documentation.
+    pub demo_ui: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -123,6 +126,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("events_lookback", &self.events_lookback)
             .field("events_retention", &self.events_retention)
             .field("live", &self.live)
+            .field("demo_ui", &self.demo_ui)
             .finish()
     }
 }
@@ -155,6 +159,7 @@ impl Default for ServerConfig {
             events_lookback: Duration::from_secs(10),
             events_retention: Duration::from_secs(60),
             live: crate::live::LiveLimits::default(),
+            demo_ui: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `GET /health`, `GET /ready`, `GET /metrics` | liveness; model + database state; Prometheus text |
 //! | `POST /events` | live events, one or an array (only with an [`EventStore`], see [`AppState::with_events`]) |
 //! | `POST /admin/reload` | reload the bundle file (only with [`ServerConfig::admin_routes`]; bearer token when [`ServerConfig::admin_token`] is set) |
+//! | `GET /`, `/demo/…`, `GET /image/generated/{id}.svg` | the demo storefront: a product grid with search and attribute filters, product pages with "customers also viewed" and "recommended for you", a user switcher with a new visitor whose clicks are posted as events (only with [`ServerConfig::demo_ui`]; docs/serving.md) |
 //!
 //! * **Bad input** answers 400 with `{"error", "code", "param"}`; unknown parameters are
 //!   ignored; no input produces a 5xx (property-tested). Every error, also those answered
@@ -87,6 +88,7 @@
 
 mod config;
 mod conn;
+mod demo;
 mod details;
 mod error;
 mod events;
@@ -143,6 +145,9 @@ pub fn router(state: AppState) -> Result<Router, ConfigError> {
     }
     if state.config().admin_routes {
         app = app.route("/admin/reload", post(handlers::reload));
+    }
+    if state.config().demo_ui {
+        app = app.merge(demo::routes());
     }
     Ok(app
         .fallback(handlers::not_found)
