@@ -223,7 +223,11 @@ impl Replica {
         }
     }
 
-    fn ready(&self) -> Value {
+    /// `/ready`, or a failure naming the replica when its process has ended.
+    fn ready(&mut self) -> Value {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            panic!("{} ({}) has exited: {status}", self.name, self.address);
+        }
         ready(self.address)
     }
 
@@ -475,14 +479,14 @@ impl Load {
                     (stop.clone(), tally.clone(), targets[w % targets.len()]);
                 std::thread::spawn(move || {
                     let mut client = Client::new(target);
-                    let mut i = w;
+                    let mut i = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        let path = request_path(i);
+                        let path = request_path(w, i);
                         match client.get(&path) {
                             Ok(answer) => check_answer(&tally, target, &path, &answer),
                             Err(e) => tally.fail(e),
                         }
-                        i += CONNECTIONS;
+                        i += 1;
                     }
                 })
             })
@@ -498,11 +502,18 @@ impl Load {
         self.tally.ok.load(Ordering::Relaxed)
     }
 
-    /// Waits until `more` requests beyond the current count were answered.
+    /// Waits until `more` requests beyond the current count were answered; fails at the
+    /// first failed request.
     fn wait_for(&self, more: usize, what: &str) {
         let goal = self.ok() + more;
         eventually(what, || {
             let (ok, failed) = (self.ok(), self.tally.failed.load(Ordering::Relaxed));
+            assert_eq!(
+                failed,
+                0,
+                "{what}: failed requests (first ones: {:#?})",
+                self.tally.errors.lock().unwrap()
+            );
             if ok >= goal {
                 Ok(())
             } else {
@@ -527,14 +538,14 @@ impl Drop for Load {
     }
 }
 
-/// The `i`-th request of the load: known users, strangers, products viewed, the seed's
-/// contract route.
-fn request_path(i: usize) -> String {
-    let user = 1 + i % USERS;
-    let product = 10_001 + i % PRODUCTS;
+/// The `i`-th request of load worker `worker`: in turn a known user, a stranger viewing a
+/// product, a product's similar products and the seed's contract route.
+fn request_path(worker: usize, i: usize) -> String {
+    let user = 1 + (worker * 37 + i * 7) % USERS;
+    let product = 10_001 + (worker * 19 + i * 11) % PRODUCTS;
     match i % 4 {
         0 => format!("/recommendations/{user}?n=5"),
-        1 => format!("/recommendations/visitor-{i}?n=5&productId={product}"),
+        1 => format!("/recommendations/visitor-{worker}-{i}?n=5&productId={product}"),
         2 => format!("/products/{product}/similar?n=5"),
         _ => format!("/similar-products?productId={product}&userId={user}&n=5"),
     }
@@ -665,7 +676,7 @@ fn two_serve_processes_follow_published_models_under_load() {
     ];
     let addresses: Vec<SocketAddr> = replicas.iter().map(|r| r.address).collect();
     assert_ne!(addresses[0], addresses[1]);
-    for replica in &replicas {
+    for replica in &mut replicas {
         let ready = replica.ready();
         assert_eq!(model_version(&ready), id1, "{}: {ready}", replica.name);
         assert_eq!(ready["model_source"]["kind"], "store", "{ready}");
@@ -691,7 +702,7 @@ fn two_serve_processes_follow_published_models_under_load() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for replica in &replicas {
+    for replica in &mut replicas {
         eventually(&format!("{} serves {id2}", replica.name), || {
             let ready = replica.ready();
             if model_version(&ready) == id2 {
@@ -724,7 +735,7 @@ fn two_serve_processes_follow_published_models_under_load() {
             tally.answers.lock().unwrap()
         );
     }
-    for replica in &replicas {
+    for replica in &mut replicas {
         let ready = replica.ready();
         assert_eq!(ready["model_source"]["kind"], "store", "{ready}");
         assert_eq!(ready["model_source"]["model_id"], id2.as_str(), "{ready}");
@@ -754,7 +765,7 @@ fn two_serve_processes_follow_published_models_under_load() {
     store
         .publish_model(id3, &damaged)
         .expect("publishing the damaged model");
-    for replica in &replicas {
+    for replica in &mut replicas {
         eventually(&format!("{} refuses {id3}", replica.name), || {
             let ready = replica.ready();
             if ready["refused_model"]["model_id"].as_str() == Some(id3.as_str()) {
