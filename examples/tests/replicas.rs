@@ -778,6 +778,7 @@ fn two_serve_processes_follow_published_models_under_load() {
         assert_eq!(model_version(&ready), id2, "{}: {ready}", replica.name);
         let reason = ready["refused_model"]["reason"].as_str().unwrap_or("");
         assert!(reason.contains("checksum"), "{}: {ready}", replica.name);
+        println!("{} /ready after the damaged model: {ready}", replica.name);
     }
     load.wait_for(300, "the load generator answered after the refusal");
     let tally = load.finish();
