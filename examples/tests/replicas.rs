@@ -626,6 +626,64 @@ impl Drop for DropDatabase {
     }
 }
 
+/// A real replica's `/ready` against the `Readiness` schema of docs/openapi.json: every
+/// field documented, the required ones present, with their documented types, and
+/// `model_source` and `refused_model` as documented (the server crate's openapi test
+/// checks the other routes and kinds with in-process servers).
+fn assert_documented(ready: &Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: Value = serde_json::from_str(&text).expect("docs/openapi.json is JSON");
+    let schema = &doc["components"]["schemas"]["Readiness"];
+    assert_object_documented(schema, ready, "/ready");
+    let kind = &ready["model_source"]["kind"];
+    let variant = schema["properties"]["model_source"]["anyOf"]
+        .as_array()
+        .expect("model_source is documented per kind (anyOf)")
+        .iter()
+        .find(|variant| &variant["properties"]["kind"]["const"] == kind)
+        .unwrap_or_else(|| panic!("model_source kind {kind} is not documented"));
+    assert_object_documented(variant, &ready["model_source"], "/ready model_source");
+    if let Some(refused) = ready.get("refused_model") {
+        let schema = &schema["properties"]["refused_model"];
+        assert_object_documented(schema, refused, "/ready refused_model");
+    }
+}
+
+/// `value`'s fields are `schema`'s properties, with every required one and the documented
+/// types and constants.
+fn assert_object_documented(schema: &Value, value: &Value, at: &str) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{at} is not an object: {value}"));
+    let properties = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{at}: no documented properties"));
+    for required in schema["required"].as_array().into_iter().flatten() {
+        let required = required.as_str().expect("required names");
+        assert!(
+            object.contains_key(required),
+            "{at}: the documented field {required} is missing: {value}"
+        );
+    }
+    for (key, field) in object {
+        let documented = properties.get(key).unwrap_or_else(|| {
+            panic!("{at}: the field {key} is not documented in docs/openapi.json: {value}")
+        });
+        let typed = match documented["type"].as_str() {
+            Some("string") => field.is_string(),
+            Some("integer") => field.is_i64() || field.is_u64(),
+            Some("boolean") => field.is_boolean(),
+            Some("object") => field.is_object(),
+            _ => true,
+        };
+        assert!(typed, "{at}: {key} is {field}, documented as {documented}");
+        if let Some(constant) = documented.get("const") {
+            assert_eq!(field, constant, "{at}: {key}");
+        }
+    }
+}
+
 fn model_version(ready: &Value) -> &str {
     ready["model_version"].as_str().unwrap_or("")
 }
@@ -682,6 +740,7 @@ fn two_serve_processes_follow_published_models_under_load() {
         assert_eq!(ready["model_source"]["kind"], "store", "{ready}");
         assert_eq!(ready["model_source"]["model_id"], id1.as_str(), "{ready}");
         assert!(ready.get("refused_model").is_none(), "{ready}");
+        assert_documented(&ready);
     }
 
     // ---- a model published mid-load reaches both, with zero failed requests
@@ -739,6 +798,7 @@ fn two_serve_processes_follow_published_models_under_load() {
         let ready = replica.ready();
         assert_eq!(ready["model_source"]["kind"], "store", "{ready}");
         assert_eq!(ready["model_source"]["model_id"], id2.as_str(), "{ready}");
+        assert_documented(&ready);
     }
 
     // ---- a corrupt model is refused by both; they keep answering with the old one
@@ -779,6 +839,7 @@ fn two_serve_processes_follow_published_models_under_load() {
         let reason = ready["refused_model"]["reason"].as_str().unwrap_or("");
         assert!(reason.contains("checksum"), "{}: {ready}", replica.name);
         println!("{} /ready after the damaged model: {ready}", replica.name);
+        assert_documented(&ready);
     }
     load.wait_for(300, "the load generator answered after the refusal");
     let tally = load.finish();
