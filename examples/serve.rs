@@ -59,7 +59,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "RECSYS_HOST", default_value = "127.0.0.1")]
     host: std::net::IpAddr,
-    /// Port to listen on.
+    /// Port to listen on; 0 picks a free one, named by the `listening` log line (with
+    /// `--log-format json`: `fields.address` of the line whose `fields.message` is
+    /// "listening").
     #[arg(long, env = "RECSYS_PORT", default_value_t = 8002)]
     port: u16,
     /// MongoDB URI for product details; without it, details come from the bundle.
@@ -323,6 +325,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("binding {address}"))?;
+    // The bound address, so `--port 0` (a free port) can be found: tests and scripts read
+    // it from this line.
+    let address = listener
+        .local_addr()
+        .with_context(|| format!("reading the address bound for {address}"))?;
     tracing::info!(%address, "listening");
     if args.demo_ui {
         tracing::info!("demo storefront: http://{address}/");
