@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine or a developer's:
-#   1. installs the system packages the build needs (OpenBLAS for ndarray-linalg),
+#   1. installs the system packages the build and the tests need (OpenBLAS for
+#      ndarray-linalg; Chromium for the storefront's browser test),
 #   2. starts a real MongoDB-compatible server (scripts/db.sh: $MONGODB_URI, a mongod on
 #      PATH, or FerretDB built from the Go module proxy) and stops it again on exit,
 #   3. checks that the quickstart (the README's first command) binds no system library,
@@ -14,7 +15,7 @@ log() { printf '[test.sh] %s\n' "$*" >&2; }
 
 # ---- 1. system packages --------------------------------------------------------------
 missing=()
-for pkg in libopenblas-dev pkg-config; do
+for pkg in libopenblas-dev pkg-config chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The storefront's browser test (crates/recsys-server/tests/browser.rs) fails instead of
+# skipping when no Chromium is found.
+export RECSYS_REQUIRE_BROWSER=1
 
 # BLAS threads would fight rayon's.
 export OPENBLAS_NUM_THREADS=1

@@ -167,12 +167,22 @@ impl CatalogCache {
             }
         }
         let for_build = Arc::clone(&bundle);
-        let catalog = tokio::task::spawn_blocking(move || Arc::new(Catalog::build(&for_build)))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "demo catalogue task failed");
-                ApiError::internal("the catalogue could not be indexed")
-            })?;
+        let catalog = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let catalog = Catalog::build(&for_build);
+            tracing::info!(
+                model_version = %catalog.model_id,
+                products = catalog.search.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "demo storefront: catalogue indexed"
+            );
+            Arc::new(catalog)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "demo catalogue task failed");
+            ApiError::internal("the catalogue could not be indexed")
+        })?;
         *self.lock() = Some(Arc::clone(&catalog));
         Ok((bundle, catalog))
     }
@@ -200,11 +210,14 @@ fn shown_features(vocabulary: &FeatureVocabulary) -> Vec<Option<(usize, &str)>> 
         .collect()
 }
 
+/// `(vocabulary column, value)` → `(facet column, value position)`.
+type FacetPositions = HashMap<(usize, String), (u16, u32)>;
+
 /// Columns with at least one shown value, values by descending count then text.
 fn facets(
     vocabulary: &FeatureVocabulary,
     counts: &HashMap<(usize, &str), usize>,
-) -> (Vec<Facet>, HashMap<(usize, String), (u16, u32)>) {
+) -> (Vec<Facet>, FacetPositions) {
     let mut by_column: Vec<Vec<FacetValue>> = vec![Vec::new(); vocabulary.spec().columns.len()];
     for (&(c, value), &count) in counts {
         by_column[c].push(FacetValue {
@@ -694,6 +707,12 @@ fn picture_svg(name: &str, attributes: &[(&str, &str)]) -> String {
         Some(colour) => colour.to_string(),
         None => format!("hsl({}, 45%, 42%)", key % 360),
     };
+    // Dark text on the light named colours, white on everything else.
+    let light = matches!(
+        colour_attribute,
+        Some("#e8e4da" | "#cdb891" | "#b4b8bd" | "#e0b422" | "#c9a23f")
+    );
+    let ink = if light { "#1d2327" } else { "#ffffff" };
     let accent = format!("hsl({}, 70%, 85%)", (key / 360) % 360);
     let shape = match (key / 7) % 4 {
         0 => r#"<circle cx="120" cy="104" r="62""#.to_string(),
@@ -713,14 +732,15 @@ fn picture_svg(name: &str, attributes: &[(&str, &str)]) -> String {
             r##"<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 240 240" role="img" aria-label="{name}">"##,
             r##"<rect width="240" height="240" fill="{background}"/>"##,
             r##"{shape} fill="{accent}" fill-opacity="0.35"/>"##,
-            r##"<text x="120" y="122" font-family="sans-serif" font-size="52" font-weight="700" text-anchor="middle" fill="#ffffff">{initials}</text>"##,
-            r##"<text x="120" y="214" font-family="sans-serif" font-size="15" text-anchor="middle" fill="#ffffff" fill-opacity="0.9">{label}</text>"##,
+            r##"<text x="120" y="122" font-family="sans-serif" font-size="52" font-weight="700" text-anchor="middle" fill="{ink}">{initials}</text>"##,
+            r##"<text x="120" y="214" font-family="sans-serif" font-size="15" text-anchor="middle" fill="{ink}" fill-opacity="0.9">{label}</text>"##,
             "</svg>"
         ),
         name = escape_xml(name),
         background = background,
         shape = shape,
         accent = accent,
+        ink = ink,
         initials = escape_xml(&initials),
         label = escape_xml(&label),
     )

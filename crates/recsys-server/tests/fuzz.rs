@@ -48,6 +48,11 @@ fn key() -> impl Strategy<Value = String> {
         Just("exclude".to_string()),
         Just("attr.region".to_string()),
         Just("attr.".to_string()),
+        Just("page".to_string()),
+        Just("per_page".to_string()),
+        Just("q".to_string()),
+        Just("column".to_string()),
+        Just("value".to_string()),
         piece(),
     ]
 }
@@ -72,6 +77,11 @@ fn path() -> impl Strategy<Value = String> {
         Just("/ready".to_string()),
         Just("/metrics".to_string()),
         Just("/admin/reload".to_string()),
+        Just("/demo/api/shop".to_string()),
+        Just("/demo/api/products".to_string()),
+        piece().prop_map(|p| format!("/demo/api/products/{p}")),
+        piece().prop_map(|p| format!("/image/generated/{p}")),
+        piece().prop_map(|p| format!("/image/generated/{p}.svg")),
         piece().prop_map(|p| format!("/{p}")),
     ]
 }
@@ -98,7 +108,7 @@ proptest! {
                 let images = std::env::temp_dir().join(format!("recsys-server-fuzz-{}", std::process::id()));
                 std::fs::create_dir_all(&images).unwrap();
                 std::fs::write(images.join("100.jpg"), b"jpeg").unwrap();
-                router(state(ServerConfig { image_dir: Some(images), admin_routes: true, ..ServerConfig::default() })).expect("valid config")
+                router(state(ServerConfig { image_dir: Some(images), admin_routes: true, demo_ui: true, ..ServerConfig::default() })).expect("valid config")
             };
         }
         let uri = if q.is_empty() { p.clone() } else { format!("{p}?{q}") };

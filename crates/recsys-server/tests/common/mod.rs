@@ -93,6 +93,32 @@ pub fn bundle() -> Bundle {
     bundle_with_seed(7)
 }
 
+/// The quickstart's demo shop (600 products with category, brand, colour…; users with
+/// city, age group and type), trained briefly in-process: for the storefront's tests.
+pub fn demo_bundle() -> Bundle {
+    use recsys::demo::{generate, DemoConfig};
+    use recsys::experiment::{Experiment, ExperimentConfig, Split};
+
+    let mut shop = generate(&DemoConfig::default());
+    let products = shop.products.clone();
+    let experiment = Experiment::load(&mut shop, &ExperimentConfig::demo_hybrid(), Split::None)
+        .expect("the demo shop loads");
+    let params = Hyperparameters::builder()
+        .loss(Loss::Warp)
+        .no_components(16)
+        .seed(3)
+        .build()
+        .expect("hyperparameters");
+    let (model, _) = experiment.fit(params, 5, 1, |_| {}).expect("training");
+    experiment
+        .bundle(model)
+        .products(products)
+        .neighbours(10)
+        .description("storefront test shop")
+        .build()
+        .expect("the bundle")
+}
+
 pub fn state(config: ServerConfig) -> AppState {
     AppState::new(bundle(), None, config)
 }
