@@ -3,8 +3,9 @@
 //! demo shop with in-memory events.
 //!
 //! The test loads the grid, opens a product, checks both recommendation blocks, switches to
-//! a new visitor, opens three products and checks that "recommended for you" changed (folded
-//! in from the visitor's events); then the same pages at 375 px. Every step's screenshot is
+//! a new visitor, picks one of its attributes (cold start), opens three products and checks
+//! that "recommended for you" changed (folded in from the visitor's events); then the same
+//! pages at 375 px. Every step's screenshot is
 //! written to `target/tmp/browser/` (cargo's `CARGO_TARGET_TMPDIR`). Any JavaScript
 //! exception, console error or failed request (network error or HTTP status ≥ 400) fails
 //! the test.
@@ -478,6 +479,23 @@ fn the_storefront_works_in_a_real_browser() {
         "nothing is known about a new visitor"
     );
     page.screenshot("3-new-visitor-1280");
+
+    // The visitor tells the shop one attribute: cold start from it.
+    page.eval(
+        "const p = document.querySelector('#visitor-attributes select'); \
+         document.body.dataset.state = 'loading'; \
+         p.value = p.options[1].value; p.dispatchEvent(new Event('change')); true",
+    );
+    page.wait_rendered("the grid after choosing an attribute");
+    let with_attribute = page.block_items("for-you");
+    assert_eq!(
+        page.block_strategy("for-you"),
+        "cold-start-features",
+        "an attribute that the model knows"
+    );
+    assert_ne!(before, with_attribute, "the attribute changed the list");
+    let before = with_attribute;
+    page.screenshot("3-new-visitor-attribute-1280");
     page.assert_no_problems("switching to a new visitor");
 
     // 4. Three products opened from the grid (each posts a view event).
