@@ -227,23 +227,29 @@ impl DocReader<'_> {
         })
     }
 
+    /// A number that must be `>= 0` when present (the CSV reader's rule for prices and
+    /// weights).
+    fn non_negative(&self, doc: &Document, field: &str) -> Result<Option<f64>, SourceError> {
+        match self.number(doc, field)? {
+            Some(v) if v < 0.0 => {
+                Err(self.error(doc, field, format!("invalid {field} {v}: must be >= 0")))
+            }
+            v => Ok(v),
+        }
+    }
+
     pub(crate) fn product(&self, doc: &Document) -> Result<ProductRecord, SourceError> {
         Ok(ProductRecord {
             product_id: self.id(doc, "product_id")?,
             name: self.text(doc, "name")?,
-            price: self.number(doc, "price")?,
+            price: self.non_negative(doc, "price")?,
             image: self.text(doc, "image")?,
             attributes: self.attributes(doc, &["product_id", "name", "price", "image"])?,
         })
     }
 
     pub(crate) fn interaction(&self, doc: &Document) -> Result<InteractionRecord, SourceError> {
-        let weight = match self.number(doc, "weight")? {
-            Some(w) if w < 0.0 => {
-                return Err(self.error(doc, "weight", format!("invalid weight {w}: must be >= 0")))
-            }
-            w => w.map(|w| w as f32),
-        };
+        let weight = self.non_negative(doc, "weight")?.map(|w| w as f32);
         let timestamp = match doc.get("timestamp") {
             None | Some(Bson::Null) => None,
             Some(Bson::DateTime(t)) => Some(t.timestamp_millis().div_euclid(1000)),
@@ -387,6 +393,20 @@ mod tests {
         let doc = doc! { "_id": "k", "product_id": 7_i32, "user_id": Bson::Null };
         let err = reader.interaction(&doc).unwrap_err();
         assert!(err.to_string().contains("missing user_id"), "{err}");
+        // Negative prices and weights are refused, as by the CSV reader.
+        let doc = doc! { "product_id": 7_i64, "price": -2.5 };
+        let err = reader.product(&doc).unwrap_err();
+        assert_eq!(err.location, "mongodb db.products document 7 field price");
+        assert!(err.message.contains("must be >= 0"), "{err}");
+        let doc = doc! { "_id": "k", "product_id": 7_i32, "user_id": 1_i32, "weight": -1_i32 };
+        let err = reader.interaction(&doc).unwrap_err();
+        assert!(
+            err.message.contains("invalid weight -1: must be >= 0"),
+            "{err}"
+        );
+        assert!(reader
+            .product(&doc! { "product_id": 7_i64, "price": 0.0 })
+            .is_ok());
     }
 
     #[test]
