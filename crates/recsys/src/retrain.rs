@@ -151,13 +151,16 @@ pub struct RetrainConfig {
     /// bundle has).
     pub neighbours: Option<usize>,
     /// Keep the optimiser state in the new bundle, so that it can be retrained warm in turn
-    /// without a reset.
+    /// without a reset (a larger bundle: one or two more copies of the parameters).
     pub keep_training_state: bool,
+    /// Stop after the gate: no final model, no bundle (a dry run).
+    pub gate_only: bool,
 }
 
 impl Default for RetrainConfig {
     /// 3 epochs, 1 thread, the newest 5 % held out, P@10, tolerance 0, no force, binary
-    /// interactions, no test pairs, the base's neighbour count, training state kept.
+    /// interactions, no test pairs, the base's neighbour count, no optimiser state in the
+    /// new bundle, a bundle built when the gate passes.
     fn default() -> Self {
         RetrainConfig {
             epochs: 3,
@@ -169,7 +172,8 @@ impl Default for RetrainConfig {
             interactions: InteractionMode::Binary,
             test_pairs: None,
             neighbours: None,
-            keep_training_state: true,
+            keep_training_state: false,
+            gate_only: false,
         }
     }
 }
@@ -254,7 +258,8 @@ pub struct RetrainTimes {
 /// What [`retrain`] produced.
 #[derive(Debug, Clone)]
 pub struct Retrained {
-    /// The new bundle: `None` when the gate refused the candidate (and `force` was off).
+    /// The new bundle: `None` when the gate refused the candidate (and `force` was off), or
+    /// with `gate_only`.
     pub bundle: Option<Bundle>,
     /// The gate's numbers.
     pub gate: Gate,
@@ -479,7 +484,7 @@ pub fn retrain<S: RecordSource + ?Sized>(
         tolerance,
         passed,
     };
-    if !passed && !config.force {
+    if config.gate_only || (!passed && !config.force) {
         return Ok(Retrained {
             bundle: None,
             gate,
