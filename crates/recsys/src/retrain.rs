@@ -20,8 +20,10 @@
 //!    the state is reset ([`HybridModel::reset_training_state`]): the parameters are kept, but
 //!    the first steps are as large as a new model's (the report says which happened).
 //! 3. **Gate.** The newest `holdout_fraction` of the time-stamped interaction records (by
-//!    timestamp; records without one never count as new) form the holdout; their pairs are
-//!    left out of the gate's training data. The candidate — the grown model trained
+//!    timestamp; records without one never count as new), without the pairs the current
+//!    model was trained on (the bundle's seen interactions: a model scores what it was
+//!    trained on too well to be compared fairly), form the holdout; their pairs are left
+//!    out of the gate's training data. The candidate — the grown model trained
 //!    `epochs` more epochs on everything else — and the current model — the grown model
 //!    before any training, i.e. what serves now, with new rows known only through the
 //!    features they share with known ones — are evaluated on the holdout (P@k, AUC; pairs of
@@ -110,6 +112,13 @@ pub enum RetrainError {
          interactions (force skips the gate)"
     )]
     NoHoldout,
+    /// The current model was trained on every pair of the newest interactions, so they
+    /// cannot tell the two models apart.
+    #[error(
+        "the current model was trained on every pair of the newest interactions: nothing new \
+         to gate on (wait for new interactions, raise the holdout fraction, or force)"
+    )]
+    NothingNew,
     /// Reading the records or growing the dataset failed.
     #[error(transparent)]
     Features(#[from] FeaturesError),
@@ -202,7 +211,8 @@ pub struct Growth {
 /// The gate's numbers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
-    /// Interaction records held out (the newest by timestamp).
+    /// Interaction records held out: the newest by timestamp whose pair the current model
+    /// was not trained on.
     pub holdout_records: usize,
     /// Distinct `(user, product)` pairs among them (the holdout evaluated on).
     pub holdout_pairs: usize,
@@ -293,11 +303,13 @@ fn train(model: &mut HybridModel, data: &Interactions, config: &RetrainConfig) -
 }
 
 /// The newest `fraction` of the time-stamped records of `dataset`'s log that are not test
-/// pairs, as binary pairs; with the number of records and the oldest timestamp.
+/// pairs, as binary pairs, without the pairs the current model was trained on (`seen`);
+/// with the number of records held out and the oldest timestamp among them.
 fn newest(
     dataset: &Dataset,
     fraction: f64,
     test: Option<&Interactions>,
+    seen: &Interactions,
 ) -> Result<(Interactions, usize, Option<i64>)> {
     let entries = dataset.interaction_log().entries();
     let mut stamped: Vec<(i64, usize)> = entries
@@ -312,10 +324,20 @@ fn newest(
     // Newest first; among equal timestamps the later record first.
     stamped.sort_unstable_by(|a, b| b.cmp(a));
     let n = ((fraction * stamped.len() as f64).round() as usize).clamp(1, stamped.len());
-    let held = &stamped[..n];
+    let held: Vec<(i64, usize)> = stamped[..n]
+        .iter()
+        .copied()
+        .filter(|&(_, position)| {
+            let e = &entries[position];
+            !seen.contains(e.user, e.item)
+        })
+        .collect();
+    if held.is_empty() {
+        return Err(RetrainError::NothingNew);
+    }
     let mut pairs = HashSet::new();
     let mut holdout = Vec::new();
-    for &(_, position) in held {
+    for &(_, position) in &held {
         let e = &entries[position];
         if pairs.insert((e.user, e.item)) {
             holdout.push(Interaction {
@@ -329,7 +351,7 @@ fn newest(
     let since = held.last().map(|&(t, _)| t);
     Ok((
         Interactions::from_entries(dataset.n_users(), dataset.n_items(), holdout)?,
-        n,
+        held.len(),
         since,
     ))
 }
@@ -453,7 +475,7 @@ pub fn retrain<S: RecordSource + ?Sized>(
         training_state_kept,
     };
     let (holdout, holdout_records, since_timestamp) =
-        newest(&dataset, config.holdout_fraction, test.as_ref())?;
+        newest(&dataset, config.holdout_fraction, test.as_ref(), base.seen())?;
     let gate_train = all.difference(&holdout);
     times.load = started.elapsed();
 
