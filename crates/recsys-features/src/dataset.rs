@@ -113,6 +113,7 @@ impl PendingTable {
             vocabulary,
             rows,
             has_record,
+            weighted_rows: 0,
         }
     }
 }
@@ -166,9 +167,67 @@ struct FeatureTable {
     rows: Vec<FeatureRow>,
     /// Whether the row's attributes were given (a second record for it is an error).
     has_record: Vec<bool>,
+    /// Rows `0..weighted_rows` are already weighted (taken from a trained model by
+    /// [`Dataset::resume`]) and go into the matrix as they are.
+    weighted_rows: usize,
 }
 
 impl FeatureTable {
+    /// A table continuing from trained rows (see [`Dataset::resume`]).
+    fn resume(
+        kind: RecordKind,
+        ids: IdMap,
+        vocabulary: FeatureVocabulary,
+        features: &FeatureMatrix,
+    ) -> Result<Self> {
+        let corrupt = |reason: String| FeaturesError::Corrupt {
+            what: match kind {
+                RecordKind::User => "user feature rows to resume from",
+                RecordKind::Product => "item feature rows to resume from",
+            },
+            reason,
+        };
+        if features.n_rows() != ids.len() {
+            return Err(corrupt(format!(
+                "{} rows for {} ids",
+                features.n_rows(),
+                ids.len()
+            )));
+        }
+        if features.n_features() != vocabulary.len() {
+            return Err(corrupt(format!(
+                "{} feature columns for a vocabulary of {} features",
+                features.n_features(),
+                vocabulary.len()
+            )));
+        }
+        for (index, feature) in vocabulary.features().iter().enumerate() {
+            if let crate::vocab::Feature::Identity(row) = feature {
+                if *row >= ids.len() {
+                    return Err(corrupt(format!(
+                        "identity feature {index} names row {row} of {}",
+                        ids.len()
+                    )));
+                }
+            }
+        }
+        let rows: Vec<FeatureRow> = (0..features.n_rows())
+            .map(|r| {
+                let (f, w) = features.row(r);
+                f.iter().copied().zip(w.iter().copied()).collect()
+            })
+            .collect();
+        let n = rows.len();
+        Ok(FeatureTable {
+            kind,
+            ids,
+            vocabulary,
+            rows,
+            has_record: vec![true; n],
+            weighted_rows: n,
+        })
+    }
+
     fn add_id(&mut self, id: &ExternalId, context: impl FnOnce() -> String) -> Result<usize> {
         if let Some(row) = self.ids.index(id) {
             return Ok(row);
@@ -206,7 +265,9 @@ impl FeatureTable {
         let spec = self.vocabulary.spec();
         let rows = self.rows.iter().enumerate().map(|(r, row)| {
             let mut row = row.clone();
-            weight_row(spec, &mut row, self.vocabulary.identity_index(r));
+            if r >= self.weighted_rows {
+                weight_row(spec, &mut row, self.vocabulary.identity_index(r));
+            }
             row
         });
         FeatureMatrix::from_rows(self.vocabulary.len(), rows)
@@ -337,6 +398,57 @@ impl Dataset {
             builder.add_interaction(&interaction?)?;
         }
         Ok(builder.build())
+    }
+
+    /// A dataset that continues from a trained model: its id maps, feature vocabularies
+    /// and the feature matrices it was trained with (e.g. a bundle's, for warm
+    /// retraining), with no interactions logged yet.
+    ///
+    /// The given rows keep their indices, features and weights exactly (the matrices
+    /// return them bit for bit); their attributes are settled, so a record for a known id is
+    /// a [`FeaturesError::DuplicateRecord`]. Users, products, feature values and
+    /// interactions added afterwards are appended as for any dataset (new rows weighted by
+    /// the vocabularies' specs, new values after the known ones; numeric bucket edges stay
+    /// as learned). Fails with [`FeaturesError::Corrupt`] when a matrix does not match its
+    /// ids and vocabulary.
+    ///
+    /// ```
+    /// use recsys_features::{Dataset, ExternalId, FeatureSpec, InMemorySource, InteractionRecord};
+    ///
+    /// let mut shop = InMemorySource::default();
+    /// shop.interactions.push(InteractionRecord {
+    ///     user_id: 1.into(), product_id: 10.into(),
+    ///     interaction_type: None, weight: None, timestamp: None,
+    /// });
+    /// let built = Dataset::from_source(&mut shop, FeatureSpec::identity_only(), FeatureSpec::identity_only())?;
+    /// let mut grown = Dataset::resume(
+    ///     built.users().clone(), built.items().clone(),
+    ///     built.user_vocabulary().clone(), built.item_vocabulary().clone(),
+    ///     &built.user_features(), &built.item_features(),
+    /// )?;
+    /// assert_eq!(grown.add_product_id(&ExternalId::Int(11))?, 1); // appended
+    /// assert_eq!(grown.items().index(&ExternalId::Int(10)), Some(0)); // unchanged
+    /// assert_eq!(grown.item_features().n_rows(), 2);
+    /// # Ok::<(), recsys_features::FeaturesError>(())
+    /// ```
+    pub fn resume(
+        users: IdMap,
+        items: IdMap,
+        user_vocabulary: FeatureVocabulary,
+        item_vocabulary: FeatureVocabulary,
+        user_features: &FeatureMatrix,
+        item_features: &FeatureMatrix,
+    ) -> Result<Dataset> {
+        Ok(Dataset {
+            users: FeatureTable::resume(RecordKind::User, users, user_vocabulary, user_features)?,
+            items: FeatureTable::resume(
+                RecordKind::Product,
+                items,
+                item_vocabulary,
+                item_features,
+            )?,
+            log: InteractionLog::default(),
+        })
     }
 
     /// User ids ⇄ user indices (rows of [`user_features`](Self::user_features)).

@@ -358,10 +358,14 @@ pub struct Readiness {
     /// Where the serving model came from: a file, the store (published id and time), or
     /// memory.
     pub model_source: crate::state::ModelOrigin,
-    /// The last published model this server refused to load, if any (the model above
-    /// kept serving).
+    /// The last published model this server refused to load since the serving model was
+    /// swapped in, if any (the model above kept serving).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_model: Option<crate::state::RefusedModel>,
+    /// The last failed attempt to read the published-model pointer or download the model
+    /// it names, while no poll has succeeded since (retried at every poll).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_error: Option<crate::state::FollowError>,
 }
 
 /// `GET /ready` — model loaded, database state, model version. 200 whenever a model is
@@ -382,6 +386,7 @@ pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         degraded,
         model_source: state.origin(),
         refused_model: state.refused(),
+        follow_error: state.follow_error(),
     })
 }
 

@@ -121,7 +121,8 @@ pub use live::{LiveCounts, LiveLimits, LiveState};
 pub use metrics::{ConnectionCounters, Metrics};
 pub use published::{follow_once, follow_published, load_current, Followed};
 pub use state::{
-    load_bundle, AppState, ModelOrigin, RefusedModel, ReloadOutcome, Serving, WeakState,
+    load_bundle, AppState, FollowError, ModelOrigin, RefusedModel, ReloadOutcome, Serving,
+    WeakState,
 };
 
 /// The router with every route, the JSON 404/405 fallbacks, the panic guard and the

@@ -1,7 +1,8 @@
 //! Serving models published through the database (`train --publish`): load the `current`
 //! model at start, then poll the pointer and swap in each new model after checking it. A
-//! damaged or mismatched model is refused and reported by `/ready`; the previous model
-//! keeps serving.
+//! damaged or mismatched model is refused for good and reported by `/ready`; a download
+//! that fails (database error, timeout) is retried at the next poll. Either way the
+//! previous model keeps serving.
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,6 +26,17 @@ pub enum Followed {
     Refused(String),
 }
 
+/// Why a published model could not be loaded.
+#[derive(Debug)]
+enum FetchError {
+    /// The download failed (database error, timeout, artifact not found): worth another
+    /// try at the next poll.
+    Download(String),
+    /// The bytes arrived and failed the checks (length, magic, version, checksum, parts,
+    /// model id): refused for good.
+    Check(String),
+}
+
 fn database_error(store: &MongoStore, e: recsys_store::StoreError) -> ServerError {
     ServerError::Database {
         uri: store.uri().to_string(),
@@ -34,16 +46,21 @@ fn database_error(store: &MongoStore, e: recsys_store::StoreError) -> ServerErro
 
 /// Downloads `published` and checks it (header, checksum, every part, and that it is the
 /// model the pointer names); CPU and IO, for the blocking pool.
-fn fetch(store: &MongoStore, published: &PublishedModel) -> Result<Bundle, String> {
-    let bytes = store.download_model(published).map_err(|e| e.to_string())?;
+fn fetch(store: &MongoStore, published: &PublishedModel) -> Result<Bundle, FetchError> {
+    let bytes = store.download_model(published).map_err(|e| match e {
+        // The whole artifact arrived, with another length than the pointer recorded.
+        recsys_store::StoreError::Publish(_) => FetchError::Check(e.to_string()),
+        _ => FetchError::Download(e.to_string()),
+    })?;
     let origin = format!("gridfs:{}", published.artifact);
-    let bundle = Bundle::from_bytes(&bytes, Path::new(&origin)).map_err(|e| e.to_string())?;
+    let bundle = Bundle::from_bytes(&bytes, Path::new(&origin))
+        .map_err(|e| FetchError::Check(e.to_string()))?;
     if bundle.metadata().model_id != published.model_id {
-        return Err(format!(
+        return Err(FetchError::Check(format!(
             "the pointer names model {} but the artifact holds model {}",
             published.model_id,
             bundle.metadata().model_id
-        ));
+        )));
     }
     Ok(bundle)
 }
@@ -66,9 +83,15 @@ pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), S
                 uri: store.uri().to_string(),
                 message: "no model is published (train --publish publishes one)".into(),
             })?;
-        let bundle = fetch(&store, &published).map_err(|reason| ServerError::Unservable {
-            path: published.artifact.clone().into(),
-            reason,
+        let bundle = fetch(&store, &published).map_err(|e| match e {
+            FetchError::Download(message) => ServerError::Database {
+                uri: store.uri().to_string(),
+                message,
+            },
+            FetchError::Check(reason) => ServerError::Unservable {
+                path: published.artifact.clone().into(),
+                reason,
+            },
         })?;
         Ok((bundle, origin_of(&published)))
     })
@@ -77,28 +100,43 @@ pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), S
 }
 
 /// Looks at the `current` pointer once and swaps in a new published model if there is
-/// one (see [`Followed`]). Database errors are returned (the caller retries later).
+/// one (see [`Followed`]). A model that downloads completely and fails its checks is
+/// refused for good ([`Followed::Refused`], `refused_model` in `/ready`). Database errors —
+/// reading the pointer, or downloading the model (a failure mid-download, a timeout) —
+/// are recorded ([`AppState::follow_error`], `follow_error` in `/ready`) and returned: the
+/// caller tries again later, and the model is downloaded again then. The first poll that
+/// succeeds clears the recorded error.
 pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followed, ServerError> {
     let reader = store.clone();
-    let current = tokio::task::spawn_blocking(move || reader.current_model())
+    let current = match tokio::task::spawn_blocking(move || reader.current_model())
         .await
         .map_err(|e| ServerError::Task(e.to_string()))?
-        .map_err(|e| database_error(store, e))?;
+    {
+        Ok(current) => current,
+        Err(e) => {
+            let e = database_error(store, e);
+            state.record_follow_error(None, e.to_string());
+            return Err(e);
+        }
+    };
     let Some(published) = current else {
+        state.clear_follow_error();
         return Ok(Followed::Unchanged);
     };
     if published.model_id == state.bundle().metadata().model_id {
+        state.clear_follow_error();
         return Ok(Followed::Unchanged);
     }
     if state
         .refused()
         .is_some_and(|r| r.model_id == published.model_id)
     {
+        state.clear_follow_error();
         return Ok(Followed::StillRefused);
     }
-    let (store, wanted) = (store.clone(), published.clone());
+    let (downloader, wanted) = (store.clone(), published.clone());
     let started = std::time::Instant::now();
-    let fetched = tokio::task::spawn_blocking(move || fetch(&store, &wanted))
+    let fetched = tokio::task::spawn_blocking(move || fetch(&downloader, &wanted))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))?;
     let fetch_seconds = started.elapsed().as_secs_f64();
@@ -107,6 +145,7 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
             let started = std::time::Instant::now();
             let outcome = state.swap(bundle);
             state.set_origin(origin_of(&published));
+            state.clear_follow_error();
             tracing::info!(
                 model_version = %outcome.model_version,
                 previous = %outcome.previous_model_version,
@@ -116,15 +155,29 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
             );
             Ok(Followed::Swapped(outcome))
         }
-        Err(reason) => {
+        Err(FetchError::Check(reason)) => {
             state.refuse(&published.model_id, reason.clone());
+            state.clear_follow_error();
             Ok(Followed::Refused(reason))
+        }
+        Err(FetchError::Download(message)) => {
+            tracing::warn!(
+                model_id = %published.model_id,
+                error = %message,
+                "could not download the published model; retrying at the next poll"
+            );
+            state.record_follow_error(Some(&published.model_id), message.clone());
+            Err(ServerError::Database {
+                uri: store.uri().to_string(),
+                message,
+            })
         }
     }
 }
 
 /// Polls the `current` pointer every `interval` (see [`follow_once`]) until every clone of
-/// the state is dropped. Database errors are logged and retried at the next poll.
+/// the state is dropped. Database errors (reading the pointer, downloading a model) are
+/// logged, shown by `/ready` and retried at the next poll.
 pub fn follow_published(
     state: &AppState,
     store: MongoStore,

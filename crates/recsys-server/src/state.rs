@@ -71,7 +71,10 @@ pub enum ModelOrigin {
     Memory,
 }
 
-/// A published model the server refused to load (the previous one kept serving).
+/// A published model the server refused to load: it was downloaded completely and failed
+/// its checks (damaged, incompatible, not the model the pointer named). The previous model
+/// kept serving, and the refused id is not downloaded again while the pointer names it.
+/// Cleared when a later model is swapped in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefusedModel {
     /// The published model id.
@@ -82,10 +85,29 @@ pub struct RefusedModel {
     pub at_unix: i64,
 }
 
+/// The last failed attempt to follow the published model: the `current` pointer could not
+/// be read, or the model it names could not be downloaded (database error, timeout,
+/// artifact missing). Transient: the next poll tries again, and the first poll that
+/// succeeds clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FollowError {
+    /// The published model id whose download failed; absent when the pointer itself could
+    /// not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    /// The error.
+    pub reason: String,
+    /// When the last attempt failed (Unix seconds).
+    pub at_unix: i64,
+    /// Attempts that failed in a row, this one included.
+    pub attempts: u64,
+}
+
 struct Inner {
     serving: ArcSwap<Serving>,
     origin: ArcSwap<ModelOrigin>,
     refused: ArcSwap<Option<RefusedModel>>,
+    follow_error: ArcSwap<Option<FollowError>>,
     loaded_at_unix: AtomicI64,
     config: ServerConfig,
     details: ProductDetails,
@@ -195,6 +217,7 @@ impl AppState {
                     None => ModelOrigin::Memory,
                 }),
                 refused: ArcSwap::from_pointee(None),
+                follow_error: ArcSwap::from_pointee(None),
                 loaded_at_unix: AtomicI64::new(now_unix()),
                 live: LiveState::new(config.live),
                 config,
@@ -299,7 +322,8 @@ impl AppState {
         self.inner.origin.store(Arc::new(origin));
     }
 
-    /// The last published model refused, if any.
+    /// The last published model refused, if any (cleared when a later model is swapped
+    /// in).
     pub fn refused(&self) -> Option<RefusedModel> {
         Option::clone(&self.inner.refused.load())
     }
@@ -318,12 +342,48 @@ impl AppState {
         })));
     }
 
+    /// The last failed attempt to follow the published model, while no poll has
+    /// succeeded since.
+    pub fn follow_error(&self) -> Option<FollowError> {
+        Option::clone(&self.inner.follow_error.load())
+    }
+
+    /// Records a failed attempt to read the `current` pointer (`model_id` `None`) or to
+    /// download the model it names (shown by `/ready`; retried at the next poll). A failed
+    /// download counts in `recsys_model_reload_failures_total`.
+    pub fn record_follow_error(&self, model_id: Option<&str>, reason: String) {
+        let attempts = self.follow_error().map_or(0, |e| e.attempts) + 1;
+        if model_id.is_some() {
+            self.inner
+                .metrics
+                .reloads_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.follow_error.store(Arc::new(Some(FollowError {
+            model_id: model_id.map(str::to_string),
+            reason,
+            at_unix: now_unix(),
+            attempts,
+        })));
+    }
+
+    /// Forgets the last failed attempt to follow the published model (a poll succeeded).
+    pub fn clear_follow_error(&self) {
+        if self.inner.follow_error.load().is_some() {
+            self.inner.follow_error.store(Arc::new(None));
+        }
+    }
+
     fn swap_serving(&self, serving: Serving) -> ReloadOutcome {
         let bundle = &serving.bundle;
         let outcome_items = bundle.items().len();
         let outcome_users = bundle.users().len();
         let version = bundle.metadata().model_id.clone();
         let previous = self.inner.serving.swap(Arc::new(serving)).bundle.clone();
+        // A model is serving that came after any refused one: the refusal is history.
+        if self.inner.refused.load().is_some() {
+            self.inner.refused.store(Arc::new(None));
+        }
         self.inner
             .loaded_at_unix
             .store(now_unix(), Ordering::Relaxed);

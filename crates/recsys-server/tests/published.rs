@@ -115,13 +115,138 @@ async fn a_server_follows_published_models_and_refuses_bad_ones() {
     }
     assert_eq!(state.bundle().metadata().model_id, id2);
 
-    // Publishing the first model again brings it back.
+    // Publishing the first model again brings it back, and the refusal is history: /ready
+    // no longer reports it.
     publish(&store, &id1, v1.to_bytes().unwrap()).await;
     assert!(matches!(
         follow_once(&state, &store).await.unwrap(),
         Followed::Swapped(_)
     ));
     assert_eq!(state.bundle().metadata().model_id, id1);
+    let ready = get(&app, "/ready").await.json();
+    assert_eq!(ready["model_version"], id1.as_str());
+    assert!(ready.get("refused_model").is_none(), "{ready}");
+    assert!(state.refused().is_none());
+    tokio::task::spawn_blocking(move || {
+        let _ = store.database().drop().run();
+    })
+    .await
+    .unwrap();
+}
+
+/// The GridFS chunks of a published model's artifact, taken out of the store (as a
+/// download that fails mid-way sees it), to be put back with [`put_back`].
+async fn take_out_chunks(store: &MongoStore, model_id: &str) -> Vec<mongodb::bson::Document> {
+    use mongodb::bson::{doc, Document};
+    let (store, artifact) = (store.clone(), format!("model-{model_id}.rsb"));
+    tokio::task::spawn_blocking(move || {
+        let db = store.database();
+        let file = db
+            .collection::<Document>("artifacts.files")
+            .find_one(doc! { "filename": &artifact })
+            .run()
+            .unwrap()
+            .expect("the artifact's file document");
+        let filter = doc! { "files_id": file.get("_id").unwrap().clone() };
+        let chunks = db.collection::<Document>("artifacts.chunks");
+        let taken: Vec<Document> = chunks
+            .find(filter.clone())
+            .run()
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        assert!(!taken.is_empty());
+        chunks.delete_many(filter).run().unwrap();
+        taken
+    })
+    .await
+    .unwrap()
+}
+
+async fn put_back(store: &MongoStore, chunks: Vec<mongodb::bson::Document>) {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        store
+            .database()
+            .collection::<mongodb::bson::Document>("artifacts.chunks")
+            .insert_many(chunks)
+            .run()
+            .unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// A download that fails (here: the artifact's chunks are missing, as when the database
+/// fails mid-download) is not a refusal: the old model keeps serving, `/ready` shows the
+/// error, and the next poll downloads the model again and swaps it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_download_is_retried_not_refused() {
+    let Some(uri) = uri_from_env() else {
+        assert!(!require_db());
+        return;
+    };
+    let store = store(uri, "recsys_test_published_retry").await;
+    let (v1, v2) = (bundle_with_seed(21), bundle_with_seed(22));
+    let (id1, id2) = (
+        v1.metadata().model_id.clone(),
+        v2.metadata().model_id.clone(),
+    );
+    publish(&store, &id1, v1.to_bytes().unwrap()).await;
+    let (first, origin) = load_current(&store).await.unwrap();
+    let state = AppState::new(first, None, ServerConfig::default());
+    state.set_origin(origin);
+    let app = router(state.clone()).unwrap();
+
+    publish(&store, &id2, v2.to_bytes().unwrap()).await;
+    let chunks = take_out_chunks(&store, &id2).await;
+    for attempt in 1..=2u64 {
+        let err = follow_once(&state, &store).await.unwrap_err().to_string();
+        assert!(err.contains("chunk") || err.contains(&id2), "{err}");
+        assert_eq!(state.bundle().metadata().model_id, id1);
+        assert!(state.refused().is_none(), "a failed download was refused");
+        let ready = get(&app, "/ready").await.json();
+        assert_eq!(ready["model_version"], id1.as_str());
+        assert!(ready.get("refused_model").is_none(), "{ready}");
+        let error = &ready["follow_error"];
+        assert_eq!(error["model_id"], id2.as_str(), "{ready}");
+        assert_eq!(error["attempts"], attempt, "{ready}");
+        assert!(error["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(error["at_unix"].as_i64().is_some());
+        // Every field shown is documented in docs/openapi.json.
+        let doc: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/openapi.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let documented =
+            &doc["components"]["schemas"]["Readiness"]["properties"]["follow_error"]["properties"];
+        for key in error.as_object().unwrap().keys() {
+            assert!(
+                documented.get(key).is_some(),
+                "follow_error.{key} undocumented"
+            );
+        }
+    }
+    let failures = get(&app, "/metrics").await.text();
+    assert!(
+        failures.contains("recsys_model_reload_failures_total 2"),
+        "failed downloads are counted"
+    );
+
+    // The database has the whole artifact again: the next poll swaps the model in.
+    put_back(&store, chunks).await;
+    assert!(matches!(
+        follow_once(&state, &store).await.unwrap(),
+        Followed::Swapped(_)
+    ));
+    assert_eq!(state.bundle().metadata().model_id, id2);
+    let ready = get(&app, "/ready").await.json();
+    assert_eq!(ready["model_version"], id2.as_str());
+    assert!(ready.get("follow_error").is_none(), "{ready}");
     tokio::task::spawn_blocking(move || {
         let _ = store.database().drop().run();
     })

@@ -15,6 +15,8 @@
 //!   boost, fallbacks with reasons), the artifact [`Bundle`] and its [`BundleBuilder`]
 //!   ([`Experiment::bundle`]).
 //! * [`demo`]: a seeded synthetic fashion shop with a planted taste structure.
+//! * [`retrain`]: warm retraining of a bundle's model on the data as it is now (new users
+//!   and products get rows), gated on the newest interactions against the current model.
 //!
 //! The most used types are re-exported at the top level.
 //!
@@ -64,6 +66,7 @@
 
 pub mod demo;
 pub mod experiment;
+pub mod retrain;
 pub mod tune;
 
 pub use recsys_core as core;
