@@ -13,6 +13,10 @@
 //! without a row score 0), with the same metric code — how `scripts/compare-implicit.sh`
 //! measures implicit.
 //!
+//! `--cold-start-items 0.1 --cold-start-refit auto` measures item cold start with the
+//! refit of `recsys_core::ColdStartRefit` (λ chosen on a cold-start split of the training
+//! data); the JSON's `cold_start_refit` says what was chosen and why.
+//!
 //! Train = every interaction that is not a test pair; test = `--test-pairs` (default
 //! `<data>/test_pairs.csv.gz` or `<data>/test_pairs.csv`), or, when neither exists or
 //! `--test-fraction` is given, a seeded random split (said on stderr and in the JSON's
@@ -32,7 +36,7 @@ use recsys::experiment::{Experiment, Split, TrainingReport};
 use recsys::{
     CsvSource, ExternalId, HybridModel, InMemorySource, RecordSource, Rng, Scorer, UserQuery,
 };
-use recsys_examples::{metrics_line, FeatureArgs, ModelArgs, ModelKind};
+use recsys_examples::{metrics_line, ColdStartArgs, FeatureArgs, ModelArgs, ModelKind};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -65,6 +69,9 @@ struct Args {
     /// `product_id` header line is allowed) instead of a random fraction.
     #[arg(long, value_name = "FILE")]
     cold_items: Option<PathBuf>,
+    #[command(flatten)]
+    cold_start: ColdStartArgs,
+
     /// Shuffle the products' attributes (category, brand, price, …) across products with
     /// this seed before building features: metadata that carries no information about the
     /// items, to show how a hybrid model copes with useless features (see
@@ -265,6 +272,40 @@ fn run(args: Args) -> Result<()> {
             Trained::Als(model, times)
         }
     };
+    let mut trained = trained;
+    let mut refit_json = serde_json::Value::Null;
+    if let Trained::External(_) = trained {
+        if args.cold_start.cold_start_refit.is_some() {
+            bail!("--cold-start-refit needs a model trained here, not --factors");
+        }
+    } else if let Some((refit, mut json)) =
+        args.cold_start
+            .choose(&experiment, &args.model, args.json)?
+    {
+        let started = Instant::now();
+        let report = match &mut trained {
+            Trained::Hybrid(m, _) => m.refit_cold_start(experiment.train(), &refit),
+            Trained::Als(m, _) => m.refit_cold_start(experiment.train(), &refit),
+            Trained::External(_) => unreachable!("refused above"),
+        }
+        .context("--cold-start-refit")?;
+        json["warm_items"] = json!(report.warm_items);
+        json["cold_items"] = json!(report.cold_items);
+        json["metadata_features"] = json!(report.metadata_features);
+        json["cg_steps"] = json!(report.steps);
+        json["residual"] = json!(report.residual);
+        json["seconds"] = json!(started.elapsed().as_secs_f64());
+        if !args.json {
+            eprintln!(
+                "cold-start refit: {} warm and {} cold products, {} CG steps, {:.2}s",
+                report.warm_items,
+                report.cold_items,
+                report.steps,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        refit_json = json;
+    }
     let (model_name, loss_name, epoch_seconds, final_loss): (_, _, Vec<f64>, _) = match &trained {
         Trained::Hybrid(_, t) => (
             "hybrid",
@@ -359,6 +400,7 @@ fn run(args: Args) -> Result<()> {
         "n_test": test.len(),
         "split": split_json,
         "n_eval_users": metrics.n_users,
+        "cold_start_refit": refit_json,
     });
     if let Trained::Als(model, _) = &trained {
         out["fold_in_5_ms"] = json!(fold_in_ms(model, experiment.train())?);

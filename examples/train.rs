@@ -19,6 +19,10 @@
 //!   "components": 32, "learning_rate": 0.05, "epochs": 18}`; flags given on the command
 //! line win.
 //!
+//! `--cold-start-refit LAMBDA|auto` refits the item metadata embeddings after training so
+//! that products without interactions (and products added later) are scored from their
+//! attributes, every other product keeping its representation (`recsys_core::ColdStartRefit`).
+//!
 //! `--model als` trains the implicit-feedback ALS model instead of the hybrid one (`--alpha`,
 //! `--regularization`, `--cg-steps`, `--feature-cg-steps`, `--solver`; `--epochs` counts
 //! sweeps); the bundle, `recommend` and `serve` take either.
@@ -43,7 +47,7 @@ use recsys::{
     ProductRecord, RecordSource, UserRecord,
 };
 use recsys_examples::report::EpochPoint;
-use recsys_examples::{metrics_line, ConfigFile, FeatureArgs, ModelArgs, ModelKind};
+use recsys_examples::{metrics_line, ColdStartArgs, ConfigFile, FeatureArgs, ModelArgs, ModelKind};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train, evaluate and save a recommendation bundle")]
@@ -71,6 +75,8 @@ struct Args {
     model: ModelArgs,
     #[command(flatten)]
     features: FeatureArgs,
+    #[command(flatten)]
+    cold_start: ColdStartArgs,
     /// Feature and model configuration as JSON (see the example's docs; `tune` writes one);
     /// flags given on the command line override it.
     #[arg(long, value_name = "FILE")]
@@ -301,7 +307,20 @@ fn run(args: Args) -> Result<()> {
 
     // ---- train (with --report: the held-out metrics after every epoch, for the plots)
     let held_out = args.report.is_some().then(|| experiment.test()).flatten();
-    let (model, curve) = train_model(&args, &experiment, held_out)?;
+    let (mut model, curve) = train_model(&args, &experiment, held_out)?;
+    if let Some((refit, _)) = args
+        .cold_start
+        .choose(&experiment, &args.model, args.quiet)?
+    {
+        let report = model
+            .refit_cold_start(experiment.train(), &refit)
+            .context("--cold-start-refit")?;
+        eprintln!(
+            "cold-start refit (lambda {}, popularity power {}): {} products with training \
+             interactions kept, {} without now scored from their attributes",
+            refit.lambda, refit.popularity_power, report.warm_items, report.cold_items
+        );
+    }
 
     // ---- evaluate
     let metrics = match experiment.test() {

@@ -284,6 +284,131 @@ impl ModelArgs {
     }
 }
 
+/// The item cold-start refit, shared by `evaluate` and `train`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ColdStartArgs {
+    /// After training, refit the item metadata embeddings by ridge regression (penalty
+    /// LAMBDA) of the warm items' representations on their metadata, keeping every product
+    /// with training interactions at its representation; products without any (and products
+    /// added later, from their attributes) are then scored by the prediction from their
+    /// metadata. `auto` chooses LAMBDA and --refit-popularity-power on an item cold-start
+    /// split of the training data (10 % of the products with interactions; trains the model
+    /// once more). Needs item identity features and item feature columns.
+    #[arg(long, value_name = "LAMBDA|auto")]
+    pub cold_start_refit: Option<String>,
+    /// Weight of a product in the refit: its number of training interactions to this power
+    /// (0 = every product alike, 1 = by popularity).
+    #[arg(long, value_name = "P", default_value_t = 0.5)]
+    pub refit_popularity_power: f64,
+}
+
+impl ColdStartArgs {
+    /// The refit settings these flags ask for (`None` without `--cold-start-refit`) and a
+    /// JSON description; with `auto`, trains a model like the main one on an item
+    /// cold-start validation split of `experiment`'s training data and picks the candidate
+    /// with the best validation AUC (said on stderr unless `quiet`).
+    pub fn choose(
+        &self,
+        experiment: &recsys::Experiment,
+        model: &ModelArgs,
+        quiet: bool,
+    ) -> anyhow::Result<Option<(recsys::core::ColdStartRefit, serde_json::Value)>> {
+        use anyhow::Context;
+        use recsys::core::{AlsFitOptions, AlsModel, ColdStartRefit};
+        use recsys::experiment::ColdStartValidation;
+        let Some(spec) = &self.cold_start_refit else {
+            return Ok(None);
+        };
+        if spec.trim() != "auto" {
+            let lambda: f64 = spec
+                .trim()
+                .parse()
+                .ok()
+                .filter(|l: &f64| l.is_finite() && *l > 0.0)
+                .with_context(|| {
+                    format!("--cold-start-refit {spec}: expected a number > 0 or `auto`")
+                })?;
+            let refit = ColdStartRefit::new(lambda).popularity_power(self.refit_popularity_power);
+            let json = serde_json::json!({
+                "lambda": lambda,
+                "popularity_power": self.refit_popularity_power,
+                "chosen_by": "flag",
+            });
+            return Ok(Some((refit, json)));
+        }
+        let validation = experiment
+            .cold_start_validation(0.1, model.seed)
+            .context("--cold-start-refit auto")?;
+        if !quiet {
+            eprintln!(
+                "--cold-start-refit auto: training on the training data without {}                  pseudo-cold products to choose the refit",
+                validation.items().len()
+            );
+        }
+        let fit = validation.fit_interactions();
+        let trained: recsys::Model = match model.model {
+            ModelKind::Hybrid => {
+                let mut m = experiment.model(model.hyperparameters()?)?;
+                m.fit(
+                    fit,
+                    recsys::FitOptions::epochs(model.epochs).threads(model.threads),
+                )
+                .context("training the cold-start validation model")?;
+                m.into()
+            }
+            ModelKind::Als => {
+                let d = experiment.dataset();
+                let mut m =
+                    AlsModel::new(model.als_params()?, d.user_features(), d.item_features())?;
+                m.fit(
+                    fit,
+                    AlsFitOptions::iterations(model.epochs).threads(model.threads),
+                )
+                .context("training the cold-start validation model")?;
+                m.into()
+            }
+        };
+        let choice = validation
+            .choose_refit(
+                &trained,
+                &ColdStartValidation::default_candidates(),
+                model.threads,
+            )
+            .context("--cold-start-refit auto")?;
+        let trials: Vec<serde_json::Value> = choice
+            .trials
+            .iter()
+            .map(|(c, m)| {
+                serde_json::json!({
+                    "lambda": c.lambda,
+                    "popularity_power": c.popularity_power,
+                    "auc": m.auc,
+                    "precision_at_10": m.precision_at_k,
+                })
+            })
+            .collect();
+        if !quiet {
+            eprintln!(
+                "cold-start refit: lambda {} popularity power {} (validation AUC {:.4}, \
+                 {} candidates)",
+                choice.best.lambda,
+                choice.best.popularity_power,
+                choice.best_metrics.auc,
+                trials.len()
+            );
+        }
+        let json = serde_json::json!({
+            "lambda": choice.best.lambda,
+            "popularity_power": choice.best.popularity_power,
+            "chosen_by": "validation",
+            "validation_items": validation.items().len(),
+            "validation_auc": choice.best_metrics.auc,
+            "trials": trials,
+        });
+        Ok(Some((choice.best, json)))
+    }
+}
+
 /// Which record columns become features, shared by `evaluate` and `train`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FeatureArgs {

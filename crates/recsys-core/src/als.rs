@@ -11,6 +11,7 @@ use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::coldstart::{ColdStartRefit, ColdStartReport};
 use crate::error::{CoreError, Result};
 use crate::foldin::solve_spd;
 use crate::interactions::Interactions;
@@ -860,6 +861,32 @@ impl AlsModel {
         exclude: impl Fn(usize) -> bool,
     ) -> Result<Vec<(usize, f32)>> {
         self.top_items(user, n, exclude)
+    }
+
+    /// Item cold start: as [`HybridModel::refit_cold_start`](crate::HybridModel::refit_cold_start)
+    /// for the item embeddings (ALS has no biases): the metadata embeddings become the ridge
+    /// regression of the warm items' representations on their metadata rows, warm items
+    /// keep their representations, and items without a training interaction in `train`
+    /// are represented by the prediction from their metadata.
+    pub fn refit_cold_start(
+        &mut self,
+        train: &Interactions,
+        options: &ColdStartRefit,
+    ) -> Result<ColdStartReport> {
+        let counts = crate::coldstart::item_counts(train, self.n_items())?;
+        let k = self.no_components();
+        // The embeddings are only written once the solve has succeeded.
+        let report = crate::coldstart::refit_table(
+            &self.item_features,
+            &counts,
+            &mut self.item_embeddings,
+            self.stride,
+            k,
+            options,
+        )?;
+        self.item_cache = OnceLock::new();
+        self.item_gram = OnceLock::new();
+        Ok(report)
     }
 
     /// Fold-in: the representation of a new user from `(item, weight)` interactions and an

@@ -219,6 +219,19 @@ impl Model {
         Factorised::item_representations(self)
     }
 
+    /// Item cold start for either family: [`HybridModel::refit_cold_start`] or
+    /// [`AlsModel::refit_cold_start`].
+    pub fn refit_cold_start(
+        &mut self,
+        train: &crate::Interactions,
+        options: &crate::ColdStartRefit,
+    ) -> Result<crate::ColdStartReport> {
+        match self {
+            Model::Hybrid(m) => m.refit_cold_start(train, options),
+            Model::Als(m) => m.refit_cold_start(train, options),
+        }
+    }
+
     /// The representation of a known user.
     pub fn user_representation(&self, user: usize) -> Result<Representation> {
         Factorised::user_representation(self, user)

@@ -32,6 +32,7 @@
 
 mod als;
 mod blend;
+mod coldstart;
 mod error;
 mod eval;
 mod family;
@@ -49,6 +50,7 @@ mod topk;
 mod train;
 
 pub use als::{AlsFitOptions, AlsIteration, AlsModel, AlsParams, AlsParamsBuilder, AlsSolver};
+pub use coldstart::{ColdStartRefit, ColdStartReport};
 pub use error::{CoreError, Result};
 pub use eval::{evaluate, rank_test_items, EvalOptions, Metrics};
 pub use family::{Model, ModelParams};

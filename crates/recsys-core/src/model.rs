@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+use crate::coldstart::{ColdStartRefit, ColdStartReport};
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
@@ -792,6 +793,58 @@ impl HybridModel {
         }
         let (f, w): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
         Ok(Self::side_repr(side, k, &f, &w))
+    }
+
+    /// Item cold start: refits the item metadata embeddings and biases by ridge regression
+    /// of the warm items' representations on their metadata rows, keeps every item with a
+    /// training interaction in `train` at its representation (up to `f32` rounding) by
+    /// adjusting its identity feature, and sets the identity embedding and bias of every
+    /// item without one to zero, so such items — and products added after training,
+    /// described by their attributes — are scored by the least-squares prediction from
+    /// their metadata. The module docs of [`ColdStartRefit`] derive it.
+    ///
+    /// Needs identity features first in the item feature matrix (feature `i` = item `i`,
+    /// as `recsys-features` builds them); fails with [`CoreError::Corrupt`] otherwise.
+    ///
+    /// ```
+    /// use recsys_core::{ColdStartRefit, FeatureMatrix, FitOptions, HybridModel, Hyperparameters, Interactions};
+    /// // 6 items: identity features 0..6, then two categories (features 6, 7).
+    /// let items = FeatureMatrix::from_rows(8, (0..6).map(|i| vec![(i, 1.0), (6 + i % 2, 1.0)]))?;
+    /// let params = Hyperparameters::builder().no_components(4).seed(1).build()?;
+    /// let mut model = HybridModel::new(params, FeatureMatrix::identity(4), items)?;
+    /// // Item 5 has no interaction: it is cold.
+    /// let train = Interactions::from_pairs(4, 6, [(0, 0), (1, 2), (2, 1), (3, 3), (0, 4)])?;
+    /// model.fit(&train, FitOptions::epochs(5))?;
+    /// let before = model.predict(0, &[0, 1, 2])?;
+    /// let report = model.refit_cold_start(&train, &ColdStartRefit::new(0.1))?;
+    /// assert_eq!((report.warm_items, report.cold_items), (5, 1));
+    /// for (a, b) in before.iter().zip(model.predict(0, &[0, 1, 2])?) {
+    ///     assert!((a - b).abs() < 1e-5);
+    /// }
+    /// // The cold item is now its category's prediction, as a new product would be.
+    /// let new_product = model.item_representation_from_features(&[(7, 1.0)])?;
+    /// assert_eq!(model.item_representations().vectors().row(5), new_product.vector);
+    /// # Ok::<(), recsys_core::CoreError>(())
+    /// ```
+    pub fn refit_cold_start(
+        &mut self,
+        train: &Interactions,
+        options: &ColdStartRefit,
+    ) -> Result<ColdStartReport> {
+        let counts = crate::coldstart::item_counts(train, self.n_items())?;
+        let k = self.no_components();
+        // The table is only written once the solve has succeeded.
+        let (table, stride) = self.items.rows_mut();
+        let report = crate::coldstart::refit_table(
+            &self.item_features,
+            &counts,
+            table,
+            stride,
+            k + 1,
+            options,
+        )?;
+        self.item_cache = OnceLock::new();
+        Ok(report)
     }
 
     /// All user representations: (`n_users × k` vectors, biases).

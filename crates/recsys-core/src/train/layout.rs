@@ -341,6 +341,13 @@ impl Side {
             .expect("consistent strided layout")
     }
 
+    /// The parameter rows (`stride` floats per feature: the embedding, the bias, zero
+    /// padding) and the stride, for in-place edits that keep the layout (the padding must
+    /// stay zero).
+    pub fn rows_mut(&mut self) -> (&mut [f32], usize) {
+        (self.params.as_mut_slice(), self.stride)
+    }
+
     /// The parameter buffer (tests in sibling modules compare and set it).
     #[cfg(test)]
     pub(super) fn params(&mut self) -> &mut AlignedBuf {
