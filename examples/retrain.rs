@@ -17,9 +17,11 @@
 //! kept and reset. The gate holds out the newest `--holdout` fraction of the time-stamped
 //! interactions, trains a candidate `--epochs` epochs on the rest starting from the model's
 //! parameters, and compares it with the current model on the held-out ones (P@k and AUC).
-//! When it is not worse (within `--tolerance`), or with `--force`, the same recipe runs on
-//! all the data and the result is written (`--out`) and/or published (`--publish`). A
-//! refused candidate is neither: the command says why and exits with status 2.
+//! When it is not worse — by more than `--tolerance` plus `--noise-z` standard errors of
+//! the per-user difference, so that noise does not refuse a model — or with `--force`, the
+//! same recipe runs on all the data and the result is written (`--out`) and/or published
+//! (`--publish`). A refused candidate is neither: the command says why and exits with
+//! status 2.
 //!
 //! Feature columns and hyper-parameters come from the bundle. Whether interactions are
 //! binary or weighted is not recorded in a bundle: pass `--weighted` when the base was
@@ -73,6 +75,11 @@ struct Args {
     /// How much lower than the current model's the candidate's P@k and AUC may be.
     #[arg(long, default_value_t = 0.0)]
     tolerance: f64,
+    /// Noise allowance of the gate in standard errors of the per-user difference: the
+    /// candidate is refused only when it is worse by more than `--tolerance` + this many
+    /// standard errors (0: any drop refuses).
+    #[arg(long, value_name = "Z", default_value_t = 2.0)]
+    noise_z: f64,
     /// Write and publish the new model even when the gate refuses it.
     #[arg(long)]
     force: bool,
@@ -192,6 +199,7 @@ fn run(args: Args) -> Result<Outcome> {
         holdout_fraction: args.holdout,
         k: args.k,
         tolerance: args.tolerance,
+        noise_z: args.noise_z,
         force: args.force,
         interactions,
         test_pairs,
@@ -218,13 +226,21 @@ fn run(args: Args) -> Result<Outcome> {
         g.item_features.0,
         g.item_features.1,
     );
-    println!("{}", out.gate.summary());
-    eprintln!(
-        "gate: candidate trained {} epochs in {:.2}s, both evaluated in {:.2}s",
-        args.epochs,
-        t.gate_training.as_secs_f64(),
-        t.gate_evaluation.as_secs_f64()
-    );
+    match &out.gate {
+        Some(gate) => {
+            println!("{}", gate.summary());
+            eprintln!(
+                "gate: candidate trained {} epochs in {:.2}s, both evaluated in {:.2}s",
+                args.epochs,
+                t.gate_training.as_secs_f64(),
+                t.gate_evaluation.as_secs_f64()
+            );
+        }
+        None => println!(
+            "no gate: nothing new to compare the models on (no time-stamped interaction the \
+             current model was not trained on); --force trains and publishes without one"
+        ),
+    }
     let Some(bundle) = out.bundle else {
         if args.dry_run {
             println!("dry run: nothing trained further, written or published ({total:.1}s)");
@@ -232,7 +248,7 @@ fn run(args: Args) -> Result<Outcome> {
         }
         println!(
             "not published: the candidate is worse than the current model on the newest \
-             interactions (--force publishes it anyway, --tolerance allows a drop)"
+             interactions (--force publishes it anyway; --tolerance and --noise-z allow a drop)"
         );
         return Ok(Outcome::Refused);
     };
@@ -249,10 +265,10 @@ fn run(args: Args) -> Result<Outcome> {
         "model {} ({} epochs in all){} in {total:.1}s",
         bundle.metadata().model_id,
         bundle.metadata().epochs,
-        if out.gate.passed {
-            ""
-        } else {
-            ", forced past the gate"
+        match &out.gate {
+            Some(gate) if gate.passed => "",
+            Some(_) => ", forced past the gate",
+            None => ", forced without a gate",
         }
     );
     if let Some(path) = &args.out {

@@ -415,6 +415,37 @@ pub fn evaluate<S: Scorer + ?Sized>(
     train: Option<&Interactions>,
     opts: &EvalOptions,
 ) -> Result<Metrics> {
+    let per_user = evaluate_users(scorer, test, train, opts)?;
+    let n = per_user.len() as f64;
+    let mut m = Metrics {
+        k: opts.k,
+        n_users: per_user.len(),
+        precision_at_k: 0.0,
+        recall_at_k: 0.0,
+        auc: 0.0,
+        reciprocal_rank: 0.0,
+        ndcg_at_k: 0.0,
+    };
+    for (_, u) in per_user {
+        m.precision_at_k += u.precision_at_k / n;
+        m.recall_at_k += u.recall_at_k / n;
+        m.auc += u.auc / n;
+        m.reciprocal_rank += u.reciprocal_rank / n;
+        m.ndcg_at_k += u.ndcg_at_k / n;
+    }
+    Ok(m)
+}
+
+/// [`evaluate`] user by user: `(user, that user's metrics)` for every user with a test
+/// interaction, in ascending user order (each [`Metrics`] has `n_users` 1). [`evaluate`] is
+/// their mean; two models evaluated on the same test set can be compared user by user (a
+/// paired comparison, as the retraining gate does).
+pub fn evaluate_users<S: Scorer + ?Sized>(
+    scorer: &S,
+    test: &Interactions,
+    train: Option<&Interactions>,
+    opts: &EvalOptions,
+) -> Result<Vec<(usize, Metrics)>> {
     if opts.k == 0 {
         return Err(CoreError::zero_count("k"));
     }
@@ -446,24 +477,22 @@ pub fn evaluate<S: Scorer + ?Sized>(
             })
             .collect())
     })??;
-    let n = users.len() as f64;
-    let mut m = Metrics {
-        k: opts.k,
-        n_users: users.len(),
-        precision_at_k: 0.0,
-        recall_at_k: 0.0,
-        auc: 0.0,
-        reciprocal_rank: 0.0,
-        ndcg_at_k: 0.0,
-    };
-    for u in per_user {
-        m.precision_at_k += u.precision / n;
-        m.recall_at_k += u.recall / n;
-        m.auc += u.auc / n;
-        m.reciprocal_rank += u.rr / n;
-        m.ndcg_at_k += u.ndcg / n;
-    }
-    Ok(m)
+    Ok(users
+        .into_iter()
+        .zip(per_user)
+        .map(|(user, u)| {
+            let metrics = Metrics {
+                k: opts.k,
+                n_users: 1,
+                precision_at_k: u.precision,
+                recall_at_k: u.recall,
+                auc: u.auc,
+                reciprocal_rank: u.rr,
+                ndcg_at_k: u.ndcg,
+            };
+            (user, metrics)
+        })
+        .collect())
 }
 
 #[cfg(test)]

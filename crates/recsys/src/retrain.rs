@@ -25,14 +25,23 @@
 //!    trained on too well to be compared fairly), form the holdout; their pairs are left
 //!    out of the gate's training data. The candidate — the grown model trained
 //!    `epochs` more epochs on everything else — and the current model — the grown model
-//!    before any training, i.e. what serves now, with new rows known only through the
-//!    features they share with known ones — are evaluated on the holdout (P@k, AUC; pairs of
-//!    the gate's training data excluded from the ranking). The candidate passes when
-//!    neither metric is lower than the current model's by more than `tolerance`.
+//!    before any training, i.e. what serves now, where a new row's identity embedding has
+//!    only its fresh initialisation — are evaluated on the holdout (P@k, AUC; pairs of
+//!    the gate's training data excluded from the ranking). Both are evaluated user by user
+//!    ([`recsys_core::evaluate_users`]), so the comparison is paired: the candidate passes
+//!    when neither metric's mean is lower than the current model's by more than
+//!    `tolerance + noise_z × SE`, SE being the standard error of the mean per-user
+//!    difference — with few held-out users a small drop is noise, and refusing it would
+//!    refuse better models (docs/benchmarks.md, "Warm retraining").
+//!    With `force` and nothing to gate on (no time-stamped record, or the current model
+//!    was trained on all of the newest pairs), the gate is skipped ([`Retrained::gate`] is
+//!    `None`); without `force` that is an error ([`RetrainError::NoHoldout`],
+//!    [`RetrainError::NothingNew`]).
 //! 4. **Final model.** When the gate passed (or `force`), the same recipe runs on all the
 //!    data, holdout included: the grown model, `epochs` more epochs. Its bundle carries the
 //!    gate's numbers in its metadata (the description, and `metrics` = the candidate on the
-//!    holdout, or the final model on the test pairs when they were given).
+//!    holdout, or the final model on the test pairs when they were given; with no gate and
+//!    no test pairs, no metrics).
 //!
 //! Test pairs (`test_pairs`, e.g. Complete Journey's `test_pairs.csv.gz`) are left out of
 //! every training run and only reported on at the end ([`Retrained::test`]).
@@ -64,7 +73,9 @@
 //! let mut now = shop.clone();
 //! let config = RetrainConfig { epochs: 3, holdout_fraction: 0.1, ..RetrainConfig::default() };
 //! let retrained = retrain(&base, &mut now, &config)?;
-//! println!("{}", retrained.gate.summary());
+//! if let Some(gate) = &retrained.gate {
+//!     println!("{}", gate.summary());
+//! }
 //! assert_eq!(retrained.growth.users_before, base.users().len());
 //! if let Some(bundle) = &retrained.bundle {
 //!     // Known ids keep their indices; the newer ones got rows after them.
@@ -78,7 +89,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use recsys_core::{
-    CoreError, EvalOptions, FitOptions, HybridModel, Interaction, Interactions, Metrics,
+    evaluate_users, CoreError, EvalOptions, FitOptions, HybridModel, Interaction, Interactions,
+    Metrics,
 };
 use recsys_features::{
     Dataset, ExternalId, FeaturesError, InteractionMode, InteractionOptions, ProductRecord,
@@ -147,8 +159,13 @@ pub struct RetrainConfig {
     /// Cut-off of the gate's precision.
     pub k: usize,
     /// How much lower than the current model's the candidate's P@k and AUC may be and still
-    /// pass (0: not worse at all).
+    /// pass, besides the noise allowance (0: no fixed allowance).
     pub tolerance: f64,
+    /// Noise allowance, in standard errors of the paired per-user difference: the candidate
+    /// fails on a metric only when its mean over the holdout's users is lower than the
+    /// current model's by more than `tolerance + noise_z × SE` (0: any drop fails; 2: a
+    /// drop fails only when it is unlikely to be noise, about 2.3 % one-sided).
+    pub noise_z: f64,
     /// Build the final model even when the gate refuses the candidate.
     pub force: bool,
     /// Binary or weighted interactions (as the base was trained: the bundle does not record
@@ -167,7 +184,8 @@ pub struct RetrainConfig {
 }
 
 impl Default for RetrainConfig {
-    /// 3 epochs, 1 thread, the newest 5 % held out, P@10, tolerance 0, no force, binary
+    /// 3 epochs, 1 thread, the newest 5 % held out, P@10, tolerance 0, a noise allowance
+    /// of 2 standard errors, no force, binary
     /// interactions, no test pairs, the base's neighbour count, no optimiser state in the
     /// new bundle, a bundle built when the gate passes.
     fn default() -> Self {
@@ -177,6 +195,7 @@ impl Default for RetrainConfig {
             holdout_fraction: 0.05,
             k: 10,
             tolerance: 0.0,
+            noise_z: 2.0,
             force: false,
             interactions: InteractionMode::Binary,
             test_pairs: None,
@@ -222,9 +241,16 @@ pub struct Gate {
     pub candidate: Metrics,
     /// The current model on the holdout.
     pub current: Metrics,
-    /// The allowed drop.
+    /// The allowed drop besides the noise allowance.
     pub tolerance: f64,
-    /// Whether the candidate is not worse (within the tolerance) on P@k and AUC.
+    /// The noise allowance in standard errors.
+    pub noise_z: f64,
+    /// Standard error of the mean per-user difference (candidate − current) of P@k.
+    pub precision_se: f64,
+    /// Standard error of the mean per-user difference of AUC.
+    pub auc_se: f64,
+    /// Whether the candidate is not worse on P@k and AUC: neither mean is lower than the
+    /// current model's by more than `tolerance + noise_z × SE`.
     pub passed: bool,
 }
 
@@ -234,7 +260,8 @@ impl Gate {
         let k = self.candidate.k;
         format!(
             "gate on the newest {} interactions ({} pairs, {} users{}): candidate P@{k} {:.4} \
-             AUC {:.4}, current P@{k} {:.4} AUC {:.4} (tolerance {}): {}",
+             AUC {:.4}, current P@{k} {:.4} AUC {:.4}; difference P@{k} {:+.4} ± {:.4}, AUC \
+             {:+.4} ± {:.4} (standard errors; allowed drop {} + {} SE): {}",
             self.holdout_records,
             self.holdout_pairs,
             self.candidate.n_users,
@@ -244,7 +271,12 @@ impl Gate {
             self.candidate.auc,
             self.current.precision_at_k,
             self.current.auc,
+            self.candidate.precision_at_k - self.current.precision_at_k,
+            self.precision_se,
+            self.candidate.auc - self.current.auc,
+            self.auc_se,
             self.tolerance,
+            self.noise_z,
             if self.passed { "passed" } else { "refused" }
         )
     }
@@ -271,8 +303,9 @@ pub struct Retrained {
     /// The new bundle: `None` when the gate refused the candidate (and `force` was off), or
     /// with `gate_only`.
     pub bundle: Option<Bundle>,
-    /// The gate's numbers.
-    pub gate: Gate,
+    /// The gate's numbers; `None` when `force` skipped a gate that had nothing to compare
+    /// (no time-stamped interaction, or none the current model was not trained on).
+    pub gate: Option<Gate>,
     /// How ids and features grew.
     pub growth: Growth,
     /// The final model on the test pairs, when they were given and the model was built.
@@ -300,6 +333,93 @@ fn train(model: &mut HybridModel, data: &Interactions, config: &RetrainConfig) -
         )?;
     }
     Ok(())
+}
+
+/// Trains a candidate without the holdout from `model` (the grown current model) and
+/// compares both on the holdout.
+fn run_gate(
+    model: &HybridModel,
+    all: &Interactions,
+    holdout: Interactions,
+    holdout_records: usize,
+    since_timestamp: Option<i64>,
+    config: &RetrainConfig,
+    times: &mut RetrainTimes,
+) -> Result<Gate> {
+    let gate_train = all.difference(&holdout);
+    let started = Instant::now();
+    let mut candidate = model.clone();
+    train(&mut candidate, &gate_train, config)?;
+    times.gate_training = started.elapsed();
+    let started = Instant::now();
+    let eval = EvalOptions {
+        k: config.k,
+        threads: config.threads,
+        candidates: None,
+    };
+    let candidate_users = evaluate_users(&candidate, &holdout, Some(&gate_train), &eval)?;
+    let current_users = evaluate_users(model, &holdout, Some(&gate_train), &eval)?;
+    times.gate_evaluation = started.elapsed();
+    let (candidate_metrics, current_metrics) = (mean(&candidate_users), mean(&current_users));
+    let differences = |metric: fn(&Metrics) -> f64| -> Vec<f64> {
+        candidate_users
+            .iter()
+            .zip(&current_users)
+            .map(|((_, c), (_, p))| metric(c) - metric(p))
+            .collect()
+    };
+    let precision_se = standard_error(&differences(|m| m.precision_at_k));
+    let auc_se = standard_error(&differences(|m| m.auc));
+    let (tolerance, z) = (config.tolerance, config.noise_z);
+    let passed = candidate_metrics.precision_at_k
+        >= current_metrics.precision_at_k - tolerance - z * precision_se
+        && candidate_metrics.auc >= current_metrics.auc - tolerance - z * auc_se;
+    Ok(Gate {
+        holdout_records,
+        holdout_pairs: holdout.len(),
+        since_timestamp,
+        candidate: candidate_metrics,
+        current: current_metrics,
+        tolerance,
+        noise_z: z,
+        precision_se,
+        auc_se,
+        passed,
+    })
+}
+
+/// The mean of per-user metrics, as [`recsys_core::evaluate`] computes it.
+fn mean(users: &[(usize, Metrics)]) -> Metrics {
+    let n = users.len() as f64;
+    let mut m = Metrics {
+        k: users.first().map_or(0, |(_, m)| m.k),
+        n_users: users.len(),
+        precision_at_k: 0.0,
+        recall_at_k: 0.0,
+        auc: 0.0,
+        reciprocal_rank: 0.0,
+        ndcg_at_k: 0.0,
+    };
+    for (_, u) in users {
+        m.precision_at_k += u.precision_at_k / n;
+        m.recall_at_k += u.recall_at_k / n;
+        m.auc += u.auc / n;
+        m.reciprocal_rank += u.reciprocal_rank / n;
+        m.ndcg_at_k += u.ndcg_at_k / n;
+    }
+    m
+}
+
+/// Standard error of the mean of `values` (sample standard deviation / √n; 0 for fewer
+/// than two values).
+fn standard_error(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    (var / n as f64).sqrt()
 }
 
 /// The newest `fraction` of the time-stamped records of `dataset`'s log that are not test
@@ -390,12 +510,14 @@ pub fn retrain<S: RecordSource + ?Sized>(
             reason: "must be >= 1",
         });
     }
-    if !(config.tolerance.is_finite() && config.tolerance >= 0.0) {
-        return Err(RetrainError::InvalidSetting {
-            name: "tolerance",
-            value: config.tolerance.to_string(),
-            reason: "must be a finite number >= 0",
-        });
+    for (name, value) in [("tolerance", config.tolerance), ("noise z", config.noise_z)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(RetrainError::InvalidSetting {
+                name,
+                value: value.to_string(),
+                reason: "must be a finite number >= 0",
+            });
+        }
     }
     let Some(base_model) = base.model().as_hybrid() else {
         return Err(RetrainError::Unsupported(format!(
@@ -474,38 +596,30 @@ pub fn retrain<S: RecordSource + ?Sized>(
         records,
         training_state_kept,
     };
-    let (holdout, holdout_records, since_timestamp) =
-        newest(&dataset, config.holdout_fraction, test.as_ref(), base.seen())?;
-    let gate_train = all.difference(&holdout);
+    let held = match newest(
+        &dataset,
+        config.holdout_fraction,
+        test.as_ref(),
+        base.seen(),
+    ) {
+        Ok(held) => Some(held),
+        Err(RetrainError::NoHoldout | RetrainError::NothingNew) if config.force => None,
+        Err(e) => return Err(e),
+    };
     times.load = started.elapsed();
-
-    // ---- the gate: candidate (trained without the holdout) against the current model
-    let started = Instant::now();
-    let mut candidate = model.clone();
-    train(&mut candidate, &gate_train, config)?;
-    times.gate_training = started.elapsed();
-    let started = Instant::now();
-    let eval = EvalOptions {
-        k: config.k,
-        threads: config.threads,
-        candidates: None,
+    let gate = match held {
+        Some((holdout, holdout_records, since_timestamp)) => Some(run_gate(
+            &model,
+            &all,
+            holdout,
+            holdout_records,
+            since_timestamp,
+            config,
+            &mut times,
+        )?),
+        None => None,
     };
-    let candidate_metrics = recsys_core::evaluate(&candidate, &holdout, Some(&gate_train), &eval)?;
-    let current_metrics = recsys_core::evaluate(&model, &holdout, Some(&gate_train), &eval)?;
-    times.gate_evaluation = started.elapsed();
-    drop(candidate);
-    let tolerance = config.tolerance;
-    let passed = candidate_metrics.precision_at_k >= current_metrics.precision_at_k - tolerance
-        && candidate_metrics.auc >= current_metrics.auc - tolerance;
-    let gate = Gate {
-        holdout_records,
-        holdout_pairs: holdout.len(),
-        since_timestamp,
-        candidate: candidate_metrics,
-        current: current_metrics,
-        tolerance,
-        passed,
-    };
+    let passed = gate.as_ref().is_some_and(|g| g.passed);
     if config.gate_only || (!passed && !config.force) {
         return Ok(Retrained {
             bundle: None,
@@ -523,6 +637,11 @@ pub fn retrain<S: RecordSource + ?Sized>(
     times.final_training = started.elapsed();
     let test_metrics = match &test {
         Some(test) if !test.is_empty() => {
+            let eval = EvalOptions {
+                k: config.k,
+                threads: config.threads,
+                candidates: None,
+            };
             Some(recsys_core::evaluate(&model, test, Some(&all), &eval)?)
         }
         _ => None,
@@ -548,10 +667,15 @@ pub fn retrain<S: RecordSource + ?Sized>(
         growth.users_after,
         growth.items_before,
         growth.items_after,
-        gate.summary(),
-        if gate.passed { "" } else { " (forced)" }
+        gate.as_ref().map_or_else(
+            || "no gate: forced, nothing new to gate on".to_string(),
+            Gate::summary
+        ),
+        if passed { "" } else { " (forced)" }
     );
-    let metrics = test_metrics.as_ref().unwrap_or(&gate.candidate);
+    let metrics = test_metrics
+        .as_ref()
+        .or(gate.as_ref().map(|g| &g.candidate));
     let bundle = BundleBuilder::new(model, &dataset, all)
         .catalog(ProductCatalog::from_infos(details))
         .neighbours(
@@ -559,7 +683,7 @@ pub fn retrain<S: RecordSource + ?Sized>(
                 .neighbours
                 .unwrap_or(base.metadata().counts.neighbours_per_item),
         )
-        .metrics(Some(summary_of(metrics)))
+        .metrics(metrics.map(summary_of))
         .description(description)
         .keep_training_state(config.keep_training_state)
         .build()?;

@@ -174,17 +174,18 @@ fn new_users_and_products_get_rows_and_known_ids_keep_theirs() {
     // The gate's numbers are in the bundle's metadata.
     let meta = bundle.metadata();
     let description = meta.description.as_deref().unwrap();
+    let gate = out.gate.as_ref().expect("new interactions to gate on");
     assert!(
         description.contains(&format!(
             "candidate P@10 {:.4}",
-            out.gate.candidate.precision_at_k
+            gate.candidate.precision_at_k
         )),
         "{description}"
     );
     assert!(description.contains(&base.metadata().model_id));
     let stored = meta.metrics.as_ref().unwrap();
-    assert_eq!(stored.precision_at_k, out.gate.candidate.precision_at_k);
-    assert_eq!(stored.auc, out.gate.candidate.auc);
+    assert_eq!(stored.precision_at_k, gate.candidate.precision_at_k);
+    assert_eq!(stored.auc, gate.candidate.auc);
     assert_eq!(meta.epochs, base.metadata().epochs + 3);
 }
 
@@ -215,8 +216,9 @@ fn zero_epochs_keep_every_prediction_of_known_pairs() {
         );
     }
     // And the gate compared the same model with itself.
-    assert_eq!(out.gate.candidate, out.gate.current);
-    assert!(out.gate.passed);
+    let gate = out.gate.expect("new interactions to gate on");
+    assert_eq!(gate.candidate, gate.current);
+    assert!(gate.passed);
 }
 
 #[test]
@@ -239,9 +241,24 @@ fn warm_start_continues_exactly_where_training_stopped() {
         .fit_partial(experiment.train(), FitOptions::epochs(1))
         .unwrap();
 
-    let out = retrain(&base, &mut base_data.clone(), &config(1)).unwrap();
+    // The bundle's model was trained on every pair, so there is nothing to gate on: an
+    // error, unless forced, which skips the gate.
+    let err = retrain(&base, &mut base_data.clone(), &config(1)).unwrap_err();
+    assert!(matches!(err, RetrainError::NothingNew), "{err}");
+    let forced = RetrainConfig {
+        force: true,
+        ..config(1)
+    };
+    let out = retrain(&base, &mut base_data.clone(), &forced).unwrap();
+    assert!(out.gate.is_none());
     assert!(out.growth.training_state_kept);
-    let bundle = out.bundle.expect("one more epoch on the same data passes");
+    let bundle = out.bundle.expect("forced");
+    assert!(bundle
+        .metadata()
+        .description
+        .as_deref()
+        .unwrap()
+        .contains("no gate"));
     let items: Vec<usize> = (0..base.items().len()).collect();
     for user in [0, 7, 42, 99] {
         assert_eq!(
@@ -289,7 +306,8 @@ fn warm_start_continues_exactly_where_training_stopped() {
 fn the_gate_refuses_a_worse_candidate_unless_forced() {
     // The feed went wrong: the older interactions the retraining reads are random pairs,
     // and only the newest ones follow the shop's tastes. Training on them makes the model
-    // worse on the newest interactions than the one serving.
+    // worse on the newest interactions than the one serving (AUC), by less than two
+    // standard errors of the per-user difference on this small shop.
     let (now, base_data, _, _) = shop();
     let base = base_bundle(&base_data, true);
     let users: Vec<ExternalId> = base.users().ids().to_vec();
@@ -320,8 +338,14 @@ fn the_gate_refuses_a_worse_candidate_unless_forced() {
             .filter(|i| base.users().contains(&i.user_id) && base.items().contains(&i.product_id))
             .cloned(),
     );
-    let refused = retrain(&base, &mut noisy.clone(), &config(10)).unwrap();
-    let gate = &refused.gate;
+
+    // The strict gate (no noise allowance) refuses any drop.
+    let strict = RetrainConfig {
+        noise_z: 0.0,
+        ..config(10)
+    };
+    let refused = retrain(&base, &mut noisy.clone(), &strict).unwrap();
+    let gate = refused.gate.as_ref().unwrap();
     assert!(!gate.passed, "{}", gate.summary());
     assert!(
         gate.candidate.precision_at_k < gate.current.precision_at_k
@@ -330,12 +354,30 @@ fn the_gate_refuses_a_worse_candidate_unless_forced() {
     assert!(refused.bundle.is_none(), "a refused candidate is not built");
     assert!(gate.summary().ends_with("refused"));
 
+    // The default gate allows a drop within 2 standard errors of the per-user difference:
+    // the same candidate, the same numbers, passes.
+    let lenient = retrain(
+        &base,
+        &mut noisy.clone(),
+        &RetrainConfig {
+            gate_only: true,
+            ..config(10)
+        },
+    )
+    .unwrap();
+    let g = lenient.gate.unwrap();
+    assert_eq!((&g.candidate, &g.current), (&gate.candidate, &gate.current));
+    assert!(g.auc_se > 0.0 && g.precision_se > 0.0);
+    assert!(g.candidate.auc < g.current.auc);
+    assert!(g.candidate.auc >= g.current.auc - 2.0 * g.auc_se);
+    assert!(g.passed, "{}", g.summary());
+
     let forced = retrain(
         &base,
         &mut noisy,
         &RetrainConfig {
             force: true,
-            ..config(10)
+            ..strict
         },
     )
     .unwrap();
@@ -349,6 +391,18 @@ fn the_gate_refuses_a_worse_candidate_unless_forced() {
 fn bad_settings_and_models_that_cannot_retrain_warm_are_refused() {
     let (mut now, base_data, _, _) = shop();
     let base = base_bundle(&base_data, false);
+    for noise_z in [-1.0, f64::NAN, f64::INFINITY] {
+        let err = retrain(
+            &base,
+            &mut now,
+            &RetrainConfig {
+                noise_z,
+                ..config(1)
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, RetrainError::InvalidSetting { .. }), "{err}");
+    }
     for holdout_fraction in [0.0, 1.0, f64::NAN] {
         let err = retrain(
             &base,
@@ -366,8 +420,19 @@ fn bad_settings_and_models_that_cannot_retrain_warm_are_refused() {
     for i in &mut untimed.interactions {
         i.timestamp = None;
     }
-    let err = retrain(&base, &mut untimed, &config(1)).unwrap_err();
+    let err = retrain(&base, &mut untimed.clone(), &config(1)).unwrap_err();
     assert!(matches!(err, RetrainError::NoHoldout), "{err}");
+    // Forced, the model is retrained without a gate.
+    let out = retrain(
+        &base,
+        &mut untimed,
+        &RetrainConfig {
+            force: true,
+            ..config(1)
+        },
+    )
+    .unwrap();
+    assert!(out.gate.is_none() && out.bundle.is_some());
 
     // An ALS bundle is refused with a reason.
     let mut source = base_data.clone();
