@@ -155,6 +155,7 @@ fn run(args: Args) -> Result<()> {
     };
 
     let config = args.features.config()?;
+    args.cold_start.check(&config)?;
 
     // ---- load
     let load_started = Instant::now();
@@ -280,7 +281,7 @@ fn run(args: Args) -> Result<()> {
         }
     } else if let Some((refit, mut json)) =
         args.cold_start
-            .choose(&experiment, &args.model, args.json)?
+            .choose(&experiment, &config, &args.model, args.json)?
     {
         let started = Instant::now();
         let report = match &mut trained {
@@ -302,6 +303,13 @@ fn run(args: Args) -> Result<()> {
                 report.cold_items,
                 report.steps,
                 started.elapsed().as_secs_f64()
+            );
+        }
+        if report.residual > refit.tolerance {
+            eprintln!(
+                "warning: the cold-start refit stopped after {} CG steps with relative residual \
+                 {:.2e} (tolerance {:.0e}): the metadata embeddings are an approximation",
+                report.steps, report.residual, refit.tolerance
             );
         }
         refit_json = json;

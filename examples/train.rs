@@ -20,8 +20,10 @@
 //! line win.
 //!
 //! `--cold-start-refit LAMBDA|auto` refits the item metadata embeddings after training so
-//! that products without interactions (and products added later) are scored from their
-//! attributes, every other product keeping its representation (`recsys_core::ColdStartRefit`).
+//! that products without interactions in the bundle are scored from their attributes, every
+//! other product keeping its representation (`recsys_core::ColdStartRefit`). Products added
+//! to the store after training reach a bundle by retraining; a library user scores them
+//! from their attributes with `HybridModel::item_representation_from_features`.
 //!
 //! `--model als` trains the implicit-feedback ALS model instead of the hybrid one (`--alpha`,
 //! `--regularization`, `--cg-steps`, `--feature-cg-steps`, `--solver`; `--epochs` counts
@@ -257,6 +259,7 @@ fn spinner(message: &str, hidden: bool) -> ProgressBar {
 fn run(args: Args) -> Result<()> {
     let mut input = open_input(&args)?;
     let config = feature_config(&args, matches!(input, Input::Demo(_)))?;
+    args.cold_start.check(&config)?;
 
     // ---- load + split
     let started = Instant::now();
@@ -308,18 +311,27 @@ fn run(args: Args) -> Result<()> {
     // ---- train (with --report: the held-out metrics after every epoch, for the plots)
     let held_out = args.report.is_some().then(|| experiment.test()).flatten();
     let (mut model, curve) = train_model(&args, &experiment, held_out)?;
-    if let Some((refit, _)) = args
-        .cold_start
-        .choose(&experiment, &args.model, args.quiet)?
+    if let Some((refit, _)) =
+        args.cold_start
+            .choose(&experiment, &config, &args.model, args.quiet)?
     {
         let report = model
             .refit_cold_start(experiment.train(), &refit)
             .context("--cold-start-refit")?;
-        eprintln!(
-            "cold-start refit (lambda {}, popularity power {}): {} products with training \
-             interactions kept, {} without now scored from their attributes",
-            refit.lambda, refit.popularity_power, report.warm_items, report.cold_items
-        );
+        if !args.quiet {
+            eprintln!(
+                "cold-start refit (lambda {}, popularity power {}): {} products with training \
+                 interactions kept, {} without now scored from their attributes",
+                refit.lambda, refit.popularity_power, report.warm_items, report.cold_items
+            );
+        }
+        if report.residual > refit.tolerance {
+            eprintln!(
+                "warning: the cold-start refit stopped after {} CG steps with relative residual \
+                 {:.2e} (tolerance {:.0e}): the metadata embeddings are an approximation",
+                report.steps, report.residual, refit.tolerance
+            );
+        }
     }
 
     // ---- evaluate

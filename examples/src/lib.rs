@@ -289,9 +289,8 @@ impl ModelArgs {
 pub struct ColdStartArgs {
     /// After training, refit the item metadata embeddings by ridge regression (penalty
     /// LAMBDA) of the warm items' representations on their metadata, keeping every product
-    /// with training interactions at its representation; products without any (and products
-    /// added later, from their attributes) are then scored by the prediction from their
-    /// metadata. `auto` chooses LAMBDA and --refit-popularity-power on an item cold-start
+    /// with training interactions at its representation; products without any are then
+    /// scored by the prediction from their metadata. `auto` chooses LAMBDA and --refit-popularity-power on an item cold-start
     /// split of the training data (10 % of the products with interactions; trains the model
     /// once more). Needs item identity features and item feature columns.
     #[arg(long, value_name = "LAMBDA|auto")]
@@ -303,13 +302,36 @@ pub struct ColdStartArgs {
 }
 
 impl ColdStartArgs {
+    /// Refuses a refit the feature configuration cannot serve (see [`ColdStartArgs::choose`]);
+    /// call it before training so the mistake costs nothing.
+    pub fn check(&self, config: &recsys::ExperimentConfig) -> anyhow::Result<()> {
+        if self.cold_start_refit.is_none() {
+            return Ok(());
+        }
+        if config.normalize && config.metadata_weight.is_none() {
+            anyhow::bail!(
+                "--cold-start-refit needs identity-anchored rows (--metadata-weight W) or \
+                 --no-normalize: with L1-normalised rows a product added after training, which \
+                 has no identity feature, gets larger metadata weights than the ones the refit \
+                 learned from"
+            );
+        }
+        Ok(())
+    }
+
     /// The refit settings these flags ask for (`None` without `--cold-start-refit`) and a
     /// JSON description; with `auto`, trains a model like the main one on an item
     /// cold-start validation split of `experiment`'s training data and picks the candidate
     /// with the best validation AUC (said on stderr unless `quiet`).
+    ///
+    /// Refuses L1-normalised feature rows with identity features (`config.normalize`
+    /// without `metadata_weight`): a product added after training gets a row without an
+    /// identity feature, whose metadata weights are then larger than the ones the refit
+    /// learned from, so its prediction would be on another scale than the cold items'.
     pub fn choose(
         &self,
         experiment: &recsys::Experiment,
+        config: &recsys::ExperimentConfig,
         model: &ModelArgs,
         quiet: bool,
     ) -> anyhow::Result<Option<(recsys::core::ColdStartRefit, serde_json::Value)>> {
@@ -319,6 +341,7 @@ impl ColdStartArgs {
         let Some(spec) = &self.cold_start_refit else {
             return Ok(None);
         };
+        self.check(config)?;
         if spec.trim() != "auto" {
             let lambda: f64 = spec
                 .trim()
@@ -341,7 +364,8 @@ impl ColdStartArgs {
             .context("--cold-start-refit auto")?;
         if !quiet {
             eprintln!(
-                "--cold-start-refit auto: training on the training data without {}                  pseudo-cold products to choose the refit",
+                "--cold-start-refit auto: training on the training data without {} \
+                 pseudo-cold products to choose the refit",
                 validation.items().len()
             );
         }

@@ -179,8 +179,8 @@ pub(crate) fn refit_table(
     let mut warm: Vec<usize> = Vec::new();
     let mut omega: Vec<f64> = Vec::new();
     let mut targets: Vec<f64> = Vec::new();
-    for i in 0..n {
-        if counts[i] == 0 {
+    for (i, &count) in counts.iter().enumerate().take(n) {
+        if count == 0 {
             continue;
         }
         let (f, w) = fm.row(i);
@@ -192,7 +192,7 @@ pub(crate) fn refit_table(
             }
         }
         warm.push(i);
-        omega.push(f64::from(counts[i]).powf(options.popularity_power));
+        omega.push(f64::from(count).powf(options.popularity_power));
     }
     let meta = |i: usize| {
         let (f, w) = fm.row(i);
@@ -254,7 +254,7 @@ pub(crate) fn refit_table(
     }
     let mut next_warm = 0;
     let mut pred = vec![0.0f64; width];
-    for i in 0..n {
+    for (i, &wi) in id_weight.iter().enumerate().take(n) {
         let is_warm = warm.get(next_warm) == Some(&i);
         let dst_start = i * stride;
         if !is_warm {
@@ -269,7 +269,6 @@ pub(crate) fn refit_table(
             }
         }
         let v = &targets[next_warm * width..(next_warm + 1) * width];
-        let wi = id_weight[i];
         for c in 0..width {
             table[dst_start + c] = ((v[c] - pred[c]) / wi) as f32;
         }
@@ -538,14 +537,14 @@ mod tests {
             }
             v
         };
-        let warm = |i: usize| i % 4 != 0;
+        let warm = |i: usize| !i.is_multiple_of(4);
         for i in (0..n).filter(|&i| warm(i)) {
             let (f, w) = items.row(i);
             let mut meta_part = Array1::<f32>::zeros(k);
             for (&f, &w) in f.iter().zip(w).filter(|(&f, _)| f >= n) {
                 meta_part.scaled_add(w, &embeddings.row(f));
             }
-            let id = &target(i) - &meta_part + &embeddings.row(i);
+            let id = &target(i) - &meta_part + embeddings.row(i);
             embeddings.row_mut(i).assign(&id);
         }
         let users = Array2::<f32>::from_shape_fn((3, k), |(u, c)| (u + c) as f32 * 0.1);

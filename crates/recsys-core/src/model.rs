@@ -800,8 +800,8 @@ impl HybridModel {
     /// training interaction in `train` at its representation (up to `f32` rounding) by
     /// adjusting its identity feature, and sets the identity embedding and bias of every
     /// item without one to zero, so such items — and products added after training,
-    /// described by their attributes — are scored by the least-squares prediction from
-    /// their metadata. The module docs of [`ColdStartRefit`] derive it.
+    /// described by their attributes through [`HybridModel::item_representation_from_features`]
+    /// — are scored by the least-squares prediction from their metadata. The module docs of [`ColdStartRefit`] derive it.
     ///
     /// Needs identity features first in the item feature matrix (feature `i` = item `i`,
     /// as `recsys-features` builds them); fails with [`CoreError::Corrupt`] otherwise.

@@ -871,7 +871,7 @@ impl ColdStartValidation {
         }
         let mut best: Option<&(ColdStartRefit, Metrics)> = None;
         for trial in &trials {
-            if best.map_or(true, |b| trial.1.auc > b.1.auc) {
+            if best.is_none_or(|b| trial.1.auc > b.1.auc) {
                 best = Some(trial);
             }
         }
