@@ -6,6 +6,7 @@
 //! cargo run --release -p recsys-examples --example import -- ../shared/data/completejourney-seed --load
 //! cargo run --release -p recsys-examples --example import -- DIR --skip-bad-rows rejects.csv
 //! cargo run --release -p recsys-examples --example import -- --demo   # the demo shop
+//! cargo run --release -p recsys-examples --example import -- --load-only  # read back only
 //! ```
 //!
 //! Default: any invalid row (missing id, bad number or timestamp, wrong column count, unknown
@@ -34,7 +35,7 @@ struct Args {
     /// Folder with users.csv, products.csv and user_product_interactions.csv (each may be
     /// .csv.gz). With --demo: where the demo shop's CSV files are written first
     /// [default: target/demo-data].
-    #[arg(required_unless_present = "demo")]
+    #[arg(required_unless_present_any = ["demo", "load_only"])]
     dir: Option<PathBuf>,
     /// Generate the seeded demo shop (the quickstart's data) as CSV files, then import them.
     #[arg(long)]
@@ -48,8 +49,9 @@ struct Args {
     /// Import the valid rows and write the invalid ones to this CSV file.
     #[arg(long, value_name = "REJECTS_CSV")]
     skip_bad_rows: Option<PathBuf>,
-    /// Documents per upsert command.
-    #[arg(long, default_value_t = 1000)]
+    /// Documents per insert command (a command also ends at 8 MiB); one batch is written
+    /// while the next is read.
+    #[arg(long, default_value_t = 10_000)]
     batch_size: usize,
     /// Seconds to wait for the server to answer when connecting.
     #[arg(long, default_value_t = 5)]
@@ -64,6 +66,10 @@ struct Args {
     /// Afterwards, stream the collections back into a training dataset and report its size.
     #[arg(long)]
     load: bool,
+    /// Only stream the collections of the database back into a training dataset (no CSV
+    /// is read, nothing is written): the load's speed on its own.
+    #[arg(long, conflicts_with_all = ["dir", "demo", "drop", "skip_bad_rows"])]
+    load_only: bool,
     /// With --load: also time the in-database `$group` popularity count (fast on MongoDB,
     /// slow on FerretDB 1.x, which groups in its own process).
     #[arg(long)]
@@ -113,64 +119,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.drop {
         store.drop_database()?;
     }
-    let dir = match (&args.dir, args.demo) {
-        (Some(dir), false) => dir.clone(),
-        (dir, true) => {
-            let dir = dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("target/demo-data"));
-            let shop = recsys::demo::generate(&recsys::demo::DemoConfig::default());
-            recsys::demo::write_csv(&shop, &dir)
-                .with_context(|| format!("writing the demo shop to {}", dir.display()))?;
-            eprintln!("wrote the demo shop's CSV files to {}", dir.display());
-            dir
-        }
-        (None, false) => unreachable!("clap requires DIR unless --demo"),
-    };
-    let source = CsvSource::open(&dir)
-        .with_context(|| format!("reading the CSV folder {}", dir.display()))?;
-
-    let import_options = ImportOptions {
-        batch_size: args.batch_size,
-        bad_rows: match &args.skip_bad_rows {
-            Some(path) => BadRows::Skip {
-                rejects: path.clone(),
-            },
-            None => BadRows::Reject,
-        },
-    };
-    let bar = progress_bar(args.quiet);
-    let summary = import_csv(&store, &source, &import_options, &mut |p| show(&bar, p))?;
-    bar.finish_and_clear();
-
-    println!(
-        "{:<27} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
-        "collection", "read", "inserted", "updated", "unchanged", "rejected", "rows/s"
-    );
-    for (name, c) in summary.collections() {
-        println!(
-            "{name:<27} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11.0}",
-            c.read,
-            c.inserted,
-            c.updated,
-            c.unchanged,
-            c.rejected,
-            c.rows_per_second()
-        );
+    if !args.load_only {
+        import(&store, &args)?;
     }
-    let read: u64 = summary.collections().iter().map(|(_, c)| c.read).sum();
-    println!(
-        "import: {read} rows in {:.2}s ({:.0} rows/s; validation {:.2}s)",
-        summary.total_seconds,
-        read as f64 / summary.total_seconds.max(1e-9),
-        summary.validate_seconds
-    );
-    if let Some(rejects) = &summary.rejects {
-        let rejected: u64 = summary.collections().iter().map(|(_, c)| c.rejected).sum();
-        println!("rejected rows: {rejected}, listed in {}", rejects.display());
-    }
-
-    if args.load {
+    if args.load || args.load_only {
         let start = Instant::now();
         // Popularity is counted while the interactions stream through.
         let mut mongo = CountingSource::new(store.source());
@@ -262,4 +214,67 @@ fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads the CSV folder of `args` (or the generated demo shop) and imports it into `store`,
+/// printing a table of what each collection got.
+fn import(store: &MongoStore, args: &Args) -> anyhow::Result<()> {
+    let dir = match (&args.dir, args.demo) {
+        (Some(dir), false) => dir.clone(),
+        (dir, true) => {
+            let dir = dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("target/demo-data"));
+            let shop = recsys::demo::generate(&recsys::demo::DemoConfig::default());
+            recsys::demo::write_csv(&shop, &dir)
+                .with_context(|| format!("writing the demo shop to {}", dir.display()))?;
+            eprintln!("wrote the demo shop's CSV files to {}", dir.display());
+            dir
+        }
+        (None, false) => unreachable!("clap requires DIR unless --demo"),
+    };
+    let source = CsvSource::open(&dir)
+        .with_context(|| format!("reading the CSV folder {}", dir.display()))?;
+
+    let import_options = ImportOptions {
+        batch_size: args.batch_size,
+        bad_rows: match &args.skip_bad_rows {
+            Some(path) => BadRows::Skip {
+                rejects: path.clone(),
+            },
+            None => BadRows::Reject,
+        },
+    };
+    let bar = progress_bar(args.quiet);
+    let summary = import_csv(store, &source, &import_options, &mut |p| show(&bar, p))?;
+    bar.finish_and_clear();
+
+    println!(
+        "{:<27} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+        "collection", "read", "inserted", "updated", "unchanged", "rejected", "rows/s"
+    );
+    for (name, c) in summary.collections() {
+        println!(
+            "{name:<27} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11.0}",
+            c.read,
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            c.rejected,
+            c.rows_per_second()
+        );
+    }
+    let read: u64 = summary.collections().iter().map(|(_, c)| c.read).sum();
+    println!(
+        "import: {read} rows in {:.2}s ({:.0} rows/s; validation {:.2}s)",
+        summary.total_seconds,
+        read as f64 / summary.total_seconds.max(1e-9),
+        summary.validate_seconds
+    );
+    if let Some(rejects) = &summary.rejects {
+        let rejected: u64 = summary.collections().iter().map(|(_, c)| c.rejected).sum();
+        println!("rejected rows: {rejected}, listed in {}", rejects.display());
+    }
+
+    Ok(())
 }
