@@ -1,7 +1,9 @@
 //! Choose the model by itself: a seeded random search over model family, loss, components,
 //! learning rate, schedule, L2 penalties, `max_sampled`, ALS confidence and regularisation,
 //! and the feature configuration (plain collaborative filtering, the given columns
-//! L1-normalised, identity-anchored `metadata_weight` 0.5 and 1), run by successive halving
+//! L1-normalised, identity-anchored `metadata_weight` 0.5 and 1, and with
+//! `--column-subsets N` the user columns alone, the product columns alone and N random
+//! subsets of the columns), run by successive halving
 //! on a validation split carved from the training interactions. The test pairs are not
 //! looked at unless `--report-test` asks for the final report.
 //!
@@ -58,6 +60,11 @@ struct Args {
     /// Columns bucketed by quantile.
     #[arg(long, value_name = "COLS")]
     numeric_features: Option<String>,
+    /// Also search feature columns: the user columns alone, the product columns alone, and
+    /// N seeded random non-empty subsets of all the columns, each identity-anchored at
+    /// `metadata_weight` 1 (0: only all the columns, as given).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    column_subsets: usize,
     /// Model families to search.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "hybrid,als")]
     families: Vec<ModelKind>,
@@ -158,7 +165,65 @@ fn feature_sets(args: &Args, demo: bool) -> Result<Vec<FeatureSet>> {
             config: c,
         });
     }
+    sets.extend(column_subsets(&base, args.column_subsets, args.seed));
     Ok(sets)
+}
+
+/// With `n` > 0: the user columns of `base` alone, its product columns alone (when it has
+/// both), and `n` seeded random non-empty subsets of all its columns (no repeats, none
+/// equal to all of them), each identity-anchored at `metadata_weight` 1.
+fn column_subsets(base: &ExperimentConfig, n: usize, seed: u64) -> Vec<FeatureSet> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let (users, items) = (&base.user_columns, &base.item_columns);
+    let all: Vec<(bool, &String)> = users
+        .iter()
+        .map(|c| (true, c))
+        .chain(items.iter().map(|c| (false, c)))
+        .collect();
+    let mut chosen: Vec<Vec<bool>> = Vec::new();
+    if !users.is_empty() && !items.is_empty() {
+        chosen.push(all.iter().map(|&(user, _)| user).collect());
+        chosen.push(all.iter().map(|&(user, _)| !user).collect());
+    }
+    // Every non-empty proper subset is a candidate; draw until n new ones or none is left
+    // (the draw stops after enough tries on a small column list).
+    let mut rng = Rng::new(seed ^ 0x0063_6f6c_756d_6e73);
+    let mut drawn = 0;
+    for _ in 0..n.saturating_mul(50) {
+        if drawn == n {
+            break;
+        }
+        let mask: Vec<bool> = (0..all.len()).map(|_| rng.below(2) == 1).collect();
+        let size = mask.iter().filter(|&&m| m).count();
+        if size == 0 || size == all.len() || chosen.contains(&mask) {
+            continue;
+        }
+        chosen.push(mask);
+        drawn += 1;
+    }
+    chosen
+        .into_iter()
+        .map(|mask| {
+            let pick = |user: bool| -> Vec<String> {
+                all.iter()
+                    .zip(&mask)
+                    .filter(|&(&(u, _), &m)| m && u == user)
+                    .map(|(&(_, c), _)| c.clone())
+                    .collect()
+            };
+            let (u, i) = (pick(true), pick(false));
+            let mut config = base.clone();
+            config.user_columns = u.clone();
+            config.item_columns = i.clone();
+            config.metadata_weight = Some(1.0);
+            FeatureSet {
+                name: format!("cols u[{}] i[{}] w1", u.join(","), i.join(",")),
+                config,
+            }
+        })
+        .collect()
 }
 
 /// `options[rng.below(len)]`.
@@ -573,4 +638,58 @@ fn write_report(
     let rows: Vec<(&str, String)> = rows.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
     html.facts(&rows);
     html.write(dir, "recsys tuning report")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ExperimentConfig {
+        ExperimentConfig::collaborative()
+            .with_user_columns(vec!["age", "income"])
+            .with_item_columns(vec!["brand", "category", "price:q5"])
+    }
+
+    #[test]
+    fn column_subsets_are_each_side_alone_then_distinct_proper_subsets() {
+        assert!(column_subsets(&base(), 0, 1).is_empty());
+        let sets = column_subsets(&base(), 4, 7);
+        assert_eq!(sets.len(), 6);
+        assert_eq!(sets[0].config.user_columns, ["age", "income"]);
+        assert!(sets[0].config.item_columns.is_empty());
+        assert!(sets[1].config.user_columns.is_empty());
+        assert_eq!(
+            sets[1].config.item_columns,
+            ["brand", "category", "price:q5"]
+        );
+        let mut seen = Vec::new();
+        for set in &sets {
+            let (u, i) = (&set.config.user_columns, &set.config.item_columns);
+            let size = u.len() + i.len();
+            assert!(size > 0 && size < 5, "{}", set.name);
+            assert_eq!(set.config.metadata_weight, Some(1.0));
+            assert!(
+                !seen.contains(&(u.clone(), i.clone())),
+                "repeated: {}",
+                set.name
+            );
+            seen.push((u.clone(), i.clone()));
+        }
+        // Seeded: the same seed draws the same subsets, another seed others.
+        let names = |sets: &[FeatureSet]| sets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&sets), names(&column_subsets(&base(), 4, 7)));
+        assert_ne!(names(&sets), names(&column_subsets(&base(), 4, 8)));
+    }
+
+    #[test]
+    fn column_subsets_stop_when_no_new_subset_is_left() {
+        let two = ExperimentConfig::collaborative()
+            .with_user_columns(vec!["age"])
+            .with_item_columns(vec!["brand"]);
+        // The only proper subsets are the two sides alone.
+        assert_eq!(column_subsets(&two, 10, 1).len(), 2);
+        // One side only: its proper subsets (2 columns: 2 of them) at most.
+        let items = ExperimentConfig::collaborative().with_item_columns(vec!["brand", "category"]);
+        assert_eq!(column_subsets(&items, 10, 1).len(), 2);
+    }
 }
