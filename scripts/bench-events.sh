@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Live-event benchmarks (docs/benchmarks.md): POST /events ingestion against a pymongo
-# baseline doing the same writes, event -> visible on the same and on another replica,
+# baseline doing the same writes (run before and after the server's rounds), event ->
+# visible on the same and on another replica,
 # fold-in latency. Each round uses fresh databases with the import's indexes.
 #
 # usage: scripts/bench-events.sh BUNDLE [SERVE_BINARY]
@@ -24,6 +25,9 @@ stop() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=();
 trap stop EXIT
 wait_up() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null && return; sleep 0.1; done; echo "server on $1 did not start" >&2; exit 1; }
 for round in $(seq "$ROUNDS"); do
+  # The baseline runs before and after the server's rounds (FerretDB slows as its files
+  # grow): compare the server with both.
+  "${PY[@]}" baseline --database recsys_events_baseline --events "$EVENTS"
   "${PY[@]}" prepare --database recsys_events_bench
   "$SERVE" --bundle "$BUNDLE" --port "$PORT" --mongodb-uri "$BASE/recsys_events_bench" >/dev/null 2>&1 &
   PIDS+=($!); wait_up "$PORT"

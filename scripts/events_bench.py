@@ -4,7 +4,8 @@
             server writes into the same empty, indexed collection as the baseline)
   baseline  pymongo straight into the database: the writes POST /events makes (unordered
             insert_many of each batch into user_product_interactions, one recent_events
-            document per batch), with the same document shapes and indexes
+            document per batch with the pairs as one JSON string), with the same document
+            shapes and indexes
   ingest    POST /events to a running server, batches of --batch unique events from
             --threads client threads; events/s, request latency, the server's CPU
   visible   event -> visible: on the replica that took it (post, then one GET) and on
@@ -116,7 +117,7 @@ def baseline(args):
                     "timestamp": now,
                 }
             )
-            pairs.append({"user_id": user, "product_id": product})
+            pairs.append([user, product])
         interactions.insert_many(docs, ordered=False)
         recent.insert_one(
             {
@@ -124,7 +125,8 @@ def baseline(args):
                 "writer": run,
                 "sequence": b,
                 "at_ms": int(time.time() * 1000),
-                "events": pairs,
+                # as the server stores it: the (user, product) pairs as one JSON string
+                "events": json.dumps(pairs, separators=(",", ":")),
             }
         )
     seconds = time.perf_counter() - started
