@@ -49,6 +49,32 @@ pub struct Metrics {
     pub ndcg_at_k: f64,
 }
 
+impl Metrics {
+    /// The mean of per-user metrics (as [`evaluate_users`] returns them) at cut-off `k`,
+    /// summed in the order given: what [`evaluate`] returns for the same users.
+    pub fn mean_of<'a>(k: usize, users: impl ExactSizeIterator<Item = &'a Metrics>) -> Metrics {
+        let n_users = users.len();
+        let n = n_users as f64;
+        let mut m = Metrics {
+            k,
+            n_users,
+            precision_at_k: 0.0,
+            recall_at_k: 0.0,
+            auc: 0.0,
+            reciprocal_rank: 0.0,
+            ndcg_at_k: 0.0,
+        };
+        for u in users {
+            m.precision_at_k += u.precision_at_k / n;
+            m.recall_at_k += u.recall_at_k / n;
+            m.auc += u.auc / n;
+            m.reciprocal_rank += u.reciprocal_rank / n;
+            m.ndcg_at_k += u.ndcg_at_k / n;
+        }
+        m
+    }
+}
+
 /// Per-user metric values (LightFM's per-user arrays).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct UserMetrics {
@@ -416,24 +442,7 @@ pub fn evaluate<S: Scorer + ?Sized>(
     opts: &EvalOptions,
 ) -> Result<Metrics> {
     let per_user = evaluate_users(scorer, test, train, opts)?;
-    let n = per_user.len() as f64;
-    let mut m = Metrics {
-        k: opts.k,
-        n_users: per_user.len(),
-        precision_at_k: 0.0,
-        recall_at_k: 0.0,
-        auc: 0.0,
-        reciprocal_rank: 0.0,
-        ndcg_at_k: 0.0,
-    };
-    for (_, u) in per_user {
-        m.precision_at_k += u.precision_at_k / n;
-        m.recall_at_k += u.recall_at_k / n;
-        m.auc += u.auc / n;
-        m.reciprocal_rank += u.reciprocal_rank / n;
-        m.ndcg_at_k += u.ndcg_at_k / n;
-    }
-    Ok(m)
+    Ok(Metrics::mean_of(opts.k, per_user.iter().map(|(_, m)| m)))
 }
 
 /// [`evaluate`] user by user: `(user, that user's metrics)` for every user with a test
@@ -657,6 +666,25 @@ mod tests {
         .unwrap();
         assert_eq!(one, two);
         assert_eq!(one.auc, 1.0);
+    }
+
+    #[test]
+    fn per_user_metrics_average_to_evaluate() {
+        let train = Interactions::from_pairs(3, 6, [(0, 0), (1, 1)]).unwrap();
+        let test = Interactions::from_pairs(3, 6, [(0, 1), (0, 4), (2, 5), (2, 3)]).unwrap();
+        let scorer = Popularity::from_counts(vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+        let opts = EvalOptions {
+            k: 2,
+            ..Default::default()
+        };
+        let users = evaluate_users(&scorer, &test, Some(&train), &opts).unwrap();
+        // Users with a test interaction only, in order; user 0: item 1 ranks 0 (item 0 is
+        // a training item), item 4 ranks 2 — one hit in the top 2.
+        assert_eq!(users.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(users[0].1.precision_at_k, 0.5);
+        assert_eq!(users[0].1.n_users, 1);
+        let mean = Metrics::mean_of(2, users.iter().map(|(_, m)| m));
+        assert_eq!(mean, evaluate(&scorer, &test, Some(&train), &opts).unwrap());
     }
 
     #[test]

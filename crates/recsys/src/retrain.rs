@@ -360,6 +360,8 @@ fn run_gate(
     let candidate_users = evaluate_users(&candidate, &holdout, Some(&gate_train), &eval)?;
     let current_users = evaluate_users(model, &holdout, Some(&gate_train), &eval)?;
     times.gate_evaluation = started.elapsed();
+    let mean =
+        |users: &[(usize, Metrics)]| Metrics::mean_of(config.k, users.iter().map(|(_, m)| m));
     let (candidate_metrics, current_metrics) = (mean(&candidate_users), mean(&current_users));
     let differences = |metric: fn(&Metrics) -> f64| -> Vec<f64> {
         candidate_users
@@ -386,28 +388,6 @@ fn run_gate(
         auc_se,
         passed,
     })
-}
-
-/// The mean of per-user metrics, as [`recsys_core::evaluate`] computes it.
-fn mean(users: &[(usize, Metrics)]) -> Metrics {
-    let n = users.len() as f64;
-    let mut m = Metrics {
-        k: users.first().map_or(0, |(_, m)| m.k),
-        n_users: users.len(),
-        precision_at_k: 0.0,
-        recall_at_k: 0.0,
-        auc: 0.0,
-        reciprocal_rank: 0.0,
-        ndcg_at_k: 0.0,
-    };
-    for (_, u) in users {
-        m.precision_at_k += u.precision_at_k / n;
-        m.recall_at_k += u.recall_at_k / n;
-        m.auc += u.auc / n;
-        m.reciprocal_rank += u.reciprocal_rank / n;
-        m.ndcg_at_k += u.ndcg_at_k / n;
-    }
-    m
 }
 
 /// Standard error of the mean of `values` (sample standard deviation / √n; 0 for fewer
