@@ -117,12 +117,12 @@ pub struct ColdStartReport {
 /// weight, and no other row holds a feature below `n_rows`. Returns the identity weights.
 fn identity_weights(fm: &FeatureMatrix) -> Result<Vec<f64>> {
     let n = fm.n_rows();
-    let missing = |reason: String| CoreError::Corrupt {
-        what: "item features for the cold-start refit",
-        reason: format!(
-            "{reason}; the refit needs identity features first (feature i = item i, as \
-             recsys-features builds them) and metadata after them"
-        ),
+    let missing = |reason: String| CoreError::FeatureLayout {
+        operation: "the item cold-start refit",
+        needs: "identity features first (feature i = item i, as a dataset built from scratch \
+                has them) and metadata after them; a dataset grown by `Dataset::resume` \
+                appends new identity features after the metadata",
+        reason,
     };
     if fm.n_features() < n {
         return Err(missing(format!(
@@ -642,7 +642,7 @@ mod tests {
         let err = model
             .refit_cold_start(&train, &ColdStartRefit::new(1.0))
             .unwrap_err();
-        assert!(matches!(err, CoreError::Corrupt { .. }), "{err}");
+        assert!(matches!(err, CoreError::FeatureLayout { .. }), "{err}");
         assert!(err.to_string().contains("identity"), "{err}");
 
         let mut model = HybridModel::collaborative(

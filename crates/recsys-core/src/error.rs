@@ -68,6 +68,17 @@ pub enum CoreError {
         /// What is inconsistent, naming the offending value.
         reason: String,
     },
+    /// The item feature matrix is valid but not laid out as the operation needs (the item
+    /// cold-start refit needs identity features first: feature `i` = item `i`).
+    #[error("{operation} needs {needs}: {reason}")]
+    FeatureLayout {
+        /// The operation that was refused.
+        operation: &'static str,
+        /// The layout it needs.
+        needs: &'static str,
+        /// Where the given matrix differs, naming the row and feature.
+        reason: String,
+    },
     /// A saved model was written in a record version this library does not read.
     #[error(
         "saved model record version {found} is not supported (this library reads version \

@@ -804,7 +804,7 @@ impl HybridModel {
     /// — are scored by the least-squares prediction from their metadata. The module docs of [`ColdStartRefit`] derive it.
     ///
     /// Needs identity features first in the item feature matrix (feature `i` = item `i`,
-    /// as `recsys-features` builds them); fails with [`CoreError::Corrupt`] otherwise.
+    /// as `recsys-features` builds them); fails with [`CoreError::FeatureLayout`] otherwise.
     ///
     /// ```
     /// use recsys_core::{ColdStartRefit, FeatureMatrix, FitOptions, HybridModel, Hyperparameters, Interactions};
