@@ -145,6 +145,7 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
             let started = std::time::Instant::now();
             let outcome = state.swap(bundle);
             state.set_origin(origin_of(&published));
+            state.clear_refused();
             state.clear_follow_error();
             tracing::info!(
                 model_version = %outcome.model_version,

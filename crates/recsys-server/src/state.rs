@@ -322,8 +322,8 @@ impl AppState {
         self.inner.origin.store(Arc::new(origin));
     }
 
-    /// The last published model refused, if any (cleared when a later model is swapped
-    /// in).
+    /// The last published model refused, if any (cleared when a later published model is
+    /// swapped in, not by a reload from a file).
     pub fn refused(&self) -> Option<RefusedModel> {
         Option::clone(&self.inner.refused.load())
     }
@@ -367,6 +367,16 @@ impl AppState {
         })));
     }
 
+    /// Forgets the refused published model: a later published model is serving, so the
+    /// refusal is history. Only a model swapped in from the store clears it: after a reload
+    /// from a file the pointer may still name the refused model, which must not be
+    /// downloaded again.
+    pub fn clear_refused(&self) {
+        if self.inner.refused.load().is_some() {
+            self.inner.refused.store(Arc::new(None));
+        }
+    }
+
     /// Forgets the last failed attempt to follow the published model (a poll succeeded).
     pub fn clear_follow_error(&self) {
         if self.inner.follow_error.load().is_some() {
@@ -380,10 +390,6 @@ impl AppState {
         let outcome_users = bundle.users().len();
         let version = bundle.metadata().model_id.clone();
         let previous = self.inner.serving.swap(Arc::new(serving)).bundle.clone();
-        // A model is serving that came after any refused one: the refusal is history.
-        if self.inner.refused.load().is_some() {
-            self.inner.refused.store(Arc::new(None));
-        }
         self.inner
             .loaded_at_unix
             .store(now_unix(), Ordering::Relaxed);

@@ -115,6 +115,16 @@ async fn a_server_follows_published_models_and_refuses_bad_ones() {
     }
     assert_eq!(state.bundle().metadata().model_id, id2);
 
+    // A model swapped in from elsewhere (a file reload) does not clear the refusal: the
+    // pointer still names the refused model, which is not downloaded again.
+    state.swap(v1.clone());
+    assert_eq!(
+        follow_once(&state, &store).await.unwrap(),
+        Followed::StillRefused
+    );
+    assert_eq!(state.refused().unwrap().model_id, "0badc0de");
+    state.swap(v2.clone());
+
     // Publishing the first model again brings it back, and the refusal is history: /ready
     // no longer reports it.
     publish(&store, &id1, v1.to_bytes().unwrap()).await;
