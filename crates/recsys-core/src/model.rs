@@ -733,6 +733,33 @@ impl HybridModel {
         Ok(())
     }
 
+    /// Sets the embeddings and biases of the user features from index `user_features_from`
+    /// on, and of the item features from `item_features_from` on, to zero: after
+    /// [`HybridModel::extend`], the new features then contribute nothing until they are
+    /// trained, so every known pair scores as before and a new row is represented by the
+    /// known features it has (its attributes) instead of random values. Training moves
+    /// them from zero like LightFM's biases (each gradient comes from the other side's
+    /// representation). The optimiser state is kept.
+    ///
+    /// ```
+    /// use recsys_core::{FeatureMatrix, HybridModel, Hyperparameters};
+    ///
+    /// let params = Hyperparameters::builder().no_components(4).seed(1).build()?;
+    /// let mut model = HybridModel::collaborative(params, 2, 3)?;
+    /// let before = model.predict(0, &[0, 1, 2])?;
+    /// // One more user and one more item, each with its own new identity feature.
+    /// model.extend(FeatureMatrix::identity(3), FeatureMatrix::identity(4))?;
+    /// model.zero_features_from(2, 3);
+    /// assert_eq!(model.predict(0, &[0, 1, 2])?, before);
+    /// assert_eq!(model.predict(2, &[3])?, vec![0.0]);
+    /// # Ok::<(), recsys_core::CoreError>(())
+    /// ```
+    pub fn zero_features_from(&mut self, user_features_from: usize, item_features_from: usize) {
+        self.users.zero_from(user_features_from);
+        self.items.zero_from(item_features_from);
+        self.item_cache = OnceLock::new();
+    }
+
     fn side_repr(side: &Side, k: usize, feats: &[usize], weights: &[f32]) -> Representation {
         let mut vector = Array1::<f32>::zeros(k);
         let mut bias = 0.0;

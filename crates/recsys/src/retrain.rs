@@ -13,8 +13,9 @@
 //!    indices and their feature rows exactly (their records are not read again: attributes
 //!    that changed since the base was trained take effect at the next training from
 //!    scratch). The model grows to the new matrices ([`HybridModel::extend`]): the
-//!    parameters of known features are kept, new features start from the initialisation a
-//!    new model would give them.
+//!    parameters of known features are kept, new features start at zero
+//!    ([`HybridModel::zero_features_from`]): they contribute nothing until trained, so a new
+//!    row is first represented by the known features it has (its attributes).
 //! 2. **Optimiser state.** A bundle saved with `keep_training_state` carries adagrad's (or
 //!    adadelta's) accumulators, and training continues exactly where it stopped. Without it
 //!    the state is reset ([`HybridModel::reset_training_state`]): the parameters are kept, but
@@ -25,8 +26,8 @@
 //!    trained on too well to be compared fairly), form the holdout; their pairs are left
 //!    out of the gate's training data. The candidate — the grown model trained
 //!    `epochs` more epochs on everything else — and the current model — the grown model
-//!    before any training, i.e. what serves now, where a new row's identity embedding has
-//!    only its fresh initialisation — are evaluated on the holdout (P@k, AUC; pairs of
+//!    before any training, i.e. what serves now, with new rows known only through the
+//!    features they share with known ones — are evaluated on the holdout (P@k, AUC; pairs of
 //!    the gate's training data excluded from the ranking). Both are evaluated user by user
 //!    ([`recsys_core::evaluate_users`]), so the comparison is paired: the candidate passes
 //!    when neither metric's mean is lower than the current model's by more than
@@ -149,7 +150,7 @@ pub type Result<T, E = RetrainError> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrainConfig {
     /// Epochs trained on top of the bundle's model (for the gate's candidate, and again for
-    /// the final model). 0 keeps the parameters as they are (new features initialised).
+    /// the final model). 0 keeps the parameters as they are (new features at zero).
     pub epochs: usize,
     /// Training and evaluation threads (1: bit-reproducible).
     pub threads: usize,
@@ -317,7 +318,14 @@ pub struct Retrained {
 /// The base model, grown to the dataset's matrices, with training state.
 fn grown_model(base: &HybridModel, dataset: &Dataset) -> Result<(HybridModel, bool)> {
     let mut model = base.clone();
+    let known = (
+        base.user_features().n_features(),
+        base.item_features().n_features(),
+    );
     model.extend(dataset.user_features(), dataset.item_features())?;
+    // New features start at zero: the grown model is what serves now (new rows known only
+    // through the features they share with known ones), and training moves them from there.
+    model.zero_features_from(known.0, known.1);
     let kept = model.has_training_state();
     if !kept {
         model.reset_training_state();

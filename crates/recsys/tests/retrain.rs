@@ -215,6 +215,22 @@ fn zero_epochs_keep_every_prediction_of_known_pairs() {
             "user {user}"
         );
     }
+    // The features the base did not know start at zero: zeroing them again changes no
+    // prediction, new users' and products' included.
+    let mut zeroed = after.clone();
+    zeroed.zero_features_from(
+        before.user_features().n_features(),
+        before.item_features().n_features(),
+    );
+    assert!(after.user_features().n_features() > before.user_features().n_features());
+    let all_items: Vec<usize> = (0..after.n_items()).collect();
+    for user in 0..after.n_users() {
+        assert_eq!(
+            zeroed.predict(user, &all_items).unwrap(),
+            after.predict(user, &all_items).unwrap(),
+            "user {user}"
+        );
+    }
     // And the gate compared the same model with itself.
     let gate = out.gate.expect("new interactions to gate on");
     assert_eq!(gate.candidate, gate.current);

@@ -127,6 +127,13 @@ impl Side {
         self.n = n_features;
     }
 
+    /// Sets the embeddings and biases of features `from..` to zero (their optimiser state
+    /// is kept).
+    pub fn zero_from(&mut self, from: usize) {
+        let start = from.min(self.n) * self.stride;
+        self.params.as_mut_slice()[start..].fill(0.0);
+    }
+
     /// Fresh optimiser state (adagrad's accumulators at 1, adadelta's at 0) up to `len`
     /// floats, keeping what is there.
     fn grow_training_state(&mut self, len: usize, schedule: Schedule) {
