@@ -281,7 +281,7 @@ fn run(args: Args) -> Result<()> {
         }
     } else if let Some((refit, mut json)) =
         args.cold_start
-            .choose(&experiment, &config, &args.model, args.json)?
+            .choose(&experiment, &args.model, args.json)?
     {
         let started = Instant::now();
         let report = match &mut trained {

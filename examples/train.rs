@@ -311,9 +311,9 @@ fn run(args: Args) -> Result<()> {
     // ---- train (with --report: the held-out metrics after every epoch, for the plots)
     let held_out = args.report.is_some().then(|| experiment.test()).flatten();
     let (mut model, curve) = train_model(&args, &experiment, held_out)?;
-    if let Some((refit, _)) =
-        args.cold_start
-            .choose(&experiment, &config, &args.model, args.quiet)?
+    if let Some((refit, _)) = args
+        .cold_start
+        .choose(&experiment, &args.model, args.quiet)?
     {
         let report = model
             .refit_cold_start(experiment.train(), &refit)
@@ -343,13 +343,7 @@ fn run(args: Args) -> Result<()> {
                 .context("evaluating")?;
             bar.finish_and_clear();
             eprintln!("held-out evaluation: {}", metrics_line(&m));
-            Some(EvaluationSummary {
-                k: m.k,
-                precision_at_k: m.precision_at_k,
-                recall_at_k: m.recall_at_k,
-                auc: m.auc,
-                test_users: m.n_users,
-            })
+            Some(EvaluationSummary::from(&m))
         }
         _ => {
             eprintln!("no test interactions: the bundle carries no evaluation");

@@ -302,8 +302,12 @@ pub struct ColdStartArgs {
 }
 
 impl ColdStartArgs {
-    /// Refuses a refit the feature configuration cannot serve (see [`ColdStartArgs::choose`]);
-    /// call it before training so the mistake costs nothing.
+    /// Refuses a refit the feature configuration cannot serve; call it before training so
+    /// the mistake costs nothing. L1-normalised rows with identity features
+    /// (`config.normalize` without `metadata_weight`) are refused: a product added after
+    /// training gets a row without an identity feature, whose metadata weights are then
+    /// larger than the ones the refit learned from, so its prediction would be on another
+    /// scale than the cold items'.
     pub fn check(&self, config: &recsys::ExperimentConfig) -> anyhow::Result<()> {
         if self.cold_start_refit.is_none() {
             return Ok(());
@@ -322,16 +326,11 @@ impl ColdStartArgs {
     /// The refit settings these flags ask for (`None` without `--cold-start-refit`) and a
     /// JSON description; with `auto`, trains a model like the main one on an item
     /// cold-start validation split of `experiment`'s training data and picks the candidate
-    /// with the best validation AUC (said on stderr unless `quiet`).
-    ///
-    /// Refuses L1-normalised feature rows with identity features (`config.normalize`
-    /// without `metadata_weight`): a product added after training gets a row without an
-    /// identity feature, whose metadata weights are then larger than the ones the refit
-    /// learned from, so its prediction would be on another scale than the cold items'.
+    /// with the best validation AUC (said on stderr unless `quiet`). Call
+    /// [`ColdStartArgs::check`] first, before training.
     pub fn choose(
         &self,
         experiment: &recsys::Experiment,
-        config: &recsys::ExperimentConfig,
         model: &ModelArgs,
         quiet: bool,
     ) -> anyhow::Result<Option<(recsys::core::ColdStartRefit, serde_json::Value)>> {
@@ -341,7 +340,6 @@ impl ColdStartArgs {
         let Some(spec) = &self.cold_start_refit else {
             return Ok(None);
         };
-        self.check(config)?;
         if spec.trim() != "auto" {
             let lambda: f64 = spec
                 .trim()

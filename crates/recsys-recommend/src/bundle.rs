@@ -43,6 +43,19 @@ pub struct EvaluationSummary {
     pub test_users: usize,
 }
 
+impl From<&recsys_core::Metrics> for EvaluationSummary {
+    /// The metrics a bundle stores of an evaluation.
+    fn from(m: &recsys_core::Metrics) -> Self {
+        EvaluationSummary {
+            k: m.k,
+            precision_at_k: m.precision_at_k,
+            recall_at_k: m.recall_at_k,
+            auc: m.auc,
+            test_users: m.n_users,
+        }
+    }
+}
+
 /// Sizes of what a bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleCounts {

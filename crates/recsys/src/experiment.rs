@@ -512,7 +512,6 @@ impl Experiment {
     /// interactions (re-indexed for the cold evaluation).
     fn hold_out(&mut self, order: Vec<usize>) -> Result<&ColdStartItems> {
         let n_items = self.dataset.n_items();
-        let n_cold = order.len();
         let mut mask = vec![false; n_items];
         for &i in &order {
             mask[i] = true;
@@ -524,21 +523,10 @@ impl Experiment {
         if let Some(test) = &self.test {
             let kept = test.filter(|e| mask[e.item]);
             removed_test = test.len() - kept.len();
-            let mut column = vec![usize::MAX; n_items];
-            for (j, &i) in order.iter().enumerate() {
-                column[i] = j;
-            }
-            let reindex = |x: &Interactions| {
-                Interactions::from_entries(
-                    x.n_users(),
-                    n_cold,
-                    x.iter().filter(|e| mask[e.item]).map(|e| Interaction {
-                        item: column[e.item],
-                        ..e
-                    }),
-                )
-            };
-            self.cold_eval = Some((reindex(&kept)?, reindex(&self.train)?));
+            self.cold_eval = Some((
+                restricted_to(&kept, &order)?,
+                restricted_to(&self.train, &order)?,
+            ));
             self.test = Some(kept);
         }
         Ok(self.cold_items.insert(ColdStartItems {
@@ -675,22 +663,12 @@ impl Experiment {
         Rng::new(seed).shuffle(&mut warm);
         warm.truncate(n_cold);
         let items = warm;
-        let mut column = vec![usize::MAX; counts.len()];
-        for (j, &i) in items.iter().enumerate() {
-            column[i] = j;
+        let mut chosen = vec![false; counts.len()];
+        for &i in &items {
+            chosen[i] = true;
         }
-        let fit = self.train.filter(|e| column[e.item] == usize::MAX);
-        let held_out = Interactions::from_entries(
-            self.train.n_users(),
-            items.len(),
-            self.train
-                .iter()
-                .filter(|e| column[e.item] != usize::MAX)
-                .map(|e| Interaction {
-                    item: column[e.item],
-                    ..e
-                }),
-        )?;
+        let fit = self.train.filter(|e| !chosen[e.item]);
+        let held_out = restricted_to(&self.train, &items)?;
         Ok(ColdStartValidation {
             items,
             fit,
@@ -789,6 +767,25 @@ impl Experiment {
             &self.eval_options(k, threads),
         )?)
     }
+}
+
+/// The interactions of `x` with the items of `items`, re-indexed so that item `j` is
+/// `items[j]` (the shape of a cold-start evaluation among those items only).
+fn restricted_to(x: &Interactions, items: &[usize]) -> Result<Interactions> {
+    let mut column = vec![usize::MAX; x.n_items()];
+    for (j, &i) in items.iter().enumerate() {
+        column[i] = j;
+    }
+    Ok(Interactions::from_entries(
+        x.n_users(),
+        items.len(),
+        x.iter()
+            .filter(|e| column[e.item] != usize::MAX)
+            .map(|e| Interaction {
+                item: column[e.item],
+                ..e
+            }),
+    )?)
 }
 
 /// An item cold-start validation split of the training interactions

@@ -464,16 +464,6 @@ fn newest(
     ))
 }
 
-fn summary_of(m: &Metrics) -> EvaluationSummary {
-    EvaluationSummary {
-        k: m.k,
-        precision_at_k: m.precision_at_k,
-        recall_at_k: m.recall_at_k,
-        auc: m.auc,
-        test_users: m.n_users,
-    }
-}
-
 /// Retrains `base`'s model warm on the records of `source` (see the [module docs](self)).
 ///
 /// `source` holds the data as it is now — every user, product and interaction, the ones
@@ -671,7 +661,7 @@ pub fn retrain<S: RecordSource + ?Sized>(
                 .neighbours
                 .unwrap_or(base.metadata().counts.neighbours_per_item),
         )
-        .metrics(metrics.map(summary_of))
+        .metrics(metrics.map(EvaluationSummary::from))
         .description(description)
         .keep_training_state(config.keep_training_state)
         .build()?;
