@@ -26,11 +26,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -39,7 +39,7 @@ use recsys_recommend::Bundle;
 use serde::Serialize;
 
 use crate::error::{clip, ApiError};
-use crate::handlers::image_url;
+use crate::handlers::{image_url, path_param};
 use crate::query::{parse_id, QueryParams};
 use crate::state::AppState;
 
@@ -151,17 +151,20 @@ struct Catalog {
     users: Vec<ExternalId>,
 }
 
-/// The last catalogue built, replaced when the model version changes.
+/// The last catalogue built, replaced when the model version changes. The lock is held
+/// while a catalogue is built, so requests arriving meanwhile wait for that one build
+/// instead of starting their own.
 #[derive(Default)]
 struct CatalogCache {
-    current: Mutex<Option<Arc<Catalog>>>,
+    current: tokio::sync::Mutex<Option<Arc<Catalog>>>,
 }
 
 impl CatalogCache {
     async fn get(&self, state: &AppState) -> Result<(Arc<Bundle>, Arc<Catalog>), ApiError> {
         let bundle = state.bundle();
         let model_id = &bundle.metadata().model_id;
-        if let Some(catalog) = self.lock().as_ref() {
+        let mut current = self.current.lock().await;
+        if let Some(catalog) = current.as_ref() {
             if &catalog.model_id == model_id {
                 return Ok((bundle, Arc::clone(catalog)));
             }
@@ -183,14 +186,8 @@ impl CatalogCache {
             tracing::error!(error = %e, "demo catalogue task failed");
             ApiError::internal("the catalogue could not be indexed")
         })?;
-        *self.lock() = Some(Arc::clone(&catalog));
+        *current = Some(Arc::clone(&catalog));
         Ok((bundle, catalog))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Catalog>>> {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -307,7 +304,11 @@ impl Catalog {
                     .get(i)
                     .and_then(|p| p.name.as_deref())
                     .unwrap_or_default();
-                let id = bundle.items().id(i).map(id_text).unwrap_or_default();
+                let id = bundle
+                    .items()
+                    .id(i)
+                    .map(ExternalId::to_string)
+                    .unwrap_or_default();
                 format!("{} {}", name.to_lowercase(), id.to_lowercase())
             })
             .collect();
@@ -358,13 +359,6 @@ impl Catalog {
     }
 }
 
-fn id_text(id: &ExternalId) -> String {
-    match id {
-        ExternalId::Int(i) => i.to_string(),
-        ExternalId::Str(s) => s.clone(),
-    }
-}
-
 /// Percent-encodes a path segment.
 fn encode_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -383,7 +377,7 @@ fn encode_segment(text: &str) -> String {
 fn picture_url(state: &AppState, id: &ExternalId, image: Option<&str>) -> String {
     match image {
         Some(file) if state.config().image_dir.is_some() => image_url(file),
-        _ => format!("/image/generated/{}.svg", encode_segment(&id_text(id))),
+        _ => format!("/image/generated/{}.svg", encode_segment(&id.to_string())),
     }
 }
 
@@ -505,12 +499,11 @@ async fn products(
         };
         text_ok && filter_ok
     };
-    let total = catalog.order.iter().filter(|i| matches(i)).count();
+    let hits: Vec<u32> = catalog.order.iter().copied().filter(matches).collect();
+    let total = hits.len();
     let start = (page - 1).saturating_mul(per_page);
-    let items = catalog
-        .order
+    let items = hits
         .iter()
-        .filter(|i| matches(i))
         .skip(start)
         .take(per_page)
         .filter_map(|&i| {
@@ -553,27 +546,18 @@ struct Attribute {
     value: String,
 }
 
-fn product_id(
-    path: Result<Path<String>, PathRejection>,
-    state: &AppState,
-) -> Result<ExternalId, ApiError> {
-    let Path(text) = path.map_err(|e| ApiError::bad_param("product_id", clip(&e.body_text())))?;
-    parse_id("product_id", &text, state.config())?
-        .ok_or_else(|| ApiError::bad_param("product_id", "product_id must not be blank"))
-}
-
 /// `GET /demo/api/products/{product_id}`.
 async fn product(
     State(state): State<AppState>,
     Extension(cache): Extension<Arc<CatalogCache>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = product_id(path, &state)?;
+    let id = path_param("product_id", path, &state)?;
     let (bundle, catalog) = cache.get(&state).await?;
     let Some(item) = bundle.items().index(&id) else {
         return Err(ApiError::not_found(format!(
             "the model does not know product {}",
-            clip(&id_text(&id))
+            clip(&id.to_string())
         )));
     };
     let info = bundle.products().get(item);
@@ -620,31 +604,29 @@ async fn generated_image(
     let Some(item) = bundle.items().index(&id) else {
         return Err(ApiError::not_found(format!(
             "the model does not know product {}",
-            clip(&id_text(&id))
+            clip(&id.to_string())
         )));
     };
     let name = bundle
         .products()
         .get(item)
         .and_then(|p| p.name.clone())
-        .unwrap_or_else(|| id_text(&id));
+        .unwrap_or_else(|| id.to_string());
     let svg = picture_svg(&name, &catalog.attributes_of(item));
-    let mut response = (
+    Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // An SVG opened on its own must not run anything.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
         ],
         svg,
     )
-        .into_response();
-    // An SVG opened on its own must not run anything.
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-    );
-    *response.status_mut() = StatusCode::OK;
-    Ok(response)
+        .into_response())
 }
 
 /// FNV-1a: a stable hash for picking colours and shapes (the same across runs and

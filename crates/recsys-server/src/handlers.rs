@@ -242,7 +242,7 @@ fn items(recs: &Recommendations, details: Vec<ProductInfo>) -> Vec<RecommendedIt
         .collect()
 }
 
-fn path_param(
+pub(crate) fn path_param(
     name: &str,
     path: Result<Path<String>, PathRejection>,
     state: &AppState,

@@ -37,10 +37,10 @@ enum FetchError {
     Check(String),
 }
 
-fn database_error(store: &MongoStore, e: recsys_store::StoreError) -> ServerError {
+fn database_error(store: &MongoStore, message: impl Into<String>) -> ServerError {
     ServerError::Database {
         uri: store.uri().to_string(),
-        message: e.to_string(),
+        message: message.into(),
     }
 }
 
@@ -78,16 +78,15 @@ pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), S
     tokio::task::spawn_blocking(move || {
         let published = store
             .current_model()
-            .map_err(|e| database_error(&store, e))?
-            .ok_or_else(|| ServerError::Database {
-                uri: store.uri().to_string(),
-                message: "no model is published (train --publish publishes one)".into(),
+            .map_err(|e| database_error(&store, e.to_string()))?
+            .ok_or_else(|| {
+                database_error(
+                    &store,
+                    "no model is published (train --publish publishes one)",
+                )
             })?;
         let bundle = fetch(&store, &published).map_err(|e| match e {
-            FetchError::Download(message) => ServerError::Database {
-                uri: store.uri().to_string(),
-                message,
-            },
+            FetchError::Download(message) => database_error(&store, message),
             FetchError::Check(reason) => ServerError::Unservable {
                 path: published.artifact.clone().into(),
                 reason,
@@ -107,6 +106,14 @@ pub async fn load_current(store: &MongoStore) -> Result<(Bundle, ModelOrigin), S
 /// caller tries again later, and the model is downloaded again then. The first poll that
 /// succeeds clears the recorded error.
 pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followed, ServerError> {
+    let followed = follow(state, store).await;
+    if followed.is_ok() {
+        state.clear_follow_error();
+    }
+    followed
+}
+
+async fn follow(state: &AppState, store: &MongoStore) -> Result<Followed, ServerError> {
     let reader = store.clone();
     let current = match tokio::task::spawn_blocking(move || reader.current_model())
         .await
@@ -114,24 +121,21 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
     {
         Ok(current) => current,
         Err(e) => {
-            let e = database_error(store, e);
+            let e = database_error(store, e.to_string());
             state.record_follow_error(None, e.to_string());
             return Err(e);
         }
     };
     let Some(published) = current else {
-        state.clear_follow_error();
         return Ok(Followed::Unchanged);
     };
     if published.model_id == state.bundle().metadata().model_id {
-        state.clear_follow_error();
         return Ok(Followed::Unchanged);
     }
     if state
         .refused()
         .is_some_and(|r| r.model_id == published.model_id)
     {
-        state.clear_follow_error();
         return Ok(Followed::StillRefused);
     }
     let (downloader, wanted) = (store.clone(), published.clone());
@@ -146,7 +150,6 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
             let outcome = state.swap(bundle);
             state.set_origin(origin_of(&published));
             state.clear_refused();
-            state.clear_follow_error();
             tracing::info!(
                 model_version = %outcome.model_version,
                 previous = %outcome.previous_model_version,
@@ -158,7 +161,6 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
         }
         Err(FetchError::Check(reason)) => {
             state.refuse(&published.model_id, reason.clone());
-            state.clear_follow_error();
             Ok(Followed::Refused(reason))
         }
         Err(FetchError::Download(message)) => {
@@ -168,10 +170,7 @@ pub async fn follow_once(state: &AppState, store: &MongoStore) -> Result<Followe
                 "could not download the published model; retrying at the next poll"
             );
             state.record_follow_error(Some(&published.model_id), message.clone());
-            Err(ServerError::Database {
-                uri: store.uri().to_string(),
-                message,
-            })
+            Err(database_error(store, message))
         }
     }
 }
