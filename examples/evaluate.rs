@@ -16,6 +16,8 @@
 //! `--cold-start-items 0.1 --cold-start-refit auto` measures item cold start with the
 //! refit of `recsys_core::ColdStartRefit` (λ chosen on a cold-start split of the training
 //! data); the JSON's `cold_start_refit` says what was chosen and why.
+//! `--cold-start-content auto` ranks the held-out products with `recsys_core::ContentModel`
+//! instead (its settings chosen on the same kind of split; JSON: `cold_start_content`).
 //!
 //! Train = every interaction that is not a test pair; test = `--test-pairs` (default
 //! `<data>/test_pairs.csv.gz` or `<data>/test_pairs.csv`), or, when neither exists or
@@ -233,6 +235,9 @@ fn run(args: Args) -> Result<()> {
             .hold_out_given_items(&ids)
             .with_context(|| format!("--cold-items {}", path.display()))?;
     }
+    if args.cold_start.cold_start_content.is_some() && experiment.cold_items().is_none() {
+        bail!("--cold-start-content needs an item cold-start run (--cold-start-items or --cold-items)");
+    }
     let load_seconds = load_started.elapsed().as_secs_f64();
     let test = experiment.test().context("the split has a test set")?;
     if test.is_empty() {
@@ -334,9 +339,13 @@ fn run(args: Args) -> Result<()> {
     } else {
         epoch_seconds.iter().sum::<f64>() / epoch_seconds.len() as f64
     };
-    let scorer: &dyn Scorer = match &trained {
-        Trained::Hybrid(m, _) => m,
-        Trained::Als(m, _) | Trained::External(m) => m,
+    let content = args
+        .cold_start
+        .content(&experiment, &args.model, args.json)?;
+    let scorer: &dyn Scorer = match (&content, &trained) {
+        (Some((c, _)), _) => c,
+        (None, Trained::Hybrid(m, _)) => m,
+        (None, Trained::Als(m, _) | Trained::External(m)) => m,
     };
 
     // ---- evaluate
@@ -409,6 +418,7 @@ fn run(args: Args) -> Result<()> {
         "split": split_json,
         "n_eval_users": metrics.n_users,
         "cold_start_refit": refit_json,
+        "cold_start_content": content.as_ref().map(|(_, json)| json),
     });
     if let Trained::Als(model, _) = &trained {
         out["fold_in_5_ms"] = json!(fold_in_ms(model, experiment.train())?);

@@ -33,6 +33,7 @@
 mod als;
 mod blend;
 mod coldstart;
+mod content;
 mod error;
 mod eval;
 mod family;
@@ -51,6 +52,7 @@ mod train;
 
 pub use als::{AlsFitOptions, AlsIteration, AlsModel, AlsParams, AlsParamsBuilder, AlsSolver};
 pub use coldstart::{ColdStartRefit, ColdStartReport};
+pub use content::{ContentModel, ContentParams};
 pub use error::{CoreError, Result};
 pub use eval::{evaluate, evaluate_users, rank_test_items, EvalOptions, Metrics};
 pub use family::{Model, ModelParams};

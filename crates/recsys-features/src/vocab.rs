@@ -301,6 +301,19 @@ impl FeatureVocabulary {
         &self.features
     }
 
+    /// The column of every feature, in index order: `Some(c)` for a value of column `c`
+    /// (its position in [`FeatureSpec::columns`]), `None` for identity features — the
+    /// grouping `recsys_core::ContentModel::fit` takes.
+    pub fn feature_columns(&self) -> Vec<Option<usize>> {
+        self.features
+            .iter()
+            .map(|f| match f {
+                Feature::Identity(_) => None,
+                Feature::Value(c, _) => Some(*c),
+            })
+            .collect()
+    }
+
     /// The index of the feature `column:value` (`value` as stored: trimmed text or a bucket
     /// name such as `q3`).
     pub fn value_index(&self, column: &str, value: &str) -> Option<usize> {
@@ -739,6 +752,7 @@ mod tests {
         assert_eq!(vocab.feature_name(0), None);
         assert_eq!(vocab.value_index("brand", "X"), Some(1));
         assert_eq!(vocab.identity_index(0), Some(0));
+        assert_eq!(vocab.feature_columns(), vec![None, Some(0), Some(1)]);
         let unseen = attrs(&[("brand", "Y"), ("age", "31")]);
         assert_eq!(vocab.feature_row(&unseen), vec![(2, 1.0)]);
 

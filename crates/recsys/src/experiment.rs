@@ -58,8 +58,9 @@
 use std::ops::ControlFlow;
 
 use recsys_core::{
-    top_k, ColdStartRefit, CoreError, EpochReport, EvalOptions, FitOptions, HybridModel,
-    Hyperparameters, Interaction, Interactions, Metrics, Model, Popularity, Rng, Scorer, UserQuery,
+    top_k, ColdStartRefit, ContentModel, ContentParams, CoreError, EpochReport, EvalOptions,
+    FitOptions, HybridModel, Hyperparameters, Interaction, Interactions, Metrics, Model,
+    Popularity, Rng, Scorer, UserQuery,
 };
 use recsys_features::{
     Attributes, Dataset, ExternalId, Feature, FeatureSpec, FeatureVocabulary, FeaturesError,
@@ -547,6 +548,19 @@ impl Experiment {
         &self.train
     }
 
+    /// The [`ContentModel`] of the dataset's item features, fitted on the training
+    /// interactions: in an item cold-start experiment, the scorer for the held-out items
+    /// that ranks them from their metadata alone.
+    pub fn fit_content(&self, params: ContentParams) -> Result<ContentModel> {
+        let columns = self.dataset.item_vocabulary().feature_columns();
+        Ok(ContentModel::fit(
+            &self.dataset.item_features(),
+            &columns,
+            &self.train,
+            params,
+        )?)
+    }
+
     /// Test interactions (restricted to the cold items after
     /// [`hold_out_items`](Self::hold_out_items)).
     pub fn test(&self) -> Option<&Interactions> {
@@ -797,16 +811,53 @@ pub struct ColdStartValidation {
     held_out: Interactions,
 }
 
-/// The refit settings [`ColdStartValidation::choose_refit`] chose, and every candidate's
-/// validation metrics.
+/// The settings a [`ColdStartValidation`] chose ([`ColdStartValidation::choose_refit`],
+/// [`ColdStartValidation::choose_content`]), and every candidate's validation metrics.
 #[derive(Debug, Clone)]
-pub struct RefitChoice {
+pub struct Choice<T> {
     /// The candidate with the highest validation AUC (the first one on a tie).
-    pub best: ColdStartRefit,
+    pub best: T,
     /// Its validation metrics.
     pub best_metrics: Metrics,
     /// Every candidate with its validation metrics, in the order given.
-    pub trials: Vec<(ColdStartRefit, Metrics)>,
+    pub trials: Vec<(T, Metrics)>,
+}
+
+/// The refit settings [`ColdStartValidation::choose_refit`] chose.
+pub type RefitChoice = Choice<ColdStartRefit>;
+
+/// The content model settings [`ColdStartValidation::choose_content`] chose.
+pub type ContentChoice = Choice<ContentParams>;
+
+impl<T: Clone> Choice<T> {
+    /// Evaluates every candidate and keeps the best by AUC.
+    fn among(
+        candidates: &[T],
+        what: &'static str,
+        mut evaluate: impl FnMut(&T) -> Result<Metrics>,
+    ) -> Result<Self> {
+        let mut trials: Vec<(T, Metrics)> = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let metrics = evaluate(candidate)?;
+            trials.push((candidate.clone(), metrics));
+        }
+        let mut best: Option<&(T, Metrics)> = None;
+        for trial in &trials {
+            if best.is_none_or(|b| trial.1.auc > b.1.auc) {
+                best = Some(trial);
+            }
+        }
+        let (best, best_metrics) = best.cloned().ok_or(ExperimentError::InvalidSetting {
+            name: what,
+            value: "none".into(),
+            reason: "give at least one candidate",
+        })?;
+        Ok(Choice {
+            best,
+            best_metrics,
+            trials,
+        })
+    }
 }
 
 impl ColdStartValidation {
@@ -859,28 +910,27 @@ impl ColdStartValidation {
         candidates: &[ColdStartRefit],
         threads: usize,
     ) -> Result<RefitChoice> {
-        let mut trials: Vec<(ColdStartRefit, Metrics)> = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
+        Choice::among(candidates, "cold-start refit candidates", |candidate| {
             let mut refitted = model.clone();
             refitted.refit_cold_start(&self.fit, candidate)?;
-            let metrics = self.evaluate(&refitted, 10, threads)?;
-            trials.push((candidate.clone(), metrics));
-        }
-        let mut best: Option<&(ColdStartRefit, Metrics)> = None;
-        for trial in &trials {
-            if best.is_none_or(|b| trial.1.auc > b.1.auc) {
-                best = Some(trial);
-            }
-        }
-        let (best, best_metrics) = best.cloned().ok_or(ExperimentError::InvalidSetting {
-            name: "cold-start refit candidates",
-            value: "none".into(),
-            reason: "give at least one candidate",
-        })?;
-        Ok(RefitChoice {
-            best,
-            best_metrics,
-            trials,
+            self.evaluate(&refitted, 10, threads)
+        })
+    }
+
+    /// The content model settings, among `candidates` (e.g. [`ContentParams::candidates`]),
+    /// under which a [`ContentModel`] of `dataset`'s item features fitted on
+    /// [`fit_interactions`](Self::fit_interactions) ranks the held-out pairs best by AUC.
+    pub fn choose_content(
+        &self,
+        dataset: &Dataset,
+        candidates: &[ContentParams],
+        threads: usize,
+    ) -> Result<ContentChoice> {
+        let items = dataset.item_features();
+        let columns = dataset.item_vocabulary().feature_columns();
+        Choice::among(candidates, "content model candidates", |&params| {
+            let model = ContentModel::fit(&items, &columns, &self.fit, params)?;
+            self.evaluate(&model, 10, threads)
         })
     }
 
@@ -1067,6 +1117,48 @@ mod tests {
             "{choice:?} vs {plain:?}"
         );
         assert!(v.choose_refit(&model, &[], 1).is_err());
+    }
+
+    #[test]
+    fn the_content_model_ranks_held_out_demo_products_and_is_chosen_by_auc() {
+        use crate::demo::{generate, DemoConfig};
+        let mut data = generate(&DemoConfig {
+            users: 150,
+            products: 120,
+            interactions: 3_000,
+            seed: 6,
+        });
+        let mut experiment = Experiment::load(
+            &mut data,
+            &ExperimentConfig::demo_hybrid(),
+            Split::Random {
+                test_fraction: 0.2,
+                seed: 1,
+            },
+        )
+        .unwrap();
+        experiment.hold_out_items(0.2, 3).unwrap();
+        // The demo shop's shoppers follow their favourite categories, so the held-out
+        // products' metadata says who buys them: well above chance.
+        let content = experiment.fit_content(ContentParams::default()).unwrap();
+        let cold = experiment.evaluate(&content, 10, 1).unwrap();
+        assert!(cold.auc > 0.6, "{cold:?}");
+
+        let v = experiment.cold_start_validation(0.2, 9).unwrap();
+        let candidates = ContentParams::candidates();
+        let choice = v
+            .choose_content(experiment.dataset(), &candidates, 1)
+            .unwrap();
+        assert_eq!(choice.trials.len(), candidates.len());
+        let best = choice
+            .trials
+            .iter()
+            .map(|(_, m)| m.auc)
+            .fold(f64::MIN, f64::max);
+        assert_eq!(choice.best_metrics.auc, best);
+        let first_best = choice.trials.iter().find(|(_, m)| m.auc == best).unwrap();
+        assert_eq!(choice.best, first_best.0);
+        assert!(v.choose_content(experiment.dataset(), &[], 1).is_err());
     }
 
     #[test]
