@@ -33,12 +33,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use recsys::core::{AlsModel, AlsParams};
+use recsys::core::{AlsModel, AlsParams, ContentPrior};
 use recsys::experiment::{Experiment, Split, TrainingReport};
 use recsys::{
     CsvSource, ExternalId, HybridModel, InMemorySource, RecordSource, Rng, Scorer, UserQuery,
 };
-use recsys_examples::{metrics_line, ColdStartArgs, FeatureArgs, ModelArgs, ModelKind};
+use recsys_examples::{
+    metrics_line, ColdStartArgs, ContentPriorArgs, FeatureArgs, ModelArgs, ModelKind,
+};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -73,6 +75,8 @@ struct Args {
     cold_items: Option<PathBuf>,
     #[command(flatten)]
     cold_start: ColdStartArgs,
+    #[command(flatten)]
+    content_prior: ContentPriorArgs,
 
     /// Shuffle the products' attributes (category, brand, price, …) across products with
     /// this seed before building features: metadata that carries no information about the
@@ -158,6 +162,7 @@ fn run(args: Args) -> Result<()> {
 
     let config = args.features.config()?;
     args.cold_start.check(&config)?;
+    args.content_prior.check()?;
 
     // ---- load
     let load_started = Instant::now();
@@ -342,10 +347,26 @@ fn run(args: Args) -> Result<()> {
     let content = args
         .cold_start
         .content(&experiment, &args.model, args.json)?;
-    let scorer: &dyn Scorer = match (&content, &trained) {
+    let model_scorer: &dyn Scorer = match &trained {
+        Trained::Hybrid(m, _) => m,
+        Trained::Als(m, _) | Trained::External(m) => m,
+    };
+    let prior = match &trained {
+        Trained::External(_) if args.content_prior.content_weight.is_some() => {
+            bail!("--content-weight needs a model trained here, not --factors")
+        }
+        _ => args
+            .content_prior
+            .prior(&experiment, &args.model, args.json)?,
+    };
+    let blend = match &prior {
+        Some((c, w, _)) => Some(ContentPrior::new(model_scorer, c, *w)?),
+        None => None,
+    };
+    let scorer: &dyn Scorer = match (&content, &blend) {
         (Some((c, _)), _) => c,
-        (None, Trained::Hybrid(m, _)) => m,
-        (None, Trained::Als(m, _) | Trained::External(m)) => m,
+        (None, Some(b)) => b,
+        (None, None) => model_scorer,
     };
 
     // ---- evaluate
@@ -419,6 +440,7 @@ fn run(args: Args) -> Result<()> {
         "n_eval_users": metrics.n_users,
         "cold_start_refit": refit_json,
         "cold_start_content": content.as_ref().map(|(_, json)| json),
+        "content_prior": prior.as_ref().map(|(_, _, json)| json),
     });
     if let Trained::Als(model, _) = &trained {
         out["fold_in_5_ms"] = json!(fold_in_ms(model, experiment.train())?);

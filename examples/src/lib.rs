@@ -252,6 +252,37 @@ impl ModelArgs {
         Ok((model, times))
     }
 
+    /// A model of the family and settings these flags describe, on `experiment`'s feature
+    /// matrices, trained on `interactions` (a validation split's fit part, for example)
+    /// without progress output.
+    pub fn fit_on(
+        &self,
+        experiment: &recsys::Experiment,
+        interactions: &recsys::Interactions,
+    ) -> anyhow::Result<recsys::Model> {
+        use recsys::core::{AlsFitOptions, AlsModel};
+        Ok(match self.model {
+            ModelKind::Hybrid => {
+                let mut m = experiment.model(self.hyperparameters()?)?;
+                m.fit(
+                    interactions,
+                    recsys::FitOptions::epochs(self.epochs).threads(self.threads),
+                )?;
+                m.into()
+            }
+            ModelKind::Als => {
+                let d = experiment.dataset();
+                let mut m =
+                    AlsModel::new(self.als_params()?, d.user_features(), d.item_features())?;
+                m.fit(
+                    interactions,
+                    AlsFitOptions::iterations(self.epochs).threads(self.threads),
+                )?;
+                m.into()
+            }
+        })
+    }
+
     /// The loss these flags name.
     pub fn loss(&self) -> recsys::Loss {
         match self.loss {
@@ -281,6 +312,130 @@ impl ModelArgs {
             .max_sampled(self.max_sampled)
             .seed(self.seed)
             .build()
+    }
+}
+
+/// The content model as a prior over the whole catalogue (`recsys_core::ContentPrior`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ContentPriorArgs {
+    /// Add W × the content model's scores (`recsys_core::ContentModel` with its default
+    /// settings, over the item feature columns) to the model's: a prior that orders the long
+    /// tail the model ranks poorly. `auto` chooses W on a validation split of the training
+    /// data (20 % of the pairs; trains the model once more): the highest AUC among the
+    /// weights whose precision at 10 stays within 1 % of the model's alone.
+    #[arg(long, value_name = "W|auto", conflicts_with = "cold_start_content")]
+    pub content_weight: Option<String>,
+}
+
+impl ContentPriorArgs {
+    /// Refuses a malformed `--content-weight` before anything is trained.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match &self.content_weight {
+            Some(spec) if spec.trim() != "auto" => Self::parse_weight(spec).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    fn parse_weight(spec: &str) -> anyhow::Result<f32> {
+        spec.trim()
+            .parse()
+            .ok()
+            .filter(|w: &f32| w.is_finite() && *w >= 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--content-weight {spec}: expected a number >= 0 or `auto`")
+            })
+    }
+
+    /// The weights `auto` tries.
+    pub const CANDIDATES: [f32; 10] = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+
+    /// The content model fitted on `experiment`'s training data and the weight these flags
+    /// ask for (`None` without `--content-weight`), with a JSON description; with `auto`,
+    /// chosen on a validation split of the training data (said on stderr unless `quiet`).
+    pub fn prior(
+        &self,
+        experiment: &recsys::Experiment,
+        model: &ModelArgs,
+        quiet: bool,
+    ) -> anyhow::Result<Option<(recsys::core::ContentModel, f32, serde_json::Value)>> {
+        use anyhow::Context;
+        use recsys::core::{evaluate, ContentModel, ContentParams, ContentPrior, EvalOptions};
+        let Some(spec) = &self.content_weight else {
+            return Ok(None);
+        };
+        let params = ContentParams::default();
+        let (weight, json) = if spec.trim() == "auto" {
+            let (fit, validation) = experiment
+                .validation_split(0.2, model.seed)
+                .context("--content-weight auto")?;
+            if !quiet {
+                eprintln!(
+                    "--content-weight auto: training on {} of the training pairs to choose the \
+                     weight on the other {}",
+                    fit.len(),
+                    validation.len()
+                );
+            }
+            let trained = model
+                .fit_on(experiment, &fit)
+                .context("training the validation model")?;
+            let d = experiment.dataset();
+            let content = ContentModel::fit(
+                &d.item_features(),
+                &d.item_vocabulary().feature_columns(),
+                &fit,
+                params,
+            )
+            .context("--content-weight auto")?;
+            let options = EvalOptions {
+                k: 10,
+                threads: model.threads,
+                candidates: None,
+            };
+            let mut trials = Vec::new();
+            for w in Self::CANDIDATES {
+                let blend = ContentPrior::new(&trained, &content, w)?;
+                let m = evaluate(&blend, &validation, Some(&fit), &options)
+                    .context("--content-weight auto")?;
+                trials.push((w, m));
+            }
+            let floor = trials[0].1.precision_at_k * 0.99;
+            let (weight, best) = trials
+                .iter()
+                .filter(|(_, m)| m.precision_at_k >= floor)
+                .fold(None::<&(f32, recsys::core::Metrics)>, |b, t| match b {
+                    Some(b) if b.1.auc >= t.1.auc => Some(b),
+                    _ => Some(t),
+                })
+                .expect("the weight 0 passes its own floor");
+            if !quiet {
+                eprintln!(
+                    "content weight: {weight} (validation AUC {:.4} and P@10 {:.4}; without \
+                     the prior {:.4} and {:.4})",
+                    best.auc, best.precision_at_k, trials[0].1.auc, trials[0].1.precision_at_k
+                );
+            }
+            let json = serde_json::json!({
+                "weight": weight,
+                "chosen_by": "validation",
+                "validation_pairs": validation.len(),
+                "trials": trials.iter().map(|(w, m)| serde_json::json!({
+                    "weight": w, "auc": m.auc, "precision_at_10": m.precision_at_k,
+                })).collect::<Vec<_>>(),
+            });
+            (*weight, json)
+        } else {
+            let weight = Self::parse_weight(spec)?;
+            (
+                weight,
+                serde_json::json!({"weight": weight, "chosen_by": "flag"}),
+            )
+        };
+        let mut json = json;
+        json["smoothing"] = serde_json::json!(params.smoothing);
+        json["class_size_power"] = serde_json::json!(params.class_size_power);
+        let content = experiment.fit_content(params).context("--content-weight")?;
+        Ok(Some((content, weight, json)))
     }
 }
 
@@ -321,6 +476,11 @@ impl ColdStartArgs {
     /// larger than the ones the refit learned from, so its prediction would be on another
     /// scale than the cold items'.
     pub fn check(&self, config: &recsys::ExperimentConfig) -> anyhow::Result<()> {
+        if let Some(spec) = &self.cold_start_content {
+            if spec.trim() != "auto" {
+                Self::parse_content(spec)?;
+            }
+        }
         if self.cold_start_refit.is_none() {
             return Ok(());
         }
@@ -333,6 +493,22 @@ impl ColdStartArgs {
             );
         }
         Ok(())
+    }
+
+    fn parse_content(spec: &str) -> anyhow::Result<(f32, f32)> {
+        let parsed = spec
+            .split_once(',')
+            .and_then(|(b, g)| Some((b.trim().parse().ok()?, g.trim().parse().ok()?)));
+        let (smoothing, class_size_power) = parsed.ok_or_else(|| {
+            anyhow::anyhow!("--cold-start-content {spec}: expected BETA,GAMMA or `auto`")
+        })?;
+        recsys::core::ContentParams {
+            smoothing,
+            class_size_power,
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--cold-start-content {spec}: {e}"))?;
+        Ok((smoothing, class_size_power))
     }
 
     /// The content model `--cold-start-content` asks for (`None` without it), fitted on
@@ -395,12 +571,7 @@ impl ColdStartArgs {
             });
             (choice.best, json)
         } else {
-            let parsed = spec
-                .split_once(',')
-                .and_then(|(b, g)| Some((b.trim().parse().ok()?, g.trim().parse().ok()?)));
-            let Some((smoothing, class_size_power)) = parsed else {
-                anyhow::bail!("--cold-start-content {spec}: expected BETA,GAMMA or `auto`");
-            };
+            let (smoothing, class_size_power) = Self::parse_content(spec)?;
             let params = ContentParams {
                 smoothing,
                 class_size_power,
@@ -433,7 +604,7 @@ impl ColdStartArgs {
         quiet: bool,
     ) -> anyhow::Result<Option<(recsys::core::ColdStartRefit, serde_json::Value)>> {
         use anyhow::Context;
-        use recsys::core::{AlsFitOptions, AlsModel, ColdStartRefit};
+        use recsys::core::ColdStartRefit;
         use recsys::experiment::ColdStartValidation;
         let Some(spec) = &self.cold_start_refit else {
             return Ok(None);
@@ -465,29 +636,9 @@ impl ColdStartArgs {
                 validation.items().len()
             );
         }
-        let fit = validation.fit_interactions();
-        let trained: recsys::Model = match model.model {
-            ModelKind::Hybrid => {
-                let mut m = experiment.model(model.hyperparameters()?)?;
-                m.fit(
-                    fit,
-                    recsys::FitOptions::epochs(model.epochs).threads(model.threads),
-                )
-                .context("training the cold-start validation model")?;
-                m.into()
-            }
-            ModelKind::Als => {
-                let d = experiment.dataset();
-                let mut m =
-                    AlsModel::new(model.als_params()?, d.user_features(), d.item_features())?;
-                m.fit(
-                    fit,
-                    AlsFitOptions::iterations(model.epochs).threads(model.threads),
-                )
-                .context("training the cold-start validation model")?;
-                m.into()
-            }
-        };
+        let trained = model
+            .fit_on(experiment, validation.fit_interactions())
+            .context("training the cold-start validation model")?;
         let choice = validation
             .choose_refit(
                 &trained,

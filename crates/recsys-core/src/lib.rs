@@ -52,7 +52,7 @@ mod train;
 
 pub use als::{AlsFitOptions, AlsIteration, AlsModel, AlsParams, AlsParamsBuilder, AlsSolver};
 pub use coldstart::{ColdStartRefit, ColdStartReport};
-pub use content::{ContentModel, ContentParams};
+pub use content::{ContentModel, ContentParams, ContentPrior};
 pub use error::{CoreError, Result};
 pub use eval::{evaluate, evaluate_users, rank_test_items, EvalOptions, Metrics};
 pub use family::{Model, ModelParams};
