@@ -20,21 +20,25 @@
 //!
 //! Plain collaborative filtering (the hybrid model with recsys' defaults, no metadata) is
 //! always a candidate and is never eliminated, so the winner is never worse than it on
-//! validation. Prints a table of every trial and writes the winner as the JSON that
-//! `train --config` reads.
+//! validation. After the search the winner gets the content model as a prior
+//! (`recsys_core::ContentPrior`), its weight chosen on the same validation split
+//! (`--no-content-prior` turns this off). Prints a table of every trial and writes the
+//! winner as the JSON that `train --config` reads.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recsys::core::{AlsParams, Hyperparameters, Loss, Schedule};
 use recsys::demo::{generate, DemoConfig};
-use recsys::experiment::{Experiment, ExperimentConfig, Split};
+use recsys::experiment::{
+    choose_content_weight, Experiment, ExperimentConfig, Split, CONTENT_WEIGHTS,
+};
 use recsys::tune::{successive_halving, Candidate, CandidateParams, HalvingOptions, TuneData};
-use recsys::{CsvSource, RecordSource, Rng};
+use recsys::{ContentParams, ContentPrior, CsvSource, RecordSource, Rng};
 use recsys_examples::{metrics_line, split_list, ConfigFile, ModelKind};
 
 #[derive(Parser, Debug)]
@@ -111,6 +115,12 @@ struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Do not add the content model to the winner as a prior. By default, when the
+    /// winner's feature set has item columns, the weight is chosen on the validation split
+    /// after the search (weight 0 included, so a winner it does not help keeps none) and
+    /// written to the configuration as `content_weight`.
+    #[arg(long)]
+    no_content_prior: bool,
 }
 
 fn main() -> ExitCode {
@@ -274,17 +284,45 @@ fn candidates(args: &Args, sets: &[FeatureSet]) -> Result<Vec<Candidate>> {
             ),
         });
     }
+    // ALS with item features at the settings recsys recommends for it (chosen on a
+    // validation split of Complete Journey's training data: docs/benchmarks.md, "ALS"):
+    // a starting point the random draws rarely hit all at once.
+    if let Some(w05) = sets
+        .iter()
+        .position(|s| s.name == "features w0.5")
+        .filter(|_| als)
+    {
+        out.push(Candidate {
+            label: "als, 150 components, alpha 1, regularization 40, feature CG steps 10 \
+                    (recsys' ALS-with-features settings)"
+                .into(),
+            features: w05,
+            params: CandidateParams::Als(
+                AlsParams::builder()
+                    .no_components(150)
+                    .alpha(1.0)
+                    .regularization(40.0)
+                    .feature_cg_steps(10)
+                    .seed(args.seed)
+                    .build()?,
+            ),
+        });
+    }
     let mut rng = Rng::stream(args.seed, 7);
     for _ in 0..args.trials {
         let features = rng.below(sets.len());
         let components = pick(&mut rng, &[16usize, 32, 64]);
         let use_als = als && (!hybrid || rng.below(3) == 0);
         if use_als {
+            // ALS sweeps cost little per component: it gets 128 too.
+            let components = if rng.below(4) == 0 { 128 } else { components };
             let alpha = pick(&mut rng, &[0.0f32, 1.0, 5.0, 20.0]);
             let regularization = pick(&mut rng, &[0.01f32, 0.1, 1.0, 10.0, 40.0]);
+            let feature_cg_steps = pick(&mut rng, &[3usize, 10]);
             out.push(Candidate {
                 label: format!(
-                    "als, {components} components, alpha {alpha}, regularization {regularization}"
+                    "als, {components} components, alpha {alpha}, regularization \
+                     {regularization}, feature CG steps {feature_cg_steps}"
                 ),
                 features,
                 params: CandidateParams::Als(
@@ -292,6 +330,7 @@ fn candidates(args: &Args, sets: &[FeatureSet]) -> Result<Vec<Candidate>> {
                         .no_components(components)
                         .alpha(alpha)
                         .regularization(regularization)
+                        .feature_cg_steps(feature_cg_steps)
                         .seed(args.seed)
                         .build()?,
                 ),
@@ -374,6 +413,7 @@ fn config_file(candidate: &Candidate, set: &FeatureSet, epochs: usize) -> Config
             file.components = Some(p.no_components());
             file.alpha = Some(p.alpha());
             file.regularization = Some(p.regularization());
+            file.feature_cg_steps = Some(p.feature_cg_steps());
             file.seed = Some(p.seed());
         }
     }
@@ -516,7 +556,52 @@ fn run(args: Args) -> Result<()> {
         let path = write_report(dir, &report, &candidates, &sets, args.k)?;
         eprintln!("report: {}", path.display());
     }
-    let file = config_file(winner, &sets[winner.features], w.epochs);
+    let mut file = config_file(winner, &sets[winner.features], w.epochs);
+    let (e, fit, valid) = &experiments[winner.features];
+    // The content model needs item metadata: the winner's feature set's (a plain
+    // collaborative winner gets no prior: `train --config` builds the content model from
+    // the configuration's item columns).
+    let content_set = Some(winner.features).filter(|_| {
+        !args.no_content_prior && !e.dataset().item_vocabulary().spec().columns.is_empty()
+    });
+    let content_weight = match content_set {
+        None => 0.0,
+        Some(cs) => {
+            // The content model as a prior: its weight chosen on the same validation split,
+            // for the winner at its epochs (weight 0 is a candidate, so the prior never
+            // costs validation AUC, nor more than 1 % of validation precision).
+            let started = Instant::now();
+            let model = winner.train(e.dataset(), fit, w.epochs, args.threads)?;
+            let content = experiments[cs]
+                .0
+                .content_model(fit, ContentParams::default())?;
+            let (weight, trials) = choose_content_weight(
+                &model,
+                &content,
+                fit,
+                valid,
+                &CONTENT_WEIGHTS,
+                args.k,
+                args.threads,
+            )?;
+            let at = |x: f32| &trials.iter().find(|(w, _)| *w == x).expect("a candidate").1;
+            println!(
+                "content prior ({} item columns): weight {weight} (validation P@{} {:.4}, AUC \
+                 {:.4}; without it {:.4}, {:.4}); chosen in {:.1}s",
+                sets[cs].name,
+                args.k,
+                at(weight).precision_at_k,
+                at(weight).auc,
+                at(0.0).precision_at_k,
+                at(0.0).auc,
+                started.elapsed().as_secs_f64()
+            );
+            weight
+        }
+    };
+    if content_weight > 0.0 {
+        file.content_weight = Some(content_weight);
+    }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -544,6 +629,15 @@ fn run(args: Args) -> Result<()> {
                 "test ({what}, {epochs} epochs on the whole training part): {}",
                 metrics_line(&m)
             );
+            if let (true, Some(cs)) = (what == "winner" && content_weight > 0.0, content_set) {
+                let content = experiments[cs].0.fit_content(ContentParams::default())?;
+                let prior = ContentPrior::new(&model, &content, content_weight)?;
+                let m = e.evaluate(&prior, args.k, args.threads)?;
+                println!(
+                    "test (winner + {content_weight} × content model): {}",
+                    metrics_line(&m)
+                );
+            }
         }
     }
     Ok(())
@@ -679,6 +773,32 @@ mod tests {
         let names = |sets: &[FeatureSet]| sets.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&sets), names(&column_subsets(&base(), 4, 7)));
         assert_ne!(names(&sets), names(&column_subsets(&base(), 4, 8)));
+    }
+
+    #[test]
+    fn als_with_features_is_a_seeded_candidate_and_its_config_keeps_the_cg_steps() {
+        let args = Args::parse_from(["tune", "--item-features", "brand,category", "--trials", "3"]);
+        let sets = feature_sets(&args, false).unwrap();
+        let all = candidates(&args, &sets).unwrap();
+        let seeded = all
+            .iter()
+            .find(|c| c.label.contains("ALS-with-features"))
+            .expect("the seeded candidate");
+        assert_eq!(sets[seeded.features].name, "features w0.5");
+        let file = config_file(seeded, &sets[seeded.features], 20);
+        assert_eq!(file.model.as_deref(), Some("als"));
+        assert_eq!(file.components, Some(150));
+        assert_eq!(file.feature_cg_steps, Some(10));
+        assert_eq!(file.metadata_weight, Some(0.5));
+        assert_eq!(file.content_weight, None);
+        // Without ALS among the families there is none.
+        let hybrid_only =
+            Args::parse_from(["tune", "--item-features", "brand", "--families", "hybrid"]);
+        let sets = feature_sets(&hybrid_only, false).unwrap();
+        assert!(candidates(&hybrid_only, &sets)
+            .unwrap()
+            .iter()
+            .all(|c| !c.label.contains("ALS-with-features")));
     }
 
     #[test]

@@ -347,7 +347,7 @@ impl ContentPriorArgs {
     }
 
     /// The weights `auto` tries.
-    pub const CANDIDATES: [f32; 10] = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+    pub const CANDIDATES: [f32; 10] = recsys::experiment::CONTENT_WEIGHTS;
 
     /// The content model fitted on `experiment`'s training data and the weight these flags
     /// ask for (`None` without `--content-weight`), with a JSON description; with `auto`,
@@ -359,7 +359,7 @@ impl ContentPriorArgs {
         quiet: bool,
     ) -> anyhow::Result<Option<(recsys::core::ContentModel, f32, serde_json::Value)>> {
         use anyhow::Context;
-        use recsys::core::{evaluate, ContentModel, ContentParams, ContentPrior, EvalOptions};
+        use recsys::core::ContentParams;
         let Some(spec) = &self.content_weight else {
             return Ok(None);
         };
@@ -379,35 +379,24 @@ impl ContentPriorArgs {
             let trained = model
                 .fit_on(experiment, &fit)
                 .context("training the validation model")?;
-            let d = experiment.dataset();
-            let content = ContentModel::fit(
-                &d.item_features(),
-                &d.item_vocabulary().feature_columns(),
+            let content = experiment
+                .content_model(&fit, params)
+                .context("--content-weight auto")?;
+            let (weight, trials) = recsys::experiment::choose_content_weight(
+                &trained,
+                &content,
                 &fit,
-                params,
+                &validation,
+                &Self::CANDIDATES,
+                10,
+                model.threads,
             )
             .context("--content-weight auto")?;
-            let options = EvalOptions {
-                k: 10,
-                threads: model.threads,
-                candidates: None,
-            };
-            let mut trials = Vec::new();
-            for w in Self::CANDIDATES {
-                let blend = ContentPrior::new(&trained, &content, w)?;
-                let m = evaluate(&blend, &validation, Some(&fit), &options)
-                    .context("--content-weight auto")?;
-                trials.push((w, m));
-            }
-            let floor = trials[0].1.precision_at_k * 0.99;
-            let (weight, best) = trials
+            let best = &trials
                 .iter()
-                .filter(|(_, m)| m.precision_at_k >= floor)
-                .fold(None::<&(f32, recsys::core::Metrics)>, |b, t| match b {
-                    Some(b) if b.1.auc >= t.1.auc => Some(b),
-                    _ => Some(t),
-                })
-                .expect("the weight 0 passes its own floor");
+                .find(|(w, _)| *w == weight)
+                .expect("the chosen weight is a candidate")
+                .1;
             if !quiet {
                 eprintln!(
                     "content weight: {weight} (validation AUC {:.4} and P@10 {:.4}; without \
@@ -423,7 +412,7 @@ impl ContentPriorArgs {
                     "weight": w, "auc": m.auc, "precision_at_10": m.precision_at_k,
                 })).collect::<Vec<_>>(),
             });
-            (*weight, json)
+            (weight, json)
         } else {
             let weight = Self::parse_weight(spec)?;
             (
@@ -778,8 +767,14 @@ pub struct ConfigFile {
     /// ALS L2 penalty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regularization: Option<f32>,
+    /// ALS conjugate-gradient steps per feature-embedding update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_cg_steps: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Weight of the content model added to the model's scores (`--content-weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_weight: Option<f32>,
 }
 
 impl ConfigFile {
@@ -845,6 +840,12 @@ impl ConfigFile {
             &mut args.regularization,
             &self.regularization,
             "regularization",
+            given,
+        );
+        set(
+            &mut args.feature_cg_steps,
+            &self.feature_cg_steps,
+            "feature_cg_steps",
             given,
         );
         set(&mut args.seed, &self.seed, "seed", given);

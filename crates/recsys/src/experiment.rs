@@ -58,9 +58,9 @@
 use std::ops::ControlFlow;
 
 use recsys_core::{
-    top_k, ColdStartRefit, ContentModel, ContentParams, CoreError, EpochReport, EvalOptions,
-    FitOptions, HybridModel, Hyperparameters, Interaction, Interactions, Metrics, Model,
-    Popularity, Rng, Scorer, UserQuery,
+    top_k, ColdStartRefit, ContentModel, ContentParams, ContentPrior, CoreError, EpochReport,
+    EvalOptions, FitOptions, HybridModel, Hyperparameters, Interaction, Interactions, Metrics,
+    Model, Popularity, Rng, Scorer, UserQuery,
 };
 use recsys_features::{
     Attributes, Dataset, ExternalId, Feature, FeatureSpec, FeatureVocabulary, FeaturesError,
@@ -552,11 +552,21 @@ impl Experiment {
     /// interactions: in an item cold-start experiment, the scorer for the held-out items
     /// that ranks them from their metadata alone.
     pub fn fit_content(&self, params: ContentParams) -> Result<ContentModel> {
+        self.content_model(&self.train, params)
+    }
+
+    /// The [`ContentModel`] of the dataset's item features fitted on `interactions` (e.g. the
+    /// fit part of a [`validation_split`](Self::validation_split)).
+    pub fn content_model(
+        &self,
+        interactions: &Interactions,
+        params: ContentParams,
+    ) -> Result<ContentModel> {
         let columns = self.dataset.item_vocabulary().feature_columns();
         Ok(ContentModel::fit(
             &self.dataset.item_features(),
             &columns,
-            &self.train,
+            interactions,
             params,
         )?)
     }
@@ -945,6 +955,72 @@ impl ColdStartValidation {
         }
         out
     }
+}
+
+/// The weights [`choose_content_weight`] tries by default: 0 (the model alone) and
+/// 1e-4 … 1 in steps of about √10 — the right weight depends on the model's score scale.
+pub const CONTENT_WEIGHTS: [f32; 10] = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0];
+
+/// The weight of a [`ContentPrior`] for `model` (trained on `fit`) and `content` (fitted on
+/// `fit`), chosen on `validation` (pairs held out of `fit`, which are excluded from the
+/// ranking): the highest AUC among the `candidates` whose precision at `k` is at least 99 %
+/// of the model's alone (weight 0, which must be a candidate). So the prior never costs
+/// more than 1 % of validation precision, and a model it does not help keeps weight 0.
+/// Returns the chosen weight and every candidate's metrics, in order.
+///
+/// ```
+/// use recsys::demo::{generate, DemoConfig};
+/// use recsys::experiment::{choose_content_weight, Experiment, ExperimentConfig, Split, CONTENT_WEIGHTS};
+/// use recsys::{ContentParams, FitOptions, Hyperparameters};
+///
+/// let mut data = generate(&DemoConfig { users: 120, products: 80, interactions: 2_500, seed: 2 });
+/// let experiment = Experiment::load(&mut data, &ExperimentConfig::demo_hybrid(), Split::None)?;
+/// let (fit, validation) = experiment.validation_split(0.2, 1)?;
+/// let mut model = experiment.model(Hyperparameters::builder().no_components(8).seed(1).build()?)?;
+/// model.fit(&fit, FitOptions::epochs(10))?;
+/// let content = experiment.content_model(&fit, ContentParams::default())?;
+/// let (weight, trials) = choose_content_weight(&model, &content, &fit, &validation, &CONTENT_WEIGHTS, 10, 1)?;
+/// assert_eq!(trials.len(), CONTENT_WEIGHTS.len());
+/// assert!(trials.iter().any(|(w, _)| *w == weight));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn choose_content_weight<S: Scorer + ?Sized>(
+    model: &S,
+    content: &ContentModel,
+    fit: &Interactions,
+    validation: &Interactions,
+    candidates: &[f32],
+    k: usize,
+    threads: usize,
+) -> Result<(f32, Vec<(f32, Metrics)>)> {
+    if !candidates.contains(&0.0) {
+        return Err(ExperimentError::InvalidSetting {
+            name: "content weight candidates",
+            value: format!("{candidates:?}"),
+            reason: "include 0 (the model alone)",
+        });
+    }
+    let options = EvalOptions {
+        k,
+        threads,
+        candidates: None,
+    };
+    let mut trials = Vec::with_capacity(candidates.len());
+    for &w in candidates {
+        let prior = ContentPrior::new(model, content, w)?;
+        let metrics = recsys_core::evaluate(&prior, validation, Some(fit), &options)?;
+        trials.push((w, metrics));
+    }
+    let alone = &trials[candidates.iter().position(|&w| w == 0.0).expect("checked")].1;
+    let floor = alone.precision_at_k * 0.99;
+    let mut best: Option<&(f32, Metrics)> = None;
+    for trial in trials.iter().filter(|t| t.1.precision_at_k >= floor) {
+        if best.is_none_or(|b| trial.1.auc > b.1.auc) {
+            best = Some(trial);
+        }
+    }
+    let weight = best.map_or(0.0, |b| b.0);
+    Ok((weight, trials))
 }
 
 /// A scorer that scores only some items of another scorer: its item `j` is the inner

@@ -76,9 +76,9 @@ pub use recsys_similarity as similarity;
 pub use recsys_store as store;
 
 pub use recsys_core::{
-    evaluate, top_k, CoreError, EpochReport, EvalOptions, FeatureMatrix, FitOptions, HybridModel,
-    Hyperparameters, Interactions, Loss, Metrics, Model, Popularity, Representation, Rng, Schedule,
-    Scorer, UserQuery,
+    evaluate, top_k, ContentModel, ContentParams, ContentPrior, CoreError, EpochReport,
+    EvalOptions, FeatureMatrix, FitOptions, HybridModel, Hyperparameters, Interactions, Loss,
+    Metrics, Model, Popularity, Representation, Rng, Schedule, Scorer, UserQuery,
 };
 pub use recsys_features::{
     Attributes, ColumnSpec, Dataset, ExternalId, FeatureSpec, FeaturesError, IdMap, InMemorySource,
