@@ -710,19 +710,18 @@ impl<'a> Recommender<'a> {
                         _ => None,
                     };
                     let new_ranked = match self.scorer.representation(query)? {
-                        Some(u) => {
-                            let mut scores = Vec::new();
+                        Some(u) => with_scores(|scores| {
                             match &towards {
                                 Some(t) => x.representations().score_all_with_cosine_to(
                                     &u,
                                     t,
                                     request.boost,
-                                    &mut scores,
+                                    scores,
                                 )?,
-                                None => x.representations().score_all(&u, &mut scores),
+                                None => x.representations().score_all(&u, scores),
                             }
-                            top_k(&scores, request.n, new_excluded)
-                        }
+                            Ok(top_k(scores, request.n, new_excluded))
+                        })?,
                         None => Vec::new(),
                     };
                     merge(ranked, new_ranked, n_items, request.n)
@@ -762,10 +761,10 @@ impl<'a> Recommender<'a> {
             // New products by their exact cosine with the viewed product.
             let ranked = match (new_items, self.scorer.item_representations()) {
                 (Some(x), Some(reps)) => {
-                    let mut cosines = Vec::new();
-                    x.representations()
-                        .cosine_all(&row_of(reps, p), &mut cosines)?;
-                    let new_ranked = top_k(&cosines, request.n, new_excluded);
+                    let new_ranked = with_scores(|cosines| {
+                        x.representations().cosine_all(&row_of(reps, p), cosines)?;
+                        Ok(top_k(cosines, request.n, new_excluded))
+                    })?;
                     merge(ranked, new_ranked, n_items, request.n)
                 }
                 _ => ranked,
@@ -777,14 +776,15 @@ impl<'a> Recommender<'a> {
         {
             // A new product viewed by nobody known: exact cosine over every item.
             let towards = row_of(x.representations(), j);
-            let mut cosines = Vec::new();
-            reps.cosine_all(&towards, &mut cosines)?;
-            let known = top_k(&cosines, request.n, |i| {
-                excluded_items.binary_search(&i).is_ok() || !keep(i)
-            });
-            x.representations().cosine_all(&towards, &mut cosines)?;
-            let new_ranked = top_k(&cosines, request.n, new_excluded);
-            let ranked = merge(known, new_ranked, n_items, request.n);
+            let ranked = with_scores(|cosines| {
+                reps.cosine_all(&towards, cosines)?;
+                let known = top_k(cosines, request.n, |i| {
+                    excluded_items.binary_search(&i).is_ok() || !keep(i)
+                });
+                x.representations().cosine_all(&towards, cosines)?;
+                let new_ranked = top_k(cosines, request.n, new_excluded);
+                Ok(merge(known, new_ranked, n_items, request.n))
+            })?;
             let reason = Reason::Similar { to: to.clone() };
             (self.label(ranked, reason), Strategy::SimilarProducts)
         } else {
@@ -923,6 +923,12 @@ impl<'a> Recommender<'a> {
             })
             .collect()
     }
+}
+
+/// Runs `f` with this thread's score buffer (one request allocates nothing of catalogue
+/// size); not reentrant.
+fn with_scores<T>(f: impl FnOnce(&mut Vec<f32>) -> Result<T>) -> Result<T> {
+    SCORES.with(|cell| f(&mut cell.borrow_mut()))
 }
 
 /// Row `i` of a table of representations, as a vector.

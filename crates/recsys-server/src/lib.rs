@@ -428,5 +428,6 @@ mod tests {
         assert_send_sync::<super::ServerError>();
         assert_send_sync::<super::ApiError>();
         assert_send_sync::<super::MongoProducts>();
+        assert_send_sync::<super::Serving>();
     }
 }

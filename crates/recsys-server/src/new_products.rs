@@ -106,17 +106,25 @@ pub fn spawn_new_product_sync(state: &AppState) -> Option<tokio::task::JoinHandl
     let weak = state.downgrade();
     let wake = state.new_products_wake();
     Some(tokio::spawn(async move {
+        // What the last read found, logged at `info` only when it changes.
+        let mut logged = None;
         loop {
             let Some(state) = AppState::upgrade(&weak) else {
                 break;
             };
             match sync_new_products(&state).await {
-                Ok(Some(report)) if report.added > 0 => tracing::info!(
-                    new_products = report.added,
-                    without_known_features = report.without_known_features,
-                    "serving products added after training"
-                ),
-                Ok(_) => {}
+                Ok(Some(report)) => {
+                    let found = (report.added, report.without_known_features);
+                    if logged != Some(found) && (found != (0, 0) || logged.is_some()) {
+                        tracing::info!(
+                            new_products = report.added,
+                            without_known_features = report.without_known_features,
+                            "serving products added after training"
+                        );
+                    }
+                    logged = Some(found);
+                }
+                Ok(None) => {}
                 Err(e) => {
                     state
                         .metrics()
