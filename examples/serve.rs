@@ -89,6 +89,12 @@ struct Args {
     /// every TTL/2).
     #[arg(long, env = "RECSYS_NO_PRELOAD")]
     no_preload: bool,
+    /// Read the products collection every this many seconds (and at start-up and after a
+    /// model swap) to serve products added after training, from their attributes (models
+    /// with product attribute features only); 0: serve only the model's products. Each
+    /// read scans the collection.
+    #[arg(long, env = "RECSYS_NEW_PRODUCTS_SECS", default_value_t = 60)]
+    new_products_secs: u64,
     /// Seconds a cached product detail is served.
     #[arg(long, env = "RECSYS_CACHE_TTL_SECS", default_value_t = 300)]
     cache_ttl_secs: u64,
@@ -226,6 +232,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_age: Duration::from_secs(args.live_max_age_secs),
         },
         demo_ui: args.demo_ui,
+        new_products_interval: (args.new_products_secs > 0)
+            .then(|| Duration::from_secs(args.new_products_secs)),
         ..ServerConfig::default()
     };
     // Refuse contradictory flags, and admin routes open to the network without a token,

@@ -1001,6 +1001,10 @@ impl Factorised for AlsModel {
     fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
         AlsModel::user_representation_from_features(self, row)
     }
+
+    fn item_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
+        AlsModel::item_representation_from_features(self, row)
+    }
 }
 
 crate::scorer::factorised_scorer!(AlsModel);

@@ -237,6 +237,16 @@ impl Model {
         Factorised::user_representation(self, user)
     }
 
+    /// The representation of an item the model was not trained on, from its feature row
+    /// (item cold start): [`HybridModel::item_representation_from_features`] or
+    /// [`AlsModel::item_representation_from_features`].
+    pub fn item_representation_from_features(
+        &self,
+        row: &[(usize, f32)],
+    ) -> Result<Representation> {
+        Factorised::item_representation_from_features(self, row)
+    }
+
     /// Scores of every item for a known user.
     pub fn predict_all(&self, user: usize) -> Result<Vec<f32>> {
         Factorised::predict_every_item(self, user)
@@ -271,6 +281,13 @@ impl Factorised for Model {
         match self {
             Model::Hybrid(m) => m.user_representation_from_features(row),
             Model::Als(m) => m.user_representation_from_features(row),
+        }
+    }
+
+    fn item_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
+        match self {
+            Model::Hybrid(m) => m.item_representation_from_features(row),
+            Model::Als(m) => m.item_representation_from_features(row),
         }
     }
 }

@@ -940,6 +940,10 @@ impl Factorised for HybridModel {
     fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
         HybridModel::user_representation_from_features(self, row)
     }
+
+    fn item_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation> {
+        HybridModel::item_representation_from_features(self, row)
+    }
 }
 
 // The model as a [`Scorer`]: a user is a known index, a feature row, or a ready-made

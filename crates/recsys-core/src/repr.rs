@@ -166,6 +166,77 @@ impl ItemRepresentations {
         Ok(())
     }
 
+    /// Like [`Self::score_all_with_cosine`], with the cosine taken against a vector instead
+    /// of one of these items (e.g. a product the model was not trained on, represented
+    /// from its features). A zero vector has cosine 0 with everything. Fails when `towards`
+    /// does not have the items' number of components.
+    pub fn score_all_with_cosine_to(
+        &self,
+        user: &Representation,
+        towards: &[f32],
+        weight: f32,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let d = self.direction_of(towards)?;
+        let u = self.padded_user(user);
+        out.clear();
+        out.resize(self.len(), 0.0);
+        crate::kernels::score_blocks_with_cosine(
+            &self.blocked,
+            self.stride,
+            self.vectors.ncols() + 1,
+            &u,
+            user.bias,
+            &d,
+            &self.inverse_norms,
+            weight,
+            out,
+        );
+        Ok(())
+    }
+
+    /// The cosine similarity of every item with `towards` (clamped to `[-1, 1]`; 0 for a
+    /// zero vector on either side), written into `out` (resized to `n_items`). Fails when
+    /// `towards` does not have the items' number of components.
+    pub fn cosine_all(&self, towards: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let d = self.direction_of(towards)?;
+        // No user: the kernel's score part is 0 and the bias column is multiplied by 0.
+        let u = vec![0.0; self.stride];
+        out.clear();
+        out.resize(self.len(), 0.0);
+        crate::kernels::score_blocks_with_cosine(
+            &self.blocked,
+            self.stride,
+            self.vectors.ncols() + 1,
+            &u,
+            0.0,
+            &d,
+            &self.inverse_norms,
+            1.0,
+            out,
+        );
+        Ok(())
+    }
+
+    /// The unit vector of `towards` (zero for a zero or non-finite vector), padded to the
+    /// stride.
+    fn direction_of(&self, towards: &[f32]) -> Result<Vec<f32>> {
+        let k = self.vectors.ncols();
+        if towards.len() != k {
+            return Err(CoreError::ShapeMismatch {
+                what: "vector to compare items with",
+                expected: k,
+                found: towards.len(),
+            });
+        }
+        let mut d = vec![0.0; self.stride];
+        let scale = inverse_norm(towards.iter().copied());
+        for (x, v) in d.iter_mut().zip(towards) {
+            *x = v * scale;
+        }
+        Ok(d)
+    }
+
     /// The unit vector of item `towards` (zero for a zero vector), padded to the stride.
     pub(crate) fn direction(&self, towards: usize) -> Result<Vec<f32>> {
         if towards >= self.len() {
@@ -308,5 +379,85 @@ impl ItemRepresentations {
             out.push(one[0]);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+    use ndarray::{array, Array2};
+
+    fn items() -> ItemRepresentations {
+        // 11 items (a partial block of 8), 3 components, one zero vector (item 4).
+        let vectors = Array2::from_shape_fn((11, 3), |(i, c)| {
+            if i == 4 {
+                0.0
+            } else {
+                ((i * 7 + c * 3) % 5) as f32 - 1.5
+            }
+        });
+        let biases = (0..11).map(|i| i as f32 * 0.1 - 0.4).collect();
+        ItemRepresentations::new(vectors, biases).unwrap()
+    }
+
+    /// The obvious reference: dot product over the norms, in f64.
+    fn cosine(a: ArrayView1<'_, f32>, b: &[f32]) -> f32 {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        if na == 0.0 || nb == 0.0 {
+            0.0
+        } else {
+            (dot / (na * nb)) as f32
+        }
+    }
+
+    #[test]
+    fn cosine_to_a_vector_matches_the_reference() {
+        let reps = items();
+        let towards = [0.3, -1.0, 2.0];
+        let mut out = Vec::new();
+        reps.cosine_all(&towards, &mut out).unwrap();
+        assert_eq!(out.len(), 11);
+        for (i, &c) in out.iter().enumerate() {
+            assert_relative_eq!(c, cosine(reps.vectors().row(i), &towards), epsilon = 1e-6);
+        }
+        assert_eq!(out[4], 0.0, "a zero item vector has cosine 0");
+        reps.cosine_all(&[0.0; 3], &mut out).unwrap();
+        assert!(out.iter().all(|&c| c == 0.0), "a zero query has cosine 0");
+        assert!(reps.cosine_all(&[1.0, 2.0], &mut out).is_err());
+    }
+
+    #[test]
+    fn the_blend_towards_an_item_vector_is_the_blend_towards_the_item() {
+        let reps = items();
+        let user = Representation {
+            vector: array![0.5, -0.25, 1.0],
+            bias: 0.2,
+        };
+        let (mut by_index, mut by_vector) = (Vec::new(), Vec::new());
+        for p in [0, 3, 10] {
+            reps.score_all_with_cosine(&user, p, 0.25, &mut by_index)
+                .unwrap();
+            let v: Vec<f32> = reps.vectors().row(p).to_vec();
+            reps.score_all_with_cosine_to(&user, &v, 0.25, &mut by_vector)
+                .unwrap();
+            assert_eq!(by_index, by_vector, "towards item {p}");
+        }
+        // And against the reference: score + weight × cosine.
+        let towards = [1.0, 1.0, -0.5];
+        let mut scores = Vec::new();
+        reps.score_all(&user, &mut scores);
+        reps.score_all_with_cosine_to(&user, &towards, 0.25, &mut by_vector)
+            .unwrap();
+        for i in 0..reps.len() {
+            let expected = scores[i] + 0.25 * cosine(reps.vectors().row(i), &towards);
+            assert_relative_eq!(by_vector[i], expected, epsilon = 1e-5);
+        }
     }
 }

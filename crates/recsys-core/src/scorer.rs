@@ -44,6 +44,20 @@ pub trait Scorer: Send + Sync {
         Ok(None)
     }
 
+    /// For factorisation models with item features: the representation of an item the
+    /// model was not trained on (a product added after training), from its feature row —
+    /// `(feature, weight)` pairs of the training vocabulary, built as training built item
+    /// rows but without an identity feature (`recsys_features::FeatureVocabulary::feature_row`).
+    /// Scores with it are `user · item + biases`, as for the trained items. Default: `None`
+    /// (this scorer cannot represent an item it does not know).
+    fn item_representation_from_features(
+        &self,
+        row: &[(usize, f32)],
+    ) -> Result<Option<Representation>> {
+        let _ = row;
+        Ok(None)
+    }
+
     /// Scores of the given items (default: via [`Scorer::score_all`]).
     fn score_items(&self, user: UserQuery<'_>, items: &[usize], out: &mut Vec<f32>) -> Result<()> {
         let mut all = Vec::new();
@@ -72,6 +86,9 @@ macro_rules! forward_scorer {
             }
             fn representation(&self, user: UserQuery<'_>) -> Result<Option<Representation>> {
                 (**self).representation(user)
+            }
+            fn item_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Option<Representation>> {
+                (**self).item_representation_from_features(row)
             }
             fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
                 (**self).score_all(user, out)
@@ -178,6 +195,8 @@ pub(crate) trait Factorised: Send + Sync {
     fn user_representation(&self, user: usize) -> Result<Representation>;
     /// The representation of a user described by a feature row (cold start).
     fn user_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation>;
+    /// The representation of an item described by a feature row (item cold start).
+    fn item_representation_from_features(&self, row: &[(usize, f32)]) -> Result<Representation>;
 
     /// The representation `user` stands for: computed, or borrowed when given (its length
     /// checked).
@@ -249,6 +268,13 @@ macro_rules! factorised_scorer {
             ) -> $crate::error::Result<Option<$crate::repr::Representation>> {
                 use $crate::scorer::Factorised;
                 Ok(Some(self.query_representation(user)?.into_owned()))
+            }
+
+            fn item_representation_from_features(
+                &self,
+                row: &[(usize, f32)],
+            ) -> $crate::error::Result<Option<$crate::repr::Representation>> {
+                $crate::scorer::Factorised::item_representation_from_features(self, row).map(Some)
             }
 
             fn score_all(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use recsys_core::{Interactions, Model, ModelParams, Popularity};
-use recsys_features::{ExternalId, FeatureVocabulary, IdMap};
+use recsys_features::{ExternalId, FeatureVocabulary, IdMap, ProductRecord};
 use recsys_similarity::{ExactCosine, NeighbourTable};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,7 @@ use crate::error::{agree, RecommendError, Result};
 
 /// The path named in errors about a bundle that is not (yet) a file.
 const IN_MEMORY: &str = "<memory>";
+use crate::new_items::NewItems;
 use crate::policy::Recommender;
 
 /// The format version this library writes and reads (3: the model as its saved record,
@@ -680,6 +681,15 @@ impl Bundle {
     /// The training interactions.
     pub fn seen(&self) -> &Interactions {
         &self.seen
+    }
+
+    /// Products of `products` this bundle's model was not trained on (added to the shop
+    /// after training), represented from their attributes by the model's item features, to
+    /// serve with [`Recommender::with_new_items`]: [`NewItems::new`] with this bundle's
+    /// model, item id map and item vocabulary. Fails with
+    /// [`RecommendError::NewItemsUnsupported`] for a model without item features.
+    pub fn new_items(&self, products: impl IntoIterator<Item = ProductRecord>) -> Result<NewItems> {
+        NewItems::new(&self.model, &self.items, &self.item_vocabulary, products)
     }
 
     /// The default policy over this bundle's parts: model + 0.25 × exact similarity,

@@ -118,6 +118,13 @@ pub enum RecommendError {
         /// Why.
         message: String,
     },
+    /// Products added after training cannot be scored by this model or scorer (see
+    /// [`NewItems`](crate::NewItems)).
+    #[error("products the model was not trained on cannot be scored: {reason}")]
+    NewItemsUnsupported {
+        /// Why (e.g. the model has no item features).
+        reason: &'static str,
+    },
 }
 
 /// Result alias of this crate.

@@ -57,6 +57,7 @@ mod bundle;
 mod catalog;
 mod error;
 mod evaluate;
+mod new_items;
 mod policy;
 
 pub use builder::{BundleBuilder, DEFAULT_NEIGHBOURS};
@@ -66,6 +67,7 @@ pub use bundle::{
 pub use catalog::{ProductCatalog, ProductInfo};
 pub use error::{RecommendError, Result};
 pub use evaluate::{evaluate_policy, PolicyMetrics, Viewing};
+pub use new_items::{NewItems, NewItemsReport};
 pub use policy::{
     AttributeLookup, ItemFilter, Note, Reason, Recommendation, Recommendations, Recommender,
     Request, Strategy, DEFAULT_BOOST,

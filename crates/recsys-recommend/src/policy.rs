@@ -4,12 +4,15 @@
 use std::cell::RefCell;
 use std::fmt;
 
-use recsys_core::{top_k, FoldIn, Interactions, Popularity, Representation, Scorer, UserQuery};
+use recsys_core::{
+    top_k, FoldIn, Interactions, ItemRepresentations, Popularity, Representation, Scorer, UserQuery,
+};
 use recsys_features::{Attributes, ExternalId, FeatureVocabulary, IdMap};
 use recsys_similarity::SimilarityIndex;
 use serde::Serialize;
 
 use crate::error::{agree, RecommendError, Result};
+use crate::new_items::NewItems;
 
 /// The boost of the original system: `score = model + 0.25 × cosine(item, viewed product)`.
 pub const DEFAULT_BOOST: f32 = 0.25;
@@ -18,7 +21,9 @@ pub const DEFAULT_BOOST: f32 = 0.25;
 ///
 /// Displayed as `model`, `model+similar-to-<id>`, `similar-to-<id>`, `popular`,
 /// `cold-start-features`, `cold-start-features+similar-to-<id>`, `recent-activity` or
-/// `recent-activity+similar-to-<id>`.
+/// `recent-activity+similar-to-<id>`; a product added after training
+/// ([`NewItems`]) has one of these followed by `+new-product` (e.g.
+/// `model+new-product`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -52,6 +57,13 @@ pub enum Reason {
         /// The product being viewed.
         to: ExternalId,
     },
+    /// A product the model was not trained on (added after training, represented from its
+    /// attributes: [`NewItems`]), ranked by the path `scored_as` names (never itself
+    /// `NewProduct`). Serialised as `{"kind": "new-product", "scored_as": {…}}`.
+    NewProduct {
+        /// How it was ranked.
+        scored_as: Box<Reason>,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -69,6 +81,7 @@ impl fmt::Display for Reason {
             Reason::RecentActivityAndSimilar { to } => {
                 write!(f, "recent-activity+similar-to-{to}")
             }
+            Reason::NewProduct { scored_as } => write!(f, "{scored_as}+new-product"),
         }
     }
 }
@@ -280,7 +293,8 @@ impl<'a> Request<'a> {
     /// Products the user interacted with since the model was trained (live events),
     /// oldest first. Excluded like the user's seen items (unless
     /// [`include_seen`](Self::include_seen)); for a user the model does not know they are
-    /// folded in ([`Recommender::with_fold_in`]). Ids unknown to the model are ignored.
+    /// folded in ([`Recommender::with_fold_in`]; products added after training
+    /// ([`NewItems`]) are excluded but not folded in). Other unknown ids are ignored.
     pub fn recent(mut self, ids: &'a [ExternalId]) -> Self {
         self.recent = ids;
         self
@@ -319,6 +333,7 @@ pub struct Recommender<'a> {
     user_vocabulary: Option<&'a FeatureVocabulary>,
     lookup: Option<AttributeLookup<'a>>,
     fold_in: Option<&'a FoldIn>,
+    new_items: Option<&'a NewItems>,
     /// The similarity index is the cosine of the scorer's own item representations, so the
     /// blend can run in one pass over them.
     fused: bool,
@@ -336,6 +351,7 @@ impl fmt::Debug for Recommender<'_> {
             .field("user_vocabulary", &self.user_vocabulary.is_some())
             .field("lookup", &self.lookup.is_some())
             .field("fold_in", &self.fold_in.is_some())
+            .field("new_items", &self.new_items.map(NewItems::len))
             .field("fused", &self.fused)
             .finish()
     }
@@ -362,6 +378,7 @@ impl<'a> Recommender<'a> {
             user_vocabulary: None,
             lookup: None,
             fold_in: None,
+            new_items: None,
             fused: false,
         })
     }
@@ -450,6 +467,51 @@ impl<'a> Recommender<'a> {
         self
     }
 
+    /// Serves products added after training too ([`NewItems`], built for this recommender's
+    /// scorer and item id map): [`recommend`](Self::recommend) ranks them beside the trained
+    /// items. Fails when they were built for a scorer with another number of items or
+    /// components, or the scorer exposes no item representations.
+    ///
+    /// Where they take part, with reason `<path>+new-product`:
+    /// * model scores (known user, recent activity, cold start): `user · item + item
+    ///   bias`, plus `boost ×` the exact cosine with the viewed product when the trained
+    ///   items get the boost;
+    /// * a viewed product that is a new one: the trained and the new items are boosted by
+    ///   their exact cosine with its representation, and an unknown user gets its most
+    ///   similar products (exact cosine over every item: one vector against the catalogue);
+    /// * the similar products of a trained product include new products by exact cosine
+    ///   (the trained neighbours come from the index as before);
+    /// * popularity: new products have none, so they only fill a list the trained
+    ///   products leave short.
+    ///
+    /// Exclusions, the filter (item `base + j` for new product `j`) and recent items apply
+    /// to them; they are never among a user's seen items.
+    pub fn with_new_items(mut self, new_items: &'a NewItems) -> Result<Self> {
+        agree(
+            "trained items the new products were added to",
+            self.items.len(),
+            new_items.base_items(),
+        )?;
+        let reps =
+            self.scorer
+                .item_representations()
+                .ok_or(RecommendError::NewItemsUnsupported {
+                    reason: "the scorer exposes no item representations",
+                })?;
+        agree(
+            "components of the new products' representations",
+            reps.vectors().ncols(),
+            new_items.representations().vectors().ncols(),
+        )?;
+        self.new_items = Some(new_items).filter(|x| !x.is_empty());
+        Ok(self)
+    }
+
+    /// The products added after training, if any are served.
+    pub fn new_items(&self) -> Option<&'a NewItems> {
+        self.new_items
+    }
+
     /// The item id map.
     pub fn items(&self) -> &'a IdMap {
         self.items
@@ -486,6 +548,7 @@ impl<'a> Recommender<'a> {
     pub fn recommend(&self, request: &Request<'_>) -> Result<Recommendations> {
         let mut notes = Vec::new();
         let n_items = self.items.len();
+        let new_items = self.new_items;
 
         let user = request.user.and_then(|id| {
             let index = self.users.index(id);
@@ -494,23 +557,33 @@ impl<'a> Recommender<'a> {
             }
             index
         });
+        // The viewed product: a trained item (`product`), a new one (`new_product`), or
+        // unknown.
+        let new_index = |id: &ExternalId| new_items.and_then(|x| x.index(id));
+        let mut new_product = None;
         let product = request.product.and_then(|id| {
             let index = self.items.index(id);
             if index.is_none() {
-                notes.push(Note::UnknownProduct { id: id.clone() });
+                match new_index(id) {
+                    Some(j) => new_product = Some((j, id)),
+                    None => notes.push(Note::UnknownProduct { id: id.clone() }),
+                }
             }
             index.map(|i| (i, id))
         });
         let mut excluded_items: Vec<usize> = Vec::with_capacity(request.exclude.len());
+        let mut excluded_new: Vec<usize> = Vec::new();
         let mut unknown_excluded = 0;
         for id in request.exclude {
-            match self.items.index(id) {
-                Some(i) => excluded_items.push(i),
-                None => unknown_excluded += 1,
+            match (self.items.index(id), new_index(id)) {
+                (Some(i), _) => excluded_items.push(i),
+                (None, Some(j)) => excluded_new.push(j),
+                (None, None) => unknown_excluded += 1,
             }
         }
         // Sorted: the similar-items path tests every candidate against it.
         excluded_items.sort_unstable();
+        excluded_new.sort_unstable();
         if unknown_excluded > 0 {
             notes.push(Note::UnknownExcludedIds {
                 count: unknown_excluded,
@@ -540,7 +613,8 @@ impl<'a> Recommender<'a> {
             }
         }
 
-        // Live events: known items, sorted, without repeats.
+        // Live events: known items, sorted, without repeats (new products apart: they
+        // are excluded, not folded in).
         let mut recent: Vec<usize> = request
             .recent
             .iter()
@@ -548,6 +622,12 @@ impl<'a> Recommender<'a> {
             .collect();
         recent.sort_unstable();
         recent.dedup();
+        let mut recent_new: Vec<usize> = if request.exclude_seen {
+            request.recent.iter().filter_map(new_index).collect()
+        } else {
+            Vec::new()
+        };
+        recent_new.sort_unstable();
         let folded = match (user, self.fold_in) {
             (None, Some(fold_in)) if !recent.is_empty() => {
                 Some(self.fold_in_user(fold_in, &recent, cold_row.as_deref())?)
@@ -557,6 +637,14 @@ impl<'a> Recommender<'a> {
         let recent_excluded: &[usize] = if request.exclude_seen { &recent } else { &[] };
 
         let keep = |j: usize| request.filter.is_none_or(|f| f(j));
+        // A new product `j` is excluded when it is viewed, excluded by id, recent (unless
+        // seen items are included) or rejected by the filter (as item `n_items + j`).
+        let new_excluded = |j: usize| {
+            new_product.is_some_and(|(p, _)| p == j)
+                || excluded_new.binary_search(&j).is_ok()
+                || recent_new.binary_search(&j).is_ok()
+                || !keep(n_items + j)
+        };
         let (items, strategy) = if user.is_some() || folded.is_some() || cold_row.is_some() {
             let query = match (&user, &folded, &cold_row) {
                 (Some(u), _, _) => UserQuery::Known(*u),
@@ -569,6 +657,7 @@ impl<'a> Recommender<'a> {
                 _ => &[],
             };
             let boost_from = product.filter(|_| request.boost != 0.0);
+            let boost_new = new_product.filter(|_| request.boost != 0.0);
             // The viewed product, seen items, the caller's exclusions and the filter, for
             // both paths: asked only about items that could enter the top n.
             let excluded = |j: usize| {
@@ -584,32 +673,70 @@ impl<'a> Recommender<'a> {
                 }
                 _ => None,
             };
-            let ranked = match fused {
-                Some(ranked) => ranked,
-                None => SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
-                    let mut scores = cell.borrow_mut();
-                    self.scorer.score_all(query, &mut scores)?;
-                    agree("scores returned by the scorer", n_items, scores.len())?;
-                    if let (Some((p, _)), Some(index)) =
-                        (boost_from, self.similarity.or(self.neighbours))
-                    {
-                        // The exact index when there is one, else the stored neighbours.
-                        index.for_each_similarity(p, &mut |j, s| {
-                            if let Some(x) = scores.get_mut(j) {
-                                *x += request.boost * s;
-                            }
-                        })?;
+            // The representation of the viewed product when it is a new one.
+            let new_towards =
+                boost_new.and_then(|(j, _)| new_items.map(|x| row_of(x.representations(), j)));
+            let ranked = match (fused, &new_towards, self.scorer.item_representations()) {
+                (Some(ranked), _, _) => ranked,
+                (None, Some(towards), Some(reps)) => {
+                    // Viewing a new product: the blend against its vector, in one pass.
+                    match self.scorer.representation(query)? {
+                        Some(u) => SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
+                            let mut scores = cell.borrow_mut();
+                            reps.score_all_with_cosine_to(&u, towards, request.boost, &mut scores)?;
+                            Ok(top_k(&scores, request.n, excluded))
+                        })?,
+                        None => {
+                            self.top_n_scored(query, None, request.boost, request.n, &excluded)?
+                        }
                     }
-                    Ok(top_k(&scores, request.n, excluded))
-                })?,
+                }
+                (None, _, _) => {
+                    self.top_n_scored(query, boost_from, request.boost, request.n, &excluded)?
+                }
             };
-            let boosted = boost_from.is_some() && self.has_similarity();
+            let boosted_known = boost_from.is_some() && self.has_similarity();
+            let boosted = boosted_known || new_towards.is_some();
+            // New products: `user · item + bias`, plus the boost towards the viewed product
+            // when the trained items get it.
+            let ranked = match new_items {
+                Some(x) => {
+                    let towards = match (boost_from, &new_towards) {
+                        (Some((p, _)), _) if boosted_known => self
+                            .scorer
+                            .item_representations()
+                            .map(|reps| row_of(reps, p)),
+                        (_, Some(towards)) => Some(towards.clone()),
+                        _ => None,
+                    };
+                    let new_ranked = match self.scorer.representation(query)? {
+                        Some(u) => with_scores(|scores| {
+                            match &towards {
+                                Some(t) => x.representations().score_all_with_cosine_to(
+                                    &u,
+                                    t,
+                                    request.boost,
+                                    scores,
+                                )?,
+                                None => x.representations().score_all(&u, scores),
+                            }
+                            Ok(top_k(scores, request.n, new_excluded))
+                        })?,
+                        None => Vec::new(),
+                    };
+                    merge(ranked, new_ranked, n_items, request.n)
+                }
+                None => ranked,
+            };
             let strategy = match (user.is_some(), folded.is_some()) {
                 (true, _) => Strategy::Model,
                 (false, true) => Strategy::RecentActivity,
                 (false, false) => Strategy::ColdStartFeatures,
             };
-            let to = product.filter(|_| boosted).map(|(_, to)| to.clone());
+            let to = match (product, new_product) {
+                (Some((_, to)), _) | (None, Some((_, to))) if boosted => Some(to.clone()),
+                _ => None,
+            };
             let reason = match (strategy, to) {
                 (Strategy::Model, Some(to)) => Reason::ModelAndSimilar { to },
                 (Strategy::Model, None) => Reason::Model,
@@ -618,7 +745,7 @@ impl<'a> Recommender<'a> {
                 (_, Some(to)) => Reason::ColdStartFeaturesAndSimilar { to },
                 (_, None) => Reason::ColdStartFeatures,
             };
-            (self.label(ranked, |_| reason.clone()), strategy)
+            (self.label(ranked, reason), strategy)
         } else if let (Some((p, to)), true) = (product, self.has_similarity()) {
             let excluded = |j: usize| excluded_items.binary_search(&j).is_ok() || !keep(j);
             let mut found = match self.neighbours.or(self.similarity) {
@@ -631,13 +758,37 @@ impl<'a> Recommender<'a> {
                 }
             }
             let ranked = found.into_iter().map(|x| (x.item, x.similarity)).collect();
+            // New products by their exact cosine with the viewed product.
+            let ranked = match (new_items, self.scorer.item_representations()) {
+                (Some(x), Some(reps)) => {
+                    let new_ranked = with_scores(|cosines| {
+                        x.representations().cosine_all(&row_of(reps, p), cosines)?;
+                        Ok(top_k(cosines, request.n, new_excluded))
+                    })?;
+                    merge(ranked, new_ranked, n_items, request.n)
+                }
+                _ => ranked,
+            };
             let reason = Reason::Similar { to: to.clone() };
-            (
-                self.label(ranked, |_| reason.clone()),
-                Strategy::SimilarProducts,
-            )
+            (self.label(ranked, reason), Strategy::SimilarProducts)
+        } else if let (Some((j, to)), Some(x), Some(reps)) =
+            (new_product, new_items, self.scorer.item_representations())
+        {
+            // A new product viewed by nobody known: exact cosine over every item.
+            let towards = row_of(x.representations(), j);
+            let ranked = with_scores(|cosines| {
+                reps.cosine_all(&towards, cosines)?;
+                let known = top_k(cosines, request.n, |i| {
+                    excluded_items.binary_search(&i).is_ok() || !keep(i)
+                });
+                x.representations().cosine_all(&towards, cosines)?;
+                let new_ranked = top_k(cosines, request.n, new_excluded);
+                Ok(merge(known, new_ranked, n_items, request.n))
+            })?;
+            let reason = Reason::Similar { to: to.clone() };
+            (self.label(ranked, reason), Strategy::SimilarProducts)
         } else {
-            let ranked = match self.popularity {
+            let mut ranked = match self.popularity {
                 Some(pop) => {
                     let mut scores = pop.counts().to_vec();
                     for &j in &excluded_items {
@@ -647,7 +798,17 @@ impl<'a> Recommender<'a> {
                 }
                 None => Vec::new(),
             };
-            (self.label(ranked, |_| Reason::Popular), Strategy::Popular)
+            // New products have no popularity: they fill what the trained ones leave short.
+            if let (Some(x), Some(_)) = (new_items, self.popularity) {
+                let missing = request.n.saturating_sub(ranked.len());
+                ranked.extend(
+                    (0..x.len())
+                        .filter(|&j| !new_excluded(j))
+                        .take(missing)
+                        .map(|j| (n_items + j, 0.0)),
+                );
+            }
+            (self.label(ranked, Reason::Popular), Strategy::Popular)
         };
         if items.len() < request.n {
             notes.push(Note::FewerThanRequested {
@@ -659,6 +820,36 @@ impl<'a> Recommender<'a> {
             items,
             strategy,
             notes,
+        })
+    }
+
+    /// The top `n` of model scores for `query`, plus `boost ×` the similarity to the trained
+    /// product `boost_from` when there is an index (the exact one when there is one, else
+    /// the stored neighbours).
+    fn top_n_scored(
+        &self,
+        query: UserQuery<'_>,
+        boost_from: Option<(usize, &ExternalId)>,
+        boost: f32,
+        n: usize,
+        excluded: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
+            let mut scores = cell.borrow_mut();
+            self.scorer.score_all(query, &mut scores)?;
+            agree(
+                "scores returned by the scorer",
+                self.items.len(),
+                scores.len(),
+            )?;
+            if let (Some((p, _)), Some(index)) = (boost_from, self.similarity.or(self.neighbours)) {
+                index.for_each_similarity(p, &mut |j, s| {
+                    if let Some(x) = scores.get_mut(j) {
+                        *x += boost * s;
+                    }
+                })?;
+            }
+            Ok(top_k(&scores, n, excluded))
         })
     }
 
@@ -707,21 +898,58 @@ impl<'a> Recommender<'a> {
         self.similarity.is_some() || self.neighbours.is_some()
     }
 
-    fn label(
-        &self,
-        ranked: Vec<(usize, f32)>,
-        reason: impl Fn(usize) -> Reason,
-    ) -> Vec<Recommendation> {
+    /// The ranked items with their ids and `reason` (`NewProduct { scored_as: reason }`
+    /// for a new product, item `n_items + j`).
+    fn label(&self, ranked: Vec<(usize, f32)>, reason: Reason) -> Vec<Recommendation> {
+        let n_items = self.items.len();
         ranked
             .into_iter()
             .filter_map(|(item, score)| {
+                let (product_id, reason) = match item.checked_sub(n_items) {
+                    None => (self.items.id(item)?, reason.clone()),
+                    Some(j) => (
+                        self.new_items?.ids().id(j)?,
+                        Reason::NewProduct {
+                            scored_as: Box::new(reason.clone()),
+                        },
+                    ),
+                };
                 Some(Recommendation {
                     item,
-                    product_id: self.items.id(item)?.clone(),
+                    product_id: product_id.clone(),
                     score,
-                    reason: reason(item),
+                    reason,
                 })
             })
             .collect()
     }
+}
+
+/// Runs `f` with this thread's score buffer (one request allocates nothing of catalogue
+/// size); not reentrant.
+fn with_scores<T>(f: impl FnOnce(&mut Vec<f32>) -> Result<T>) -> Result<T> {
+    SCORES.with(|cell| f(&mut cell.borrow_mut()))
+}
+
+/// Row `i` of a table of representations, as a vector.
+fn row_of(reps: &ItemRepresentations, i: usize) -> Vec<f32> {
+    reps.vectors().row(i).to_vec()
+}
+
+/// The best `n` of two ranked lists (each best first), the second one's items offset by
+/// `offset`: score descending, ties to the lower item (a trained item before a new one).
+fn merge(
+    first: Vec<(usize, f32)>,
+    second: Vec<(usize, f32)>,
+    offset: usize,
+    n: usize,
+) -> Vec<(usize, f32)> {
+    if second.is_empty() {
+        return first;
+    }
+    let mut all = first;
+    all.extend(second.into_iter().map(|(j, s)| (offset + j, s)));
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(n);
+    all
 }

@@ -229,6 +229,8 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<recsys_recommend::Recommender<'static>>();
     assert_send_sync::<recsys_recommend::Recommendations>();
     assert_send_sync::<RecommendError>();
+    assert_send_sync::<recsys_recommend::NewItems>();
+    assert_send_sync::<recsys_recommend::NewItemsReport>();
 }
 
 /// The builder puts each part where a hand-written `BundleParts` would: the same payload

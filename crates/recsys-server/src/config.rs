@@ -92,6 +92,12 @@ pub struct ServerConfig {
     /// Serve the demo storefront (`GET /` and `/demo/…`, generated product pictures under
     /// `/image/generated/`); off by default. See the crate documentation.
     pub demo_ui: bool,
+    /// How often the products collection is read in full to learn the products the model
+    /// was not trained on (added after training) and serve them from their attributes
+    /// ([`crate::sync_new_products`]); also right after start-up and after every model
+    /// swap. `None`: products the model does not know are not served. Each read is one
+    /// scan of the collection, so on FerretDB keep it at a minute or more.
+    pub new_products_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -127,6 +133,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("events_retention", &self.events_retention)
             .field("live", &self.live)
             .field("demo_ui", &self.demo_ui)
+            .field("new_products_interval", &self.new_products_interval)
             .finish()
     }
 }
@@ -160,6 +167,7 @@ impl Default for ServerConfig {
             events_retention: Duration::from_secs(60),
             live: crate::live::LiveLimits::default(),
             demo_ui: false,
+            new_products_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -213,6 +221,10 @@ impl ServerConfig {
             ("--events-timeout-ms", self.events_timeout),
             ("--events-poll-ms", self.events_poll_interval),
             ("--live-max-age-secs", self.live.max_age),
+            (
+                "--new-products-secs",
+                self.new_products_interval.unwrap_or(Duration::MAX),
+            ),
         ];
         for (flag, value) in positive {
             if value.is_zero() {
@@ -303,6 +315,20 @@ mod tests {
             flag(ServerConfig {
                 default_n: 100,
                 max_n: 100,
+                ..base()
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                new_products_interval: Some(Duration::ZERO),
+                ..base()
+            }),
+            Err("--new-products-secs")
+        );
+        assert_eq!(
+            flag(ServerConfig {
+                new_products_interval: None,
                 ..base()
             }),
             Ok(())

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
-use recsys_features::ExternalId;
-use recsys_recommend::{Bundle, ProductInfo};
+use recsys_features::{ExternalId, ProductRecord};
+use recsys_recommend::{Bundle, NewItems, ProductInfo};
 use recsys_store::mongo::{
-    id_to_bson, product_details_lenient, redact_secrets, redact_uri, DEFAULT_DATABASE, PRODUCTS,
+    id_to_bson, product_details_lenient, product_record_lenient, redact_secrets, redact_uri,
+    DEFAULT_DATABASE, PRODUCTS,
 };
 
 use crate::error::ServerError;
@@ -40,6 +41,13 @@ pub trait ProductSource: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<(ExternalId, ProductInfo)>, ServerError>> {
         let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Every product as a full record (attributes included), to learn the products the
+    /// serving model was not trained on ([`crate::sync_new_products`]). One scan; the
+    /// default answers nothing (no product is ever new).
+    fn scan_records(&self) -> BoxFuture<'_, Result<Vec<ProductRecord>, ServerError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
@@ -170,6 +178,26 @@ impl ProductSource for MongoProducts {
             while cursor.advance().await.map_err(|e| self.error(e))? {
                 if let Ok(doc) = Document::try_from(cursor.current()) {
                     found.extend(info_from_document(&doc));
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn scan_records(&self) -> BoxFuture<'_, Result<Vec<ProductRecord>, ServerError>> {
+        Box::pin(async move {
+            let mut cursor = self
+                .collection
+                .find(doc! {})
+                .projection(doc! { "_id": 0 })
+                .batch_size(10_000)
+                .await
+                .map_err(|e| self.error(e))?;
+            let mut found = Vec::new();
+            while cursor.advance().await.map_err(|e| self.error(e))? {
+                // A document that does not decode, or has no usable id, is skipped.
+                if let Ok(doc) = Document::try_from(cursor.current()) {
+                    found.extend(product_record_lenient(&doc));
                 }
             }
             Ok(found)
@@ -364,6 +392,11 @@ impl ProductDetails {
         }
     }
 
+    /// The product source, if one is configured.
+    pub(crate) fn source(&self) -> Option<&Arc<dyn ProductSource>> {
+        self.source.as_ref()
+    }
+
     /// The counters.
     pub(crate) fn counters(&self) -> &DetailCounters {
         &self.counters
@@ -443,18 +476,42 @@ impl ProductDetails {
         }
     }
 
-    /// Details of `ids`, in their order: cache, then one `$in` query for the rest (skipped
-    /// while the database is down), then the bundle's product lookup for whatever is still
-    /// missing.
-    pub(crate) async fn lookup(&self, ids: &[ExternalId], bundle: &Bundle) -> Lookup {
-        let mut slots = self.cache.get_many(ids);
+    /// Details of `ids`, in their order: products added after training from their records
+    /// (`new_items`, read by the last sync: never a query), then the cache, then one `$in`
+    /// query for the rest (skipped while the database is down), then the bundle's product
+    /// lookup for whatever is still missing.
+    pub(crate) async fn lookup(
+        &self,
+        ids: &[ExternalId],
+        bundle: &Bundle,
+        new_items: Option<&NewItems>,
+    ) -> Lookup {
+        let mut slots: Vec<Option<ProductInfo>> = ids
+            .iter()
+            .map(|id| new_items.and_then(|x| x.product(id)).cloned())
+            .collect();
+        let from_records = slots.iter().filter(|s| s.is_some()).count();
+        if from_records == 0 {
+            slots = self.cache.get_many(ids);
+        } else {
+            let others: Vec<ExternalId> = ids
+                .iter()
+                .zip(&slots)
+                .filter(|(_, s)| s.is_none())
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut cached = self.cache.get_many(&others).into_iter();
+            for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                *slot = cached.next().flatten();
+            }
+        }
         let missing: Vec<ExternalId> = ids
             .iter()
             .zip(&slots)
             .filter(|(_, s)| s.is_none())
             .map(|(id, _)| id.clone())
             .collect();
-        let hits = (ids.len() - missing.len()) as u64;
+        let hits = (ids.len() - from_records - missing.len()) as u64;
         self.counters.cache_hits.fetch_add(hits, Ordering::Relaxed);
         self.counters
             .cache_misses

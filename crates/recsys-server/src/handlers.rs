@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use recsys_features::{Attributes, ExternalId};
-use recsys_recommend::{Bundle, ProductInfo, Recommendations, Request, Strategy};
+use recsys_recommend::{Bundle, NewItems, ProductInfo, Recommendations, Request, Strategy};
 use serde::Serialize;
 
 use crate::details::DatabaseState;
@@ -54,7 +54,8 @@ pub struct RecommendedItem {
     pub score: Option<f32>,
     /// Why: `model`, `model+similar-to-X`, `similar-to-X`, `popular`,
     /// `cold-start-features`, `cold-start-features+similar-to-X`, `recent-activity`,
-    /// `recent-activity+similar-to-X`.
+    /// `recent-activity+similar-to-X`; followed by `+new-product` for a product added after
+    /// training.
     pub reason: String,
 }
 
@@ -108,7 +109,11 @@ struct Ask {
     recent: Vec<ExternalId>,
 }
 
-fn recommend(serving: &Serving, ask: &Ask) -> recsys_recommend::Result<Recommendations> {
+fn recommend(
+    serving: &Serving,
+    new_items: Option<&NewItems>,
+    ask: &Ask,
+) -> recsys_recommend::Result<Recommendations> {
     let mut request = Request::new(ask.n)
         .exclude(&ask.exclude)
         .recent(&ask.recent);
@@ -121,11 +126,14 @@ fn recommend(serving: &Serving, ask: &Ask) -> recsys_recommend::Result<Recommend
     if !ask.attributes.is_empty() {
         request = request.user_attributes(&ask.attributes);
     }
-    let recommender = serving.bundle.recommender();
-    match &serving.fold_in {
-        Some(fold_in) => recommender.with_fold_in(fold_in).recommend(&request),
-        None => recommender.recommend(&request),
+    let mut recommender = serving.bundle.recommender();
+    if let Some(fold_in) = &serving.fold_in {
+        recommender = recommender.with_fold_in(fold_in);
     }
+    if let Some(new_items) = new_items {
+        recommender = recommender.with_new_items(new_items)?;
+    }
+    recommender.recommend(&request)
 }
 
 /// Runs the policy per the compute setting and fetches the details of the result.
@@ -138,9 +146,11 @@ async fn answer(
     }
     let serving = state.serving();
     let bundle = Arc::clone(&serving.bundle);
-    let for_work = serving;
+    // Loaded once: the products added after training that this request sees.
+    let new_items = serving.new_items();
+    let for_work = (serving, new_items.clone());
     let recs = state
-        .compute(move || recommend(&for_work, &ask))
+        .compute(move || recommend(&for_work.0, for_work.1.as_deref(), &ask))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "recommendation task failed");
@@ -151,7 +161,10 @@ async fn answer(
             ApiError::internal("the recommendation could not be computed")
         })?;
     let ids: Vec<ExternalId> = recs.items.iter().map(|r| r.product_id.clone()).collect();
-    let lookup = state.details().lookup(&ids, &bundle).await;
+    let lookup = state
+        .details()
+        .lookup(&ids, &bundle, new_items.as_deref())
+        .await;
     if lookup.degraded {
         state
             .metrics()
@@ -287,7 +300,7 @@ pub async fn recommendations(
 }
 
 /// `GET /products/{product_id}/similar?n=` — item-to-item: the most similar products.
-/// 404 when the model does not know the product.
+/// 404 when the product is neither the model's nor one added after training that is served.
 pub async fn similar_to_product(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -296,7 +309,13 @@ pub async fn similar_to_product(
     let product = path_param("product_id", path, &state)?;
     let q = QueryParams::parse(raw.as_deref());
     let n = q.n(state.config())?;
-    if state.bundle().items().index(&product).is_none() {
+    let serving = state.serving();
+    let known = serving.bundle.items().index(&product).is_some()
+        || serving
+            .new_items()
+            .is_some_and(|x| x.index(&product).is_some());
+    drop(serving);
+    if !known {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_product",
@@ -351,6 +370,9 @@ pub struct Readiness {
     pub users: usize,
     /// Items known to the model.
     pub items: usize,
+    /// Products the model was not trained on (added to the database after training),
+    /// served from their attributes.
+    pub new_products: usize,
     /// `up`, `down` or `not-configured`.
     pub database: &'static str,
     /// True while the database is down (details from the bundle).
@@ -371,7 +393,8 @@ pub struct Readiness {
 /// `GET /ready` — model loaded, database state, model version. 200 whenever a model is
 /// loaded (the server can answer, degraded or not).
 pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
-    let bundle = state.bundle();
+    let serving = state.serving();
+    let bundle = Arc::clone(&serving.bundle);
     let database = state.details().state();
     let degraded = database == DatabaseState::Down;
     Json(Readiness {
@@ -382,6 +405,7 @@ pub async fn ready(State(state): State<AppState>) -> Json<Readiness> {
         loaded_at_unix: state.loaded_at_unix(),
         users: bundle.users().len(),
         items: bundle.items().len(),
+        new_products: serving.new_items().map_or(0, |x| x.len()),
         database: database.as_str(),
         degraded,
         model_source: state.origin(),

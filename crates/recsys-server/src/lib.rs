@@ -31,6 +31,14 @@
 //!   at once by this replica's writes, and by a poller ([`spawn_event_poller`], started by
 //!   [`serve`]) for what other replicas wrote, every
 //!   [`ServerConfig::events_poll_interval`].
+//! * **Products added after training** (with a product source and a model with product
+//!   attribute features): a background task ([`spawn_new_product_sync`], started by
+//!   [`serve`]) reads the products collection at start-up, after every model swap and
+//!   every [`ServerConfig::new_products_interval`], and the serving model represents the
+//!   products it does not know from their attributes ([`recsys_recommend::NewItems`]):
+//!   every recommendation route serves them (reason `…+new-product`), `/products/{id}/similar`
+//!   answers for them, their details come from the records read. No request queries the
+//!   database for them.
 //! * **Hot reload** ([`AppState::reload`], wired to SIGHUP by the example binary) loads
 //!   and checks the new bundle on the blocking pool and swaps it atomically
 //!   (`arc_swap`); requests in flight keep the bundle they started with; a corrupt or
@@ -96,6 +104,7 @@ mod handlers;
 mod image;
 mod live;
 mod metrics;
+mod new_products;
 mod published;
 mod query;
 mod state;
@@ -119,6 +128,7 @@ pub use error::{clip, ApiError, ServerError, ECHO_CHARS};
 pub use events::{spawn_event_poller, EventStore, EventsAccepted, MemoryEvents, MongoEvents};
 pub use live::{LiveCounts, LiveLimits, LiveState};
 pub use metrics::{ConnectionCounters, Metrics};
+pub use new_products::{spawn_new_product_sync, sync_new_products};
 pub use published::{follow_once, follow_published, load_current, Followed};
 pub use state::{
     load_bundle, AppState, FollowError, ModelOrigin, RefusedModel, ReloadOutcome, Serving,
@@ -263,10 +273,11 @@ pub async fn serve(
     warn_if_descriptors_run_out(config.max_connections);
     let probe = state.spawn_database_probe();
     let poller = spawn_event_poller(&state);
+    let new_products = spawn_new_product_sync(&state);
     let result = conn::run(listener, app, state, limits, shutdown).await;
     probe.abort();
-    if let Some(poller) = poller {
-        poller.abort();
+    for task in [poller, new_products].into_iter().flatten() {
+        task.abort();
     }
     result
 }
@@ -417,5 +428,6 @@ mod tests {
         assert_send_sync::<super::ServerError>();
         assert_send_sync::<super::ApiError>();
         assert_send_sync::<super::MongoProducts>();
+        assert_send_sync::<super::Serving>();
     }
 }

@@ -80,6 +80,15 @@ pub struct Metrics {
     pub events_poll_errors: AtomicU64,
     /// When the last successful poll started (Unix milliseconds; 0: none yet).
     pub events_last_poll_ms: AtomicU64,
+    /// Reads of the products collection for products added after training that succeeded.
+    pub new_products_syncs: AtomicU64,
+    /// Reads of the products collection for products added after training that failed.
+    pub new_products_sync_errors: AtomicU64,
+    /// When the last successful read started (Unix milliseconds; 0: none yet).
+    pub new_products_last_sync_ms: AtomicU64,
+    /// Products unknown to the model skipped by the last read because none of their
+    /// attribute values is a feature of the model.
+    pub new_products_without_features: AtomicU64,
 }
 
 impl Metrics {
@@ -313,7 +322,49 @@ pub(crate) fn render(state: &AppState) -> String {
     );
     m.render_connections(&mut out);
     render_events(state, &mut out);
+    render_new_products(state, &mut out);
     out
+}
+
+/// The series of products added after training.
+fn render_new_products(state: &AppState, out: &mut String) {
+    let m = state.metrics();
+    let served = state.serving().new_items().map_or(0, |x| x.len());
+    let scalars = [
+        (
+            "recsys_new_products",
+            "gauge",
+            "Products the serving model was not trained on, served from their attributes.",
+            served as f64,
+        ),
+        (
+            "recsys_new_products_without_features",
+            "gauge",
+            "Products unknown to the model not served: none of their attribute values is a feature of the model (last read).",
+            Metrics::get(&m.new_products_without_features),
+        ),
+        (
+            "recsys_new_products_syncs_total",
+            "counter",
+            "Reads of the products collection for products added after training.",
+            Metrics::get(&m.new_products_syncs),
+        ),
+        (
+            "recsys_new_products_sync_errors_total",
+            "counter",
+            "Failed reads of the products collection for products added after training.",
+            Metrics::get(&m.new_products_sync_errors),
+        ),
+        (
+            "recsys_new_products_last_sync_timestamp_seconds",
+            "gauge",
+            "When the last successful read of the products collection for products added after training started (Unix seconds; 0: none yet).",
+            Metrics::get(&m.new_products_last_sync_ms) / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in scalars {
+        Metrics::render_scalar(out, name, kind, help, value);
+    }
 }
 
 /// The live-event series.

@@ -2,13 +2,14 @@
 //! details, live events, metrics.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use recsys_core::{FoldIn, FoldInOptions};
-use recsys_recommend::Bundle;
+use recsys_features::ProductRecord;
+use recsys_recommend::{Bundle, NewItems};
 use serde::Serialize;
 
 use crate::config::{Compute, ServerConfig};
@@ -24,14 +25,30 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
-/// The bundle serving now and the fold-in prepared for its model (swapped together, so a
-/// request never pairs a model with another model's fold-in).
+/// The bundle serving now, the fold-in prepared for its model and the products added after
+/// training represented by its model (swapped together, so a request never pairs a model
+/// with another model's fold-in or new products).
 pub struct Serving {
     /// The bundle.
     pub bundle: Arc<Bundle>,
     /// Fold-in for users with live events the model does not know (`None` when the model
     /// cannot fold in, e.g. no training interactions in the bundle).
     pub fold_in: Option<FoldIn>,
+    /// Products the model was not trained on, represented by this model; replaced by each
+    /// sync ([`crate::sync_new_products`]) while this bundle serves.
+    new_items: ArcSwapOption<NewItems>,
+    /// Whether the log already said that this model cannot serve new products.
+    pub(crate) unsupported_logged: AtomicBool,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving")
+            .field("model_version", &self.bundle.metadata().model_id)
+            .field("fold_in", &self.fold_in.is_some())
+            .field("new_items", &self.new_items().map(|x| x.len()))
+            .finish()
+    }
 }
 
 impl Serving {
@@ -47,6 +64,38 @@ impl Serving {
         Serving {
             bundle: Arc::new(bundle),
             fold_in,
+            new_items: ArcSwapOption::empty(),
+            unsupported_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// The products added after training served with this bundle now (`None`: none).
+    pub fn new_items(&self) -> Option<Arc<NewItems>> {
+        self.new_items.load_full()
+    }
+
+    /// Replaces the products added after training served with this bundle (they must have
+    /// been built for its model, e.g. by [`Bundle::new_items`]).
+    pub fn set_new_items(&self, new_items: Option<Arc<NewItems>>) {
+        self.new_items.store(new_items);
+    }
+
+    /// Represents `records` with this bundle's model and serves those it does not know
+    /// (see [`Bundle::new_items`]); logs and serves none when the model cannot. CPU work:
+    /// one feature row and representation per record.
+    pub(crate) fn attach_new_items(&self, records: &[ProductRecord]) {
+        if records.is_empty() {
+            self.set_new_items(None);
+            return;
+        }
+        match self.bundle.new_items(records.iter().cloned()) {
+            Ok(new_items) => self.set_new_items(Some(Arc::new(new_items))),
+            Err(e) => {
+                if !self.unsupported_logged.swap(true, Ordering::Relaxed) {
+                    tracing::info!(error = %e, model_version = %self.bundle.metadata().model_id, "products added after training are not served by this model");
+                }
+                self.set_new_items(None);
+            }
         }
     }
 }
@@ -117,6 +166,11 @@ struct Inner {
     live: LiveState,
     writer_id: String,
     event_sequence: AtomicU64,
+    /// The records of the products the last sync found that the model serving then did not
+    /// know: what a model swapped in next is given at once.
+    new_product_records: Mutex<Arc<Vec<ProductRecord>>>,
+    /// Wakes the new-product sync (after a model swap).
+    new_products_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A handle on the state that does not keep it alive (for background tasks).
@@ -227,6 +281,8 @@ impl AppState {
                 events,
                 writer_id: writer_id(),
                 event_sequence: AtomicU64::new(0),
+                new_product_records: Mutex::new(Arc::new(Vec::new())),
+                new_products_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }
@@ -260,6 +316,31 @@ impl AppState {
     /// The next sequence number of this replica's event batches.
     pub(crate) fn next_event_sequence(&self) -> u64 {
         self.inner.event_sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The records of the products the last sync found unknown to the model then.
+    pub(crate) fn new_product_records(&self) -> Arc<Vec<ProductRecord>> {
+        Arc::clone(
+            &self
+                .inner
+                .new_product_records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// Keeps the records of the products the last sync found unknown to the model.
+    pub(crate) fn set_new_product_records(&self, records: Arc<Vec<ProductRecord>>) {
+        *self
+            .inner
+            .new_product_records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = records;
+    }
+
+    /// What wakes the new-product sync before its interval is over.
+    pub(crate) fn new_products_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.new_products_wake)
     }
 
     /// A handle that does not keep the state alive.
@@ -385,6 +466,10 @@ impl AppState {
     }
 
     fn swap_serving(&self, serving: Serving) -> ReloadOutcome {
+        // The products added after training that the last sync found, represented by the
+        // new model before it serves; the sync then reads the collection again at once.
+        serving.attach_new_items(&self.new_product_records());
+        self.inner.new_products_wake.notify_one();
         let bundle = &serving.bundle;
         let outcome_items = bundle.items().len();
         let outcome_users = bundle.users().len();

@@ -10,6 +10,9 @@
 //!   of its own, warms the cache, kills it: only the timer probe can notice.
 //! * `with_the_cache_off_a_live_database_stays_up` uses `MONGODB_URI` with 30,000 products,
 //!   so FerretDB's `$in` scans outlast the query limit while pings answer.
+//! * `a_product_inserted_after_start_is_served_after_the_sync` uses `MONGODB_URI`: a
+//!   product inserted into `products` while the server runs is recommended, has similar
+//!   products and details after the background sync.
 
 mod common;
 
@@ -34,7 +37,7 @@ fn documents() -> Vec<Document> {
                 "name": format!("Mongo product {id}"),
                 "price": 10.0 + id as f64,
                 "image": format!("m{id}.jpg"),
-                "category": "tea",
+                "category": category(id),
             }
         })
         .collect()
@@ -57,10 +60,21 @@ async fn mongo_state(
     timeout: Duration,
     config: ServerConfig,
 ) -> AppState {
+    mongo_state_with(uri, database, timeout, bundle(), config).await
+}
+
+/// [`mongo_state`] serving `bundle`.
+async fn mongo_state_with(
+    uri: &str,
+    database: &str,
+    timeout: Duration,
+    bundle: recsys_recommend::Bundle,
+    config: ServerConfig,
+) -> AppState {
     let products = MongoProducts::connect(uri, Some(database), timeout)
         .await
         .expect("connect");
-    AppState::new(bundle(), Some(Arc::new(products)), config)
+    AppState::new(bundle, Some(Arc::new(products)), config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,5 +348,87 @@ async fn with_the_cache_off_a_live_database_stays_up() {
     );
     assert!(metrics.contains("recsys_db_up 1"), "{metrics}");
     probe.abort();
+    drop_database(&uri, &database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_inserted_after_start_is_served_after_the_sync() {
+    let Some(uri) = uri_from_env() else { return };
+    let database = format!("recsys_server_new_products_{}", std::process::id());
+    fill(&uri, &database).await;
+    let config = ServerConfig {
+        new_products_interval: Some(Duration::from_millis(300)),
+        ..ServerConfig::default()
+    };
+    let state = mongo_state_with(
+        &uri,
+        &database,
+        Duration::from_secs(5),
+        bundle_with_categories(7),
+        config,
+    )
+    .await;
+    // `serve` starts the sync next to the database probe.
+    let server = common::net::start(state.clone()).await;
+    let address = server.address;
+    let get = |path: String| async move { common::net::http(address, "GET", &path, "").await };
+    let synced = Instant::now() + Duration::from_secs(60);
+    while state
+        .metrics()
+        .new_products_syncs
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(Instant::now() < synced, "no sync within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get("/products/950/similar".into()).await.0, 404);
+
+    let client = mongodb::Client::with_uri_str(&uri).await.expect("client");
+    client
+        .database(&database)
+        .collection::<Document>("products")
+        .insert_one(doc! {
+            "_id": "950", "product_id": 950_i64, "name": "Mongo product 950",
+            "price": 4.5, "image": "m950.jpg", "category": "tea",
+        })
+        .await
+        .expect("insert");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let similar = loop {
+        let (status, _, body) = get("/products/950/similar?n=5".into()).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404);
+        assert!(
+            Instant::now() < deadline,
+            "product 950 not served within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let items = similar["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    for item in items {
+        let id = item["product_id"].as_i64().unwrap();
+        assert_eq!(category(id), "tea", "{similar}");
+        assert_eq!(item["name"], format!("Mongo product {id}"));
+    }
+    // Recommended to a tea drinker, with the details of its document.
+    let (status, _, body) = get("/recommendations/2?n=10".into()).await;
+    assert_eq!(status, 200);
+    let item = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["product_id"] == 950)
+        .unwrap_or_else(|| panic!("950 not recommended to user 2: {body}"));
+    assert_eq!(item["reason"], "model+new-product");
+    assert_eq!(item["name"], "Mongo product 950");
+    assert_eq!(item["price"], json!(4.5));
+    assert_eq!(item["image"], "/image/m950.jpg");
+    let (_, _, ready) = get("/ready".into()).await;
+    assert_eq!(ready["new_products"], 1);
+    drop(server);
     drop_database(&uri, &database).await;
 }

@@ -21,9 +21,20 @@ use tower::ServiceExt;
 pub const N_PRODUCTS: i64 = 24;
 pub const N_USERS: usize = 10;
 
-/// Users 1..=10: even ones live in "east" and buy products 100..112, odd ones in "west" and
-/// buy 112..124. Product 105 has a NaN price, product 107 no image, product 123 no
-/// details at all.
+/// The category of product `id`: "tea" for the products the east users buy (100..112 and
+/// any id beyond the shop's that is even), "coffee" for the west users' (112..124, odd).
+pub fn category(id: i64) -> &'static str {
+    match id {
+        100..=111 => "tea",
+        112..=123 => "coffee",
+        _ if id % 2 == 0 => "tea",
+        _ => "coffee",
+    }
+}
+
+/// Users 1..=10: even ones live in "east" and buy products 100..112 (category "tea"), odd
+/// ones in "west" and buy 112..124 ("coffee"). Product 105 has a NaN price, product 107 no
+/// image, product 123 no details at all.
 pub fn shop(seed_offset: i64) -> InMemorySource {
     let mut source = InMemorySource::default();
     for u in 1..=N_USERS as i64 {
@@ -44,7 +55,7 @@ pub fn shop(seed_offset: i64) -> InMemorySource {
             name: (id != 123).then(|| format!("Bundle product {id}")),
             price: (id != 123).then_some(if id == 105 { f64::NAN } else { 0.5 + p as f64 }),
             image: (id != 107 && id != 123).then(|| format!("{id}.jpg")),
-            attributes: Attributes::new(),
+            attributes: Attributes::from([("category".to_string(), category(id).to_string())]),
         });
     }
     for u in 1..=N_USERS as i64 {
@@ -91,6 +102,40 @@ pub fn bundle_with_seed(seed: u64) -> Bundle {
 
 pub fn bundle() -> Bundle {
     bundle_with_seed(7)
+}
+
+/// A bundle trained on [`shop`] with the product category as an item feature
+/// (identity-anchored, weight 1) and the item cold-start refit: its model can represent a
+/// product added after training from its category.
+pub fn bundle_with_categories(seed: u64) -> Bundle {
+    use recsys_core::ColdStartRefit;
+    let mut source = shop(0);
+    let user_spec = FeatureSpec::identity_only().with_column(ColumnSpec::categorical("region"));
+    let item_spec = FeatureSpec::identity_only()
+        .with_column(ColumnSpec::categorical("category"))
+        .with_metadata_weight(Some(1.0));
+    let dataset = Dataset::from_source(&mut source, user_spec, item_spec).expect("dataset");
+    let (train, _) = dataset
+        .logged_interactions(InteractionOptions::binary())
+        .expect("interactions");
+    let params = Hyperparameters::builder()
+        .loss(Loss::Warp)
+        .no_components(8)
+        .seed(seed)
+        .build()
+        .expect("params");
+    let mut model =
+        HybridModel::new(params, dataset.user_features(), dataset.item_features()).expect("model");
+    model.fit(&train, FitOptions::epochs(20)).expect("fit");
+    model
+        .refit_cold_start(&train, &ColdStartRefit::new(0.1))
+        .expect("refit");
+    BundleBuilder::new(model, &dataset, train)
+        .products(source.products.iter().cloned())
+        .neighbours(8)
+        .description("recsys-server test shop with categories")
+        .build()
+        .expect("bundle")
 }
 
 /// The quickstart's demo shop (600 products with category, brand, colour…; users with

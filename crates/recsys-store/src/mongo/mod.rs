@@ -60,7 +60,8 @@ pub use import::{
 };
 pub use publish::{PublishedModel, MODELS};
 pub use schema::{
-    id_from_bson, id_to_bson, product_details_lenient, INTERACTIONS, PRODUCTS, USERS,
+    id_from_bson, id_to_bson, product_details_lenient, product_record_lenient, INTERACTIONS,
+    PRODUCTS, USERS,
 };
 pub use source::MongoSource;
 

@@ -315,6 +315,41 @@ pub fn product_details_lenient(doc: &Document) -> Option<ProductRecord> {
     })
 }
 
+/// A product document as a full record, leniently: [`product_details_lenient`] plus the
+/// attributes — every other field (but `_id`) whose value is text, a number or a boolean, as
+/// the strict reader of imports and training reads them (`null`, empty texts and other
+/// values are skipped instead of failing). What a server needs to represent a product added
+/// after training from its attributes; only a document without a usable `product_id` is
+/// `None`.
+///
+/// ```
+/// use mongodb::bson::doc;
+/// use recsys_store::mongo::product_record_lenient;
+///
+/// let doc = doc! { "_id": "7", "product_id": 7_i64, "name": "Tea", "category": "drinks",
+///                  "size": 250, "tags": ["a", "b"], "brand": "" };
+/// let product = product_record_lenient(&doc).unwrap();
+/// assert_eq!(product.name.as_deref(), Some("Tea"));
+/// assert_eq!(product.attributes.get("category").map(String::as_str), Some("drinks"));
+/// assert_eq!(product.attributes.get("size").map(String::as_str), Some("250"));
+/// assert_eq!(product.attributes.len(), 2); // no _id, no array, no empty text
+/// ```
+pub fn product_record_lenient(doc: &Document) -> Option<ProductRecord> {
+    let mut product = product_details_lenient(doc)?;
+    for (name, value) in doc {
+        if matches!(
+            name.as_str(),
+            "_id" | "product_id" | "name" | "price" | "image"
+        ) {
+            continue;
+        }
+        if let Some(text) = attribute_text(value).filter(|t| !t.is_empty()) {
+            product.attributes.insert(name.clone(), text);
+        }
+    }
+    Some(product)
+}
+
 /// Text of a scalar attribute value (documents written by other tools may hold numbers).
 fn attribute_text(value: &Bson) -> Option<String> {
     match value {
