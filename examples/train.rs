@@ -43,13 +43,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
 use recsys::features::{RecordIter, SourceError};
-use recsys::recommend::EvaluationSummary;
+use recsys::recommend::{ContentPriorSpec, EvaluationSummary};
 use recsys::{
-    Bundle, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model, NeighbourTable,
-    ProductRecord, RecordSource, UserRecord,
+    Bundle, ContentPrior, CsvSource, ExactCosine, InMemorySource, InteractionRecord, Model,
+    NeighbourTable, ProductRecord, RecordSource, UserRecord,
 };
 use recsys_examples::report::EpochPoint;
-use recsys_examples::{metrics_line, ColdStartArgs, ConfigFile, FeatureArgs, ModelArgs, ModelKind};
+use recsys_examples::{
+    metrics_line, ColdStartArgs, ConfigFile, ContentPriorArgs, FeatureArgs, ModelArgs, ModelKind,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train, evaluate and save a recommendation bundle")]
@@ -79,6 +81,8 @@ struct Args {
     features: FeatureArgs,
     #[command(flatten)]
     cold_start: ColdStartArgs,
+    #[command(flatten)]
+    content_prior: ContentPriorArgs,
     /// Feature and model configuration as JSON (see the example's docs; `tune` writes one);
     /// flags given on the command line override it.
     #[arg(long, value_name = "FILE")]
@@ -173,7 +177,11 @@ fn main() -> ExitCode {
         if let Some(path) = &args.config {
             let given =
                 |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-            ConfigFile::read(path)?.apply_model(&mut args.model, &given)?;
+            let file = ConfigFile::read(path)?;
+            file.apply_model(&mut args.model, &given)?;
+            if let (Some(w), false) = (file.content_weight, given("content_weight")) {
+                args.content_prior.content_weight = Some(w.to_string());
+            }
         }
         run(args)
     }))
@@ -260,6 +268,7 @@ fn run(args: Args) -> Result<()> {
     let mut input = open_input(&args)?;
     let config = feature_config(&args, matches!(input, Input::Demo(_)))?;
     args.cold_start.check(&config)?;
+    args.content_prior.check()?;
 
     // ---- load + split
     let started = Instant::now();
@@ -334,13 +343,28 @@ fn run(args: Args) -> Result<()> {
         }
     }
 
+    // ---- the content prior (--content-weight, or the configuration's content_weight)
+    let prior = args
+        .content_prior
+        .prior(&experiment, &args.model, args.quiet)?
+        .filter(|(_, weight, _)| *weight > 0.0);
+    let scorer = match &prior {
+        Some((content, weight, _)) => {
+            eprintln!("content prior: weight {weight}");
+            Some(ContentPrior::new(&model, content, *weight)?)
+        }
+        None => None,
+    };
+
     // ---- evaluate
     let metrics = match experiment.test() {
         Some(test) if !test.is_empty() => {
             let bar = spinner("evaluating", args.quiet);
-            let m = experiment
-                .evaluate(&model, args.k, args.model.threads)
-                .context("evaluating")?;
+            let m = match &scorer {
+                Some(prior) => experiment.evaluate(prior, args.k, args.model.threads),
+                None => experiment.evaluate(&model, args.k, args.model.threads),
+            }
+            .context("evaluating")?;
             bar.finish_and_clear();
             eprintln!("held-out evaluation: {}", metrics_line(&m));
             Some(EvaluationSummary::from(&m))
@@ -376,8 +400,19 @@ fn run(args: Args) -> Result<()> {
             config.item_columns.join(",")
         )
     });
-    let bundle = experiment
-        .bundle(model)
+    let spec = prior.as_ref().map(|(content, weight, _)| {
+        let params = content.params();
+        ContentPriorSpec {
+            smoothing: params.smoothing,
+            class_size_power: params.class_size_power,
+            weight: *weight,
+        }
+    });
+    let mut builder = experiment.bundle(model);
+    if let Some(spec) = spec {
+        builder = builder.content_prior(spec);
+    }
+    let bundle = builder
         .products(products)
         .neighbour_table(neighbours)
         .metrics(metrics)

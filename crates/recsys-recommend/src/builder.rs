@@ -5,7 +5,7 @@ use recsys_core::{Interactions, Model, Popularity};
 use recsys_features::{Dataset, FeatureVocabulary, IdMap, ProductRecord};
 use recsys_similarity::{ExactCosine, NeighbourTable};
 
-use crate::bundle::{Bundle, BundleParts, EvaluationSummary};
+use crate::bundle::{Bundle, BundleParts, ContentPriorSpec, EvaluationSummary};
 use crate::catalog::ProductCatalog;
 use crate::error::Result;
 
@@ -77,6 +77,7 @@ pub struct BundleBuilder {
     seen: Interactions,
     metrics: Option<EvaluationSummary>,
     description: Option<String>,
+    content_prior: Option<ContentPriorSpec>,
     keep_training_state: bool,
 }
 
@@ -98,6 +99,7 @@ impl BundleBuilder {
             seen: train,
             metrics: None,
             description: None,
+            content_prior: None,
             keep_training_state: false,
         }
     }
@@ -183,7 +185,15 @@ impl BundleBuilder {
             metrics: self.metrics,
             description: self.description,
             keep_training_state: self.keep_training_state,
+            content_prior: self.content_prior,
         })
+    }
+
+    /// Adds the content model to the model's scores with this spec (its settings and
+    /// weight), refitted from the bundle's parts on load ([`ContentPriorSpec`]).
+    pub fn content_prior(mut self, spec: ContentPriorSpec) -> Self {
+        self.content_prior = Some(spec);
+        self
     }
 
     /// The bundle, its parts checked to agree ([`Bundle::new`]).

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use recsys_core::{Interactions, Model, ModelParams, Popularity};
+use recsys_core::{ContentModel, ContentParams, Interactions, Model, ModelParams, Popularity};
 use recsys_features::{ExternalId, FeatureVocabulary, IdMap, ProductRecord};
 use recsys_similarity::{ExactCosine, NeighbourTable};
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,54 @@ pub struct BundleCounts {
     pub products_with_details: usize,
 }
 
+/// The content model a bundle adds to its model's scores ([`Recommender::with_content_prior`]):
+/// its settings and weight. The content model itself is not stored: it is a function of the
+/// bundle's item features, item vocabulary and seen (training) interactions, refitted on
+/// load (one pass over the interactions).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ContentPriorSpec {
+    /// The content model's smoothing β ([`ContentParams::smoothing`]).
+    pub smoothing: f32,
+    /// The content model's class-size power γ ([`ContentParams::class_size_power`]).
+    pub class_size_power: f32,
+    /// The weight of its scores, finite and > 0.
+    pub weight: f32,
+}
+
+impl ContentPriorSpec {
+    /// The content model's settings.
+    pub fn params(&self) -> ContentParams {
+        ContentParams {
+            smoothing: self.smoothing,
+            class_size_power: self.class_size_power,
+        }
+    }
+
+    /// The content model of `parts`, checked: valid settings, a weight finite and > 0,
+    /// item features with attribute columns.
+    fn fit(
+        &self,
+        model: &Model,
+        item_vocabulary: &FeatureVocabulary,
+        seen: &Interactions,
+    ) -> Result<ContentModel> {
+        if !(self.weight.is_finite() && self.weight > 0.0) {
+            return Err(recsys_core::CoreError::InvalidHyperparameter {
+                name: "content weight",
+                value: self.weight.to_string(),
+                reason: "must be finite and > 0",
+            }
+            .into());
+        }
+        Ok(ContentModel::fit(
+            model.item_features(),
+            &item_vocabulary.feature_columns(),
+            seen,
+            self.params(),
+        )?)
+    }
+}
+
 /// What a bundle is, readable without decoding it (stored as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BundleMetadata {
@@ -102,6 +150,10 @@ pub struct BundleMetadata {
     pub training_state: bool,
     /// Evaluation on a held-out split, if the training run did one.
     pub metrics: Option<EvaluationSummary>,
+    /// The content prior added to the model's scores, if any (absent from files without
+    /// one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_prior: Option<ContentPriorSpec>,
 }
 
 /// The parts of a bundle, as produced by a training run.
@@ -132,6 +184,8 @@ pub struct BundleParts {
     /// Whether to save the model's optimiser state (for continued training); without it,
     /// [`Bundle::new`] drops the state.
     pub keep_training_state: bool,
+    /// The content prior to add to the model's scores, if any.
+    pub content_prior: Option<ContentPriorSpec>,
 }
 
 /// A loaded (or freshly assembled) bundle: the parts, checked to agree, plus an exact
@@ -203,6 +257,8 @@ pub struct Bundle {
     popularity: Popularity,
     seen: Interactions,
     exact: ExactCosine,
+    /// The content prior's model (refitted from the parts) and weight.
+    content: Option<(ContentModel, f32)>,
 }
 
 /// How an id is stored: postcard needs a tagged enum (the JSON-friendly `ExternalId`
@@ -466,8 +522,9 @@ impl Bundle {
             epochs: parts.model.epochs_trained(),
             training_state: parts.model.has_training_state(),
             metrics: parts.metrics.clone(),
+            content_prior: parts.content_prior,
         };
-        let mut bundle = Bundle::assemble(metadata, parts);
+        let mut bundle = Bundle::assemble(metadata, parts)?;
         let payload = bundle.encode_payload(Path::new(IN_MEMORY))?;
         bundle.metadata.model_id = format!("{:08x}", crc32fast::hash(&payload));
         Ok(bundle)
@@ -598,17 +655,27 @@ impl Bundle {
             metrics: metadata.metrics.clone(),
             description: metadata.description.clone(),
             keep_training_state: metadata.training_state,
+            content_prior: metadata.content_prior,
         };
         check_parts(&parts)?;
         check_metadata(&metadata, &parts, payload_bytes, path)?;
-        Ok(Bundle::assemble(metadata, parts))
+        Bundle::assemble(metadata, parts)
     }
 
-    /// The bundle of checked parts, with the exact index rebuilt from the model.
-    fn assemble(metadata: BundleMetadata, parts: BundleParts) -> Bundle {
+    /// The bundle of checked parts, with the exact index rebuilt from the model and the
+    /// content prior's model refitted.
+    fn assemble(metadata: BundleMetadata, parts: BundleParts) -> Result<Bundle> {
+        let content = match parts.content_prior {
+            Some(spec) => Some((
+                spec.fit(&parts.model, &parts.item_vocabulary, &parts.seen)?,
+                spec.weight,
+            )),
+            None => None,
+        };
         // The half-float rows of the one-pass blend, built now rather than on a request.
         parts.model.item_representations().prepare_blend();
-        Bundle {
+        Ok(Bundle {
+            content,
             exact: ExactCosine::new(parts.model.item_representations().vectors()),
             metadata,
             model: parts.model,
@@ -620,7 +687,7 @@ impl Bundle {
             neighbours: parts.neighbours,
             popularity: parts.popularity,
             seen: parts.seen,
-        }
+        })
     }
 
     /// The metadata.
@@ -683,6 +750,12 @@ impl Bundle {
         &self.seen
     }
 
+    /// The content prior's model and weight, if the bundle has one
+    /// ([`BundleMetadata::content_prior`]).
+    pub fn content_prior(&self) -> Option<(&ContentModel, f32)> {
+        self.content.as_ref().map(|(c, w)| (c, *w))
+    }
+
     /// Products of `products` this bundle's model was not trained on (added to the shop
     /// after training), represented from their attributes by the model's item features, to
     /// serve with [`Recommender::with_new_items`]: [`NewItems::new`] with this bundle's
@@ -692,9 +765,9 @@ impl Bundle {
         NewItems::new(&self.model, &self.items, &self.item_vocabulary, products)
     }
 
-    /// The default policy over this bundle's parts: model + 0.25 × exact similarity,
-    /// precomputed neighbours for unknown users, popularity last, cold start from user
-    /// attributes.
+    /// The default policy over this bundle's parts: model (plus its content prior, if it
+    /// has one) + 0.25 × exact similarity, precomputed neighbours for unknown users,
+    /// popularity last, cold start from user attributes.
     pub fn recommender(&self) -> Recommender<'_> {
         Recommender::new(&self.model, &self.users, &self.items)
             .and_then(|r| r.with_similarity(&self.exact))
@@ -703,6 +776,10 @@ impl Bundle {
             .and_then(|r| r.with_popularity(&self.popularity))
             .and_then(|r| r.with_seen(&self.seen))
             .map(|r| r.with_user_vocabulary(&self.user_vocabulary))
+            .and_then(|r| match &self.content {
+                Some((content, weight)) => r.with_content_prior(content, *weight),
+                None => Ok(r),
+            })
             .expect("invariant: a bundle's parts were checked to agree when it was built")
     }
 }

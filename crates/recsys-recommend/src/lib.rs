@@ -62,7 +62,8 @@ mod policy;
 
 pub use builder::{BundleBuilder, DEFAULT_NEIGHBOURS};
 pub use bundle::{
-    Bundle, BundleCounts, BundleMetadata, BundleParts, EvaluationSummary, FORMAT_VERSION,
+    Bundle, BundleCounts, BundleMetadata, BundleParts, ContentPriorSpec, EvaluationSummary,
+    FORMAT_VERSION,
 };
 pub use catalog::{ProductCatalog, ProductInfo};
 pub use error::{RecommendError, Result};

@@ -111,6 +111,8 @@ pub struct NewItems {
     ids: IdMap,
     details: Vec<ProductInfo>,
     representations: ItemRepresentations,
+    /// Each added product's feature row (for a content prior).
+    rows: Vec<recsys_features::FeatureRow>,
     /// The number of items of the scorer these products were added to.
     base_items: usize,
     report: NewItemsReport,
@@ -153,6 +155,7 @@ impl NewItems {
         let mut details = Vec::new();
         let mut vectors: Vec<f32> = Vec::new();
         let mut biases = Vec::new();
+        let mut rows = Vec::new();
         for product in products {
             if items.index(&product.product_id).is_some() {
                 report.already_known += 1;
@@ -181,6 +184,7 @@ impl NewItems {
             biases.push(representation.bias);
             ids.get_or_insert(product.product_id.clone());
             details.push(ProductInfo::from_record(&product));
+            rows.push(row);
         }
         report.added = ids.len();
         let vectors = Array2::from_shape_vec((ids.len(), k), vectors)
@@ -190,6 +194,7 @@ impl NewItems {
             ids,
             details,
             representations,
+            rows,
             base_items: items.len(),
             report,
         })
@@ -231,6 +236,12 @@ impl NewItems {
     /// What happened to the records given to [`NewItems::new`].
     pub fn report(&self) -> &NewItemsReport {
         &self.report
+    }
+
+    /// The added products' feature rows (index `j` is new product `j`), in the model's item
+    /// feature layout.
+    pub fn rows(&self) -> &[recsys_features::FeatureRow] {
+        &self.rows
     }
 
     /// The added products' ids (index `j` is new product `j`).

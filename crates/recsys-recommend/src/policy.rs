@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::fmt;
 
 use recsys_core::{
-    top_k, FoldIn, Interactions, ItemRepresentations, Popularity, Representation, Scorer, UserQuery,
+    top_k, ContentModel, ContentPrior, FoldIn, Interactions, ItemRepresentations, Popularity,
+    Representation, Scorer, UserQuery,
 };
 use recsys_features::{Attributes, ExternalId, FeatureVocabulary, IdMap};
 use recsys_similarity::SimilarityIndex;
@@ -334,6 +335,8 @@ pub struct Recommender<'a> {
     lookup: Option<AttributeLookup<'a>>,
     fold_in: Option<&'a FoldIn>,
     new_items: Option<&'a NewItems>,
+    /// The content model and its weight, added to the model's scores.
+    prior: Option<(&'a ContentModel, f32)>,
     /// The similarity index is the cosine of the scorer's own item representations, so the
     /// blend can run in one pass over them.
     fused: bool,
@@ -352,6 +355,7 @@ impl fmt::Debug for Recommender<'_> {
             .field("lookup", &self.lookup.is_some())
             .field("fold_in", &self.fold_in.is_some())
             .field("new_items", &self.new_items.map(NewItems::len))
+            .field("content_weight", &self.prior.map(|(_, w)| w))
             .field("fused", &self.fused)
             .finish()
     }
@@ -379,6 +383,7 @@ impl<'a> Recommender<'a> {
             lookup: None,
             fold_in: None,
             new_items: None,
+            prior: None,
             fused: false,
         })
     }
@@ -505,6 +510,56 @@ impl<'a> Recommender<'a> {
         )?;
         self.new_items = Some(new_items).filter(|x| !x.is_empty());
         Ok(self)
+    }
+
+    /// Adds `weight ×` the content model's scores to the model's, for trained and new
+    /// products alike ([`recsys_core::ContentPrior`]: the user's metadata preferences order
+    /// the long tail the model scores near zero; a user the content model does not know —
+    /// folded in, described by attributes — gets the population's preferences). The content
+    /// model must know the same items; `weight` must be finite and ≥ 0 (0 leaves the
+    /// model's scores alone). The one-pass blend is not used with a prior; the answer is
+    /// the same, computed from a score array.
+    pub fn with_content_prior(mut self, content: &'a ContentModel, weight: f32) -> Result<Self> {
+        ContentPrior::new(self.scorer, content, weight)?;
+        self.prior = Some((content, weight)).filter(|_| weight > 0.0);
+        Ok(self)
+    }
+
+    /// The user the content model scores for `query`.
+    fn prior_query<'q>(content: &ContentModel, query: UserQuery<'q>) -> UserQuery<'q> {
+        match query {
+            UserQuery::Known(u) if u < content.n_users() => UserQuery::Known(u),
+            _ => UserQuery::Anonymous,
+        }
+    }
+
+    /// Adds the content prior (if any) to the trained items' `scores`.
+    fn add_prior(&self, query: UserQuery<'_>, scores: &mut [f32]) -> Result<()> {
+        if let Some((content, weight)) = self.prior {
+            let mut prior = Vec::with_capacity(scores.len());
+            content.score_all(Self::prior_query(content, query), &mut prior)?;
+            for (s, p) in scores.iter_mut().zip(&prior) {
+                *s += weight * p;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the content prior (if any) to the new products' `scores`.
+    fn add_prior_new(
+        &self,
+        query: UserQuery<'_>,
+        new: &NewItems,
+        scores: &mut [f32],
+    ) -> Result<()> {
+        if let Some((content, weight)) = self.prior {
+            let rows: Vec<&[(usize, f32)]> = new.rows().iter().map(Vec::as_slice).collect();
+            let prior = content.score_rows(Self::prior_query(content, query), &rows)?;
+            for (s, p) in scores.iter_mut().zip(&prior) {
+                *s += weight * p;
+            }
+        }
+        Ok(())
     }
 
     /// The products added after training, if any are served.
@@ -667,7 +722,7 @@ impl<'a> Recommender<'a> {
                     || excluded_items.binary_search(&j).is_ok()
                     || !keep(j)
             };
-            let fused = match (boost_from, self.fused) {
+            let fused = match (boost_from, self.fused && self.prior.is_none()) {
                 (Some((p, _)), true) => {
                     self.top_n_fused(query, p, request.boost, request.n, &excluded)?
                 }
@@ -684,6 +739,7 @@ impl<'a> Recommender<'a> {
                         Some(u) => SCORES.with(|cell| -> Result<Vec<(usize, f32)>> {
                             let mut scores = cell.borrow_mut();
                             reps.score_all_with_cosine_to(&u, towards, request.boost, &mut scores)?;
+                            self.add_prior(query, &mut scores)?;
                             Ok(top_k(&scores, request.n, excluded))
                         })?,
                         None => {
@@ -720,6 +776,7 @@ impl<'a> Recommender<'a> {
                                 )?,
                                 None => x.representations().score_all(&u, scores),
                             }
+                            self.add_prior_new(query, x, scores)?;
                             Ok(top_k(scores, request.n, new_excluded))
                         })?,
                         None => Vec::new(),
@@ -842,6 +899,7 @@ impl<'a> Recommender<'a> {
                 self.items.len(),
                 scores.len(),
             )?;
+            self.add_prior(query, &mut scores)?;
             if let (Some((p, _)), Some(index)) = (boost_from, self.similarity.or(self.neighbours)) {
                 index.for_each_similarity(p, &mut |j, s| {
                     if let Some(x) = scores.get_mut(j) {

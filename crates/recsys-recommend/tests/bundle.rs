@@ -259,6 +259,7 @@ fn the_builder_assembles_the_parts_a_training_run_produces() {
             metrics: None,
             description: Some("by hand".into()),
             keep_training_state: false,
+            content_prior: None,
         })
         .unwrap()
     };
@@ -355,4 +356,98 @@ fn an_als_bundle_round_trips_and_recommends() {
         assert!(p >= 9, "{recs:?}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_content_prior_is_saved_refitted_on_load_and_added_to_the_scores() {
+    use recsys_core::{ContentModel, Scorer, UserQuery};
+    use recsys_recommend::ContentPriorSpec;
+    let w = world();
+    let spec = ContentPriorSpec {
+        smoothing: 3.0,
+        class_size_power: 1.5,
+        weight: 0.5,
+    };
+    let bundle = w.builder(3).content_prior(spec).build().unwrap();
+    let bytes = bundle.to_bytes().unwrap();
+    let loaded = Bundle::from_bytes(&bytes, Path::new("prior.rsb")).unwrap();
+    assert_eq!(loaded.metadata().content_prior, Some(spec));
+    // The content model is refitted from the bundle's parts: the same one as fitted by hand.
+    let columns = w.dataset.item_vocabulary().feature_columns();
+    let by_hand = ContentModel::fit(
+        loaded.model().item_features(),
+        &columns,
+        &w.train,
+        spec.params(),
+    )
+    .unwrap();
+    let (content, weight) = loaded.content_prior().expect("a prior");
+    assert_eq!(weight, 0.5);
+    let (mut model, mut prior, mut want) = (Vec::new(), Vec::new(), Vec::new());
+    by_hand.score_all(UserQuery::Known(0), &mut want).unwrap();
+    content.score_all(UserQuery::Known(0), &mut prior).unwrap();
+    assert_eq!(prior, want);
+
+    // Every recommended score is the model's plus half the content model's.
+    loaded
+        .model()
+        .score_all(UserQuery::Known(0), &mut model)
+        .unwrap();
+    let u = w.dataset.users().id(0).unwrap().clone();
+    let answer = loaded
+        .recommender()
+        .recommend(&Request::new(4).user(&u).boost(0.0))
+        .unwrap();
+    assert!(!answer.items.is_empty());
+    for r in &answer.items {
+        let expected = model[r.item] + 0.5 * prior[r.item];
+        assert!((r.score - expected).abs() < 1e-5, "{r:?} vs {expected}");
+    }
+    // A product added after training gets the prior too, from its feature row.
+    let mut record = w.source.products[0].clone();
+    record.product_id = id(100);
+    let new = loaded.new_items([record]).unwrap();
+    let recommender = loaded.recommender().with_new_items(&new).unwrap();
+    let answer = recommender
+        .recommend(&Request::new(30).user(&u).boost(0.0).include_seen())
+        .unwrap();
+    let added = answer
+        .items
+        .iter()
+        .find(|r| r.product_id == id(100))
+        .expect("the new product is ranked");
+    let rep = &new.representations();
+    let user_rep = loaded
+        .model()
+        .representation(UserQuery::Known(0))
+        .unwrap()
+        .unwrap();
+    let model_score: f32 = rep
+        .vectors()
+        .row(0)
+        .iter()
+        .zip(user_rep.vector.iter())
+        .map(|(a, b)| a * b)
+        .sum::<f32>()
+        + rep.biases()[0]
+        + user_rep.bias;
+    let row: &[(usize, f32)] = &new.rows()[0];
+    let content_score = content.score_rows(UserQuery::Known(0), &[row]).unwrap()[0];
+    let expected = model_score + 0.5 * content_score;
+    assert!(
+        (added.score - expected).abs() < 1e-4,
+        "{added:?} vs {expected}"
+    );
+
+    // Without the prior the scores are the model's alone, and the metadata has no entry.
+    let plain = w.builder(3).build().unwrap();
+    assert!(plain.content_prior().is_none());
+    let json = String::from_utf8_lossy(&plain.to_bytes().unwrap()).into_owned();
+    assert!(!json.contains("content_prior"));
+
+    // A weight that is not > 0 is refused.
+    for weight in [0.0, -1.0, f32::NAN] {
+        let bad = ContentPriorSpec { weight, ..spec };
+        assert!(w.builder(3).content_prior(bad).build().is_err(), "{weight}");
+    }
 }
