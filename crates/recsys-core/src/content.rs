@@ -1,44 +1,12 @@
 //! The content model: a per-user naive-Bayes model over item feature columns, for ranking
-//! items nobody has interacted with yet (item cold start).
-//!
-//! A factorisation model scores a product without interactions through the embeddings of
-//! its metadata, squeezed through a few dozen latent components. The content model keeps
-//! every user's affinity to every metadata value instead (full rank), and scores an item by
-//! how likely the user is to pick *that item* given its values:
-//!
-//! ```text
-//! score(u, i) = Σ over the values f of item i, in column c(f):
-//!               ln((n_uf + β·π_f) / (n_uc + β)) − γ·ln(N_f + 1)
-//! ```
-//!
-//! * `n_uf`: the user's training interactions (positive values) with items that have `f`;
-//!   `n_uc`: the sum of `n_uf` over column `c`'s values. The first term is the user's
-//!   probability of picking an item with value `f` among column `c`'s values, smoothed
-//!   towards the population's `π_f` with strength `β` ([`ContentParams::smoothing`]).
-//! * `π_f`: every user's interactions with value `f` over the column's, plus ½ per value (so
-//!   no value has probability 0).
-//! * `N_f`: the number of items with value `f`. A value shared by many items is split among
-//!   them: with `γ = 1` ([`ContentParams::class_size_power`]) the score is the log
-//!   probability of the item itself under a uniform choice within the value; larger `γ`
-//!   favours items of narrow values further.
-//!
-//! Only features given a column in `columns` count (identity features have none: an item's
-//! own feature says nothing about an item never seen); feature weights are ignored (a value
-//! is present or not). An item without a value in a column has the column's "no value"
-//! value, counted like any other, so missing metadata neither helps nor hurts an item by
-//! itself. A user without interactions gets the population's probabilities, and
-//! [`UserQuery::Anonymous`] asks for exactly that.
-//!
-//! On Complete Journey this ranks cold products better than any factorisation model's
-//! metadata path (docs/benchmarks.md, "Item cold start"): the choice among thousands of
-//! product types is personal, and 30–150 components cannot hold it.
+//! items nobody has interacted with yet (item cold start). See [`ContentModel`].
 
 use crate::error::{CoreError, Result};
 use crate::interactions::Interactions;
 use crate::matrix::FeatureMatrix;
 use crate::scorer::{Scorer, UserQuery};
 
-/// The content model's two settings (see the [module documentation](self)).
+/// The content model's two settings (see [`ContentModel`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ContentParams {
     /// β > 0: how many interactions' worth of the population's preferences a user's own
@@ -95,9 +63,42 @@ impl ContentParams {
     }
 }
 
-/// The content model (see the [module documentation](self)): fitted with
+/// The content model: fitted with
 /// [`ContentModel::fit`], a [`Scorer`] of every item of the feature matrix, and of any
-/// product described by a feature row ([`ContentModel::score_rows`]).
+/// product described by a feature row ([`ContentModel::score_rows`]), for ranking items
+/// nobody has interacted with yet (item cold start).
+///
+/// A factorisation model scores a product without interactions through the embeddings of
+/// its metadata, squeezed through a few dozen latent components. The content model keeps
+/// every user's affinity to every metadata value instead (full rank), and scores an item by
+/// how likely the user is to pick *that item* given its values:
+///
+/// ```text
+/// score(u, i) = Σ over the values f of item i, in column c(f):
+///               ln((n_uf + β·π_f) / (n_uc + β)) − γ·ln(N_f + 1)
+/// ```
+///
+/// * `n_uf`: the user's training interactions (positive values) with items that have `f`;
+///   `n_uc`: the sum of `n_uf` over column `c`'s values. The first term is the user's
+///   probability of picking an item with value `f` among column `c`'s values, smoothed
+///   towards the population's `π_f` with strength `β` ([`ContentParams::smoothing`]).
+/// * `π_f`: every user's interactions with value `f` over the column's, plus ½ per value (so
+///   no value has probability 0).
+/// * `N_f`: the number of items with value `f`. A value shared by many items is split among
+///   them: with `γ = 1` ([`ContentParams::class_size_power`]) the score is the log
+///   probability of the item itself under a uniform choice within the value; larger `γ`
+///   favours items of narrow values further.
+///
+/// Only features given a column in `columns` count (identity features have none: an item's
+/// own feature says nothing about an item never seen); feature weights are ignored (a value
+/// is present or not). An item without a value in a column has the column's "no value"
+/// value, counted like any other, so missing metadata neither helps nor hurts an item by
+/// itself. A user without interactions gets the population's probabilities, and
+/// [`UserQuery::Anonymous`] asks for exactly that.
+///
+/// On Complete Journey this ranks cold products better than any factorisation model's
+/// metadata path (docs/benchmarks.md, "Item cold start"): the choice among thousands of
+/// product types is personal, and 30–150 components cannot hold it.
 ///
 /// ```
 /// use recsys_core::{ContentModel, ContentParams, FeatureMatrix, Interactions, Scorer, UserQuery};
