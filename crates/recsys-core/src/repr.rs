@@ -149,20 +149,7 @@ impl ItemRepresentations {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let d = self.direction(towards)?;
-        let u = self.padded_user(user);
-        out.clear();
-        out.resize(self.len(), 0.0);
-        crate::kernels::score_blocks_with_cosine(
-            &self.blocked,
-            self.stride,
-            self.vectors.ncols() + 1,
-            &u,
-            user.bias,
-            &d,
-            &self.inverse_norms,
-            weight,
-            out,
-        );
+        self.score_all_along(user, &d, weight, out);
         Ok(())
     }
 
@@ -178,6 +165,13 @@ impl ItemRepresentations {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let d = self.direction_of(towards)?;
+        self.score_all_along(user, &d, weight, out);
+        Ok(())
+    }
+
+    /// The one-pass blend over every item, towards the padded direction `d` (from
+    /// [`Self::direction`] or [`Self::direction_of`]).
+    fn score_all_along(&self, user: &Representation, d: &[f32], weight: f32, out: &mut Vec<f32>) {
         let u = self.padded_user(user);
         out.clear();
         out.resize(self.len(), 0.0);
@@ -187,12 +181,11 @@ impl ItemRepresentations {
             self.vectors.ncols() + 1,
             &u,
             user.bias,
-            &d,
+            d,
             &self.inverse_norms,
             weight,
             out,
         );
-        Ok(())
     }
 
     /// The cosine similarity of every item with `towards` (clamped to `[-1, 1]`; 0 for a
