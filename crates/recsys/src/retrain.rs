@@ -654,7 +654,12 @@ pub fn retrain<S: RecordSource + ?Sized>(
     let metrics = test_metrics
         .as_ref()
         .or(gate.as_ref().map(|g| &g.candidate));
-    let bundle = BundleBuilder::new(model, &dataset, all)
+    let mut builder = BundleBuilder::new(model, &dataset, all);
+    // The base's content prior, refitted on load from the grown parts.
+    if let Some(spec) = base.metadata().content_prior {
+        builder = builder.content_prior(spec);
+    }
+    let bundle = builder
         .catalog(ProductCatalog::from_infos(details))
         .neighbours(
             config

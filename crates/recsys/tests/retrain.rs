@@ -475,3 +475,43 @@ fn bad_settings_and_models_that_cannot_retrain_warm_are_refused() {
     assert!(matches!(err, RetrainError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("from scratch"), "{err}");
 }
+
+#[test]
+fn a_content_prior_is_carried_to_the_retrained_bundle() {
+    use recsys::recommend::ContentPriorSpec;
+    let (mut now, base_data, _, new_products) = shop();
+    let spec = ContentPriorSpec {
+        smoothing: 10.0,
+        class_size_power: 1.5,
+        weight: 0.2,
+    };
+    let mut source = base_data.clone();
+    let experiment =
+        Experiment::load(&mut source, &ExperimentConfig::demo_hybrid(), Split::None).unwrap();
+    let (model, _) = experiment.fit(params(), 5, 1, |_| {}).unwrap();
+    let base = experiment
+        .bundle(model)
+        .products(base_data.products.clone())
+        .neighbours(5)
+        .content_prior(spec)
+        .build()
+        .unwrap();
+    let out = retrain(
+        &base,
+        &mut now,
+        &RetrainConfig {
+            force: true,
+            ..config(1)
+        },
+    )
+    .unwrap();
+    let bundle = out.bundle.expect("forced: a bundle is built");
+    assert_eq!(bundle.metadata().content_prior, Some(spec));
+    // Refitted on the grown parts: it knows the new products.
+    let (content, weight) = bundle.content_prior().expect("a prior");
+    assert_eq!(weight, 0.2);
+    assert_eq!(
+        recsys::Scorer::n_items(content),
+        base.items().len() + new_products.len()
+    );
+}
