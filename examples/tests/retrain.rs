@@ -6,45 +6,17 @@
 //! Like `replicas.rs`, an integration test of this package runs the example binary of the
 //! same build (`cargo test -p recsys-examples` builds the examples first).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::example_binary;
 use recsys::demo::{generate, DemoConfig};
 use recsys::experiment::{Experiment, ExperimentConfig, Split};
 use recsys::recommend::Bundle;
 use recsys::store::mongo::{import_csv, EventBatch, ImportOptions, MongoStore};
 use recsys::{CsvSource, ExternalId, Hyperparameters, InMemorySource, InteractionRecord, Loss};
-
-/// The example binary `name` of this build (`target/<profile>/examples/<name>`); fails
-/// when it is missing or older than this package's sources.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| {
-            panic!(
-                "example binary {} is missing ({e}): `cargo test -p recsys-examples` builds it",
-                binary.display()
-            )
-        });
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("{name}.rs"));
-    if let Ok(changed) = std::fs::metadata(&source).and_then(|m| m.modified()) {
-        assert!(
-            changed <= built,
-            "example binary {} is older than {}: `cargo test -p recsys-examples` rebuilds it",
-            binary.display(),
-            source.display()
-        );
-    }
-    binary
-}
 
 /// Runs `retrain` with `args` (no `RECSYS_*`/`MONGODB_URI` of the caller's environment).
 fn retrain(args: &[&str]) -> Output {
