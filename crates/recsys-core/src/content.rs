@@ -198,7 +198,8 @@ impl ContentModel {
         for i in 0..items.n_rows() {
             let start = item_features.len();
             let (indices, values) = items.row(i);
-            used_values(&column, indices, values, &mut present, &mut item_features);
+            let row = indices.iter().copied().zip(values.iter().copied());
+            used_values(&column, row, &mut present, &mut item_features);
             for &f in &item_features[start..] {
                 class_size[f as usize] += 1;
             }
@@ -354,41 +355,107 @@ impl ContentModel {
     /// Scores of products described by feature rows (in the fitted feature layout; weights
     /// and unused features are ignored): new products added after fitting, for example.
     pub fn score_rows(&self, user: UserQuery<'_>, rows: &[&[(usize, f32)]]) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; rows.len()];
+        self.add_rows(&self.feature_scores(user)?, 1.0, rows, &mut out)?;
+        Ok(out)
+    }
+
+    /// The user the model scores as a prior for `user`: a known user it was fitted on, or
+    /// else (a user described by features, given as a representation, or beyond its users)
+    /// the population.
+    fn prior_user<'q>(&self, user: UserQuery<'q>) -> UserQuery<'q> {
+        match user {
+            UserQuery::Known(u) if u < self.n_users() => UserQuery::Known(u),
+            _ => UserQuery::Anonymous,
+        }
+    }
+
+    /// Adds `weight ×` every item's score for `user` to `out` (one entry per item), as a
+    /// prior: a user this model cannot score gets the population's preferences
+    /// ([`ContentPrior`] and `recsys_recommend::Recommender::with_content_prior` use it).
+    pub fn add_prior(&self, user: UserQuery<'_>, weight: f32, out: &mut [f32]) -> Result<()> {
+        if out.len() != self.n_items() {
+            return Err(CoreError::ShapeMismatch {
+                what: "scores to add the content prior to",
+                expected: self.n_items(),
+                found: out.len(),
+            });
+        }
+        let scores = self.feature_scores(self.prior_user(user))?;
+        self.add_items(&scores, weight, out);
+        Ok(())
+    }
+
+    /// Adds `weight ×` every item's score under the feature scores `scores` to `out`.
+    fn add_items(&self, scores: &[f32], weight: f32, out: &mut [f32]) {
+        for (o, w) in out.iter_mut().zip(self.item_indptr.windows(2)) {
+            let item: f32 = self.item_features[w[0]..w[1]]
+                .iter()
+                .map(|&f| scores[f as usize])
+                .sum();
+            *o += weight * item;
+        }
+    }
+
+    /// As [`ContentModel::add_prior`], for products described by feature rows (one entry of
+    /// `out` per row).
+    pub fn add_prior_rows(
+        &self,
+        user: UserQuery<'_>,
+        weight: f32,
+        rows: &[&[(usize, f32)]],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let scores = self.feature_scores(self.prior_user(user))?;
+        self.add_rows(&scores, weight, rows, out)
+    }
+
+    /// Adds `weight ×` each row's score under the feature scores `scores` to `out`.
+    fn add_rows(
+        &self,
+        scores: &[f32],
+        weight: f32,
+        rows: &[&[(usize, f32)]],
+        out: &mut [f32],
+    ) -> Result<()> {
+        if out.len() != rows.len() {
+            return Err(CoreError::ShapeMismatch {
+                what: "scores to add the content prior to",
+                expected: rows.len(),
+                found: out.len(),
+            });
+        }
         let n_features = self.column.len() - self.n_columns;
-        let scores = self.feature_scores(user)?;
         let mut present = vec![false; self.n_columns];
         let mut values = Vec::new();
-        rows.iter()
-            .map(|row| {
-                if let Some(&(f, _)) = row.iter().find(|&&(f, _)| f >= n_features) {
-                    return Err(CoreError::IndexOutOfRange {
-                        what: "feature",
-                        index: f,
-                        len: n_features,
-                    });
-                }
-                let (indices, weights): (Vec<usize>, Vec<f32>) = row.iter().copied().unzip();
-                values.clear();
-                used_values(&self.column, &indices, &weights, &mut present, &mut values);
-                Ok(values.iter().map(|&f| scores[f as usize]).sum())
-            })
-            .collect()
+        for (o, row) in out.iter_mut().zip(rows) {
+            if let Some(&(f, _)) = row.iter().find(|&&(f, _)| f >= n_features) {
+                return Err(CoreError::IndexOutOfRange {
+                    what: "feature",
+                    index: f,
+                    len: n_features,
+                });
+            }
+            values.clear();
+            used_values(&self.column, row.iter().copied(), &mut present, &mut values);
+            *o += weight * values.iter().map(|&f| scores[f as usize]).sum::<f32>();
+        }
+        Ok(())
     }
 }
 
-/// Appends the used values of a feature row (`indices`, `weights`) to `out`: its features
-/// that have a column and a non-zero weight, then "no value" (`n_features + c`, the last
-/// `present.len()` entries of `column`) for each column `c` it has no value in.
+/// Appends the used values of a feature row (`(feature, weight)` pairs) to `out`: its
+/// features that have a column and a non-zero weight, then "no value" (`n_features + c`,
+/// the last `present.len()` entries of `column`) for each column `c` it has no value in.
 fn used_values(
     column: &[u32],
-    indices: &[usize],
-    weights: &[f32],
+    row: impl IntoIterator<Item = (usize, f32)>,
     present: &mut [bool],
     out: &mut Vec<u32>,
 ) {
     let n_features = column.len() - present.len();
     present.fill(false);
-    for (&f, &w) in indices.iter().zip(weights) {
+    for (f, w) in row {
         if f < n_features && column[f] != UNUSED && w != 0.0 {
             out.push(f as u32);
             present[column[f] as usize] = true;
@@ -417,12 +484,8 @@ impl Scorer for ContentModel {
     fn score_all(&self, user: UserQuery<'_>, out: &mut Vec<f32>) -> Result<()> {
         let scores = self.feature_scores(user)?;
         out.clear();
-        out.extend(self.item_indptr.windows(2).map(|w| {
-            self.item_features[w[0]..w[1]]
-                .iter()
-                .map(|&f| scores[f as usize])
-                .sum::<f32>()
-        }));
+        out.resize(self.n_items(), 0.0);
+        self.add_items(&scores, 1.0, out);
         Ok(())
     }
 }
@@ -497,16 +560,7 @@ impl<S: Scorer + ?Sized> Scorer for ContentPrior<'_, S> {
         if self.weight == 0.0 {
             return Ok(());
         }
-        let prior_user = match user {
-            UserQuery::Known(u) if u < self.content.n_users() => UserQuery::Known(u),
-            _ => UserQuery::Anonymous,
-        };
-        let mut prior = Vec::with_capacity(out.len());
-        self.content.score_all(prior_user, &mut prior)?;
-        for (o, p) in out.iter_mut().zip(&prior) {
-            *o += self.weight * p;
-        }
-        Ok(())
+        self.content.add_prior(user, self.weight, out)
     }
 }
 

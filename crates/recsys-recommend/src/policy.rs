@@ -525,22 +525,10 @@ impl<'a> Recommender<'a> {
         Ok(self)
     }
 
-    /// The user the content model scores for `query`.
-    fn prior_query<'q>(content: &ContentModel, query: UserQuery<'q>) -> UserQuery<'q> {
-        match query {
-            UserQuery::Known(u) if u < content.n_users() => UserQuery::Known(u),
-            _ => UserQuery::Anonymous,
-        }
-    }
-
     /// Adds the content prior (if any) to the trained items' `scores`.
     fn add_prior(&self, query: UserQuery<'_>, scores: &mut [f32]) -> Result<()> {
         if let Some((content, weight)) = self.prior {
-            let mut prior = Vec::with_capacity(scores.len());
-            content.score_all(Self::prior_query(content, query), &mut prior)?;
-            for (s, p) in scores.iter_mut().zip(&prior) {
-                *s += weight * p;
-            }
+            content.add_prior(query, weight, scores)?;
         }
         Ok(())
     }
@@ -554,10 +542,7 @@ impl<'a> Recommender<'a> {
     ) -> Result<()> {
         if let Some((content, weight)) = self.prior {
             let rows: Vec<&[(usize, f32)]> = new.rows().iter().map(Vec::as_slice).collect();
-            let prior = content.score_rows(Self::prior_query(content, query), &rows)?;
-            for (s, p) in scores.iter_mut().zip(&prior) {
-                *s += weight * p;
-            }
+            content.add_prior_rows(query, weight, &rows, scores)?;
         }
         Ok(())
     }
