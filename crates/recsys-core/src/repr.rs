@@ -149,7 +149,7 @@ impl ItemRepresentations {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let d = self.direction(towards)?;
-        self.score_all_along(user, &d, weight, out);
+        self.score_all_along(&self.padded_user(user), user.bias, &d, weight, out);
         Ok(())
     }
 
@@ -165,22 +165,22 @@ impl ItemRepresentations {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let d = self.direction_of(towards)?;
-        self.score_all_along(user, &d, weight, out);
+        self.score_all_along(&self.padded_user(user), user.bias, &d, weight, out);
         Ok(())
     }
 
-    /// The one-pass blend over every item, towards the padded direction `d` (from
-    /// [`Self::direction`] or [`Self::direction_of`]).
-    fn score_all_along(&self, user: &Representation, d: &[f32], weight: f32, out: &mut Vec<f32>) {
-        let u = self.padded_user(user);
+    /// The one-pass blend over every item for the padded user vector `u` (its last
+    /// component multiplies the item biases) with bias `bias`, towards the padded direction
+    /// `d` (from [`Self::direction`] or [`Self::direction_of`]).
+    fn score_all_along(&self, u: &[f32], bias: f32, d: &[f32], weight: f32, out: &mut Vec<f32>) {
         out.clear();
         out.resize(self.len(), 0.0);
         crate::kernels::score_blocks_with_cosine(
             &self.blocked,
             self.stride,
             self.vectors.ncols() + 1,
-            &u,
-            user.bias,
+            u,
+            bias,
             d,
             &self.inverse_norms,
             weight,
@@ -194,20 +194,7 @@ impl ItemRepresentations {
     pub fn cosine_all(&self, towards: &[f32], out: &mut Vec<f32>) -> Result<()> {
         let d = self.direction_of(towards)?;
         // No user: the kernel's score part is 0 and the bias column is multiplied by 0.
-        let u = vec![0.0; self.stride];
-        out.clear();
-        out.resize(self.len(), 0.0);
-        crate::kernels::score_blocks_with_cosine(
-            &self.blocked,
-            self.stride,
-            self.vectors.ncols() + 1,
-            &u,
-            0.0,
-            &d,
-            &self.inverse_norms,
-            1.0,
-            out,
-        );
+        self.score_all_along(&vec![0.0; self.stride], 0.0, &d, 1.0, out);
         Ok(())
     }
 
