@@ -443,13 +443,7 @@ impl Experiment {
         if self.cold_items.is_some() {
             return Err(ExperimentError::ColdStartTwice);
         }
-        if !(fraction > 0.0 && fraction < 1.0) {
-            return Err(ExperimentError::InvalidSetting {
-                name: "cold-start-items",
-                value: fraction.to_string(),
-                reason: "must be a fraction in (0, 1)",
-            });
-        }
+        check_fraction("cold-start-items", fraction)?;
         let n_items = self.dataset.n_items();
         let n_cold = (fraction * n_items as f64).round() as usize;
         if n_cold == 0 || n_cold >= n_items {
@@ -668,13 +662,7 @@ impl Experiment {
     /// # Ok::<(), recsys::experiment::ExperimentError>(())
     /// ```
     pub fn cold_start_validation(&self, fraction: f64, seed: u64) -> Result<ColdStartValidation> {
-        if !(fraction > 0.0 && fraction < 1.0) {
-            return Err(ExperimentError::InvalidSetting {
-                name: "cold-start validation fraction",
-                value: fraction.to_string(),
-                reason: "must be a fraction in (0, 1)",
-            });
-        }
+        check_fraction("cold-start validation fraction", fraction)?;
         let counts = self.train.item_counts();
         let mut warm: Vec<usize> = (0..counts.len()).filter(|&i| counts[i] > 0).collect();
         if warm.len() < 2 {
@@ -810,6 +798,19 @@ fn restricted_to(x: &Interactions, items: &[usize]) -> Result<Interactions> {
                 ..e
             }),
     )?)
+}
+
+/// `Ok` when `fraction` is in (0, 1), else the setting `name` is invalid.
+fn check_fraction(name: &'static str, fraction: f64) -> Result<()> {
+    if fraction > 0.0 && fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(ExperimentError::InvalidSetting {
+            name,
+            value: fraction.to_string(),
+            reason: "must be a fraction in (0, 1)",
+        })
+    }
 }
 
 /// An item cold-start validation split of the training interactions
