@@ -95,6 +95,33 @@ impl MongoProducts {
         })
     }
 
+    /// One unfiltered `find` with `projection` (and `limit`), every document decoded by
+    /// `decode`; a document that does not decode, or that `decode` rejects, is skipped.
+    async fn scan_with<T>(
+        &self,
+        projection: Document,
+        limit: Option<i64>,
+        decode: impl Fn(&Document) -> Option<T>,
+    ) -> Result<Vec<T>, ServerError> {
+        let find = self
+            .collection
+            .find(doc! {})
+            .projection(projection)
+            .batch_size(10_000);
+        let find = match limit {
+            Some(limit) => find.limit(limit),
+            None => find,
+        };
+        let mut cursor = find.await.map_err(|e| self.error(e))?;
+        let mut found = Vec::new();
+        while cursor.advance().await.map_err(|e| self.error(e))? {
+            if let Ok(doc) = Document::try_from(cursor.current()) {
+                found.extend(decode(&doc));
+            }
+        }
+        Ok(found)
+    }
+
     fn error(&self, e: mongodb::error::Error) -> ServerError {
         // MaxTimeMSExpired: the server gave up on a slow query; the database answers.
         let slow = matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == 50);
@@ -165,43 +192,13 @@ impl ProductSource for MongoProducts {
         &self,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<(ExternalId, ProductInfo)>, ServerError>> {
-        Box::pin(async move {
-            let mut cursor = self
-                .collection
-                .find(doc! {})
-                .projection(doc! { "_id": 0, "product_id": 1, "name": 1, "price": 1, "image": 1 })
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-                .batch_size(10_000)
-                .await
-                .map_err(|e| self.error(e))?;
-            let mut found = Vec::new();
-            while cursor.advance().await.map_err(|e| self.error(e))? {
-                if let Ok(doc) = Document::try_from(cursor.current()) {
-                    found.extend(info_from_document(&doc));
-                }
-            }
-            Ok(found)
-        })
+        let projection = doc! { "_id": 0, "product_id": 1, "name": 1, "price": 1, "image": 1 };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Box::pin(self.scan_with(projection, Some(limit), info_from_document))
     }
 
     fn scan_records(&self) -> BoxFuture<'_, Result<Vec<ProductRecord>, ServerError>> {
-        Box::pin(async move {
-            let mut cursor = self
-                .collection
-                .find(doc! {})
-                .projection(doc! { "_id": 0 })
-                .batch_size(10_000)
-                .await
-                .map_err(|e| self.error(e))?;
-            let mut found = Vec::new();
-            while cursor.advance().await.map_err(|e| self.error(e))? {
-                // A document that does not decode, or has no usable id, is skipped.
-                if let Ok(doc) = Document::try_from(cursor.current()) {
-                    found.extend(product_record_lenient(&doc));
-                }
-            }
-            Ok(found)
-        })
+        Box::pin(self.scan_with(doc! { "_id": 0 }, None, product_record_lenient))
     }
 
     fn describe(&self) -> String {
