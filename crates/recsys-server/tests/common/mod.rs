@@ -76,28 +76,12 @@ pub fn shop(seed_offset: i64) -> InMemorySource {
 /// A bundle trained on [`shop`] (user identity + region; item identity). `seed` changes
 /// the model (and so its version).
 pub fn bundle_with_seed(seed: u64) -> Bundle {
-    let mut source = shop(0);
-    let user_spec = FeatureSpec::identity_only().with_column(ColumnSpec::categorical("region"));
-    let dataset = Dataset::from_source(&mut source, user_spec, FeatureSpec::identity_only())
-        .expect("dataset");
-    let (train, _) = dataset
-        .logged_interactions(InteractionOptions::binary())
-        .expect("interactions");
-    let params = Hyperparameters::builder()
-        .loss(Loss::Warp)
-        .no_components(8)
-        .seed(seed)
-        .build()
-        .expect("params");
-    let mut model =
-        HybridModel::new(params, dataset.user_features(), dataset.item_features()).expect("model");
-    model.fit(&train, FitOptions::epochs(20)).expect("fit");
-    BundleBuilder::new(model, &dataset, train)
-        .products(source.products.iter().cloned())
-        .neighbours(8)
-        .description("recsys-server test shop")
-        .build()
-        .expect("bundle")
+    trained_bundle(
+        seed,
+        FeatureSpec::identity_only(),
+        false,
+        "recsys-server test shop",
+    )
 }
 
 pub fn bundle() -> Bundle {
@@ -108,12 +92,22 @@ pub fn bundle() -> Bundle {
 /// (identity-anchored, weight 1) and the item cold-start refit: its model can represent a
 /// product added after training from its category.
 pub fn bundle_with_categories(seed: u64) -> Bundle {
-    use recsys_core::ColdStartRefit;
-    let mut source = shop(0);
-    let user_spec = FeatureSpec::identity_only().with_column(ColumnSpec::categorical("region"));
     let item_spec = FeatureSpec::identity_only()
         .with_column(ColumnSpec::categorical("category"))
         .with_metadata_weight(Some(1.0));
+    trained_bundle(
+        seed,
+        item_spec,
+        true,
+        "recsys-server test shop with categories",
+    )
+}
+
+/// A WARP model (8 components, 20 epochs) on [`shop`] with the user region and `item_spec`,
+/// refitted for item cold start when `refit`, as a bundle with 8 neighbours per product.
+fn trained_bundle(seed: u64, item_spec: FeatureSpec, refit: bool, description: &str) -> Bundle {
+    let mut source = shop(0);
+    let user_spec = FeatureSpec::identity_only().with_column(ColumnSpec::categorical("region"));
     let dataset = Dataset::from_source(&mut source, user_spec, item_spec).expect("dataset");
     let (train, _) = dataset
         .logged_interactions(InteractionOptions::binary())
@@ -127,13 +121,15 @@ pub fn bundle_with_categories(seed: u64) -> Bundle {
     let mut model =
         HybridModel::new(params, dataset.user_features(), dataset.item_features()).expect("model");
     model.fit(&train, FitOptions::epochs(20)).expect("fit");
-    model
-        .refit_cold_start(&train, &ColdStartRefit::new(0.1))
-        .expect("refit");
+    if refit {
+        model
+            .refit_cold_start(&train, &recsys_core::ColdStartRefit::new(0.1))
+            .expect("refit");
+    }
     BundleBuilder::new(model, &dataset, train)
         .products(source.products.iter().cloned())
         .neighbours(8)
-        .description("recsys-server test shop with categories")
+        .description(description)
         .build()
         .expect("bundle")
 }
